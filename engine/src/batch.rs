@@ -1,0 +1,372 @@
+//! [`SampleBatch`]: the unit of `append`, built with [`SampleBatchBuilder`] or from an Arrow
+//! `RecordBatch` ([`SampleBatch::from_record_batch`]).
+
+mod arrow_io;
+
+use std::collections::HashMap;
+
+pub use arrow_io::input_schema;
+
+use crate::error::{Error, Result};
+use crate::model::{
+    Function, FunctionId, Labels, Location, LocationId, Mapping, MappingId, ProfileType, SeriesId,
+    StackId, stack_id,
+};
+
+/// Index of a profile type within one batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ProfileTypeRef(pub u32);
+
+/// Index of a series within one batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SeriesRef(pub u32);
+
+/// Index of a stack within one batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct StackRef(pub u32);
+
+/// One sample as handed to [`SampleBatchBuilder::sample`].
+#[derive(Clone, Copy, Debug)]
+pub struct SampleRow {
+    /// The profile type.
+    pub profile_type: ProfileTypeRef,
+    /// The series.
+    pub series: SeriesRef,
+    /// When the profile was taken, nanoseconds since the Unix epoch.
+    pub timestamp_ns: i64,
+    /// How long the profile covers, in nanoseconds (0 for instant profiles).
+    pub duration_ns: i64,
+    /// The sampling period, in the profile type's period unit.
+    pub period: i64,
+    /// The stack.
+    pub stack: StackRef,
+    /// The value, in the profile type's sample unit.
+    pub value: i64,
+}
+
+/// Symbol definitions carried by a batch, each listed once.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Symbols {
+    /// Mappings.
+    pub mappings: Vec<Mapping>,
+    /// Functions.
+    pub functions: Vec<Function>,
+    /// Locations.
+    pub locations: Vec<Location>,
+    /// Stacks: location IDs, leaf first.
+    pub stacks: Vec<Vec<LocationId>>,
+}
+
+/// Columns of the samples, one entry per sample.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct SampleColumns {
+    pub profile_type: Vec<u32>,
+    pub series: Vec<u32>,
+    pub timestamp: Vec<i64>,
+    pub duration: Vec<i64>,
+    pub period: Vec<i64>,
+    /// Index into `Symbols::stacks`.
+    pub stack: Vec<u32>,
+    pub value: Vec<i64>,
+}
+
+impl SampleColumns {
+    pub fn len(&self) -> usize {
+        self.value.len()
+    }
+
+    fn push(&mut self, r: &SampleRow) {
+        self.profile_type.push(r.profile_type.0);
+        self.series.push(r.series.0);
+        self.timestamp.push(r.timestamp_ns);
+        self.duration.push(r.duration_ns);
+        self.period.push(r.period);
+        self.stack.push(r.stack.0);
+        self.value.push(r.value);
+    }
+}
+
+/// A self-contained batch of samples for one `append`: the profile types and series its samples
+/// use, the stacks and symbols they point to, and the samples. Every reference is checked when
+/// the batch is built; every ID is computed from content.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SampleBatch {
+    pub(crate) profile_types: Vec<ProfileType>,
+    pub(crate) series: Vec<Labels>,
+    pub(crate) series_ids: Vec<SeriesId>,
+    pub(crate) symbols: Symbols,
+    pub(crate) stack_ids: Vec<StackId>,
+    pub(crate) samples: SampleColumns,
+}
+
+impl SampleBatch {
+    /// Number of samples.
+    pub fn num_samples(&self) -> usize {
+        self.samples.len()
+    }
+
+    /// The series the samples belong to.
+    pub fn series(&self) -> &[Labels] {
+        &self.series
+    }
+
+    /// The profile types used.
+    pub fn profile_types(&self) -> &[ProfileType] {
+        &self.profile_types
+    }
+
+    /// The symbol definitions carried.
+    pub fn symbols(&self) -> &Symbols {
+        &self.symbols
+    }
+
+    /// The content-addressed ID of every stack in [`Symbols::stacks`], in order.
+    pub fn stack_ids(&self) -> &[StackId] {
+        &self.stack_ids
+    }
+
+    /// Assembles and checks a batch from parts (used by the builder and the WAL decoder).
+    pub(crate) fn from_parts(
+        profile_types: Vec<ProfileType>,
+        series: Vec<Labels>,
+        symbols: Symbols,
+        samples: SampleColumns,
+    ) -> Result<SampleBatch> {
+        let n = samples.len();
+        let cols = [
+            samples.profile_type.len(),
+            samples.series.len(),
+            samples.timestamp.len(),
+            samples.duration.len(),
+            samples.period.len(),
+            samples.stack.len(),
+        ];
+        if cols.iter().any(|&c| c != n) {
+            return Err(Error::batch("sample columns have different lengths"));
+        }
+        let mapping_ids: std::collections::HashSet<MappingId> =
+            symbols.mappings.iter().map(Mapping::id).collect();
+        let function_ids: std::collections::HashSet<FunctionId> =
+            symbols.functions.iter().map(Function::id).collect();
+        let mut location_ids = std::collections::HashSet::with_capacity(symbols.locations.len());
+        for loc in &symbols.locations {
+            if loc.mapping_id != MappingId::NONE && !mapping_ids.contains(&loc.mapping_id) {
+                return Err(Error::batch(format!(
+                    "location at address {:#x} refers to mapping {} which the batch does not define",
+                    loc.address, loc.mapping_id
+                )));
+            }
+            if let Some(line) = loc.lines.iter().find(|l| !function_ids.contains(&l.function_id)) {
+                return Err(Error::batch(format!(
+                    "location at address {:#x} refers to function {} which the batch does not define",
+                    loc.address, line.function_id
+                )));
+            }
+            location_ids.insert(loc.id());
+        }
+        let mut stack_ids = Vec::with_capacity(symbols.stacks.len());
+        for stack in &symbols.stacks {
+            if let Some(l) = stack.iter().find(|l| !location_ids.contains(l)) {
+                return Err(Error::batch(format!(
+                    "a stack refers to location {l} which the batch does not define"
+                )));
+            }
+            stack_ids.push(stack_id(stack));
+        }
+        let check = |col: &[u32], len: usize, what: &str| -> Result<()> {
+            match col.iter().find(|&&i| i as usize >= len) {
+                Some(i) => Err(Error::batch(format!(
+                    "a sample refers to {what} #{i} but the batch defines {len}"
+                ))),
+                None => Ok(()),
+            }
+        };
+        check(&samples.profile_type, profile_types.len(), "profile type")?;
+        check(&samples.series, series.len(), "series")?;
+        check(&samples.stack, symbols.stacks.len(), "stack")?;
+        let series_ids = series.iter().map(Labels::id).collect();
+        Ok(SampleBatch { profile_types, series, series_ids, symbols, stack_ids, samples })
+    }
+}
+
+/// Builds a [`SampleBatch`], interning profile types, series and symbols as they are added.
+///
+/// ```
+/// use strata_engine::{Function, Labels, Line, Location, ProfileType, SampleBatchBuilder, SampleRow};
+/// let mut b = SampleBatchBuilder::new();
+/// let pt = b.profile_type(&"process_cpu:cpu:nanoseconds:cpu:nanoseconds:delta".parse().unwrap());
+/// let series = b.series(Labels::new([("job", "api")]).unwrap());
+/// let main = b.function(Function { name: "main".into(), ..Default::default() });
+/// let loc = b.location(Location { lines: vec![Line { function_id: main, line: 3 }], ..Default::default() });
+/// let stack = b.stack(&[loc]);
+/// b.sample(SampleRow {
+///     profile_type: pt, series, timestamp_ns: 1_700_000_000_000_000_000, duration_ns: 10_000_000_000,
+///     period: 10_000_000, stack, value: 30_000_000,
+/// });
+/// let batch = b.build().unwrap();
+/// assert_eq!(batch.num_samples(), 1);
+/// ```
+#[derive(Debug, Default)]
+pub struct SampleBatchBuilder {
+    profile_types: Vec<ProfileType>,
+    profile_type_index: HashMap<ProfileType, u32>,
+    series: Vec<Labels>,
+    series_index: HashMap<Labels, u32>,
+    symbols: Symbols,
+    mapping_index: HashMap<MappingId, u32>,
+    function_index: HashMap<FunctionId, u32>,
+    location_index: HashMap<LocationId, u32>,
+    stack_index: HashMap<StackId, u32>,
+    stack_ids: Vec<StackId>,
+    samples: SampleColumns,
+}
+
+impl SampleBatchBuilder {
+    /// An empty builder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Interns a profile type.
+    pub fn profile_type(&mut self, pt: &ProfileType) -> ProfileTypeRef {
+        if let Some(&i) = self.profile_type_index.get(pt) {
+            return ProfileTypeRef(i);
+        }
+        let i = self.profile_types.len() as u32;
+        self.profile_types.push(pt.clone());
+        self.profile_type_index.insert(pt.clone(), i);
+        ProfileTypeRef(i)
+    }
+
+    /// Interns a series.
+    pub fn series(&mut self, labels: Labels) -> SeriesRef {
+        if let Some(&i) = self.series_index.get(&labels) {
+            return SeriesRef(i);
+        }
+        let i = self.series.len() as u32;
+        self.series.push(labels.clone());
+        self.series_index.insert(labels, i);
+        SeriesRef(i)
+    }
+
+    /// Interns a mapping.
+    pub fn mapping(&mut self, m: Mapping) -> MappingId {
+        let id = m.id();
+        self.mapping_index.entry(id).or_insert_with(|| {
+            self.symbols.mappings.push(m);
+            self.symbols.mappings.len() as u32 - 1
+        });
+        id
+    }
+
+    /// Interns a function.
+    pub fn function(&mut self, f: Function) -> FunctionId {
+        let id = f.id();
+        self.function_index.entry(id).or_insert_with(|| {
+            self.symbols.functions.push(f);
+            self.symbols.functions.len() as u32 - 1
+        });
+        id
+    }
+
+    /// Interns a location. A symbolized version replaces an unsymbolized one with the same ID.
+    pub fn location(&mut self, l: Location) -> LocationId {
+        let id = l.id();
+        match self.location_index.get(&id) {
+            Some(&i) => {
+                let existing = &mut self.symbols.locations[i as usize];
+                if !existing.is_symbolized() && l.is_symbolized() {
+                    *existing = l;
+                }
+            }
+            None => {
+                self.location_index.insert(id, self.symbols.locations.len() as u32);
+                self.symbols.locations.push(l);
+            }
+        }
+        id
+    }
+
+    /// Interns a stack of locations, leaf first.
+    pub fn stack(&mut self, locations: &[LocationId]) -> StackRef {
+        let id = stack_id(locations);
+        if let Some(&i) = self.stack_index.get(&id) {
+            return StackRef(i);
+        }
+        let i = self.symbols.stacks.len() as u32;
+        self.symbols.stacks.push(locations.to_vec());
+        self.stack_ids.push(id);
+        self.stack_index.insert(id, i);
+        StackRef(i)
+    }
+
+    /// The content-addressed ID of an interned stack.
+    pub fn stack_id(&self, stack: StackRef) -> StackId {
+        self.stack_ids[stack.0 as usize]
+    }
+
+    /// The stack with this ID, if interned.
+    pub fn stack_ref(&self, id: StackId) -> Option<StackRef> {
+        self.stack_index.get(&id).map(|&i| StackRef(i))
+    }
+
+    /// Adds one sample.
+    pub fn sample(&mut self, row: SampleRow) {
+        self.samples.push(&row);
+    }
+
+    /// Number of samples added so far.
+    pub fn num_samples(&self) -> usize {
+        self.samples.len()
+    }
+
+    /// Checks every reference and returns the batch.
+    pub fn build(self) -> Result<SampleBatch> {
+        SampleBatch::from_parts(self.profile_types, self.series, self.symbols, self.samples)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Line;
+
+    #[test]
+    fn build_checks_references() {
+        let mut b = SampleBatchBuilder::new();
+        let pt = b.profile_type(&"a:b:c:d:e".parse().unwrap());
+        let s = b.series(Labels::new([("x", "1")]).unwrap());
+        // A location naming a function the batch never defined.
+        let loc = b.location(Location {
+            lines: vec![Line { function_id: FunctionId(42), line: 1 }],
+            ..Default::default()
+        });
+        let st = b.stack(&[loc]);
+        b.sample(SampleRow {
+            profile_type: pt,
+            series: s,
+            timestamp_ns: 1,
+            duration_ns: 0,
+            period: 1,
+            stack: st,
+            value: 1,
+        });
+        let err = b.build().unwrap_err();
+        assert!(err.to_string().contains("does not define"), "{err}");
+    }
+
+    #[test]
+    fn interning_dedupes() {
+        let mut b = SampleBatchBuilder::new();
+        let f1 = b.function(Function { name: "f".into(), ..Default::default() });
+        let f2 = b.function(Function { name: "f".into(), ..Default::default() });
+        assert_eq!(f1, f2);
+        let l = b.location(Location { lines: vec![Line { function_id: f1, line: 1 }], ..Default::default() });
+        let a = b.stack(&[l]);
+        let c = b.stack(&[l]);
+        assert_eq!(a, c);
+        let batch = b.build().unwrap();
+        assert_eq!(batch.symbols().functions.len(), 1);
+        assert_eq!(batch.symbols().stacks.len(), 1);
+    }
+}

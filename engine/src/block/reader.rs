@@ -1,0 +1,251 @@
+//! Reading blocks: pruned sample scans and symbol lookups.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
+use arrow::compute::filter_record_batch;
+use arrow::datatypes::{Int32Type, Int64Type, UInt64Type};
+use futures::TryStreamExt;
+use object_store::ObjectStore;
+use parquet::arrow::ParquetRecordBatchStreamBuilder;
+use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
+
+use super::object_reader::BlockFileReader;
+use super::schema::samples_schema;
+use super::{BlockHandle, block_path, files};
+use crate::error::{Error, Result};
+use crate::model::{
+    Function, FunctionId, Line, Location, LocationId, Mapping, MappingId, ProfileType, StackId,
+};
+use crate::scan::{TimeRange, scan_schema};
+use crate::symbol_tables::SymbolTables;
+
+fn corrupt(block: &BlockHandle, file: &str) -> impl FnOnce(parquet::errors::ParquetError) -> Error {
+    let (block, file) = (block.id().to_owned(), file.to_owned());
+    move |e| Error::CorruptBlock { block, file, reason: e.to_string() }
+}
+
+async fn open_reader(
+    store: &Arc<dyn ObjectStore>,
+    block: &BlockHandle,
+    file: &str,
+) -> Result<ParquetRecordBatchStreamBuilder<BlockFileReader>> {
+    let reader = BlockFileReader::new(store.clone(), block_path(block.id(), file), block.file_size(file));
+    ParquetRecordBatchStreamBuilder::new(reader).await.map_err(corrupt(block, file))
+}
+
+/// Reads every batch of one of the block's files.
+async fn read_file(store: &Arc<dyn ObjectStore>, block: &BlockHandle, file: &str) -> Result<Vec<RecordBatch>> {
+    let stream = open_reader(store, block, file).await?.build().map_err(corrupt(block, file))?;
+    stream.try_collect().await.map_err(corrupt(block, file))
+}
+
+/// Samples of `pt` for the given series (sorted ids) in `range`, in scan schema. Row groups are
+/// pruned by their statistics on profile type, series id and timestamp before any is read.
+pub(crate) async fn scan_block(
+    store: &Arc<dyn ObjectStore>,
+    block: &BlockHandle,
+    pt: &ProfileType,
+    series: &[u64],
+    range: TimeRange,
+) -> Result<Vec<RecordBatch>> {
+    let file = files::SAMPLES;
+    let builder = open_reader(store, block, file).await?;
+    let meta = builder.metadata().clone();
+    let pt_name = pt.to_string();
+    let schema = samples_schema();
+    let groups = meta.row_groups();
+    let stat = |col: &str| -> Result<(arrow::array::ArrayRef, arrow::array::ArrayRef)> {
+        let conv = StatisticsConverter::try_new(col, &schema, meta.file_metadata().schema_descr())
+            .map_err(corrupt(block, file))?;
+        Ok((
+            conv.row_group_mins(groups.iter()).map_err(corrupt(block, file))?,
+            conv.row_group_maxes(groups.iter()).map_err(corrupt(block, file))?,
+        ))
+    };
+    let (pt_min, pt_max) = stat("profile_type")?;
+    let (s_min, s_max) = stat("series_id")?;
+    let (t_min, t_max) = stat("timestamp_ns")?;
+    let string_at = |a: &arrow::array::ArrayRef, i: usize| -> Option<String> {
+        if a.is_null(i) {
+            return None;
+        }
+        match a.data_type() {
+            arrow::datatypes::DataType::Utf8 => Some(a.as_string::<i32>().value(i).to_owned()),
+            arrow::datatypes::DataType::Dictionary(..) => {
+                let d = a.as_dictionary::<Int32Type>();
+                let k = d.keys().value(i) as usize;
+                Some(d.values().as_string::<i32>().value(k).to_owned())
+            }
+            _ => None,
+        }
+    };
+    let u64_at = |a: &arrow::array::ArrayRef, i: usize| {
+        (!a.is_null(i)).then(|| a.as_primitive::<UInt64Type>().value(i))
+    };
+    let i64_at = |a: &arrow::array::ArrayRef, i: usize| {
+        (!a.is_null(i)).then(|| a.as_primitive::<Int64Type>().value(i))
+    };
+    let mut selected = Vec::new();
+    for i in 0..groups.len() {
+        let pt_ok = match (string_at(&pt_min, i), string_at(&pt_max, i)) {
+            (Some(lo), Some(hi)) => lo.as_str() <= pt_name.as_str() && pt_name.as_str() <= hi.as_str(),
+            _ => true,
+        };
+        let series_ok = match (u64_at(&s_min, i), u64_at(&s_max, i)) {
+            (Some(lo), Some(hi)) => {
+                let p = series.partition_point(|&s| s < lo);
+                p < series.len() && series[p] <= hi
+            }
+            _ => true,
+        };
+        let time_ok = match (i64_at(&t_min, i), i64_at(&t_max, i)) {
+            (Some(lo), Some(hi)) => range.overlaps(lo, hi),
+            _ => true,
+        };
+        if pt_ok && series_ok && time_ok {
+            selected.push(i);
+        }
+    }
+    if selected.is_empty() {
+        return Ok(Vec::new());
+    }
+    let stream = builder.with_row_groups(selected).build().map_err(corrupt(block, file))?;
+    let batches: Vec<RecordBatch> = stream.try_collect().await.map_err(corrupt(block, file))?;
+    let wanted: HashSet<u64> = series.iter().copied().collect();
+    let mut out = Vec::with_capacity(batches.len());
+    for b in batches {
+        let dict = b.column(0).as_dictionary::<Int32Type>();
+        let names = dict.values().as_string::<i32>();
+        let key_ok: Vec<bool> = (0..names.len()).map(|k| names.value(k) == pt_name).collect();
+        let keys = dict.keys();
+        let sid = b.column(1).as_primitive::<UInt64Type>();
+        let ts = b.column(2).as_primitive::<Int64Type>();
+        let mask: BooleanArray = (0..b.num_rows())
+            .map(|r| {
+                Some(
+                    key_ok[keys.value(r) as usize]
+                        && range.contains(ts.value(r))
+                        && wanted.contains(&sid.value(r)),
+                )
+            })
+            .collect();
+        let kept = filter_record_batch(&b, &mask).map_err(Error::arrow("filtering samples"))?;
+        if kept.num_rows() == 0 {
+            continue;
+        }
+        let projected = RecordBatch::try_new(scan_schema(), kept.columns()[1..].to_vec())
+            .map_err(Error::arrow("projecting samples"))?;
+        out.push(projected);
+    }
+    Ok(out)
+}
+
+/// Every sample of the block, in block layout.
+pub(crate) async fn read_all_samples(store: &Arc<dyn ObjectStore>, block: &BlockHandle) -> Result<Vec<RecordBatch>> {
+    read_file(store, block, files::SAMPLES).await
+}
+
+/// Which symbols [`read_symbols`] returns.
+pub(crate) enum SymbolFilter<'a> {
+    /// Everything in the block.
+    All,
+    /// These stacks, these locations, and every location, function and mapping they reach.
+    Only { stacks: &'a HashSet<StackId>, locations: &'a HashSet<LocationId> },
+}
+
+/// Reads the block's symbol tables, filtered.
+pub(crate) async fn read_symbols(
+    store: &Arc<dyn ObjectStore>,
+    block: &BlockHandle,
+    filter: SymbolFilter<'_>,
+) -> Result<SymbolTables> {
+    let (stacks, extra_locations) = match filter {
+        SymbolFilter::All => (None, None),
+        SymbolFilter::Only { stacks, locations } => (Some(stacks), Some(locations)),
+    };
+    let mut out = SymbolTables::default();
+    for b in read_file(store, block, files::STACKS).await? {
+        let ids = b.column(0).as_primitive::<UInt64Type>();
+        let lists = b.column(1).as_list::<i32>();
+        for r in 0..b.num_rows() {
+            let id = StackId(ids.value(r));
+            if stacks.is_some_and(|s| !s.contains(&id)) {
+                continue;
+            }
+            let locs = lists.value(r);
+            let locs = locs.as_primitive::<UInt64Type>();
+            out.stacks.insert(id, locs.values().iter().map(|&l| LocationId(l)).collect());
+        }
+    }
+    let wanted_locs: Option<HashSet<LocationId>> = extra_locations.map(|extra| {
+        out.stacks.values().flatten().chain(extra.iter()).copied().collect()
+    });
+    let mut functions_wanted = HashSet::new();
+    let mut mappings_wanted = HashSet::new();
+    for b in read_file(store, block, files::LOCATIONS).await? {
+        let ids = b.column(0).as_primitive::<UInt64Type>();
+        let mids = b.column(1).as_primitive::<UInt64Type>();
+        let addrs = b.column(2).as_primitive::<UInt64Type>();
+        let lines = b.column(3).as_list::<i32>();
+        for r in 0..b.num_rows() {
+            let id = LocationId(ids.value(r));
+            if wanted_locs.as_ref().is_some_and(|w| !w.contains(&id)) {
+                continue;
+            }
+            let l = lines.value(r);
+            let l = l.as_struct();
+            let fids = l.column(0).as_primitive::<UInt64Type>();
+            let nums = l.column(1).as_primitive::<Int64Type>();
+            let lines: Vec<Line> = (0..l.len())
+                .map(|i| Line { function_id: FunctionId(fids.value(i)), line: nums.value(i) })
+                .collect();
+            functions_wanted.extend(lines.iter().map(|x| x.function_id));
+            let mapping_id = MappingId(mids.value(r));
+            mappings_wanted.insert(mapping_id);
+            out.insert_location(id, Location { mapping_id, address: addrs.value(r), lines });
+        }
+    }
+    let all = stacks.is_none();
+    for b in read_file(store, block, files::FUNCTIONS).await? {
+        let ids = b.column(0).as_primitive::<UInt64Type>();
+        let s = |c: usize| b.column(c).as_string::<i32>();
+        let start = b.column(4).as_primitive::<Int64Type>();
+        for r in 0..b.num_rows() {
+            let id = FunctionId(ids.value(r));
+            if all || functions_wanted.contains(&id) {
+                out.functions.insert(
+                    id,
+                    Function {
+                        name: s(1).value(r).to_owned(),
+                        system_name: s(2).value(r).to_owned(),
+                        filename: s(3).value(r).to_owned(),
+                        start_line: start.value(r),
+                    },
+                );
+            }
+        }
+    }
+    for b in read_file(store, block, files::MAPPINGS).await? {
+        let ids = b.column(0).as_primitive::<UInt64Type>();
+        let s = |c: usize| b.column(c).as_string::<i32>();
+        let u = |c: usize| b.column(c).as_primitive::<UInt64Type>();
+        for r in 0..b.num_rows() {
+            let id = MappingId(ids.value(r));
+            if all || mappings_wanted.contains(&id) {
+                out.mappings.insert(
+                    id,
+                    Mapping {
+                        build_id: s(1).value(r).to_owned(),
+                        filename: s(2).value(r).to_owned(),
+                        memory_start: u(3).value(r),
+                        memory_limit: u(4).value(r),
+                        file_offset: u(5).value(r),
+                    },
+                );
+            }
+        }
+    }
+    Ok(out)
+}

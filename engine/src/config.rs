@@ -1,0 +1,317 @@
+//! Engine configuration: serde structs with a documented default for every field and
+//! [`EngineConfig::validate`].
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Everything the engine can be told. `EngineConfig::default()` is a working local setup
+/// storing under `./data`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineConfig {
+    /// Directory for the WAL, the lock file and (unless `storage.url` is set) the blocks.
+    /// Default: `./data`.
+    pub data_dir: PathBuf,
+    /// Where blocks live.
+    pub storage: StorageConfig,
+    /// Write-ahead log.
+    pub wal: WalConfig,
+    /// In-memory head.
+    pub head: HeadConfig,
+    /// Block (Parquet) layout.
+    pub block: BlockConfig,
+    /// Background compaction.
+    pub compaction: CompactionConfig,
+    /// Background retention.
+    pub retention: RetentionConfig,
+    /// Input limits.
+    pub limits: LimitsConfig,
+    /// Whether `Engine::open` starts the background task that flushes the head on age,
+    /// compacts and applies retention. Default: `true`. Tests and embedders that want to drive
+    /// maintenance by hand set it to `false`.
+    pub background: bool,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            data_dir: PathBuf::from("./data"),
+            storage: StorageConfig::default(),
+            wal: WalConfig::default(),
+            head: HeadConfig::default(),
+            block: BlockConfig::default(),
+            compaction: CompactionConfig::default(),
+            retention: RetentionConfig::default(),
+            limits: LimitsConfig::default(),
+            background: true,
+        }
+    }
+}
+
+impl EngineConfig {
+    /// A default config storing under `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        EngineConfig { data_dir: data_dir.into(), ..Default::default() }
+    }
+
+    /// Checks every field; the error names the first bad field.
+    pub fn validate(&self) -> Result<()> {
+        fn positive(field: &'static str, v: u64) -> Result<()> {
+            if v == 0 {
+                return Err(Error::InvalidConfig { field, reason: "must be greater than 0".into() });
+            }
+            Ok(())
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(Error::InvalidConfig { field: "data_dir", reason: "must not be empty".into() });
+        }
+        if let Some(url) = &self.storage.url {
+            url::Url::parse(url).map_err(|e| Error::InvalidConfig {
+                field: "storage.url",
+                reason: format!("{url:?} is not a URL: {e}"),
+            })?;
+        }
+        positive("wal.segment_bytes", self.wal.segment_bytes)?;
+        positive("wal.max_record_bytes", self.wal.max_record_bytes)?;
+        if self.wal.max_record_bytes > u32::MAX as u64 {
+            return Err(Error::InvalidConfig {
+                field: "wal.max_record_bytes",
+                reason: "must fit the 32-bit record length".into(),
+            });
+        }
+        positive("wal.sync_interval", self.wal.sync_interval.as_millis() as u64)?;
+        positive("head.max_bytes", self.head.max_bytes)?;
+        positive("head.max_age", self.head.max_age.as_millis() as u64)?;
+        positive("head.max_series", self.head.max_series)?;
+        positive("head.check_interval", self.head.check_interval.as_millis() as u64)?;
+        positive("block.row_group_rows", self.block.row_group_rows as u64)?;
+        if !(1..=22).contains(&self.block.zstd_level) {
+            return Err(Error::InvalidConfig {
+                field: "block.zstd_level",
+                reason: format!("{} is outside 1..=22", self.block.zstd_level),
+            });
+        }
+        positive("compaction.interval", self.compaction.interval.as_millis() as u64)?;
+        positive("compaction.max_block_samples", self.compaction.max_block_samples)?;
+        if self.compaction.max_sources < 2 {
+            return Err(Error::InvalidConfig {
+                field: "compaction.max_sources",
+                reason: "must be at least 2".into(),
+            });
+        }
+        positive("retention.interval", self.retention.interval.as_millis() as u64)?;
+        positive("limits.max_labels_per_series", self.limits.max_labels_per_series)?;
+        positive("limits.max_label_name_bytes", self.limits.max_label_name_bytes)?;
+        positive("limits.max_label_value_bytes", self.limits.max_label_value_bytes)?;
+        positive("limits.max_batch_samples", self.limits.max_batch_samples)?;
+        Ok(())
+    }
+}
+
+/// Where blocks are stored.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// An `object_store` URL such as `s3://bucket/prefix` or `file:///srv/strata`. Default:
+    /// unset, meaning the local directory `<data_dir>` (blocks under `<data_dir>/blocks/`).
+    pub url: Option<String>,
+    /// Options passed to the object store builder, e.g. `aws_endpoint`, `aws_region`,
+    /// `aws_access_key_id`, `aws_allow_http`. Default: empty (the environment is also read).
+    pub options: BTreeMap<String, String>,
+}
+
+/// When the WAL calls `fdatasync`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FsyncPolicy {
+    /// After every group commit, before `append` returns: acknowledged data survives power loss.
+    Always,
+    /// Every `wal.sync_interval`: `append` returns after the write; a power loss (not a process
+    /// crash) may lose up to one interval.
+    Periodic,
+    /// Never; the operating system decides. Only for benchmarks and throwaway data.
+    Never,
+}
+
+/// Write-ahead log settings. The WAL always lives on local disk under `<data_dir>/wal/`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WalConfig {
+    /// Fsync policy. Default: `always`.
+    pub fsync: FsyncPolicy,
+    /// Interval for `fsync: periodic`. Default: `1s`.
+    #[serde(with = "humantime_serde")]
+    pub sync_interval: Duration,
+    /// A segment is closed and a new one started past this size. Default: 64 MiB.
+    pub segment_bytes: u64,
+    /// Largest encoded batch accepted (bigger appends are refused). Default: 256 MiB.
+    pub max_record_bytes: u64,
+    /// A group commit writes at most this many bytes before syncing. Default: 16 MiB.
+    pub group_commit_bytes: u64,
+}
+
+impl Default for WalConfig {
+    fn default() -> Self {
+        WalConfig {
+            fsync: FsyncPolicy::Always,
+            sync_interval: Duration::from_secs(1),
+            segment_bytes: 64 << 20,
+            max_record_bytes: 256 << 20,
+            group_commit_bytes: 16 << 20,
+        }
+    }
+}
+
+/// In-memory head settings.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HeadConfig {
+    /// Byte budget: the head is flushed to a block when it holds this much. Appends wait when a
+    /// second head fills up while the first is still being flushed. Default: 256 MiB.
+    pub max_bytes: u64,
+    /// The head is flushed when its first sample arrived this long ago. Default: `10m`.
+    #[serde(with = "humantime_serde")]
+    pub max_age: Duration,
+    /// Most distinct series one head holds; appends beyond are refused. Default: 1,000,000.
+    pub max_series: u64,
+    /// How often the background task checks the head's age. Default: `1s`.
+    #[serde(with = "humantime_serde")]
+    pub check_interval: Duration,
+}
+
+impl Default for HeadConfig {
+    fn default() -> Self {
+        HeadConfig {
+            max_bytes: 256 << 20,
+            max_age: Duration::from_secs(600),
+            max_series: 1_000_000,
+            check_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Block layout settings.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BlockConfig {
+    /// Rows per Parquet row group of `samples.parquet`; smaller groups prune finer. Default: 65,536.
+    pub row_group_rows: usize,
+    /// zstd level for every Parquet column. Default: 3.
+    pub zstd_level: i32,
+}
+
+impl Default for BlockConfig {
+    fn default() -> Self {
+        BlockConfig { row_group_rows: 65_536, zstd_level: 3 }
+    }
+}
+
+/// Background compaction settings.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CompactionConfig {
+    /// Whether the background task compacts. Default: `true`.
+    pub enabled: bool,
+    /// How often it looks for work. Default: `1m`.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// A compacted block holds at most this many samples. Default: 50,000,000.
+    pub max_block_samples: u64,
+    /// A compacted block spans at most this much time. Default: `2h`.
+    #[serde(with = "humantime_serde")]
+    pub max_block_duration: Duration,
+    /// At most this many blocks merge into one. Default: 16.
+    pub max_sources: usize,
+}
+
+impl Default for CompactionConfig {
+    fn default() -> Self {
+        CompactionConfig {
+            enabled: true,
+            interval: Duration::from_secs(60),
+            max_block_samples: 50_000_000,
+            max_block_duration: Duration::from_secs(2 * 3600),
+            max_sources: 16,
+        }
+    }
+}
+
+/// Background retention settings. A block is dropped when its newest sample is older than
+/// `max_age`, or, oldest first, while all blocks together exceed `max_bytes`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Drop blocks older than this. Default: unset (keep forever).
+    #[serde(with = "humantime_serde")]
+    pub max_age: Option<Duration>,
+    /// Keep the blocks' total size under this many bytes. Default: unset (no bound).
+    pub max_bytes: Option<u64>,
+    /// How often retention runs. Default: `1m`.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig { max_age: None, max_bytes: None, interval: Duration::from_secs(60) }
+    }
+}
+
+/// Limits on what one append may carry.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Most labels in one series. Default: 64.
+    pub max_labels_per_series: u64,
+    /// Longest label name in bytes. Default: 1,024.
+    pub max_label_name_bytes: u64,
+    /// Longest label value in bytes. Default: 4,096.
+    pub max_label_value_bytes: u64,
+    /// Most samples in one append. Default: 10,000,000.
+    pub max_batch_samples: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_labels_per_series: 64,
+            max_label_name_bytes: 1024,
+            max_label_value_bytes: 4096,
+            max_batch_samples: 10_000_000,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_valid_and_round_trips_through_json() {
+        let c = EngineConfig::default();
+        c.validate().unwrap();
+        let json = serde_json::to_string(&c).unwrap();
+        let back: EngineConfig = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.head.max_bytes, c.head.max_bytes);
+        let partial: EngineConfig =
+            serde_json::from_str(r#"{"head": {"max_age": "30s"}, "wal": {"fsync": "never"}}"#).unwrap();
+        assert_eq!(partial.head.max_age, Duration::from_secs(30));
+        assert_eq!(partial.wal.fsync, FsyncPolicy::Never);
+    }
+
+    #[test]
+    fn validate_names_the_bad_field() {
+        let mut c = EngineConfig::default();
+        c.block.zstd_level = 40;
+        assert!(c.validate().unwrap_err().to_string().contains("block.zstd_level"));
+        let mut c = EngineConfig::default();
+        c.storage.url = Some("not a url".into());
+        assert!(c.validate().unwrap_err().to_string().contains("storage.url"));
+        assert!(serde_json::from_str::<EngineConfig>(r#"{"hed": {}}"#).is_err());
+    }
+}

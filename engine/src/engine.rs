@@ -1,0 +1,363 @@
+//! [`Engine`]: the store's entry point. Write path, flush and the shared state; reads, opening
+//! and maintenance live in the submodules.
+
+mod maintenance;
+mod open;
+mod read;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use object_store::ObjectStore;
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::{Notify, watch};
+use tracing::{debug, warn};
+
+pub use open::OpenReport;
+
+use crate::batch::SampleBatch;
+use crate::block::{self, BlockHandle, BlockMeta, BlockSource, encode_block};
+use crate::config::EngineConfig;
+use crate::error::{Error, Result};
+use crate::head::{Head, HeadStats, check_series_limit};
+use crate::wal::{Wal, encode_batch};
+
+/// The head currently taking appends, heads being flushed, and committed blocks.
+struct State {
+    active: Arc<RwLock<Head>>,
+    /// Heads rotated out and not yet in a block, oldest first, with the WAL segment number
+    /// below which their data lies.
+    frozen: Vec<(Arc<RwLock<Head>>, u64)>,
+    /// Committed blocks, sorted by (min time, id).
+    blocks: Vec<Arc<BlockHandle>>,
+}
+
+impl State {
+    fn heads(&self) -> Vec<Arc<RwLock<Head>>> {
+        let mut heads = vec![self.active.clone()];
+        heads.extend(self.frozen.iter().map(|(h, _)| h.clone()));
+        heads
+    }
+
+    fn sort_blocks(&mut self) {
+        self.blocks.sort_by(|a, b| {
+            (a.meta.min_time_ns, &a.meta.id).cmp(&(b.meta.min_time_ns, &b.meta.id))
+        });
+    }
+}
+
+pub(crate) struct Inner {
+    config: EngineConfig,
+    store: Arc<dyn ObjectStore>,
+    wal: Wal,
+    /// Appends hold it shared from WAL write to head apply; rotation holds it exclusively, so
+    /// a rotation never splits an append between the WAL segment and the head it belongs to.
+    gate: tokio::sync::RwLock<()>,
+    state: RwLock<State>,
+    flush_lock: tokio::sync::Mutex<()>,
+    maintenance_lock: tokio::sync::Mutex<()>,
+    flushed: Notify,
+    /// Blocks removed from the state, deleted once no reader holds them.
+    pending_deletes: Mutex<Vec<Arc<BlockHandle>>>,
+    closed: AtomicBool,
+    report: OpenReport,
+    shutdown: Mutex<Option<(watch::Sender<bool>, tokio::task::JoinHandle<()>)>>,
+    _lock: std::fs::File,
+}
+
+/// The durable columnar profile store.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use strata_engine::*;
+/// let dir = tempfile::tempdir().unwrap();
+/// let engine = Engine::open(EngineConfig::new(dir.path())).await.unwrap();
+///
+/// // Write: one CPU sample of `main` for series {job="api"}.
+/// let mut b = SampleBatchBuilder::new();
+/// let cpu: ProfileType = "process_cpu:cpu:nanoseconds:cpu:nanoseconds:delta".parse().unwrap();
+/// let pt = b.profile_type(&cpu);
+/// let series = b.series(Labels::new([("job", "api")]).unwrap());
+/// let main = b.function(Function { name: "main".into(), ..Default::default() });
+/// let loc = b.location(Location { lines: vec![Line { function_id: main, line: 3 }], ..Default::default() });
+/// let stack = b.stack(&[loc]);
+/// b.sample(SampleRow { profile_type: pt, series, timestamp_ns: 1_000, duration_ns: 10, period: 1, stack, value: 7 });
+/// engine.append(&b.build().unwrap()).await.unwrap(); // durable when this returns
+///
+/// // Read it back: scan, then resolve the stacks to symbols.
+/// let out = engine
+///     .scan(ScanRequest { profile_type: cpu.clone(), matchers: vec![LabelMatcher::equal("job", "api")], range: TimeRange::ALL })
+///     .await
+///     .unwrap();
+/// let batches = out.collect().await.unwrap();
+/// assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
+/// assert_eq!(engine.label_values("job", None, &[], TimeRange::ALL).await.unwrap(), vec!["api"]);
+///
+/// engine.flush().await.unwrap(); // head -> Parquet block
+/// engine.close().await.unwrap();
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+/// Counters describing the whole store.
+#[derive(Clone, Debug, Default)]
+pub struct EngineStats {
+    /// The heads (taking appends and being flushed), summed.
+    pub head: HeadStats,
+    /// Committed blocks.
+    pub blocks: u64,
+    /// Samples in blocks.
+    pub block_samples: u64,
+    /// Bytes of block files.
+    pub block_bytes: u64,
+    /// Bytes of `samples.parquet` files.
+    pub block_sample_bytes: u64,
+    /// Bytes of WAL segments on disk.
+    pub wal_bytes: u64,
+}
+
+impl Engine {
+    /// Opens (or creates) the store described by `config`: takes the data directory lock, loads
+    /// block metadata and indexes, replays the WAL, and (if `config.background`) starts the
+    /// maintenance task on the current Tokio runtime.
+    pub async fn open(config: EngineConfig) -> Result<Engine> {
+        open::open(config, None).await
+    }
+
+    /// Like [`Engine::open`], with blocks in the given object store instead of the one the
+    /// config names.
+    pub async fn open_with_store(config: EngineConfig, store: Arc<dyn ObjectStore>) -> Result<Engine> {
+        open::open(config, Some(store)).await
+    }
+
+    /// What opening found: WAL replay, quarantined and cleaned-up blocks.
+    pub fn open_report(&self) -> &OpenReport {
+        &self.inner.report
+    }
+
+    /// Appends a batch; returns once it is in the WAL (synced per `wal.fsync`) and in the head.
+    /// A refused batch (limits) leaves the store unchanged.
+    pub async fn append(&self, batch: &SampleBatch) -> Result<()> {
+        self.inner.append(batch).await
+    }
+
+    /// Flushes the head to a block now (and any head whose earlier flush failed). Returns the
+    /// new block's metadata, or `None` when the head was empty.
+    pub async fn flush(&self) -> Result<Option<BlockMeta>> {
+        self.inner.flush().await
+    }
+
+    /// Metadata of every committed block, oldest first.
+    pub fn blocks(&self) -> Vec<BlockMeta> {
+        self.inner.state.read().blocks.iter().map(|b| b.meta.clone()).collect()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> EngineStats {
+        let st = self.inner.state.read();
+        let mut s = EngineStats::default();
+        for h in st.heads() {
+            let hs = h.read().stats();
+            s.head.samples += hs.samples;
+            s.head.series += hs.series;
+            s.head.stacks += hs.stacks;
+            s.head.sample_bytes += hs.sample_bytes;
+            s.head.other_bytes += hs.other_bytes;
+            s.head.min_time = min_opt(s.head.min_time, hs.min_time, i64::min);
+            s.head.max_time = min_opt(s.head.max_time, hs.max_time, i64::max);
+        }
+        s.blocks = st.blocks.len() as u64;
+        for b in &st.blocks {
+            s.block_samples += b.meta.num_samples;
+            s.block_bytes += b.meta.total_bytes();
+            s.block_sample_bytes += b.file_size(block::files::SAMPLES);
+        }
+        drop(st);
+        s.wal_bytes = self.inner.wal.disk_bytes();
+        s
+    }
+
+    /// Stops background work and syncs and closes the WAL. Appends after this fail.
+    pub async fn close(&self) -> Result<()> {
+        self.inner.closed.store(true, Ordering::SeqCst);
+        let task = self.inner.shutdown.lock().take();
+        if let Some((tx, handle)) = task {
+            let _ = tx.send(true);
+            let _ = handle.await;
+        }
+        let _g = self.inner.gate.write().await;
+        let synced = self.inner.wal.sync().await;
+        self.inner.wal.close();
+        match synced {
+            Err(Error::WalUnavailable { .. }) | Ok(()) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn min_opt(a: Option<i64>, b: Option<i64>, f: fn(i64, i64) -> i64) -> Option<i64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(f(x, y)),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
+
+impl Inner {
+    fn check_limits(&self, batch: &SampleBatch) -> Result<()> {
+        let l = &self.config.limits;
+        let n = batch.num_samples() as u64;
+        if n > l.max_batch_samples {
+            return Err(Error::LimitExceeded { limit: "limits.max_batch_samples", value: n, max: l.max_batch_samples });
+        }
+        for s in batch.series() {
+            if s.len() as u64 > l.max_labels_per_series {
+                return Err(Error::LimitExceeded {
+                    limit: "limits.max_labels_per_series",
+                    value: s.len() as u64,
+                    max: l.max_labels_per_series,
+                });
+            }
+            for label in s.iter() {
+                if label.name.len() as u64 > l.max_label_name_bytes {
+                    return Err(Error::LimitExceeded {
+                        limit: "limits.max_label_name_bytes",
+                        value: label.name.len() as u64,
+                        max: l.max_label_name_bytes,
+                    });
+                }
+                if label.value.len() as u64 > l.max_label_value_bytes {
+                    return Err(Error::LimitExceeded {
+                        limit: "limits.max_label_value_bytes",
+                        value: label.value.len() as u64,
+                        max: l.max_label_value_bytes,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn append(self: &Arc<Self>, batch: &SampleBatch) -> Result<()> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(Error::WalUnavailable { reason: "the engine is closed".into() });
+        }
+        self.check_limits(batch)?;
+        let mut payload = Vec::with_capacity(64 + batch.num_samples() * 8);
+        encode_batch(batch, &mut payload);
+        if payload.len() as u64 > self.config.wal.max_record_bytes {
+            return Err(Error::LimitExceeded {
+                limit: "wal.max_record_bytes",
+                value: payload.len() as u64,
+                max: self.config.wal.max_record_bytes,
+            });
+        }
+        self.wait_for_room().await;
+        let _gate = self.gate.read().await;
+        let active = self.state.read().active.clone();
+        check_series_limit(&active.read(), batch, self.config.head.max_series)?;
+        let durable = self.wal.append(payload)?;
+        durable
+            .await
+            .map_err(|_| Error::WalUnavailable { reason: "writer thread stopped".into() })??;
+        let bytes = {
+            let mut head = active.write();
+            head.apply(batch);
+            head.bytes()
+        };
+        drop(_gate);
+        if bytes >= self.config.head.max_bytes {
+            self.flush_in_background();
+        }
+        Ok(())
+    }
+
+    /// Backpressure: while the active head is over budget and an older head is still being
+    /// flushed, wait for that flush.
+    async fn wait_for_room(self: &Arc<Self>) {
+        loop {
+            let notified = self.flushed.notified();
+            let (over, flushing) = {
+                let st = self.state.read();
+                (st.active.read().bytes() >= self.config.head.max_bytes, !st.frozen.is_empty())
+            };
+            if !over {
+                return;
+            }
+            if !flushing {
+                self.flush_in_background();
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    fn flush_in_background(self: &Arc<Self>) {
+        if self.flush_lock.try_lock().is_err() {
+            return; // a flush is already under way
+        }
+        let inner = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = inner.flush().await {
+                warn!(error = %e, "background flush failed; the data stays in the WAL and the head");
+            }
+        });
+    }
+
+    async fn flush(self: &Arc<Self>) -> Result<Option<BlockMeta>> {
+        let _flush = self.flush_lock.lock().await;
+        // Heads whose earlier flush failed go first, in order, so WAL coverage stays contiguous.
+        let earlier: Vec<(Arc<RwLock<Head>>, u64)> = self.state.read().frozen.clone();
+        for (head, upto) in earlier {
+            self.flush_frozen(head, upto).await?;
+        }
+        let (head, upto) = {
+            let _gate = self.gate.write().await;
+            if self.state.read().active.read().is_empty() {
+                return Ok(None);
+            }
+            let upto = self.wal.rotate().await?;
+            let mut st = self.state.write();
+            let old = std::mem::replace(&mut st.active, Arc::new(RwLock::new(Head::new())));
+            st.frozen.push((old.clone(), upto));
+            (old, upto)
+        };
+        self.flush_frozen(head, upto).await.map(Some)
+    }
+
+    async fn flush_frozen(self: &Arc<Self>, head: Arc<RwLock<Head>>, upto: u64) -> Result<BlockMeta> {
+        let config = self.config.block.clone();
+        let h = head.clone();
+        let encoded = tokio::task::spawn_blocking(move || {
+            let head = h.read();
+            let series = head.series_map();
+            let symbols = head.symbol_tables();
+            let src = BlockSource {
+                id: ulid::Ulid::new().to_string(),
+                series: &series,
+                symbols: &symbols,
+                level: 0,
+                sources: Vec::new(),
+                wal_segment_upto: upto,
+            };
+            encode_block(&config, src, head.sorted_block_batches())
+        })
+        .await
+        .map_err(|e| Error::batch(format!("flush task failed: {e}")))??;
+        let handle = block::upload(&*self.store, encoded).await?;
+        let meta = handle.meta.clone();
+        {
+            let mut st = self.state.write();
+            st.frozen.retain(|(h, _)| !Arc::ptr_eq(h, &head));
+            st.blocks.push(handle);
+            st.sort_blocks();
+        }
+        self.wal.delete_below(upto)?;
+        self.flushed.notify_waiters();
+        debug!(block = %meta.id, samples = meta.num_samples, bytes = meta.total_bytes(), "flushed head");
+        Ok(meta)
+    }
+}

@@ -1,0 +1,158 @@
+//! Opening the store: lock, block recovery (superseded, incomplete and damaged blocks), WAL
+//! replay, background task.
+
+use std::collections::HashSet;
+use std::fs;
+use std::sync::Arc;
+
+use object_store::ObjectStore;
+use object_store::local::LocalFileSystem;
+use object_store::prefix::PrefixStore;
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::{Notify, watch};
+use tracing::{info, warn};
+
+use super::{Engine, Inner, State, maintenance};
+use crate::block::{self, list_blocks, load_meta, open_block, quarantine_block};
+use crate::config::EngineConfig;
+use crate::error::{Error, Result};
+use crate::head::Head;
+use crate::wal::{ReplayReport, Wal};
+
+/// What [`Engine::open`] found and did.
+#[derive(Clone, Debug, Default)]
+pub struct OpenReport {
+    /// WAL replay.
+    pub replay: ReplayReport,
+    /// Blocks loaded.
+    pub blocks: usize,
+    /// Blocks moved to `quarantine/` and why.
+    pub quarantined_blocks: Vec<(String, String)>,
+    /// Prefixes without `meta.json` (interrupted writes) that were deleted.
+    pub removed_incomplete: Vec<String>,
+    /// Blocks already replaced by a compacted block (interrupted compaction) that were deleted.
+    pub removed_superseded: Vec<String>,
+}
+
+fn build_store(config: &EngineConfig) -> Result<Arc<dyn ObjectStore>> {
+    match &config.storage.url {
+        None => {
+            let local = LocalFileSystem::new_with_prefix(&config.data_dir).map_err(|e| Error::InvalidStoreUrl {
+                url: config.data_dir.display().to_string(),
+                reason: e.to_string(),
+            })?;
+            Ok(Arc::new(local))
+        }
+        Some(url) => {
+            let invalid = |reason: String| Error::InvalidStoreUrl { url: url.clone(), reason };
+            let parsed = url::Url::parse(url).map_err(|e| invalid(e.to_string()))?;
+            let (store, prefix) = object_store::parse_url_opts(&parsed, config.storage.options.iter())
+                .map_err(|e| invalid(e.to_string()))?;
+            if prefix.as_ref().is_empty() {
+                Ok(Arc::from(store))
+            } else {
+                Ok(Arc::new(PrefixStore::new(store, prefix)))
+            }
+        }
+    }
+}
+
+pub(super) async fn open(config: EngineConfig, store: Option<Arc<dyn ObjectStore>>) -> Result<Engine> {
+    config.validate()?;
+    let dir = &config.data_dir;
+    fs::create_dir_all(dir).map_err(Error::io(dir))?;
+    let lock_path = dir.join("LOCK");
+    let lock = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(Error::io(&lock_path))?;
+    lock.try_lock().map_err(|_| Error::Locked { path: lock_path.clone() })?;
+    let store = match store {
+        Some(s) => s,
+        None => build_store(&config)?,
+    };
+    let mut report = OpenReport::default();
+
+    let listing = list_blocks(&*store).await?;
+    let mut metas = Vec::new();
+    for id in &listing.committed {
+        match load_meta(&*store, id).await {
+            Ok(m) => metas.push(m),
+            Err(e) => quarantine(&*store, id, e, &mut report).await?,
+        }
+    }
+    // A compacted block lists what it replaced; any of those still present is an interrupted
+    // compaction's leftover.
+    let superseded: HashSet<String> = metas.iter().flat_map(|m| m.sources.iter().cloned()).collect();
+    for id in listing.committed.iter().chain(&listing.incomplete).filter(|id| superseded.contains(*id)) {
+        block::delete_block(&*store, id).await?;
+        report.removed_superseded.push(id.clone());
+    }
+    metas.retain(|m| !superseded.contains(&m.id));
+    for id in listing.incomplete.iter().filter(|id| !superseded.contains(*id)) {
+        block::delete_block(&*store, id).await?;
+        report.removed_incomplete.push(id.clone());
+    }
+    let mut blocks = Vec::with_capacity(metas.len());
+    for meta in metas {
+        let id = meta.id.clone();
+        match open_block(&*store, meta).await {
+            Ok(b) => blocks.push(b),
+            Err(e) => quarantine(&*store, &id, e, &mut report).await?,
+        }
+    }
+    report.blocks = blocks.len();
+    let covered = blocks.iter().map(|b| b.meta.wal_segment_upto).max().unwrap_or(0);
+
+    let mut head = Head::new();
+    let (wal, replay) = Wal::open(&dir.join("wal"), &config.wal, covered, &mut |batch| {
+        head.apply(&batch);
+        Ok(())
+    })?;
+    report.replay = replay;
+    info!(
+        blocks = report.blocks,
+        replayed_records = report.replay.records,
+        replayed_samples = report.replay.samples,
+        wal_damage = report.replay.damage.len(),
+        quarantined_blocks = report.quarantined_blocks.len(),
+        "engine opened"
+    );
+    let over_budget = head.bytes() >= config.head.max_bytes;
+    let mut state = State { active: Arc::new(RwLock::new(head)), frozen: Vec::new(), blocks };
+    state.sort_blocks();
+    let background = config.background;
+    let inner = Arc::new(Inner {
+        config,
+        store,
+        wal,
+        gate: tokio::sync::RwLock::new(()),
+        state: RwLock::new(state),
+        flush_lock: tokio::sync::Mutex::new(()),
+        maintenance_lock: tokio::sync::Mutex::new(()),
+        flushed: Notify::new(),
+        pending_deletes: Mutex::new(Vec::new()),
+        closed: Default::default(),
+        report,
+        shutdown: Mutex::new(None),
+        _lock: lock,
+    });
+    if over_budget {
+        inner.flush().await?;
+    }
+    if background {
+        let (tx, rx) = watch::channel(false);
+        let handle = tokio::spawn(maintenance::run(Arc::downgrade(&inner), rx));
+        *inner.shutdown.lock() = Some((tx, handle));
+    }
+    Ok(Engine { inner })
+}
+
+async fn quarantine(store: &dyn ObjectStore, id: &str, error: Error, report: &mut OpenReport) -> Result<()> {
+    let to = quarantine_block(store, id).await?;
+    warn!(block = id, error = %error, quarantined_to = %to, "block quarantined");
+    report.quarantined_blocks.push((id.to_owned(), error.to_string()));
+    Ok(())
+}

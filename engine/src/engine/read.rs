@@ -1,0 +1,183 @@
+//! The read path: scans, label APIs from indexes, stack resolution.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::Arc;
+
+use futures::{StreamExt, TryStreamExt, stream};
+use roaring::RoaringBitmap;
+
+use super::Engine;
+use crate::block::{BlockHandle, SymbolFilter, read_symbols, scan_block};
+use crate::error::Result;
+use crate::matcher::LabelMatcher;
+use crate::model::{LocationId, ProfileType, StackId};
+use crate::scan::{ScanOutput, ScanRequest, TimeRange};
+use crate::symbol_tables::SymbolTables;
+
+/// Series ordinals of a block selected by type, matchers and time (block-level time pruning:
+/// a profile type's samples in a block are taken to span its min..max time).
+fn block_selection(
+    block: &BlockHandle,
+    profile_type: Option<&ProfileType>,
+    matchers: &[LabelMatcher],
+    range: TimeRange,
+) -> RoaringBitmap {
+    let types = block.index.types.iter().filter(|t| {
+        profile_type.is_none_or(|pt| &t.profile_type == pt) && range.overlaps(t.min_time, t.max_time)
+    });
+    let with_type = types.fold(RoaringBitmap::new(), |acc, t| acc | &t.series);
+    if with_type.is_empty() {
+        return with_type;
+    }
+    with_type & block.index.postings.select(matchers)
+}
+
+impl Engine {
+    /// Samples of one profile type whose series match every matcher, in `range`. Blocks are
+    /// pruned by time, series by the index, row groups by Parquet statistics.
+    pub async fn scan(&self, req: ScanRequest) -> Result<ScanOutput> {
+        let (heads, blocks) = {
+            let st = self.inner.state.read();
+            (st.heads(), st.blocks.clone())
+        };
+        let mut series = BTreeMap::new();
+        let mut head_batches = Vec::new();
+        for h in heads {
+            let (s, b) = h.read().scan(&req.profile_type, &req.matchers, req.range);
+            series.extend(s);
+            head_batches.extend(b);
+        }
+        let mut jobs: Vec<(Arc<BlockHandle>, Vec<u64>)> = Vec::new();
+        for b in blocks {
+            let sel = block_selection(&b, Some(&req.profile_type), &req.matchers, req.range);
+            if sel.is_empty() {
+                continue;
+            }
+            let ids: Vec<u64> = sel
+                .iter()
+                .map(|o| {
+                    let (id, labels) = &b.index.series[o as usize];
+                    series.insert(*id, labels.clone());
+                    id.0
+                })
+                .collect();
+            jobs.push((b, ids));
+        }
+        let store = self.inner.store.clone();
+        let pt = req.profile_type.clone();
+        let range = req.range;
+        let from_blocks = stream::iter(jobs)
+            .then(move |(block, ids)| {
+                let store = store.clone();
+                let pt = pt.clone();
+                async move { scan_block(&store, &block, &pt, &ids, range).await }
+            })
+            .map_ok(|batches| stream::iter(batches.into_iter().map(Ok)))
+            .try_flatten();
+        let batches = stream::iter(head_batches.into_iter().map(Ok)).chain(from_blocks).boxed();
+        Ok(ScanOutput { series, batches })
+    }
+
+    /// Profile types with data in `range`, from the heads and the block indexes.
+    pub async fn profile_types(&self, range: TimeRange) -> Result<Vec<ProfileType>> {
+        let st = self.inner.state.read();
+        let mut out = BTreeSet::new();
+        for h in st.heads() {
+            out.extend(h.read().profile_types(range));
+        }
+        for b in &st.blocks {
+            for t in &b.index.types {
+                if range.overlaps(t.min_time, t.max_time) {
+                    out.insert(t.profile_type.clone());
+                }
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+
+    /// Label names of series matching `matchers` (and of `profile_type`, if given) with data in
+    /// `range`. Answered from indexes; no sample is read.
+    pub async fn label_names(
+        &self,
+        profile_type: Option<&ProfileType>,
+        matchers: &[LabelMatcher],
+        range: TimeRange,
+    ) -> Result<Vec<String>> {
+        let st = self.inner.state.read();
+        let mut out = BTreeSet::new();
+        for h in st.heads() {
+            out.extend(h.read().label_names(profile_type, matchers, range));
+        }
+        for b in &st.blocks {
+            let sel = block_selection(b, profile_type, matchers, range);
+            if !sel.is_empty() {
+                out.extend(b.index.postings.label_names(&sel));
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+
+    /// Values of label `name` on series matching `matchers` (and of `profile_type`, if given)
+    /// with data in `range`. Answered from indexes; no sample is read.
+    pub async fn label_values(
+        &self,
+        name: &str,
+        profile_type: Option<&ProfileType>,
+        matchers: &[LabelMatcher],
+        range: TimeRange,
+    ) -> Result<Vec<String>> {
+        let st = self.inner.state.read();
+        let mut out = BTreeSet::new();
+        for h in st.heads() {
+            out.extend(h.read().label_values(name, profile_type, matchers, range));
+        }
+        for b in &st.blocks {
+            let sel = block_selection(b, profile_type, matchers, range);
+            if !sel.is_empty() {
+                out.extend(b.index.postings.label_values(name, &sel));
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+
+    /// The locations, functions and mappings of the given stacks. Symbols that arrived after a
+    /// stack (late symbolization) are preferred over the unsymbolized originals. Stacks the
+    /// store does not know are absent from the result.
+    pub async fn resolve_stacks(&self, ids: &[StackId]) -> Result<SymbolTables> {
+        let (heads, mut blocks) = {
+            let st = self.inner.state.read();
+            (st.heads(), st.blocks.clone())
+        };
+        let mut out = SymbolTables::default();
+        let mut missing: Vec<StackId> = ids.to_vec();
+        for h in &heads {
+            missing = h.read().resolve(&missing, &mut out);
+        }
+        blocks.sort_by_key(|b| std::cmp::Reverse(b.meta.max_time_ns));
+        for b in blocks {
+            let stacks: HashSet<StackId> = missing.iter().copied().collect();
+            let locations: HashSet<LocationId> = out
+                .stacks
+                .values()
+                .flatten()
+                .filter(|l| out.locations.get(l).is_none_or(|x| !x.is_symbolized()))
+                .copied()
+                .collect();
+            if stacks.is_empty() && locations.is_empty() {
+                break;
+            }
+            let found = read_symbols(
+                &self.inner.store,
+                &b,
+                SymbolFilter::Only { stacks: &stacks, locations: &locations },
+            )
+            .await?;
+            missing.retain(|s| !found.stacks.contains_key(s));
+            out.merge(found);
+        }
+        for h in &heads {
+            h.read().resolve_locations(&mut out);
+        }
+        Ok(out)
+    }
+}

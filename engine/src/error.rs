@@ -1,0 +1,171 @@
+//! The engine's errors: each variant says what failed and with which input.
+
+use std::path::PathBuf;
+
+/// The engine's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the engine.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A profile type string is malformed.
+    #[error("invalid profile type {input:?}: {reason}")]
+    InvalidProfileType {
+        /// The offending input.
+        input: String,
+        /// Why it was refused.
+        reason: String,
+    },
+
+    /// A label set is malformed.
+    #[error("invalid labels {labels}: {reason}")]
+    InvalidLabels {
+        /// The label set, rendered.
+        labels: String,
+        /// Why it was refused.
+        reason: String,
+    },
+
+    /// A label matcher is malformed (e.g. a bad regular expression).
+    #[error("invalid matcher {matcher}: {reason}")]
+    InvalidMatcher {
+        /// The matcher, rendered.
+        matcher: String,
+        /// Why it was refused.
+        reason: String,
+    },
+
+    /// A batch handed to `append` is inconsistent.
+    #[error("invalid batch: {reason}")]
+    InvalidBatch {
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A configured limit was exceeded; nothing of the request was stored.
+    #[error("limit exceeded: {limit} is {value}, the maximum is {max}")]
+    LimitExceeded {
+        /// The limit's config name.
+        limit: &'static str,
+        /// The value seen.
+        value: u64,
+        /// The configured maximum.
+        max: u64,
+    },
+
+    /// The configuration is invalid.
+    #[error("invalid config field {field}: {reason}")]
+    InvalidConfig {
+        /// The field's path, e.g. `head.max_bytes`.
+        field: &'static str,
+        /// Why it was refused.
+        reason: String,
+    },
+
+    /// A local file operation failed.
+    #[error("I/O error on {}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+
+    /// The data directory is in use by another engine.
+    #[error("data directory {} is locked by another process", path.display())]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+    },
+
+    /// An object store operation failed.
+    #[error("object store error on {path}: {source}")]
+    ObjectStore {
+        /// The object path.
+        path: String,
+        /// The underlying error.
+        source: object_store::Error,
+    },
+
+    /// The object store URL could not be used.
+    #[error("invalid object store URL {url:?}: {reason}")]
+    InvalidStoreUrl {
+        /// The URL.
+        url: String,
+        /// Why it was refused.
+        reason: String,
+    },
+
+    /// Writing or reading a Parquet file failed.
+    #[error("parquet error on {path}: {source}")]
+    Parquet {
+        /// The object path.
+        path: String,
+        /// The underlying error.
+        source: parquet::errors::ParquetError,
+    },
+
+    /// An Arrow computation failed.
+    #[error("arrow error while {context}: {source}")]
+    Arrow {
+        /// What the engine was doing.
+        context: &'static str,
+        /// The underlying error.
+        source: arrow::error::ArrowError,
+    },
+
+    /// A WAL record is corrupt (and was quarantined or refused).
+    #[error("corrupt WAL segment {} at offset {offset}: {reason}", segment.display())]
+    CorruptWal {
+        /// The segment file.
+        segment: PathBuf,
+        /// Byte offset of the bad record.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// A block's file is missing or corrupt.
+    #[error("corrupt block {block}, file {file}: {reason}")]
+    CorruptBlock {
+        /// The block id.
+        block: String,
+        /// The file within the block.
+        file: String,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// The write-ahead log cannot take writes (after an I/O error or shutdown).
+    #[error("write-ahead log unavailable: {reason}")]
+    WalUnavailable {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io { path, source }
+    }
+
+    pub(crate) fn store(path: impl ToString) -> impl FnOnce(object_store::Error) -> Error {
+        let path = path.to_string();
+        move |source| Error::ObjectStore { path, source }
+    }
+
+    pub(crate) fn parquet(path: impl ToString) -> impl FnOnce(parquet::errors::ParquetError) -> Error {
+        let path = path.to_string();
+        move |source| Error::Parquet { path, source }
+    }
+
+    pub(crate) fn arrow(context: &'static str) -> impl FnOnce(arrow::error::ArrowError) -> Error {
+        move |source| Error::Arrow { context, source }
+    }
+
+    pub(crate) fn batch(reason: impl Into<String>) -> Error {
+        Error::InvalidBatch { reason: reason.into() }
+    }
+}

@@ -1,0 +1,58 @@
+//! # Strata engine
+//!
+//! Strata's durable columnar profile store, usable as a library.
+//!
+//! - [`Engine::open`] opens (or creates) a store from an [`EngineConfig`]: a data directory
+//!   for the write-ahead log and, by default, the blocks; or any `object_store` URL for blocks.
+//! - Write: build a [`SampleBatch`] with [`SampleBatchBuilder`] (or from an Arrow
+//!   `RecordBatch` in [`input_schema`]) and [`Engine::append`] it; it returns once durable.
+//! - Read: [`Engine::scan`] a [`ScanRequest`] (profile type, [`LabelMatcher`]s, [`TimeRange`])
+//!   into Arrow batches in [`scan_schema`]; [`Engine::profile_types`],
+//!   [`Engine::label_names`], [`Engine::label_values`] come from indexes;
+//!   [`Engine::resolve_stacks`] turns [`StackId`]s into [`SymbolTables`].
+//! - Maintenance: [`Engine::flush`], [`Engine::compact`], [`Engine::apply_retention`] (run by a
+//!   background task unless `background: false`), [`Engine::close`].
+//!
+//! Data flows WAL -> head (memory) -> blocks (Parquet on object storage) -> compacted blocks.
+//! The on-disk format is specified byte for byte in `storage-format.md`.
+//!
+//! ```text
+//! append ──► WAL (crc, group commit) ──► head (columnar, indexed) ──flush──► block
+//!                                                          blocks ──compact──► block
+//! ```
+#![deny(missing_docs)]
+
+mod batch;
+mod block;
+mod config;
+mod engine;
+mod error;
+mod head;
+mod index;
+mod matcher;
+mod model;
+mod scan;
+mod symbol_tables;
+mod varint;
+mod wal;
+
+pub use batch::{
+    ProfileTypeRef, SampleBatch, SampleBatchBuilder, SampleRow, SeriesRef, StackRef, Symbols,
+    input_schema,
+};
+pub use block::BlockMeta;
+pub use config::{
+    BlockConfig, CompactionConfig, EngineConfig, FsyncPolicy, HeadConfig, LimitsConfig,
+    RetentionConfig, StorageConfig, WalConfig,
+};
+pub use engine::{Engine, EngineStats, OpenReport};
+pub use error::{Error, Result};
+pub use head::HeadStats;
+pub use matcher::{LabelMatcher, MatchOp};
+pub use model::{
+    Function, FunctionId, Label, Labels, Line, Location, LocationId, Mapping, MappingId,
+    ProfileType, SeriesId, StackId, is_valid_label_name, stack_id,
+};
+pub use scan::{ScanOutput, ScanRequest, TimeRange, scan_schema};
+pub use symbol_tables::SymbolTables;
+pub use wal::{ReplayReport, WalDamage, WalDamageKind};

@@ -1,0 +1,11 @@
+//! The data model: profile types, series, samples' stacks and their symbols.
+
+mod id;
+mod labels;
+mod profile_type;
+mod symbols;
+
+pub use id::{FunctionId, LocationId, MappingId, SeriesId, StackId};
+pub use labels::{Label, Labels, is_valid_label_name};
+pub use profile_type::ProfileType;
+pub use symbols::{Function, Line, Location, Mapping, stack_id};

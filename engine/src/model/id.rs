@@ -1,0 +1,98 @@
+//! Content-addressed identifiers.
+//!
+//! Every ID is the xxh3-64 hash (seed 0) of a canonical byte encoding of the thing it names,
+//! prefixed by a one-byte domain tag, so equal content gets equal IDs in every profile, block
+//! and process. The encodings are specified in `storage-format.md` ("Identifiers").
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use xxhash_rust::xxh3::Xxh3;
+
+macro_rules! content_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default)]
+        #[serde(transparent)]
+        pub struct $name(pub u64);
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{:016x}", self.0)
+            }
+        }
+    };
+}
+
+content_id!(
+    /// Identifies a series: the hash of its sorted label set.
+    SeriesId
+);
+content_id!(
+    /// Identifies a stack: the hash of its location IDs, leaf first.
+    StackId
+);
+content_id!(
+    /// Identifies a location: its mapping and address, or (without an address) its lines too.
+    LocationId
+);
+content_id!(
+    /// Identifies a function: the hash of name, system name, file name and start line.
+    FunctionId
+);
+content_id!(
+    /// Identifies a mapping: the hash of build id, file name, start, limit and offset.
+    /// `MappingId(0)` means "no mapping".
+    MappingId
+);
+
+impl MappingId {
+    /// The absent mapping.
+    pub const NONE: MappingId = MappingId(0);
+}
+
+/// Domain tags that keep the hash spaces of different kinds of IDs apart.
+pub(crate) mod tag {
+    pub const SERIES: u8 = 1;
+    pub const STACK: u8 = 2;
+    pub const LOCATION: u8 = 3;
+    pub const FUNCTION: u8 = 4;
+    pub const MAPPING: u8 = 5;
+}
+
+/// Incremental builder of a canonical encoding and its hash.
+pub(crate) struct IdHasher(Xxh3);
+
+impl IdHasher {
+    pub fn new(tag: u8) -> Self {
+        let mut h = Xxh3::new();
+        h.update(&[tag]);
+        IdHasher(h)
+    }
+
+    /// A string: u32 LE byte length, then the UTF-8 bytes.
+    pub fn str(&mut self, s: &str) -> &mut Self {
+        self.0.update(&(s.len() as u32).to_le_bytes());
+        self.0.update(s.as_bytes());
+        self
+    }
+
+    /// A 64-bit integer, little endian.
+    pub fn u64(&mut self, v: u64) -> &mut Self {
+        self.0.update(&v.to_le_bytes());
+        self
+    }
+
+    /// A signed 64-bit integer, little endian two's complement.
+    pub fn i64(&mut self, v: i64) -> &mut Self {
+        self.u64(v as u64)
+    }
+
+    /// The hash; 0 is reserved for "absent", so a zero digest becomes 1.
+    pub fn finish(&self) -> u64 {
+        match self.0.digest() {
+            0 => 1,
+            v => v,
+        }
+    }
+}

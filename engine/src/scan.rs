@@ -1,0 +1,85 @@
+//! Read requests and their Arrow output.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, LazyLock};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use futures::stream::BoxStream;
+
+use crate::error::Result;
+use crate::matcher::LabelMatcher;
+use crate::model::{Labels, ProfileType, SeriesId};
+
+/// A time range in nanoseconds since the Unix epoch: `start` inclusive, `end` exclusive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimeRange {
+    /// First nanosecond included.
+    pub start: i64,
+    /// First nanosecond excluded.
+    pub end: i64,
+}
+
+impl TimeRange {
+    /// All of time.
+    pub const ALL: TimeRange = TimeRange { start: i64::MIN, end: i64::MAX };
+
+    /// `[start, end)`.
+    pub fn new(start: i64, end: i64) -> Self {
+        TimeRange { start, end }
+    }
+
+    /// Whether `t` is inside.
+    pub fn contains(&self, t: i64) -> bool {
+        t >= self.start && t < self.end
+    }
+
+    /// Whether the closed interval `[min, max]` meets this range.
+    pub fn overlaps(&self, min: i64, max: i64) -> bool {
+        min < self.end && max >= self.start
+    }
+}
+
+/// What [`Engine::scan`](crate::Engine::scan) reads.
+#[derive(Clone, Debug)]
+pub struct ScanRequest {
+    /// The profile type.
+    pub profile_type: ProfileType,
+    /// Label matchers, all of which must hold.
+    pub matchers: Vec<LabelMatcher>,
+    /// The time range.
+    pub range: TimeRange,
+}
+
+/// The result of a scan: the matched series and a stream of sample batches in [`scan_schema`].
+pub struct ScanOutput {
+    /// Labels of every series that may appear in the batches.
+    pub series: BTreeMap<SeriesId, Labels>,
+    /// Sample batches; rows are unordered across batches.
+    pub batches: BoxStream<'static, Result<RecordBatch>>,
+}
+
+static SCAN_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new("series_id", DataType::UInt64, false),
+        Field::new("timestamp_ns", DataType::Int64, false),
+        Field::new("duration_ns", DataType::Int64, false),
+        Field::new("period", DataType::Int64, false),
+        Field::new("stack_id", DataType::UInt64, false),
+        Field::new("value", DataType::Int64, false),
+    ]))
+});
+
+/// The schema of scan output: `series_id` UInt64, `timestamp_ns` Int64, `duration_ns` Int64,
+/// `period` Int64, `stack_id` UInt64, `value` Int64.
+pub fn scan_schema() -> SchemaRef {
+    SCAN_SCHEMA.clone()
+}
+
+impl ScanOutput {
+    /// Reads the whole stream into memory.
+    pub async fn collect(self) -> Result<Vec<RecordBatch>> {
+        use futures::TryStreamExt;
+        self.batches.try_collect().await
+    }
+}

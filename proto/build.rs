@@ -1,0 +1,24 @@
+//! Generates Rust types from the `.proto` files under `proto/` with prost.
+//!
+//! No system `protoc` is needed: when `PROTOC` is unset the vendored binary from
+//! `protoc-bin-vendored` is used.
+
+fn main() {
+    if std::env::var_os("PROTOC").is_none() {
+        let protoc = protoc_bin_vendored::protoc_bin_path().expect("vendored protoc is available");
+        // SAFETY-free: build scripts are single threaded; setting the variable before prost-build
+        // reads it is the documented way to point it at a protoc binary.
+        unsafe_set_protoc(&protoc);
+    }
+    println!("cargo:rerun-if-changed=proto");
+    prost_build::Config::new()
+        .compile_protos(&["proto/perftools/profiles/profile.proto"], &["proto"])
+        .expect("compile profile.proto");
+}
+
+#[allow(unsafe_code)]
+fn unsafe_set_protoc(path: &std::path::Path) {
+    // `set_var` is unsafe in edition 2024 because other threads may read the environment; a
+    // build script has no other threads at this point.
+    unsafe { std::env::set_var("PROTOC", path) };
+}
