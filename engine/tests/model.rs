@@ -1,0 +1,111 @@
+//! Property test: any sequence of appends, flushes, reopens (WAL replay) and compactions, read
+//! back with any matcher and time range, equals a naive in-test model.
+
+mod common;
+
+use common::*;
+use proptest::prelude::*;
+use strata_engine::{Engine, LabelMatcher, MatchOp, TimeRange};
+
+#[derive(Clone, Debug)]
+enum Op {
+    Append(Vec<Row>),
+    Flush,
+    Reopen,
+    Compact,
+}
+
+fn row() -> impl Strategy<Value = Row> {
+    (0usize..2, 0u8..3, prop::option::of(0u8..2), 0i64..100, 0u8..6, 1i64..1_000_000).prop_map(
+        |(pt, job, env, ts, stack, value)| {
+            let mut labels = vec![("job".to_string(), format!("j{job}"))];
+            if let Some(e) = env {
+                labels.push(("env".into(), format!("e{e}")));
+            }
+            Row { pt, labels, ts, stack, value }
+        },
+    )
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        5 => prop::collection::vec(row(), 1..30).prop_map(Op::Append),
+        2 => Just(Op::Flush),
+        1 => Just(Op::Reopen),
+        1 => Just(Op::Compact),
+    ]
+}
+
+fn matchers() -> impl Strategy<Value = Vec<LabelMatcher>> {
+    let one = prop_oneof![
+        (0u8..4).prop_map(|j| LabelMatcher::equal("job", format!("j{j}"))),
+        (0u8..3).prop_map(|j| LabelMatcher::new("job", MatchOp::NotEqual, format!("j{j}")).unwrap()),
+        Just(LabelMatcher::new("job", MatchOp::Regex, "j[01]").unwrap()),
+        Just(LabelMatcher::new("env", MatchOp::NotRegex, "e0").unwrap()),
+        Just(LabelMatcher::equal("env", "")),
+        Just(LabelMatcher::new("env", MatchOp::NotEqual, "").unwrap()),
+    ];
+    prop::collection::vec(one, 0..3)
+}
+
+fn query() -> impl Strategy<Value = (usize, Vec<LabelMatcher>, TimeRange)> {
+    (0usize..2, matchers(), prop_oneof![Just(TimeRange::ALL), (0i64..100, 0i64..100).prop_map(|(a, b)| TimeRange::new(a.min(b), a.max(b) + 1))])
+}
+
+async fn check(ops: Vec<Op>, queries: Vec<(usize, Vec<LabelMatcher>, TimeRange)>) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    config.compaction.max_sources = 3;
+    let mut engine = Engine::open(config.clone()).await.unwrap();
+    let mut model: Vec<Row> = Vec::new();
+    for op in ops {
+        match op {
+            Op::Append(rows) => {
+                engine.append(&batch(&rows)).await.unwrap();
+                model.extend(rows);
+            }
+            Op::Flush => {
+                engine.flush().await.unwrap();
+            }
+            Op::Reopen => {
+                engine.close().await.unwrap();
+                drop(engine);
+                engine = Engine::open(config.clone()).await.unwrap();
+                assert!(engine.open_report().replay.damage.is_empty());
+            }
+            Op::Compact => {
+                while engine.compact().await.unwrap().is_some() {}
+            }
+        }
+    }
+    let types = profile_types();
+    for (pt, ms, range) in queries {
+        let got = scan_all(&engine, &types[pt], ms.clone(), range).await;
+        let want = model_scan(&model, pt, &ms, range);
+        assert_eq!(got, want, "scan of {} {:?} {:?}", types[pt], ms, range);
+        let names = engine.label_names(None, &ms, TimeRange::ALL).await.unwrap();
+        assert_eq!(names, model_label_names(&model, &ms), "label names for {ms:?}");
+    }
+    // Every stack the model holds resolves to its locations and symbols.
+    let ids: Vec<_> = (0..6u8).filter(|k| model.iter().any(|r| r.stack == *k)).map(stack_id_of).collect();
+    let resolved = engine.resolve_stacks(&ids).await.unwrap();
+    for (k, id) in (0..6u8).filter(|k| model.iter().any(|r| r.stack == *k)).zip(&ids) {
+        let locs = &resolved.stacks[id];
+        assert_eq!(locs.len(), (k % 4 + 1) as usize);
+        for l in locs {
+            let loc = &resolved.locations[l];
+            assert!(loc.is_symbolized());
+            assert!(resolved.functions.contains_key(&loc.lines[0].function_id));
+        }
+    }
+    engine.close().await.unwrap();
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #[test]
+    fn engine_equals_model(ops in prop::collection::vec(op(), 1..12), queries in prop::collection::vec(query(), 1..6)) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(check(ops, queries));
+    }
+}
