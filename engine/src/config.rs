@@ -174,7 +174,7 @@ pub struct HeadConfig {
     /// Byte budget: the head is flushed to a block when it holds this much. Appends wait when a
     /// second head fills up while the first is still being flushed. Default: 256 MiB.
     pub max_bytes: u64,
-    /// The head is flushed when its first sample arrived this long ago. Default: `10m`.
+    /// The head is flushed this long after its first data arrived. Default: `10m`.
     #[serde(with = "humantime_serde")]
     pub max_age: Duration,
     /// Most distinct series one head holds; appends beyond are refused. Default: 1,000,000.

@@ -271,6 +271,10 @@ impl Head {
 
     /// Adds a validated batch.
     pub fn apply(&mut self, batch: &SampleBatch) {
+        if self.is_empty() {
+            // The head's age counts from its first data.
+            self.created = Instant::now();
+        }
         let pt_map: Vec<u32> = batch.profile_types.iter().map(|pt| self.intern_type(pt)).collect();
         let series_map: Vec<u32> = batch
             .series

@@ -65,9 +65,18 @@ fn parquet_bytes(
     props: WriterProperties,
     batches: impl Iterator<Item = Result<RecordBatch>>,
 ) -> Result<Bytes> {
+    let rows = props.max_row_group_row_count().unwrap_or(usize::MAX).max(1);
     let mut w = ArrowWriter::try_new(Vec::new(), schema, Some(props)).map_err(Error::parquet(name))?;
     for b in batches {
-        w.write(&b?).map_err(Error::parquet(name))?;
+        let b = b?;
+        // `ArrowWriter::write` recurses once per row group a batch spans: hand it at most one
+        // row group at a time so deep stacks never build up.
+        let mut offset = 0;
+        while offset < b.num_rows() {
+            let len = rows.min(b.num_rows() - offset);
+            w.write(&b.slice(offset, len)).map_err(Error::parquet(name))?;
+            offset += len;
+        }
     }
     Ok(Bytes::from(w.into_inner().map_err(Error::parquet(name))?))
 }
@@ -114,7 +123,7 @@ pub(crate) fn encode_block(
     });
     let samples = parquet_bytes(files::SAMPLES, samples_schema(), properties(config, true)?, observed)?;
 
-    // Series with samples, plus every series when the block holds symbols only.
+    // Only series with samples in this block are indexed.
     let seen: HashSet<u64> = types.values().flat_map(|t| t.series.iter().copied()).collect();
     let series: Vec<(SeriesId, Labels)> = src
         .series

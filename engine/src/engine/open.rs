@@ -83,18 +83,6 @@ pub(super) async fn open(config: EngineConfig, store: Option<Arc<dyn ObjectStore
             Err(e) => quarantine(&*store, id, e, &mut report).await?,
         }
     }
-    // A compacted block lists what it replaced; any of those still present is an interrupted
-    // compaction's leftover.
-    let superseded: HashSet<String> = metas.iter().flat_map(|m| m.sources.iter().cloned()).collect();
-    for id in listing.committed.iter().chain(&listing.incomplete).filter(|id| superseded.contains(*id)) {
-        block::delete_block(&*store, id).await?;
-        report.removed_superseded.push(id.clone());
-    }
-    metas.retain(|m| !superseded.contains(&m.id));
-    for id in listing.incomplete.iter().filter(|id| !superseded.contains(*id)) {
-        block::delete_block(&*store, id).await?;
-        report.removed_incomplete.push(id.clone());
-    }
     let mut blocks = Vec::with_capacity(metas.len());
     for meta in metas {
         let id = meta.id.clone();
@@ -102,6 +90,20 @@ pub(super) async fn open(config: EngineConfig, store: Option<Arc<dyn ObjectStore
             Ok(b) => blocks.push(b),
             Err(e) => quarantine(&*store, &id, e, &mut report).await?,
         }
+    }
+    // A compacted block lists what it replaced; any of those still present is an interrupted
+    // compaction's leftover. Only a compacted block that opened cleanly supersedes anything, so
+    // a damaged one is quarantined and its sources stay.
+    let superseded: HashSet<String> =
+        blocks.iter().flat_map(|b| b.meta.sources.iter().cloned()).collect();
+    for id in listing.committed.iter().chain(&listing.incomplete).filter(|id| superseded.contains(*id)) {
+        block::delete_block(&*store, id).await?;
+        report.removed_superseded.push(id.clone());
+    }
+    blocks.retain(|b| !superseded.contains(&b.meta.id));
+    for id in listing.incomplete.iter().filter(|id| !superseded.contains(*id)) {
+        block::delete_block(&*store, id).await?;
+        report.removed_incomplete.push(id.clone());
     }
     report.blocks = blocks.len();
     let covered = blocks.iter().map(|b| b.meta.wal_segment_upto).max().unwrap_or(0);
