@@ -37,10 +37,12 @@ pub struct OpenReport {
 fn build_store(config: &EngineConfig) -> Result<Arc<dyn ObjectStore>> {
     match &config.storage.url {
         None => {
-            let local = LocalFileSystem::new_with_prefix(&config.data_dir).map_err(|e| Error::InvalidStoreUrl {
-                url: config.data_dir.display().to_string(),
-                reason: e.to_string(),
-            })?;
+            let local = LocalFileSystem::new_with_prefix(&config.data_dir)
+                .map_err(|e| Error::InvalidStoreUrl {
+                    url: config.data_dir.display().to_string(),
+                    reason: e.to_string(),
+                })?
+                .with_automatic_cleanup(true);
             Ok(Arc::new(local))
         }
         Some(url) => {
