@@ -156,7 +156,11 @@ impl SampleBatch {
                     loc.address, loc.mapping_id
                 )));
             }
-            if let Some(line) = loc.lines.iter().find(|l| !function_ids.contains(&l.function_id)) {
+            if let Some(line) = loc
+                .lines
+                .iter()
+                .find(|l| !function_ids.contains(&l.function_id))
+            {
                 return Err(Error::batch(format!(
                     "location at address {:#x} refers to function {} which the batch does not define",
                     loc.address, line.function_id
@@ -185,7 +189,14 @@ impl SampleBatch {
         check(&samples.series, series.len(), "series")?;
         check(&samples.stack, symbols.stacks.len(), "stack")?;
         let series_ids = series.iter().map(Labels::id).collect();
-        Ok(SampleBatch { profile_types, series, series_ids, symbols, stack_ids, samples })
+        Ok(SampleBatch {
+            profile_types,
+            series,
+            series_ids,
+            symbols,
+            stack_ids,
+            samples,
+        })
     }
 }
 
@@ -280,7 +291,8 @@ impl SampleBatchBuilder {
                 }
             }
             None => {
-                self.location_index.insert(id, self.symbols.locations.len() as u32);
+                self.location_index
+                    .insert(id, self.symbols.locations.len() as u32);
                 self.symbols.locations.push(l);
             }
         }
@@ -338,7 +350,10 @@ mod tests {
         let s = b.series(Labels::new([("x", "1")]).unwrap());
         // A location naming a function the batch never defined.
         let loc = b.location(Location {
-            lines: vec![Line { function_id: FunctionId(42), line: 1 }],
+            lines: vec![Line {
+                function_id: FunctionId(42),
+                line: 1,
+            }],
             ..Default::default()
         });
         let st = b.stack(&[loc]);
@@ -358,10 +373,22 @@ mod tests {
     #[test]
     fn interning_dedupes() {
         let mut b = SampleBatchBuilder::new();
-        let f1 = b.function(Function { name: "f".into(), ..Default::default() });
-        let f2 = b.function(Function { name: "f".into(), ..Default::default() });
+        let f1 = b.function(Function {
+            name: "f".into(),
+            ..Default::default()
+        });
+        let f2 = b.function(Function {
+            name: "f".into(),
+            ..Default::default()
+        });
         assert_eq!(f1, f2);
-        let l = b.location(Location { lines: vec![Line { function_id: f1, line: 1 }], ..Default::default() });
+        let l = b.location(Location {
+            lines: vec![Line {
+                function_id: f1,
+                line: 1,
+            }],
+            ..Default::default()
+        });
         let a = b.stack(&[l]);
         let c = b.stack(&[l]);
         assert_eq!(a, c);

@@ -100,11 +100,17 @@ impl BlockHandle {
 }
 
 /// Uploads an encoded block; `meta.json` goes last, so a block without it never existed.
-pub(crate) async fn upload(store: &dyn ObjectStore, block: EncodedBlock) -> Result<Arc<BlockHandle>> {
+pub(crate) async fn upload(
+    store: &dyn ObjectStore,
+    block: EncodedBlock,
+) -> Result<Arc<BlockHandle>> {
     let id = block.meta.id.clone();
     for (name, bytes) in block.files {
         let path = block_path(&id, name);
-        store.put(&path, PutPayload::from(bytes)).await.map_err(Error::store(&path))?;
+        store
+            .put(&path, PutPayload::from(bytes))
+            .await
+            .map_err(Error::store(&path))?;
     }
     let meta_bytes = serde_json::to_vec_pretty(&block.meta).expect("meta serializes");
     let path = block_path(&id, files::META);
@@ -112,7 +118,10 @@ pub(crate) async fn upload(store: &dyn ObjectStore, block: EncodedBlock) -> Resu
         .put(&path, PutPayload::from(Bytes::from(meta_bytes)))
         .await
         .map_err(Error::store(&path))?;
-    Ok(Arc::new(BlockHandle { meta: block.meta, index: block.index }))
+    Ok(Arc::new(BlockHandle {
+        meta: block.meta,
+        index: block.index,
+    }))
 }
 
 /// What is found under `blocks/`: committed block ids and prefixes without `meta.json`.
@@ -164,7 +173,10 @@ pub(crate) async fn load_meta(store: &dyn ObjectStore, id: &str) -> Result<Block
         return Err(Error::CorruptBlock {
             block: id.to_owned(),
             file: files::META.into(),
-            reason: format!("format version {} / id {:?} not understood", meta.format_version, meta.id),
+            reason: format!(
+                "format version {} / id {:?} not understood",
+                meta.format_version, meta.id
+            ),
         });
     }
     Ok(meta)
@@ -172,7 +184,10 @@ pub(crate) async fn load_meta(store: &dyn ObjectStore, id: &str) -> Result<Block
 
 /// Opens a committed block: reads its index and checks every file is present at the size
 /// recorded in its metadata (a metadata request; sample files are not read).
-pub(crate) async fn open_block(store: &dyn ObjectStore, meta: BlockMeta) -> Result<Arc<BlockHandle>> {
+pub(crate) async fn open_block(
+    store: &dyn ObjectStore,
+    meta: BlockMeta,
+) -> Result<Arc<BlockHandle>> {
     let id = meta.id.clone();
     for (name, &size) in &meta.files {
         let path = block_path(&id, name);
@@ -239,7 +254,10 @@ pub(crate) async fn quarantine_block(store: &dyn ObjectStore, id: &str) -> Resul
     for path in paths {
         let name = path.filename().unwrap_or_default().to_owned();
         let to = Path::from(format!("{QUARANTINE_PREFIX}/{id}/{name}"));
-        store.rename(&path, &to).await.map_err(Error::store(&path))?;
+        store
+            .rename(&path, &to)
+            .await
+            .map_err(Error::store(&path))?;
     }
     Ok(format!("{QUARANTINE_PREFIX}/{id}/"))
 }

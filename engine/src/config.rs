@@ -56,19 +56,28 @@ impl Default for EngineConfig {
 impl EngineConfig {
     /// A default config storing under `data_dir`.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
-        EngineConfig { data_dir: data_dir.into(), ..Default::default() }
+        EngineConfig {
+            data_dir: data_dir.into(),
+            ..Default::default()
+        }
     }
 
     /// Checks every field; the error names the first bad field.
     pub fn validate(&self) -> Result<()> {
         fn positive(field: &'static str, v: u64) -> Result<()> {
             if v == 0 {
-                return Err(Error::InvalidConfig { field, reason: "must be greater than 0".into() });
+                return Err(Error::InvalidConfig {
+                    field,
+                    reason: "must be greater than 0".into(),
+                });
             }
             Ok(())
         }
         if self.data_dir.as_os_str().is_empty() {
-            return Err(Error::InvalidConfig { field: "data_dir", reason: "must not be empty".into() });
+            return Err(Error::InvalidConfig {
+                field: "data_dir",
+                reason: "must not be empty".into(),
+            });
         }
         if let Some(url) = &self.storage.url {
             url::Url::parse(url).map_err(|e| Error::InvalidConfig {
@@ -84,11 +93,17 @@ impl EngineConfig {
                 reason: "must fit the 32-bit record length".into(),
             });
         }
-        positive("wal.sync_interval", self.wal.sync_interval.as_millis() as u64)?;
+        positive(
+            "wal.sync_interval",
+            self.wal.sync_interval.as_millis() as u64,
+        )?;
         positive("head.max_bytes", self.head.max_bytes)?;
         positive("head.max_age", self.head.max_age.as_millis() as u64)?;
         positive("head.max_series", self.head.max_series)?;
-        positive("head.check_interval", self.head.check_interval.as_millis() as u64)?;
+        positive(
+            "head.check_interval",
+            self.head.check_interval.as_millis() as u64,
+        )?;
         positive("block.row_group_rows", self.block.row_group_rows as u64)?;
         if !(1..=22).contains(&self.block.zstd_level) {
             return Err(Error::InvalidConfig {
@@ -96,18 +111,36 @@ impl EngineConfig {
                 reason: format!("{} is outside 1..=22", self.block.zstd_level),
             });
         }
-        positive("compaction.interval", self.compaction.interval.as_millis() as u64)?;
-        positive("compaction.max_block_samples", self.compaction.max_block_samples)?;
+        positive(
+            "compaction.interval",
+            self.compaction.interval.as_millis() as u64,
+        )?;
+        positive(
+            "compaction.max_block_samples",
+            self.compaction.max_block_samples,
+        )?;
         if self.compaction.max_sources < 2 {
             return Err(Error::InvalidConfig {
                 field: "compaction.max_sources",
                 reason: "must be at least 2".into(),
             });
         }
-        positive("retention.interval", self.retention.interval.as_millis() as u64)?;
-        positive("limits.max_labels_per_series", self.limits.max_labels_per_series)?;
-        positive("limits.max_label_name_bytes", self.limits.max_label_name_bytes)?;
-        positive("limits.max_label_value_bytes", self.limits.max_label_value_bytes)?;
+        positive(
+            "retention.interval",
+            self.retention.interval.as_millis() as u64,
+        )?;
+        positive(
+            "limits.max_labels_per_series",
+            self.limits.max_labels_per_series,
+        )?;
+        positive(
+            "limits.max_label_name_bytes",
+            self.limits.max_label_name_bytes,
+        )?;
+        positive(
+            "limits.max_label_value_bytes",
+            self.limits.max_label_value_bytes,
+        )?;
         positive("limits.max_batch_samples", self.limits.max_batch_samples)?;
         Ok(())
     }
@@ -207,7 +240,10 @@ pub struct BlockConfig {
 
 impl Default for BlockConfig {
     fn default() -> Self {
-        BlockConfig { row_group_rows: 65_536, zstd_level: 3 }
+        BlockConfig {
+            row_group_rows: 65_536,
+            zstd_level: 3,
+        }
     }
 }
 
@@ -258,7 +294,11 @@ pub struct RetentionConfig {
 
 impl Default for RetentionConfig {
     fn default() -> Self {
-        RetentionConfig { max_age: None, max_bytes: None, interval: Duration::from_secs(60) }
+        RetentionConfig {
+            max_age: None,
+            max_bytes: None,
+            interval: Duration::from_secs(60),
+        }
     }
 }
 
@@ -299,7 +339,8 @@ mod tests {
         let back: EngineConfig = serde_json::from_str(&json).unwrap();
         assert_eq!(back.head.max_bytes, c.head.max_bytes);
         let partial: EngineConfig =
-            serde_json::from_str(r#"{"head": {"max_age": "30s"}, "wal": {"fsync": "never"}}"#).unwrap();
+            serde_json::from_str(r#"{"head": {"max_age": "30s"}, "wal": {"fsync": "never"}}"#)
+                .unwrap();
         assert_eq!(partial.head.max_age, Duration::from_secs(30));
         assert_eq!(partial.wal.fsync, FsyncPolicy::Never);
     }
@@ -308,10 +349,20 @@ mod tests {
     fn validate_names_the_bad_field() {
         let mut c = EngineConfig::default();
         c.block.zstd_level = 40;
-        assert!(c.validate().unwrap_err().to_string().contains("block.zstd_level"));
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("block.zstd_level")
+        );
         let mut c = EngineConfig::default();
         c.storage.url = Some("not a url".into());
-        assert!(c.validate().unwrap_err().to_string().contains("storage.url"));
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("storage.url")
+        );
         assert!(serde_json::from_str::<EngineConfig>(r#"{"hed": {}}"#).is_err());
     }
 }

@@ -129,7 +129,10 @@ impl Engine {
 
     /// Like [`Engine::open`], with blocks in the given object store instead of the one the
     /// config names.
-    pub async fn open_with_store(config: EngineConfig, store: Arc<dyn ObjectStore>) -> Result<Engine> {
+    pub async fn open_with_store(
+        config: EngineConfig,
+        store: Arc<dyn ObjectStore>,
+    ) -> Result<Engine> {
         open::open(config, Some(store)).await
     }
 
@@ -152,7 +155,13 @@ impl Engine {
 
     /// Metadata of every committed block, oldest first.
     pub fn blocks(&self) -> Vec<BlockMeta> {
-        self.inner.state.read().blocks.iter().map(|b| b.meta.clone()).collect()
+        self.inner
+            .state
+            .read()
+            .blocks
+            .iter()
+            .map(|b| b.meta.clone())
+            .collect()
     }
 
     /// Counters.
@@ -211,7 +220,11 @@ impl Inner {
         let l = &self.config.limits;
         let n = batch.num_samples() as u64;
         if n > l.max_batch_samples {
-            return Err(Error::LimitExceeded { limit: "limits.max_batch_samples", value: n, max: l.max_batch_samples });
+            return Err(Error::LimitExceeded {
+                limit: "limits.max_batch_samples",
+                value: n,
+                max: l.max_batch_samples,
+            });
         }
         for s in batch.series() {
             if s.len() as u64 > l.max_labels_per_series {
@@ -243,7 +256,9 @@ impl Inner {
 
     async fn append(self: &Arc<Self>, batch: &SampleBatch) -> Result<()> {
         if self.closed.load(Ordering::SeqCst) {
-            return Err(Error::WalUnavailable { reason: "the engine is closed".into() });
+            return Err(Error::WalUnavailable {
+                reason: "the engine is closed".into(),
+            });
         }
         self.check_limits(batch)?;
         let mut payload = Vec::with_capacity(64 + batch.num_samples() * 8);
@@ -260,9 +275,9 @@ impl Inner {
         let active = self.state.read().active.clone();
         check_series_limit(&active.read(), batch, self.config.head.max_series)?;
         let durable = self.wal.append(payload)?;
-        durable
-            .await
-            .map_err(|_| Error::WalUnavailable { reason: "writer thread stopped".into() })??;
+        durable.await.map_err(|_| Error::WalUnavailable {
+            reason: "writer thread stopped".into(),
+        })??;
         let bytes = {
             let mut head = active.write();
             head.apply(batch);
@@ -282,7 +297,10 @@ impl Inner {
             let notified = self.flushed.notified();
             let (over, flushing) = {
                 let st = self.state.read();
-                (st.active.read().bytes() >= self.config.head.max_bytes, !st.frozen.is_empty())
+                (
+                    st.active.read().bytes() >= self.config.head.max_bytes,
+                    !st.frozen.is_empty(),
+                )
             };
             if !over {
                 return;
@@ -328,7 +346,11 @@ impl Inner {
         self.flush_frozen(head, upto).await.map(Some)
     }
 
-    async fn flush_frozen(self: &Arc<Self>, head: Arc<RwLock<Head>>, upto: u64) -> Result<BlockMeta> {
+    async fn flush_frozen(
+        self: &Arc<Self>,
+        head: Arc<RwLock<Head>>,
+        upto: u64,
+    ) -> Result<BlockMeta> {
         let config = self.config.block.clone();
         let h = head.clone();
         let encoded = tokio::task::spawn_blocking(move || {

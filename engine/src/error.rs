@@ -156,7 +156,9 @@ impl Error {
         move |source| Error::ObjectStore { path, source }
     }
 
-    pub(crate) fn parquet(path: impl ToString) -> impl FnOnce(parquet::errors::ParquetError) -> Error {
+    pub(crate) fn parquet(
+        path: impl ToString,
+    ) -> impl FnOnce(parquet::errors::ParquetError) -> Error {
         let path = path.to_string();
         move |source| Error::Parquet { path, source }
     }
@@ -166,6 +168,8 @@ impl Error {
     }
 
     pub(crate) fn batch(reason: impl Into<String>) -> Error {
-        Error::InvalidBatch { reason: reason.into() }
+        Error::InvalidBatch {
+            reason: reason.into(),
+        }
     }
 }

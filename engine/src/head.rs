@@ -8,9 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
-use arrow::array::{
-    ArrayRef, DictionaryArray, Int64Array, RecordBatch, StringArray, UInt64Array,
-};
+use arrow::array::{ArrayRef, DictionaryArray, Int64Array, RecordBatch, StringArray, UInt64Array};
 use arrow::datatypes::Int32Type;
 use roaring::RoaringBitmap;
 
@@ -99,7 +97,12 @@ impl SampleGroup {
                 if self.runs.len() == self.runs.capacity() {
                     self.runs.reserve_exact((self.runs.len() / 4).max(1));
                 }
-                self.runs.push(Run { timestamp: ts, duration: dur, period, len: 1 })
+                self.runs.push(Run {
+                    timestamp: ts,
+                    duration: dur,
+                    period,
+                    len: 1,
+                })
             }
         }
         self.stacks.push(stack);
@@ -262,7 +265,11 @@ impl Head {
 
     /// Number of series the batch would add.
     pub fn new_series(&self, batch: &SampleBatch) -> u64 {
-        batch.series_ids.iter().filter(|id| !self.series_index.contains_key(id)).count() as u64
+        batch
+            .series_ids
+            .iter()
+            .filter(|id| !self.series_index.contains_key(id))
+            .count() as u64
     }
 
     pub fn num_series(&self) -> u64 {
@@ -275,7 +282,11 @@ impl Head {
             // The head's age counts from its first data.
             self.created = Instant::now();
         }
-        let pt_map: Vec<u32> = batch.profile_types.iter().map(|pt| self.intern_type(pt)).collect();
+        let pt_map: Vec<u32> = batch
+            .profile_types
+            .iter()
+            .map(|pt| self.intern_type(pt))
+            .collect();
         let series_map: Vec<u32> = batch
             .series
             .iter()
@@ -347,7 +358,11 @@ impl Head {
                 stacks: Vec::new(),
                 values: Values::I32(Vec::new()),
             });
-            let before = if group.stacks.capacity() == 0 { 0 } else { group.bytes() };
+            let before = if group.stacks.capacity() == 0 {
+                0
+            } else {
+                group.bytes()
+            };
             group.reserve(count);
             self.sample_bytes = self.sample_bytes + group.bytes() - before;
         }
@@ -356,7 +371,10 @@ impl Head {
         let groups = &mut self.groups;
         let mut grown = 0isize;
         for i in 0..n {
-            let key = (pt_map[c.profile_type[i] as usize], series_map[c.series[i] as usize]);
+            let key = (
+                pt_map[c.profile_type[i] as usize],
+                series_map[c.series[i] as usize],
+            );
             if last_key != Some(key) {
                 last_key = Some(key);
                 group = Some(groups.get_mut(&key).expect("reserved above"));
@@ -364,7 +382,13 @@ impl Head {
             let g = group.as_deref_mut().expect("set above");
             let (runs_cap, values_bytes) = (g.runs.capacity(), g.values.bytes());
             let ts = c.timestamp[i];
-            g.push(ts, c.duration[i], c.period[i], stack_map[c.stack[i] as usize], c.value[i]);
+            g.push(
+                ts,
+                c.duration[i],
+                c.period[i],
+                stack_map[c.stack[i] as usize],
+                c.value[i],
+            );
             grown += ((g.runs.capacity() - runs_cap) * std::mem::size_of::<Run>()) as isize
                 + g.values.bytes() as isize
                 - values_bytes as isize;
@@ -394,7 +418,8 @@ impl Head {
         let o = self.series.len() as u32;
         let before = self.index.heap_bytes();
         self.index.add(o, labels);
-        self.other_bytes += 64 + labels.heap_bytes() + self.index.heap_bytes().saturating_sub(before);
+        self.other_bytes +=
+            64 + labels.heap_bytes() + self.index.heap_bytes().saturating_sub(before);
         self.series.push((id, labels.clone()));
         self.series_index.insert(id, o);
         o
@@ -430,7 +455,10 @@ impl Head {
                 None => sel.clear(),
             },
             None => {
-                let with_samples = self.type_series.iter().fold(RoaringBitmap::new(), |a, b| a | b);
+                let with_samples = self
+                    .type_series
+                    .iter()
+                    .fold(RoaringBitmap::new(), |a, b| a | b);
                 sel &= with_samples;
             }
         }
@@ -443,7 +471,8 @@ impl Head {
         matchers: &[crate::LabelMatcher],
         range: TimeRange,
     ) -> Vec<String> {
-        self.index.label_names(&self.select(profile_type, matchers, range))
+        self.index
+            .label_names(&self.select(profile_type, matchers, range))
     }
 
     pub fn label_values(
@@ -453,7 +482,8 @@ impl Head {
         matchers: &[crate::LabelMatcher],
         range: TimeRange,
     ) -> Vec<String> {
-        self.index.label_values(name, &self.select(profile_type, matchers, range))
+        self.index
+            .label_values(name, &self.select(profile_type, matchers, range))
     }
 
     /// Samples of `profile_type` for series matching `matchers` in `range`, in scan schema,
@@ -472,7 +502,9 @@ impl Head {
         };
         let mut buf = RowBuffer::default();
         for s in &selected {
-            let Some(group) = self.groups.get(&(pt, s)) else { continue };
+            let Some(group) = self.groups.get(&(pt, s)) else {
+                continue;
+            };
             let (sid, labels) = &self.series[s as usize];
             let mut row = 0usize;
             let mut any = false;
@@ -525,7 +557,7 @@ impl Head {
         let mut keys = keys.into_iter().peekable();
         let mut buf = RowBuffer::default();
         std::iter::from_fn(move || {
-            while let Some((rank, sid, p, s)) = keys.next() {
+            for (rank, sid, p, s) in keys.by_ref() {
                 let group = &self.groups[&(p, s)];
                 for (row, run) in group.runs_by_time() {
                     for i in row..row + run.len as usize {
@@ -554,9 +586,22 @@ impl Head {
     /// All stacks and symbols held.
     pub fn symbol_tables(&self) -> SymbolTables {
         SymbolTables {
-            stacks: self.stack_ids.iter().zip(&self.stacks).map(|(id, l)| (*id, l.to_vec())).collect(),
-            locations: self.locations.iter().map(|(k, v)| (*k, v.clone())).collect(),
-            functions: self.functions.iter().map(|(k, v)| (*k, v.clone())).collect(),
+            stacks: self
+                .stack_ids
+                .iter()
+                .zip(&self.stacks)
+                .map(|(id, l)| (*id, l.to_vec()))
+                .collect(),
+            locations: self
+                .locations
+                .iter()
+                .map(|(k, v)| (*k, v.clone()))
+                .collect(),
+            functions: self
+                .functions
+                .iter()
+                .map(|(k, v)| (*k, v.clone()))
+                .collect(),
             mappings: self.mappings.iter().map(|(k, v)| (*k, v.clone())).collect(),
         }
     }
@@ -606,7 +651,11 @@ impl Head {
 pub(crate) fn check_series_limit(head: &Head, batch: &SampleBatch, max: u64) -> Result<()> {
     let total = head.num_series() + head.new_series(batch);
     if total > max {
-        return Err(Error::LimitExceeded { limit: "head.max_series", value: total, max });
+        return Err(Error::LimitExceeded {
+            limit: "head.max_series",
+            value: total,
+            max,
+        });
     }
     Ok(())
 }

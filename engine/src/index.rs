@@ -46,7 +46,10 @@ impl SeriesIndex {
         let mut out = RoaringBitmap::new();
         if m.op() == MatchOp::Equal && !m.value().is_empty() {
             // Fast path: a single posting list.
-            return values.and_then(|v| v.get(m.value())).cloned().unwrap_or_default();
+            return values
+                .and_then(|v| v.get(m.value()))
+                .cloned()
+                .unwrap_or_default();
         }
         if let Some(values) = values {
             for (v, b) in values {
@@ -66,7 +69,7 @@ impl SeriesIndex {
         let mut out = self.all.clone();
         // Most selective first: equality matchers.
         let mut ordered: Vec<&LabelMatcher> = matchers.iter().collect();
-        ordered.sort_by_key(|m| !(m.op() == MatchOp::Equal && !m.value().is_empty()));
+        ordered.sort_by_key(|m| m.op() != MatchOp::Equal || m.value().is_empty());
         for m in ordered {
             if out.is_empty() {
                 break;
@@ -105,7 +108,9 @@ impl SeriesIndex {
             .iter()
             .map(|(n, vs)| {
                 64 + n.len()
-                    + vs.iter().map(|(v, b)| 64 + v.len() + b.serialized_size()).sum::<usize>()
+                    + vs.iter()
+                        .map(|(v, b)| 64 + v.len() + b.serialized_size())
+                        .sum::<usize>()
             })
             .sum::<usize>()
             + self.all.serialized_size()
@@ -145,7 +150,10 @@ mod tests {
             vec![LabelMatcher::equal("env", "")],
             vec![LabelMatcher::new("env", MatchOp::NotEqual, "prod").unwrap()],
             vec![LabelMatcher::new("env", MatchOp::Regex, "p.*|").unwrap()],
-            vec![LabelMatcher::new("job", MatchOp::NotRegex, "a.*").unwrap(), LabelMatcher::equal("env", "")],
+            vec![
+                LabelMatcher::new("job", MatchOp::NotRegex, "a.*").unwrap(),
+                LabelMatcher::equal("env", ""),
+            ],
         ];
         for ms in cases {
             let expected: Vec<u32> = series
@@ -154,7 +162,11 @@ mod tests {
                 .filter(|(_, s)| ms.iter().all(|m| m.matches_labels(s)))
                 .map(|(i, _)| i as u32)
                 .collect();
-            assert_eq!(idx.select(&ms).iter().collect::<Vec<_>>(), expected, "{ms:?}");
+            assert_eq!(
+                idx.select(&ms).iter().collect::<Vec<_>>(),
+                expected,
+                "{ms:?}"
+            );
         }
         let prod = idx.select(&[LabelMatcher::equal("env", "prod")]);
         assert_eq!(idx.label_names(&prod), vec!["env", "job"]);

@@ -48,20 +48,30 @@ impl LabelMatcher {
         let name = name.into();
         let value = value.into();
         let regex = match op {
-            MatchOp::Regex | MatchOp::NotRegex => {
-                Some(Regex::new(&format!("^(?:{value})$")).map_err(|e| Error::InvalidMatcher {
+            MatchOp::Regex | MatchOp::NotRegex => Some(
+                Regex::new(&format!("^(?:{value})$")).map_err(|e| Error::InvalidMatcher {
                     matcher: format!("{name}{}{value:?}", op.as_str()),
                     reason: e.to_string(),
-                })?)
-            }
+                })?,
+            ),
             _ => None,
         };
-        Ok(LabelMatcher { name, op, value, regex })
+        Ok(LabelMatcher {
+            name,
+            op,
+            value,
+            regex,
+        })
     }
 
     /// `name = value`.
     pub fn equal(name: impl Into<String>, value: impl Into<String>) -> Self {
-        LabelMatcher { name: name.into(), op: MatchOp::Equal, value: value.into(), regex: None }
+        LabelMatcher {
+            name: name.into(),
+            op: MatchOp::Equal,
+            value: value.into(),
+            regex: None,
+        }
     }
 
     /// The label name.
@@ -110,12 +120,35 @@ mod tests {
         let l = Labels::new([("job", "api"), ("env", "prod")]).unwrap();
         assert!(LabelMatcher::equal("job", "api").matches_labels(&l));
         assert!(LabelMatcher::equal("missing", "").matches_labels(&l));
-        assert!(!LabelMatcher::new("job", MatchOp::NotEqual, "api").unwrap().matches_labels(&l));
-        assert!(LabelMatcher::new("job", MatchOp::Regex, "a.i").unwrap().matches_labels(&l));
-        assert!(!LabelMatcher::new("job", MatchOp::Regex, "a").unwrap().matches_labels(&l));
-        assert!(LabelMatcher::new("job", MatchOp::NotRegex, "x|y").unwrap().matches_labels(&l));
-        assert!(LabelMatcher::new("missing", MatchOp::Regex, ".*").unwrap().matches_labels(&l));
+        assert!(
+            !LabelMatcher::new("job", MatchOp::NotEqual, "api")
+                .unwrap()
+                .matches_labels(&l)
+        );
+        assert!(
+            LabelMatcher::new("job", MatchOp::Regex, "a.i")
+                .unwrap()
+                .matches_labels(&l)
+        );
+        assert!(
+            !LabelMatcher::new("job", MatchOp::Regex, "a")
+                .unwrap()
+                .matches_labels(&l)
+        );
+        assert!(
+            LabelMatcher::new("job", MatchOp::NotRegex, "x|y")
+                .unwrap()
+                .matches_labels(&l)
+        );
+        assert!(
+            LabelMatcher::new("missing", MatchOp::Regex, ".*")
+                .unwrap()
+                .matches_labels(&l)
+        );
         let err = LabelMatcher::new("job", MatchOp::Regex, "(").unwrap_err();
-        assert!(err.to_string().contains("invalid matcher job=~\"(\""), "{err}");
+        assert!(
+            err.to_string().contains("invalid matcher job=~\"(\""),
+            "{err}"
+        );
     }
 }

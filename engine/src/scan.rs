@@ -22,7 +22,10 @@ pub struct TimeRange {
 
 impl TimeRange {
     /// All of time.
-    pub const ALL: TimeRange = TimeRange { start: i64::MIN, end: i64::MAX };
+    pub const ALL: TimeRange = TimeRange {
+        start: i64::MIN,
+        end: i64::MAX,
+    };
 
     /// `[start, end)`.
     pub fn new(start: i64, end: i64) -> Self {

@@ -54,7 +54,9 @@ impl<'a> Reader<'a> {
     }
 
     pub fn u64_le(&mut self) -> DecodeResult<u64> {
-        Ok(u64::from_le_bytes(self.bytes(8)?.try_into().expect("8 bytes")))
+        Ok(u64::from_le_bytes(
+            self.bytes(8)?.try_into().expect("8 bytes"),
+        ))
     }
 
     pub fn uvar(&mut self) -> DecodeResult<u64> {

@@ -83,7 +83,11 @@ impl Wal {
             .spawn(move || writer.run(rx))
             .map_err(Error::io(dir))?;
         Ok((
-            Wal { tx: Mutex::new(Some(tx)), thread: Mutex::new(Some(thread)), dir: dir.to_path_buf() },
+            Wal {
+                tx: Mutex::new(Some(tx)),
+                thread: Mutex::new(Some(thread)),
+                dir: dir.to_path_buf(),
+            },
             report,
         ))
     }
@@ -93,7 +97,9 @@ impl Wal {
             .lock()
             .as_ref()
             .and_then(|tx| tx.send(cmd).ok())
-            .ok_or_else(|| Error::WalUnavailable { reason: "the WAL is closed".into() })
+            .ok_or_else(|| Error::WalUnavailable {
+                reason: "the WAL is closed".into(),
+            })
     }
 
     /// Hands a record to the writer; resolves when it is durable.
@@ -108,14 +114,18 @@ impl Wal {
     pub async fn rotate(&self) -> Result<u64> {
         let (done, rx) = oneshot::channel();
         self.send(Command::Rotate { done })?;
-        rx.await.map_err(|_| Error::WalUnavailable { reason: "writer thread stopped".into() })?
+        rx.await.map_err(|_| Error::WalUnavailable {
+            reason: "writer thread stopped".into(),
+        })?
     }
 
     /// Fsyncs everything written so far.
     pub async fn sync(&self) -> Result<()> {
         let (done, rx) = oneshot::channel();
         self.send(Command::Sync { done })?;
-        rx.await.map_err(|_| Error::WalUnavailable { reason: "writer thread stopped".into() })?
+        rx.await.map_err(|_| Error::WalUnavailable {
+            reason: "writer thread stopped".into(),
+        })?
     }
 
     /// Deletes every segment numbered below `n` (their data is in blocks).

@@ -43,9 +43,15 @@ fn rows(base: i64, n: i64) -> Vec<Row> {
 #[test]
 #[ignore = "run by crash_test_sigkill as a child process"]
 fn crash_child() {
-    let Ok(dir) = std::env::var(DIR_ENV) else { return };
+    let Ok(dir) = std::env::var(DIR_ENV) else {
+        return;
+    };
     let base: i64 = std::env::var(BASE_ENV).unwrap().parse().unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let engine = Engine::open(crash_config(dir.as_ref())).await.unwrap();
         println!("READY");
@@ -62,14 +68,23 @@ fn crash_test_sigkill() {
     let logs = dir.path().join("logs");
     std::fs::create_dir_all(&logs).unwrap();
     let exe = std::env::current_exe().unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let mut acked: Vec<i64> = Vec::new();
     let mut rng = 0x9e3779b97f4a7c15u64;
     let runs = 24;
     for run in 0..runs {
         let base = run as i64 * 10_000_000;
         let mut child = Command::new(&exe)
-            .args(["--exact", "crash_child", "--ignored", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "crash_child",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(DIR_ENV, dir.path().join("store"))
             .env(BASE_ENV, base.to_string())
             .stdout(Stdio::piped())
@@ -88,10 +103,13 @@ fn crash_test_sigkill() {
         });
         // Wait for the child to be up, then kill it after a random 20-300 ms of appends.
         loop {
-            let line = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|e| {
-                let log = std::fs::read_to_string(logs.join(format!("child-{run}.log"))).unwrap_or_default();
-                panic!("child of run {run} did not start ({e}): {log}")
-            });
+            let line = rx
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|e| {
+                    let log = std::fs::read_to_string(logs.join(format!("child-{run}.log")))
+                        .unwrap_or_default();
+                    panic!("child of run {run} did not start ({e}): {log}")
+                });
             if line.ends_with("READY") {
                 break;
             }
@@ -145,5 +163,9 @@ fn crash_test_sigkill() {
             engine.close().await.unwrap();
         });
     }
-    assert!(acked.len() > 1000, "the children acknowledged too little to mean anything: {}", acked.len());
+    assert!(
+        acked.len() > 1000,
+        "the children acknowledged too little to mean anything: {}",
+        acked.len()
+    );
 }

@@ -11,7 +11,13 @@ use common::*;
 use strata_engine::{Engine, Error, TimeRange, WalDamageKind};
 
 fn one_row(ts: i64, value: i64) -> Vec<Row> {
-    vec![Row { pt: 0, labels: vec![("job".into(), "a".into())], ts, stack: 1, value }]
+    vec![Row {
+        pt: 0,
+        labels: vec![("job".into(), "a".into())],
+        ts,
+        stack: 1,
+        value,
+    }]
 }
 
 fn wal_segments(dir: &Path) -> Vec<PathBuf> {
@@ -56,7 +62,10 @@ async fn corrupt_wal_record_is_quarantined_and_later_records_survive() {
     assert_eq!(report.records, 2);
     assert_eq!(report.damage.len(), 1, "{report:?}");
     assert_eq!(report.damage[0].kind, WalDamageKind::CorruptRecord);
-    let q = report.damage[0].quarantined_to.as_ref().expect("quarantined");
+    let q = report.damage[0]
+        .quarantined_to
+        .as_ref()
+        .expect("quarantined");
     assert_eq!(fs::read(q).unwrap().len() as u64, report.damage[0].bytes);
     assert_eq!(values(&engine).await, vec![1, 3]);
     engine.close().await.unwrap();
@@ -81,7 +90,8 @@ async fn torn_wal_tail_is_truncated() {
     let seg = wal_segments(dir.path()).pop().unwrap();
     let mut bytes = fs::read(&seg).unwrap();
     let len = bytes.len();
-    bytes.extend_from_slice(&bytes[8..len / 2].to_vec()); // half a record: a crash mid-write
+    let half_record = bytes[8..len / 2].to_vec(); // a crash mid-write
+    bytes.extend_from_slice(&half_record);
     fs::write(&seg, &bytes).unwrap();
     let engine = Engine::open(config).await.unwrap();
     let report = &engine.open_report().replay;
@@ -108,17 +118,42 @@ async fn two_blocks(dir: &Path) -> (Vec<String>, strata_engine::EngineConfig) {
 async fn truncated_parquet_block_is_quarantined() {
     let dir = tempfile::tempdir().unwrap();
     let (ids, config) = two_blocks(dir.path()).await;
-    let file = dir.path().join("blocks").join(&ids[0]).join("samples.parquet");
+    let file = dir
+        .path()
+        .join("blocks")
+        .join(&ids[0])
+        .join("samples.parquet");
     let len = fs::metadata(&file).unwrap().len();
-    fs::OpenOptions::new().write(true).open(&file).unwrap().set_len(len / 2).unwrap();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
 
     let engine = Engine::open(config).await.unwrap();
     let report = engine.open_report();
     assert_eq!(report.quarantined_blocks.len(), 1);
     assert_eq!(report.quarantined_blocks[0].0, ids[0]);
-    assert!(report.quarantined_blocks[0].1.contains("samples.parquet"), "{:?}", report.quarantined_blocks);
-    assert!(dir.path().join("quarantine").join(&ids[0]).join("samples.parquet").exists());
-    assert!(!dir.path().join("blocks").join(&ids[0]).join("meta.json").exists());
+    assert!(
+        report.quarantined_blocks[0].1.contains("samples.parquet"),
+        "{:?}",
+        report.quarantined_blocks
+    );
+    assert!(
+        dir.path()
+            .join("quarantine")
+            .join(&ids[0])
+            .join("samples.parquet")
+            .exists()
+    );
+    assert!(
+        !dir.path()
+            .join("blocks")
+            .join(&ids[0])
+            .join("meta.json")
+            .exists()
+    );
     // The other block and the WAL are intact.
     assert_eq!(values(&engine).await, vec![20, 30]);
     engine.close().await.unwrap();
@@ -128,7 +163,13 @@ async fn truncated_parquet_block_is_quarantined() {
 async fn missing_block_file_is_quarantined() {
     let dir = tempfile::tempdir().unwrap();
     let (ids, config) = two_blocks(dir.path()).await;
-    fs::remove_file(dir.path().join("blocks").join(&ids[1]).join("stacks.parquet")).unwrap();
+    fs::remove_file(
+        dir.path()
+            .join("blocks")
+            .join(&ids[1])
+            .join("stacks.parquet"),
+    )
+    .unwrap();
     let engine = Engine::open(config).await.unwrap();
     let report = engine.open_report();
     assert_eq!(report.quarantined_blocks.len(), 1);
@@ -141,7 +182,11 @@ async fn missing_block_file_is_quarantined() {
 async fn corrupt_parquet_of_the_same_size_gives_a_clear_scan_error() {
     let dir = tempfile::tempdir().unwrap();
     let (ids, config) = two_blocks(dir.path()).await;
-    let file = dir.path().join("blocks").join(&ids[0]).join("samples.parquet");
+    let file = dir
+        .path()
+        .join("blocks")
+        .join(&ids[0])
+        .join("samples.parquet");
     let mut bytes = fs::read(&file).unwrap();
     let n = bytes.len();
     for b in &mut bytes[4..n - 8] {
@@ -150,14 +195,27 @@ async fn corrupt_parquet_of_the_same_size_gives_a_clear_scan_error() {
     fs::write(&file, &bytes).unwrap();
     let engine = Engine::open(config).await.unwrap();
     let out = engine
-        .scan(strata_engine::ScanRequest { profile_type: profile_types()[0].clone(), matchers: vec![], range: TimeRange::ALL })
+        .scan(strata_engine::ScanRequest {
+            profile_type: profile_types()[0].clone(),
+            matchers: vec![],
+            range: TimeRange::ALL,
+        })
         .await
         .unwrap();
     let err = out.collect().await.unwrap_err();
     assert!(matches!(err, Error::CorruptBlock { .. }), "{err}");
-    assert!(err.to_string().contains(&ids[0]) && err.to_string().contains("samples.parquet"), "{err}");
+    assert!(
+        err.to_string().contains(&ids[0]) && err.to_string().contains("samples.parquet"),
+        "{err}"
+    );
     // Label APIs still answer from the index.
-    assert_eq!(engine.label_values("job", None, &[], TimeRange::ALL).await.unwrap(), vec!["a"]);
+    assert_eq!(
+        engine
+            .label_values("job", None, &[], TimeRange::ALL)
+            .await
+            .unwrap(),
+        vec!["a"]
+    );
     engine.close().await.unwrap();
 }
 
@@ -172,17 +230,42 @@ async fn refused_batches_leave_the_store_unchanged() {
     engine.append(&batch(&one_row(1, 1))).await.unwrap();
     let too_many_labels = vec![Row {
         pt: 0,
-        labels: vec![("a".into(), "1".into()), ("b".into(), "2".into()), ("c".into(), "3".into())],
+        labels: vec![
+            ("a".into(), "1".into()),
+            ("b".into(), "2".into()),
+            ("c".into(), "3".into()),
+        ],
         ts: 2,
         stack: 0,
         value: 2,
     }];
     let err = engine.append(&batch(&too_many_labels)).await.unwrap_err();
-    assert!(err.to_string().contains("limits.max_labels_per_series is 3, the maximum is 2"), "{err}");
-    let long_value = vec![Row { pt: 0, labels: vec![("job".into(), "x".repeat(9))], ts: 2, stack: 0, value: 2 }];
+    assert!(
+        err.to_string()
+            .contains("limits.max_labels_per_series is 3, the maximum is 2"),
+        "{err}"
+    );
+    let long_value = vec![Row {
+        pt: 0,
+        labels: vec![("job".into(), "x".repeat(9))],
+        ts: 2,
+        stack: 0,
+        value: 2,
+    }];
     let err = engine.append(&batch(&long_value)).await.unwrap_err();
-    assert!(err.to_string().contains("limits.max_label_value_bytes"), "{err}");
-    let series: Vec<Row> = (0..3).map(|i| Row { pt: 0, labels: vec![("job".into(), format!("s{i}"))], ts: 3, stack: 0, value: 3 }).collect();
+    assert!(
+        err.to_string().contains("limits.max_label_value_bytes"),
+        "{err}"
+    );
+    let series: Vec<Row> = (0..3)
+        .map(|i| Row {
+            pt: 0,
+            labels: vec![("job".into(), format!("s{i}"))],
+            ts: 3,
+            stack: 0,
+            value: 3,
+        })
+        .collect();
     let err = engine.append(&batch(&series)).await.unwrap_err();
     assert!(err.to_string().contains("head.max_series"), "{err}");
     assert_eq!(engine.stats().head.samples, 1);

@@ -16,15 +16,27 @@ enum Op {
 }
 
 fn row() -> impl Strategy<Value = Row> {
-    (0usize..2, 0u8..3, prop::option::of(0u8..2), 0i64..100, 0u8..6, 1i64..1_000_000).prop_map(
-        |(pt, job, env, ts, stack, value)| {
+    (
+        0usize..2,
+        0u8..3,
+        prop::option::of(0u8..2),
+        0i64..100,
+        0u8..6,
+        1i64..1_000_000,
+    )
+        .prop_map(|(pt, job, env, ts, stack, value)| {
             let mut labels = vec![("job".to_string(), format!("j{job}"))];
             if let Some(e) = env {
                 labels.push(("env".into(), format!("e{e}")));
             }
-            Row { pt, labels, ts, stack, value }
-        },
-    )
+            Row {
+                pt,
+                labels,
+                ts,
+                stack,
+                value,
+            }
+        })
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -39,7 +51,8 @@ fn op() -> impl Strategy<Value = Op> {
 fn matchers() -> impl Strategy<Value = Vec<LabelMatcher>> {
     let one = prop_oneof![
         (0u8..4).prop_map(|j| LabelMatcher::equal("job", format!("j{j}"))),
-        (0u8..3).prop_map(|j| LabelMatcher::new("job", MatchOp::NotEqual, format!("j{j}")).unwrap()),
+        (0u8..3)
+            .prop_map(|j| LabelMatcher::new("job", MatchOp::NotEqual, format!("j{j}")).unwrap()),
         Just(LabelMatcher::new("job", MatchOp::Regex, "j[01]").unwrap()),
         Just(LabelMatcher::new("env", MatchOp::NotRegex, "e0").unwrap()),
         Just(LabelMatcher::equal("env", "")),
@@ -49,7 +62,14 @@ fn matchers() -> impl Strategy<Value = Vec<LabelMatcher>> {
 }
 
 fn query() -> impl Strategy<Value = (usize, Vec<LabelMatcher>, TimeRange)> {
-    (0usize..2, matchers(), prop_oneof![Just(TimeRange::ALL), (0i64..100, 0i64..100).prop_map(|(a, b)| TimeRange::new(a.min(b), a.max(b) + 1))])
+    (
+        0usize..2,
+        matchers(),
+        prop_oneof![
+            Just(TimeRange::ALL),
+            (0i64..100, 0i64..100).prop_map(|(a, b)| TimeRange::new(a.min(b), a.max(b) + 1))
+        ],
+    )
 }
 
 async fn check(ops: Vec<Op>, queries: Vec<(usize, Vec<LabelMatcher>, TimeRange)>) {
@@ -73,9 +93,7 @@ async fn check(ops: Vec<Op>, queries: Vec<(usize, Vec<LabelMatcher>, TimeRange)>
                 engine = Engine::open(config.clone()).await.unwrap();
                 assert!(engine.open_report().replay.damage.is_empty());
             }
-            Op::Compact => {
-                while engine.compact().await.unwrap().is_some() {}
-            }
+            Op::Compact => while engine.compact().await.unwrap().is_some() {},
         }
     }
     let types = profile_types();
@@ -84,12 +102,22 @@ async fn check(ops: Vec<Op>, queries: Vec<(usize, Vec<LabelMatcher>, TimeRange)>
         let want = model_scan(&model, pt, &ms, range);
         assert_eq!(got, want, "scan of {} {:?} {:?}", types[pt], ms, range);
         let names = engine.label_names(None, &ms, TimeRange::ALL).await.unwrap();
-        assert_eq!(names, model_label_names(&model, &ms), "label names for {ms:?}");
+        assert_eq!(
+            names,
+            model_label_names(&model, &ms),
+            "label names for {ms:?}"
+        );
     }
     // Every stack the model holds resolves to its locations and symbols.
-    let ids: Vec<_> = (0..6u8).filter(|k| model.iter().any(|r| r.stack == *k)).map(stack_id_of).collect();
+    let ids: Vec<_> = (0..6u8)
+        .filter(|k| model.iter().any(|r| r.stack == *k))
+        .map(stack_id_of)
+        .collect();
     let resolved = engine.resolve_stacks(&ids).await.unwrap();
-    for (k, id) in (0..6u8).filter(|k| model.iter().any(|r| r.stack == *k)).zip(&ids) {
+    for (k, id) in (0..6u8)
+        .filter(|k| model.iter().any(|r| r.stack == *k))
+        .zip(&ids)
+    {
         let locs = &resolved.stacks[id];
         assert_eq!(locs.len(), (k % 4 + 1) as usize);
         for l in locs {

@@ -28,7 +28,11 @@ struct CountingStore {
 
 impl CountingStore {
     fn reads_of(&self, suffix: &str) -> usize {
-        self.reads.lock().iter().filter(|p| p.ends_with(suffix)).count()
+        self.reads
+            .lock()
+            .iter()
+            .filter(|p| p.ends_with(suffix))
+            .count()
     }
 }
 
@@ -40,7 +44,12 @@ impl fmt::Display for CountingStore {
 
 #[async_trait::async_trait]
 impl ObjectStore for CountingStore {
-    async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> object_store::Result<PutResult> {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
         self.inner.put_opts(location, payload, opts).await
     }
 
@@ -52,14 +61,22 @@ impl ObjectStore for CountingStore {
         self.inner.put_multipart_opts(location, opts).await
     }
 
-    async fn get_opts(&self, location: &Path, options: GetOptions) -> object_store::Result<GetResult> {
+    async fn get_opts(
+        &self,
+        location: &Path,
+        options: GetOptions,
+    ) -> object_store::Result<GetResult> {
         if !options.head {
             self.reads.lock().push(location.to_string());
         }
         self.inner.get_opts(location, options).await
     }
 
-    async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> object_store::Result<Vec<Bytes>> {
+    async fn get_ranges(
+        &self,
+        location: &Path,
+        ranges: &[Range<u64>],
+    ) -> object_store::Result<Vec<Bytes>> {
         self.reads.lock().push(location.to_string());
         self.inner.get_ranges(location, ranges).await
     }
@@ -79,7 +96,12 @@ impl ObjectStore for CountingStore {
         self.inner.list_with_delimiter(prefix).await
     }
 
-    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> object_store::Result<()> {
+    async fn copy_opts(
+        &self,
+        from: &Path,
+        to: &Path,
+        options: CopyOptions,
+    ) -> object_store::Result<()> {
         self.inner.copy_opts(from, to, options).await
     }
 }
@@ -88,7 +110,10 @@ fn rows(ts0: i64, n: i64) -> Vec<Row> {
     (0..n)
         .map(|i| Row {
             pt: (i % 2) as usize,
-            labels: vec![("job".into(), format!("j{}", i % 3)), ("env".into(), format!("e{}", i % 2))],
+            labels: vec![
+                ("job".into(), format!("j{}", i % 3)),
+                ("env".into(), format!("e{}", i % 2)),
+            ],
             ts: ts0 + i,
             stack: (i % 6) as u8,
             value: 1 + i,
@@ -110,7 +135,11 @@ async fn survives_restart_flush_and_compaction_and_labels_come_from_indexes() {
             engine.flush().await.unwrap();
         }
         assert_eq!(engine.blocks().len(), 4);
-        let compacted = engine.compact().await.unwrap().expect("adjacent blocks merge");
+        let compacted = engine
+            .compact()
+            .await
+            .unwrap()
+            .expect("adjacent blocks merge");
         assert_eq!(compacted.sources.len(), 4);
         assert_eq!(compacted.num_samples, 200);
         assert_eq!(engine.blocks().len(), 1);
@@ -121,29 +150,59 @@ async fn survives_restart_flush_and_compaction_and_labels_come_from_indexes() {
         engine.close().await.unwrap();
     }
     // Compaction deleted its sources: exactly one block prefix remains on disk.
-    assert_eq!(std::fs::read_dir(dir.path().join("blocks")).unwrap().count(), 1);
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("blocks"))
+            .unwrap()
+            .count(),
+        1
+    );
 
     let store = Arc::new(CountingStore {
-        inner: LocalFileSystem::new_with_prefix(dir.path()).unwrap().with_automatic_cleanup(true),
+        inner: LocalFileSystem::new_with_prefix(dir.path())
+            .unwrap()
+            .with_automatic_cleanup(true),
         reads: Mutex::new(Vec::new()),
     });
-    let engine = Engine::open_with_store(config.clone(), store.clone()).await.unwrap();
+    let engine = Engine::open_with_store(config.clone(), store.clone())
+        .await
+        .unwrap();
     assert_eq!(engine.open_report().replay.samples, 30);
     assert_eq!(engine.open_report().blocks, 1);
     let opened_at_start = store.reads.lock().clone();
-    assert!(opened_at_start.iter().all(|p| p.ends_with("meta.json") || p.ends_with("index.bin")), "{opened_at_start:?}");
+    assert!(
+        opened_at_start
+            .iter()
+            .all(|p| p.ends_with("meta.json") || p.ends_with("index.bin")),
+        "{opened_at_start:?}"
+    );
 
     let types = profile_types();
     assert_eq!(engine.profile_types(TimeRange::ALL).await.unwrap().len(), 2);
-    let names = engine.label_names(Some(&types[0]), &[], TimeRange::ALL).await.unwrap();
+    let names = engine
+        .label_names(Some(&types[0]), &[], TimeRange::ALL)
+        .await
+        .unwrap();
     assert_eq!(names, vec!["env", "job"]);
     let values = engine
-        .label_values("job", None, &[LabelMatcher::equal("env", "e1")], TimeRange::new(0, 5000))
+        .label_values(
+            "job",
+            None,
+            &[LabelMatcher::equal("env", "e1")],
+            TimeRange::new(0, 5000),
+        )
         .await
         .unwrap();
     assert_eq!(values, vec!["j0", "j1", "j2"]);
-    assert_eq!(store.reads_of("samples.parquet"), 0, "label APIs must not read samples");
-    assert_eq!(store.reads.lock().len(), opened_at_start.len(), "label APIs read nothing at all");
+    assert_eq!(
+        store.reads_of("samples.parquet"),
+        0,
+        "label APIs must not read samples"
+    );
+    assert_eq!(
+        store.reads.lock().len(),
+        opened_at_start.len(),
+        "label APIs read nothing at all"
+    );
 
     // Everything is still there, and the counter sees the sample file being read.
     for (i, pt) in types.iter().enumerate() {
@@ -165,15 +224,32 @@ async fn late_symbols_replace_unsymbolized_locations() {
     use strata_engine::{Function, Labels, Line, Location, Mapping, SampleBatchBuilder, SampleRow};
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::open(test_config(dir.path())).await.unwrap();
-    let mapping = Mapping { build_id: "b1d".into(), filename: "/bin/x".into(), memory_limit: 1 << 20, ..Default::default() };
+    let mapping = Mapping {
+        build_id: "b1d".into(),
+        filename: "/bin/x".into(),
+        memory_limit: 1 << 20,
+        ..Default::default()
+    };
     let mut b = SampleBatchBuilder::new();
     let pt = b.profile_type(&profile_types()[0]);
     let series = b.series(Labels::new([("job", "x")]).unwrap());
     let m = b.mapping(mapping.clone());
-    let loc = b.location(Location { mapping_id: m, address: 0x42, lines: vec![] });
+    let loc = b.location(Location {
+        mapping_id: m,
+        address: 0x42,
+        lines: vec![],
+    });
     let stack = b.stack(&[loc]);
     let stack_id = b.stack_id(stack);
-    b.sample(SampleRow { profile_type: pt, series, timestamp_ns: 1, duration_ns: 1, period: 1, stack, value: 3 });
+    b.sample(SampleRow {
+        profile_type: pt,
+        series,
+        timestamp_ns: 1,
+        duration_ns: 1,
+        period: 1,
+        stack,
+        value: 3,
+    });
     engine.append(&b.build().unwrap()).await.unwrap();
     engine.flush().await.unwrap();
     let before = engine.resolve_stacks(&[stack_id]).await.unwrap();
@@ -182,8 +258,18 @@ async fn late_symbols_replace_unsymbolized_locations() {
     // The symbolizer later sends the lines for the same mapping + address.
     let mut b = SampleBatchBuilder::new();
     let m = b.mapping(mapping);
-    let f = b.function(Function { name: "main".into(), ..Default::default() });
-    let same = b.location(Location { mapping_id: m, address: 0x42, lines: vec![Line { function_id: f, line: 9 }] });
+    let f = b.function(Function {
+        name: "main".into(),
+        ..Default::default()
+    });
+    let same = b.location(Location {
+        mapping_id: m,
+        address: 0x42,
+        lines: vec![Line {
+            function_id: f,
+            line: 9,
+        }],
+    });
     assert_eq!(same, loc);
     engine.append(&b.build().unwrap()).await.unwrap();
     for step in 0..2 {

@@ -22,7 +22,11 @@ mod tests {
     fn profile_round_trips_through_protobuf() {
         let profile = pprof::Profile {
             sample_type: vec![pprof::ValueType { r#type: 1, unit: 2 }],
-            sample: vec![pprof::Sample { location_id: vec![1], value: vec![42], label: vec![] }],
+            sample: vec![pprof::Sample {
+                location_id: vec![1],
+                value: vec![42],
+                label: vec![],
+            }],
             string_table: vec!["".into(), "cpu".into(), "nanoseconds".into()],
             ..Default::default()
         };

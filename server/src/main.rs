@@ -50,17 +50,24 @@ async fn wait_for_shutdown() -> anyhow::Result<()> {
 async fn server(data_dir: PathBuf, config: Option<PathBuf>) -> anyhow::Result<()> {
     let mut engine_config = match &config {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            let file: FileConfig =
-                serde_yaml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let file: FileConfig = serde_yaml::from_str(&text)
+                .with_context(|| format!("parsing {}", path.display()))?;
             file.engine.unwrap_or_default()
         }
         None => EngineConfig::default(),
     };
     engine_config.data_dir = data_dir;
-    let engine = Engine::open(engine_config).await.context("opening the store")?;
+    let engine = Engine::open(engine_config)
+        .await
+        .context("opening the store")?;
     let stats = engine.stats();
-    info!(blocks = stats.blocks, head_samples = stats.head.samples, "strata server running; Ctrl-C to stop");
+    info!(
+        blocks = stats.blocks,
+        head_samples = stats.head.samples,
+        "strata server running; Ctrl-C to stop"
+    );
     wait_for_shutdown().await?;
     info!("shutting down");
     engine.close().await.context("closing the store")?;
@@ -74,7 +81,9 @@ fn main() -> anyhow::Result<()> {
         )
         .init();
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     match cli.command {
         Command::Server { data_dir, config } => runtime.block_on(server(data_dir, config)),
     }

@@ -119,7 +119,11 @@ impl SampleBatch {
             };
             let (start, end) = (offsets[row] as usize, offsets[row + 1] as usize);
             let pairs = (start..end).map(|i| {
-                let v = if values.is_null(i) { "" } else { values.value(i) };
+                let v = if values.is_null(i) {
+                    ""
+                } else {
+                    values.value(i)
+                };
                 (keys.value(i), v)
             });
             let labels = Labels::new(pairs)?;
@@ -134,7 +138,9 @@ impl SampleBatch {
             };
             let sid = StackId(stack.value(row));
             let st = *stack_index.get(&sid).ok_or_else(|| {
-                Error::batch(format!("row {row} refers to stack {sid} which the symbols do not define"))
+                Error::batch(format!(
+                    "row {row} refers to stack {sid} which the symbols do not define"
+                ))
             })?;
             cols.profile_type.push(pt);
             cols.series.push(s);
@@ -152,18 +158,20 @@ impl SampleBatch {
     pub fn to_record_batch(&self) -> Result<RecordBatch> {
         let s = &self.samples;
         let pts: Vec<String> = self.profile_types.iter().map(ToString::to_string).collect();
-        let pt_col = StringArray::from_iter_values(s.profile_type.iter().map(|&i| &pts[i as usize]));
+        let pt_col =
+            StringArray::from_iter_values(s.profile_type.iter().map(|&i| &pts[i as usize]));
         let mut labels = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
         for &series in &s.series {
             for l in self.series[series as usize].iter() {
                 labels.keys().append_value(&l.name);
                 labels.values().append_value(&l.value);
             }
-            labels.append(true).map_err(Error::arrow("building the labels column"))?;
+            labels
+                .append(true)
+                .map_err(Error::arrow("building the labels column"))?;
         }
-        let stack_col = UInt64Array::from_iter_values(
-            s.stack.iter().map(|&i| self.stack_ids[i as usize].0),
-        );
+        let stack_col =
+            UInt64Array::from_iter_values(s.stack.iter().map(|&i| self.stack_ids[i as usize].0));
         let columns: Vec<ArrayRef> = vec![
             Arc::new(pt_col),
             Arc::new(labels.finish()),
@@ -190,8 +198,17 @@ mod tests {
         let pt = b.profile_type(&"a:b:c:d:e:delta".parse().unwrap());
         let s1 = b.series(Labels::new([("job", "x"), ("i", "1")]).unwrap());
         let s2 = b.series(Labels::new([("job", "y")]).unwrap());
-        let f = b.function(Function { name: "f".into(), ..Default::default() });
-        let l = b.location(Location { lines: vec![Line { function_id: f, line: 2 }], ..Default::default() });
+        let f = b.function(Function {
+            name: "f".into(),
+            ..Default::default()
+        });
+        let l = b.location(Location {
+            lines: vec![Line {
+                function_id: f,
+                line: 2,
+            }],
+            ..Default::default()
+        });
         let st = b.stack(&[l]);
         for (i, series) in [s1, s2, s1].into_iter().enumerate() {
             b.sample(SampleRow {
@@ -216,17 +233,35 @@ mod tests {
         let pt = b.profile_type(&"a:b:c:d:e".parse().unwrap());
         let s = b.series(Labels::new([("job", "x")]).unwrap());
         let st = b.stack(&[]);
-        b.sample(SampleRow { profile_type: pt, series: s, timestamp_ns: 0, duration_ns: 0, period: 0, stack: st, value: 1 });
+        b.sample(SampleRow {
+            profile_type: pt,
+            series: s,
+            timestamp_ns: 0,
+            duration_ns: 0,
+            period: 0,
+            stack: st,
+            value: 1,
+        });
         let batch = b.build().unwrap();
         let rb = batch.to_record_batch().unwrap();
         let err = SampleBatch::from_record_batch(&rb, Symbols::default()).unwrap_err();
         assert!(err.to_string().contains("symbols do not define"), "{err}");
         let wrong = rb.project(&[0, 1, 2, 3, 4, 6, 5]).unwrap();
-        let mut fields: Vec<Field> = wrong.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+        let mut fields: Vec<Field> = wrong
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
         fields[5] = Field::new("stack_id", DataType::Int64, false);
         fields[6] = Field::new("value", DataType::UInt64, false);
-        let wrong = RecordBatch::try_new(Arc::new(Schema::new(fields)), wrong.columns().to_vec()).unwrap();
+        let wrong =
+            RecordBatch::try_new(Arc::new(Schema::new(fields)), wrong.columns().to_vec()).unwrap();
         let err = SampleBatch::from_record_batch(&wrong, batch.symbols().clone()).unwrap_err();
-        assert!(err.to_string().contains("column \"stack_id\" has type Int64"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("column \"stack_id\" has type Int64"),
+            "{err}"
+        );
     }
 }

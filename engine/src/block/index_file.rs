@@ -37,7 +37,11 @@ impl BlockIndex {
         for (i, (_, labels)) in series.iter().enumerate() {
             postings.add(i as u32, labels);
         }
-        BlockIndex { series, postings, types }
+        BlockIndex {
+            series,
+            postings,
+            types,
+        }
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -121,13 +125,18 @@ impl BlockIndex {
             return Err("trailing bytes in index".into());
         }
         let all: RoaringBitmap = (0..series.len() as u32).collect();
-        Ok(BlockIndex { series, postings: SeriesIndex::from_parts(postings, all), types })
+        Ok(BlockIndex {
+            series,
+            postings: SeriesIndex::from_parts(postings, all),
+            types,
+        })
     }
 }
 
 fn put_bitmap(out: &mut Vec<u8>, b: &RoaringBitmap) {
     put_uvar(out, b.serialized_size() as u64);
-    b.serialize_into(&mut *out).expect("writing to a Vec cannot fail");
+    b.serialize_into(&mut *out)
+        .expect("writing to a Vec cannot fail");
 }
 
 fn read_bitmap(r: &mut Reader<'_>) -> Result<RoaringBitmap, String> {
@@ -143,7 +152,10 @@ mod tests {
     fn round_trips_and_detects_corruption() {
         let series = vec![
             (SeriesId(3), Labels::new([("job", "a")]).unwrap()),
-            (SeriesId(9), Labels::new([("job", "b"), ("env", "x")]).unwrap()),
+            (
+                SeriesId(9),
+                Labels::new([("job", "b"), ("env", "x")]).unwrap(),
+            ),
         ];
         let types = vec![TypeStats {
             profile_type: "a:b:c:d:e".parse().unwrap(),

@@ -23,7 +23,11 @@ use crate::symbol_tables::SymbolTables;
 
 fn corrupt(block: &BlockHandle, file: &str) -> impl FnOnce(parquet::errors::ParquetError) -> Error {
     let (block, file) = (block.id().to_owned(), file.to_owned());
-    move |e| Error::CorruptBlock { block, file, reason: e.to_string() }
+    move |e| Error::CorruptBlock {
+        block,
+        file,
+        reason: e.to_string(),
+    }
 }
 
 async fn open_reader(
@@ -31,13 +35,26 @@ async fn open_reader(
     block: &BlockHandle,
     file: &str,
 ) -> Result<ParquetRecordBatchStreamBuilder<BlockFileReader>> {
-    let reader = BlockFileReader::new(store.clone(), block_path(block.id(), file), block.file_size(file));
-    ParquetRecordBatchStreamBuilder::new(reader).await.map_err(corrupt(block, file))
+    let reader = BlockFileReader::new(
+        store.clone(),
+        block_path(block.id(), file),
+        block.file_size(file),
+    );
+    ParquetRecordBatchStreamBuilder::new(reader)
+        .await
+        .map_err(corrupt(block, file))
 }
 
 /// Reads every batch of one of the block's files.
-async fn read_file(store: &Arc<dyn ObjectStore>, block: &BlockHandle, file: &str) -> Result<Vec<RecordBatch>> {
-    let stream = open_reader(store, block, file).await?.build().map_err(corrupt(block, file))?;
+async fn read_file(
+    store: &Arc<dyn ObjectStore>,
+    block: &BlockHandle,
+    file: &str,
+) -> Result<Vec<RecordBatch>> {
+    let stream = open_reader(store, block, file)
+        .await?
+        .build()
+        .map_err(corrupt(block, file))?;
     stream.try_collect().await.map_err(corrupt(block, file))
 }
 
@@ -60,8 +77,10 @@ pub(crate) async fn scan_block(
         let conv = StatisticsConverter::try_new(col, &schema, meta.file_metadata().schema_descr())
             .map_err(corrupt(block, file))?;
         Ok((
-            conv.row_group_mins(groups.iter()).map_err(corrupt(block, file))?,
-            conv.row_group_maxes(groups.iter()).map_err(corrupt(block, file))?,
+            conv.row_group_mins(groups.iter())
+                .map_err(corrupt(block, file))?,
+            conv.row_group_maxes(groups.iter())
+                .map_err(corrupt(block, file))?,
         ))
     };
     let (pt_min, pt_max) = stat("profile_type")?;
@@ -90,7 +109,9 @@ pub(crate) async fn scan_block(
     let mut selected = Vec::new();
     for i in 0..groups.len() {
         let pt_ok = match (string_at(&pt_min, i), string_at(&pt_max, i)) {
-            (Some(lo), Some(hi)) => lo.as_str() <= pt_name.as_str() && pt_name.as_str() <= hi.as_str(),
+            (Some(lo), Some(hi)) => {
+                lo.as_str() <= pt_name.as_str() && pt_name.as_str() <= hi.as_str()
+            }
             _ => true,
         };
         let series_ok = match (u64_at(&s_min, i), u64_at(&s_max, i)) {
@@ -111,14 +132,19 @@ pub(crate) async fn scan_block(
     if selected.is_empty() {
         return Ok(Vec::new());
     }
-    let stream = builder.with_row_groups(selected).build().map_err(corrupt(block, file))?;
+    let stream = builder
+        .with_row_groups(selected)
+        .build()
+        .map_err(corrupt(block, file))?;
     let batches: Vec<RecordBatch> = stream.try_collect().await.map_err(corrupt(block, file))?;
     let wanted: HashSet<u64> = series.iter().copied().collect();
     let mut out = Vec::with_capacity(batches.len());
     for b in batches {
         let dict = b.column(0).as_dictionary::<Int32Type>();
         let names = dict.values().as_string::<i32>();
-        let key_ok: Vec<bool> = (0..names.len()).map(|k| names.value(k) == pt_name).collect();
+        let key_ok: Vec<bool> = (0..names.len())
+            .map(|k| names.value(k) == pt_name)
+            .collect();
         let keys = dict.keys();
         let sid = b.column(1).as_primitive::<UInt64Type>();
         let ts = b.column(2).as_primitive::<Int64Type>();
@@ -143,7 +169,10 @@ pub(crate) async fn scan_block(
 }
 
 /// Every sample of the block, in block layout.
-pub(crate) async fn read_all_samples(store: &Arc<dyn ObjectStore>, block: &BlockHandle) -> Result<Vec<RecordBatch>> {
+pub(crate) async fn read_all_samples(
+    store: &Arc<dyn ObjectStore>,
+    block: &BlockHandle,
+) -> Result<Vec<RecordBatch>> {
     read_file(store, block, files::SAMPLES).await
 }
 
@@ -152,7 +181,10 @@ pub(crate) enum SymbolFilter<'a> {
     /// Everything in the block.
     All,
     /// These stacks, these locations, and every location, function and mapping they reach.
-    Only { stacks: &'a HashSet<StackId>, locations: &'a HashSet<LocationId> },
+    Only {
+        stacks: &'a HashSet<StackId>,
+        locations: &'a HashSet<LocationId>,
+    },
 }
 
 /// Reads the block's symbol tables, filtered.
@@ -176,11 +208,17 @@ pub(crate) async fn read_symbols(
             }
             let locs = lists.value(r);
             let locs = locs.as_primitive::<UInt64Type>();
-            out.stacks.insert(id, locs.values().iter().map(|&l| LocationId(l)).collect());
+            out.stacks
+                .insert(id, locs.values().iter().map(|&l| LocationId(l)).collect());
         }
     }
     let wanted_locs: Option<HashSet<LocationId>> = extra_locations.map(|extra| {
-        out.stacks.values().flatten().chain(extra.iter()).copied().collect()
+        out.stacks
+            .values()
+            .flatten()
+            .chain(extra.iter())
+            .copied()
+            .collect()
     });
     let mut functions_wanted = HashSet::new();
     let mut mappings_wanted = HashSet::new();
@@ -199,12 +237,22 @@ pub(crate) async fn read_symbols(
             let fids = l.column(0).as_primitive::<UInt64Type>();
             let nums = l.column(1).as_primitive::<Int64Type>();
             let lines: Vec<Line> = (0..l.len())
-                .map(|i| Line { function_id: FunctionId(fids.value(i)), line: nums.value(i) })
+                .map(|i| Line {
+                    function_id: FunctionId(fids.value(i)),
+                    line: nums.value(i),
+                })
                 .collect();
             functions_wanted.extend(lines.iter().map(|x| x.function_id));
             let mapping_id = MappingId(mids.value(r));
             mappings_wanted.insert(mapping_id);
-            out.insert_location(id, Location { mapping_id, address: addrs.value(r), lines });
+            out.insert_location(
+                id,
+                Location {
+                    mapping_id,
+                    address: addrs.value(r),
+                    lines,
+                },
+            );
         }
     }
     let all = stacks.is_none();

@@ -51,7 +51,11 @@ pub(crate) fn locations_schema() -> SchemaRef {
         Field::new("address", DataType::UInt64, false),
         Field::new(
             "lines",
-            DataType::List(Arc::new(Field::new("item", DataType::Struct(line_fields()), false))),
+            DataType::List(Arc::new(Field::new(
+                "item",
+                DataType::Struct(line_fields()),
+                false,
+            ))),
             false,
         ),
     ]))

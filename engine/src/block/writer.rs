@@ -42,7 +42,8 @@ pub(crate) struct BlockSource<'a> {
 }
 
 fn properties(config: &BlockConfig, sorted: bool) -> Result<WriterProperties> {
-    let level = ZstdLevel::try_new(config.zstd_level).map_err(Error::parquet("writer properties"))?;
+    let level =
+        ZstdLevel::try_new(config.zstd_level).map_err(Error::parquet("writer properties"))?;
     let mut b = WriterProperties::builder()
         .set_compression(Compression::ZSTD(level))
         .set_dictionary_enabled(true)
@@ -51,9 +52,21 @@ fn properties(config: &BlockConfig, sorted: bool) -> Result<WriterProperties> {
         .set_max_row_group_row_count(Some(config.row_group_rows));
     if sorted {
         b = b.set_sorting_columns(Some(vec![
-            parquet::file::metadata::SortingColumn { column_idx: 0, descending: false, nulls_first: false },
-            parquet::file::metadata::SortingColumn { column_idx: 1, descending: false, nulls_first: false },
-            parquet::file::metadata::SortingColumn { column_idx: 2, descending: false, nulls_first: false },
+            parquet::file::metadata::SortingColumn {
+                column_idx: 0,
+                descending: false,
+                nulls_first: false,
+            },
+            parquet::file::metadata::SortingColumn {
+                column_idx: 1,
+                descending: false,
+                nulls_first: false,
+            },
+            parquet::file::metadata::SortingColumn {
+                column_idx: 2,
+                descending: false,
+                nulls_first: false,
+            },
         ]));
     }
     Ok(b.build())
@@ -66,7 +79,8 @@ fn parquet_bytes(
     batches: impl Iterator<Item = Result<RecordBatch>>,
 ) -> Result<Bytes> {
     let rows = props.max_row_group_row_count().unwrap_or(usize::MAX).max(1);
-    let mut w = ArrowWriter::try_new(Vec::new(), schema, Some(props)).map_err(Error::parquet(name))?;
+    let mut w =
+        ArrowWriter::try_new(Vec::new(), schema, Some(props)).map_err(Error::parquet(name))?;
     for b in batches {
         let b = b?;
         // `ArrowWriter::write` recurses once per row group a batch spans: hand it at most one
@@ -74,7 +88,8 @@ fn parquet_bytes(
         let mut offset = 0;
         while offset < b.num_rows() {
             let len = rows.min(b.num_rows() - offset);
-            w.write(&b.slice(offset, len)).map_err(Error::parquet(name))?;
+            w.write(&b.slice(offset, len))
+                .map_err(Error::parquet(name))?;
             offset += len;
         }
     }
@@ -107,7 +122,9 @@ pub(crate) fn encode_block(
         let mut accs: HashMap<i32, String> = HashMap::new();
         for row in 0..b.num_rows() {
             let k = keys.value(row);
-            let name = accs.entry(k).or_insert_with(|| names.value(k as usize).to_owned());
+            let name = accs
+                .entry(k)
+                .or_insert_with(|| names.value(k as usize).to_owned());
             let acc = types.entry(name.clone()).or_insert_with(|| TypeAcc {
                 min: i64::MAX,
                 max: i64::MIN,
@@ -121,17 +138,29 @@ pub(crate) fn encode_block(
         }
         num_samples += b.num_rows() as u64;
     });
-    let samples = parquet_bytes(files::SAMPLES, samples_schema(), properties(config, true)?, observed)?;
+    let samples = parquet_bytes(
+        files::SAMPLES,
+        samples_schema(),
+        properties(config, true)?,
+        observed,
+    )?;
 
     // Only series with samples in this block are indexed.
-    let seen: HashSet<u64> = types.values().flat_map(|t| t.series.iter().copied()).collect();
+    let seen: HashSet<u64> = types
+        .values()
+        .flat_map(|t| t.series.iter().copied())
+        .collect();
     let series: Vec<(SeriesId, Labels)> = src
         .series
         .iter()
         .filter(|(id, _)| seen.contains(&id.0))
         .map(|(id, l)| (*id, l.clone()))
         .collect();
-    let ordinal: HashMap<u64, u32> = series.iter().enumerate().map(|(i, (id, _))| (id.0, i as u32)).collect();
+    let ordinal: HashMap<u64, u32> = series
+        .iter()
+        .enumerate()
+        .map(|(i, (id, _))| (id.0, i as u32))
+        .collect();
     let mut type_stats = Vec::with_capacity(types.len());
     for (name, acc) in &types {
         let mut bitmap = RoaringBitmap::new();
@@ -153,13 +182,30 @@ pub(crate) fn encode_block(
 
     let props = || properties(config, false);
     let sym = src.symbols;
-    let stacks = parquet_bytes(files::STACKS, stacks_schema(), props()?, std::iter::once(stacks_batch(sym)))?;
-    let locations =
-        parquet_bytes(files::LOCATIONS, locations_schema(), props()?, std::iter::once(locations_batch(sym)))?;
-    let functions =
-        parquet_bytes(files::FUNCTIONS, functions_schema(), props()?, std::iter::once(functions_batch(sym)))?;
-    let mappings =
-        parquet_bytes(files::MAPPINGS, mappings_schema(), props()?, std::iter::once(mappings_batch(sym)))?;
+    let stacks = parquet_bytes(
+        files::STACKS,
+        stacks_schema(),
+        props()?,
+        std::iter::once(stacks_batch(sym)),
+    )?;
+    let locations = parquet_bytes(
+        files::LOCATIONS,
+        locations_schema(),
+        props()?,
+        std::iter::once(locations_batch(sym)),
+    )?;
+    let functions = parquet_bytes(
+        files::FUNCTIONS,
+        functions_schema(),
+        props()?,
+        std::iter::once(functions_batch(sym)),
+    )?;
+    let mappings = parquet_bytes(
+        files::MAPPINGS,
+        mappings_schema(),
+        props()?,
+        std::iter::once(mappings_batch(sym)),
+    )?;
     let index_bytes = Bytes::from(index.encode());
 
     let files_list: Vec<(&'static str, Bytes)> = vec![
@@ -185,9 +231,16 @@ pub(crate) fn encode_block(
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0),
-        files: files_list.iter().map(|(n, b)| (n.to_string(), b.len() as u64)).collect(),
+        files: files_list
+            .iter()
+            .map(|(n, b)| (n.to_string(), b.len() as u64))
+            .collect(),
     };
-    Ok(EncodedBlock { meta, index, files: files_list })
+    Ok(EncodedBlock {
+        meta,
+        index,
+        files: files_list,
+    })
 }
 
 fn batch(schema: SchemaRef, columns: Vec<ArrayRef>, what: &'static str) -> Result<RecordBatch> {
@@ -196,33 +249,53 @@ fn batch(schema: SchemaRef, columns: Vec<ArrayRef>, what: &'static str) -> Resul
 
 fn stacks_batch(sym: &SymbolTables) -> Result<RecordBatch> {
     let ids = UInt64Array::from_iter_values(sym.stacks.keys().map(|k| k.0));
-    let mut locs = ListBuilder::new(UInt64Builder::new())
-        .with_field(Arc::new(arrow::datatypes::Field::new("item", arrow::datatypes::DataType::UInt64, false)));
+    let mut locs = ListBuilder::new(UInt64Builder::new()).with_field(Arc::new(
+        arrow::datatypes::Field::new("item", arrow::datatypes::DataType::UInt64, false),
+    ));
     for l in sym.stacks.values() {
-        locs.values().append_slice(&l.iter().map(|x| x.0).collect::<Vec<_>>());
+        locs.values()
+            .append_slice(&l.iter().map(|x| x.0).collect::<Vec<_>>());
         locs.append(true);
     }
-    batch(stacks_schema(), vec![Arc::new(ids), Arc::new(locs.finish())], "building stacks")
+    batch(
+        stacks_schema(),
+        vec![Arc::new(ids), Arc::new(locs.finish())],
+        "building stacks",
+    )
 }
 
 fn locations_batch(sym: &SymbolTables) -> Result<RecordBatch> {
     let ids = UInt64Array::from_iter_values(sym.locations.keys().map(|k| k.0));
     let mappings = UInt64Array::from_iter_values(sym.locations.values().map(|l| l.mapping_id.0));
     let addresses = UInt64Array::from_iter_values(sym.locations.values().map(|l| l.address));
-    let item = arrow::datatypes::Field::new("item", arrow::datatypes::DataType::Struct(line_fields()), false);
-    let mut lines = ListBuilder::new(StructBuilder::from_fields(line_fields(), 0)).with_field(Arc::new(item));
+    let item = arrow::datatypes::Field::new(
+        "item",
+        arrow::datatypes::DataType::Struct(line_fields()),
+        false,
+    );
+    let mut lines =
+        ListBuilder::new(StructBuilder::from_fields(line_fields(), 0)).with_field(Arc::new(item));
     for l in sym.locations.values() {
         let s = lines.values();
         for line in &l.lines {
-            s.field_builder::<UInt64Builder>(0).expect("function_id").append_value(line.function_id.0);
-            s.field_builder::<arrow::array::Int64Builder>(1).expect("line").append_value(line.line);
+            s.field_builder::<UInt64Builder>(0)
+                .expect("function_id")
+                .append_value(line.function_id.0);
+            s.field_builder::<arrow::array::Int64Builder>(1)
+                .expect("line")
+                .append_value(line.line);
             s.append(true);
         }
         lines.append(true);
     }
     batch(
         locations_schema(),
-        vec![Arc::new(ids), Arc::new(mappings), Arc::new(addresses), Arc::new(lines.finish())],
+        vec![
+            Arc::new(ids),
+            Arc::new(mappings),
+            Arc::new(addresses),
+            Arc::new(lines.finish()),
+        ],
         "building locations",
     )
 }
@@ -232,7 +305,9 @@ fn functions_batch(sym: &SymbolTables) -> Result<RecordBatch> {
     batch(
         functions_schema(),
         vec![
-            Arc::new(UInt64Array::from_iter_values(sym.functions.keys().map(|k| k.0))),
+            Arc::new(UInt64Array::from_iter_values(
+                sym.functions.keys().map(|k| k.0),
+            )),
             Arc::new(StringArray::from_iter_values(f().map(|x| &x.name))),
             Arc::new(StringArray::from_iter_values(f().map(|x| &x.system_name))),
             Arc::new(StringArray::from_iter_values(f().map(|x| &x.filename))),
@@ -247,7 +322,9 @@ fn mappings_batch(sym: &SymbolTables) -> Result<RecordBatch> {
     batch(
         mappings_schema(),
         vec![
-            Arc::new(UInt64Array::from_iter_values(sym.mappings.keys().map(|k| k.0))),
+            Arc::new(UInt64Array::from_iter_values(
+                sym.mappings.keys().map(|k| k.0),
+            )),
             Arc::new(StringArray::from_iter_values(m().map(|x| &x.build_id))),
             Arc::new(StringArray::from_iter_values(m().map(|x| &x.filename))),
             Arc::new(UInt64Array::from_iter_values(m().map(|x| x.memory_start))),
@@ -257,4 +334,3 @@ fn mappings_batch(sym: &SymbolTables) -> Result<RecordBatch> {
         "building mappings",
     )
 }
-

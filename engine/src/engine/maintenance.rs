@@ -20,7 +20,11 @@ use crate::symbol_tables::SymbolTables;
 
 pub(super) async fn run(weak: Weak<Inner>, mut shutdown: watch::Receiver<bool>) {
     let (check, compaction_every, retention_every) = match weak.upgrade() {
-        Some(i) => (i.config.head.check_interval, i.config.compaction.interval, i.config.retention.interval),
+        Some(i) => (
+            i.config.head.check_interval,
+            i.config.compaction.interval,
+            i.config.retention.interval,
+        ),
         None => return,
     };
     let mut last_compaction = Instant::now();
@@ -66,16 +70,27 @@ pub(super) async fn run(weak: Weak<Inner>, mut shutdown: watch::Receiver<bool>) 
 }
 
 fn now_ns() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
 }
 
 /// Picks the oldest run of at least two time-adjacent blocks that fit the compaction limits.
-fn plan(blocks: &[Arc<BlockHandle>], max_samples: u64, max_span: Duration, max_sources: usize) -> Vec<Arc<BlockHandle>> {
+fn plan(
+    blocks: &[Arc<BlockHandle>],
+    max_samples: u64,
+    max_span: Duration,
+    max_sources: usize,
+) -> Vec<Arc<BlockHandle>> {
     let max_span = max_span.as_nanos().min(i64::MAX as u128) as i64;
     for start in 0..blocks.len() {
         let mut group = vec![blocks[start].clone()];
         let mut samples = blocks[start].meta.num_samples;
-        let (mut lo, mut hi) = (blocks[start].meta.min_time_ns, blocks[start].meta.max_time_ns);
+        let (mut lo, mut hi) = (
+            blocks[start].meta.min_time_ns,
+            blocks[start].meta.max_time_ns,
+        );
         for b in &blocks[start + 1..] {
             let (nlo, nhi) = (lo.min(b.meta.min_time_ns), hi.max(b.meta.max_time_ns));
             if group.len() >= max_sources
@@ -101,8 +116,13 @@ fn sort_samples(batches: Vec<RecordBatch>) -> Result<RecordBatch> {
         .into_iter()
         .map(|b| {
             let mut cols = b.columns().to_vec();
-            cols[0] = cast(&cols[0], &DataType::Utf8).map_err(Error::arrow("decoding profile types"))?;
-            let mut fields: Vec<_> = samples_schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+            cols[0] =
+                cast(&cols[0], &DataType::Utf8).map_err(Error::arrow("decoding profile types"))?;
+            let mut fields: Vec<_> = samples_schema()
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone())
+                .collect();
             fields[0] = fields[0].clone().with_data_type(DataType::Utf8);
             RecordBatch::try_new(Arc::new(arrow::datatypes::Schema::new(fields)), cols)
                 .map_err(Error::arrow("decoding profile types"))
@@ -113,7 +133,10 @@ fn sort_samples(batches: Vec<RecordBatch>) -> Result<RecordBatch> {
     };
     let all = concat_batches(&first.schema(), &plain).map_err(Error::arrow("merging samples"))?;
     let keys: Vec<SortColumn> = (0..3)
-        .map(|i| SortColumn { values: all.column(i).clone(), options: None })
+        .map(|i| SortColumn {
+            values: all.column(i).clone(),
+            options: None,
+        })
         .collect();
     let order = lexsort_to_indices(&keys, None).map_err(Error::arrow("sorting samples"))?;
     let sorted = take_record_batch(&all, &order).map_err(Error::arrow("sorting samples"))?;
@@ -135,7 +158,12 @@ impl Engine {
         let c = &inner.config.compaction;
         let group = {
             let st = inner.state.read();
-            plan(&st.blocks, c.max_block_samples, c.max_block_duration, c.max_sources)
+            plan(
+                &st.blocks,
+                c.max_block_samples,
+                c.max_block_duration,
+                c.max_sources,
+            )
         };
         if group.is_empty() {
             return Ok(None);
@@ -151,7 +179,11 @@ impl Engine {
         let config = inner.config.block.clone();
         let sources: Vec<String> = group.iter().map(|b| b.meta.id.clone()).collect();
         let level = group.iter().map(|b| b.meta.level).max().unwrap_or(0) + 1;
-        let upto = group.iter().map(|b| b.meta.wal_segment_upto).max().unwrap_or(0);
+        let upto = group
+            .iter()
+            .map(|b| b.meta.wal_segment_upto)
+            .max()
+            .unwrap_or(0);
         let encoded = tokio::task::spawn_blocking(move || {
             let sorted = sort_samples(samples)?;
             let src = BlockSource {
@@ -170,7 +202,8 @@ impl Engine {
         let meta = handle.meta.clone();
         {
             let mut st = inner.state.write();
-            st.blocks.retain(|b| !group.iter().any(|g| Arc::ptr_eq(b, g)));
+            st.blocks
+                .retain(|b| !group.iter().any(|g| Arc::ptr_eq(b, g)));
             st.blocks.push(handle);
             st.sort_blocks();
         }
@@ -193,7 +226,12 @@ impl Engine {
             let mut drop = Vec::new();
             if let Some(age) = r.max_age {
                 let cutoff = now_ns().saturating_sub(age.as_nanos().min(i64::MAX as u128) as i64);
-                drop.extend(by_age.iter().filter(|b| b.meta.max_time_ns < cutoff).cloned());
+                drop.extend(
+                    by_age
+                        .iter()
+                        .filter(|b| b.meta.max_time_ns < cutoff)
+                        .cloned(),
+                );
             }
             if let Some(max) = r.max_bytes {
                 let mut total: u64 = by_age
@@ -211,7 +249,8 @@ impl Engine {
                     }
                 }
             }
-            st.blocks.retain(|b| !drop.iter().any(|d| Arc::ptr_eq(d, b)));
+            st.blocks
+                .retain(|b| !drop.iter().any(|d| Arc::ptr_eq(d, b)));
             drop
         };
         let ids: Vec<String> = dropped.iter().map(|b| b.meta.id.clone()).collect();

@@ -46,10 +46,14 @@ fn build_store(config: &EngineConfig) -> Result<Arc<dyn ObjectStore>> {
             Ok(Arc::new(local))
         }
         Some(url) => {
-            let invalid = |reason: String| Error::InvalidStoreUrl { url: url.clone(), reason };
+            let invalid = |reason: String| Error::InvalidStoreUrl {
+                url: url.clone(),
+                reason,
+            };
             let parsed = url::Url::parse(url).map_err(|e| invalid(e.to_string()))?;
-            let (store, prefix) = object_store::parse_url_opts(&parsed, config.storage.options.iter())
-                .map_err(|e| invalid(e.to_string()))?;
+            let (store, prefix) =
+                object_store::parse_url_opts(&parsed, config.storage.options.iter())
+                    .map_err(|e| invalid(e.to_string()))?;
             if prefix.as_ref().is_empty() {
                 Ok(Arc::from(store))
             } else {
@@ -59,7 +63,10 @@ fn build_store(config: &EngineConfig) -> Result<Arc<dyn ObjectStore>> {
     }
 }
 
-pub(super) async fn open(config: EngineConfig, store: Option<Arc<dyn ObjectStore>>) -> Result<Engine> {
+pub(super) async fn open(
+    config: EngineConfig,
+    store: Option<Arc<dyn ObjectStore>>,
+) -> Result<Engine> {
     config.validate()?;
     let dir = &config.data_dir;
     fs::create_dir_all(dir).map_err(Error::io(dir))?;
@@ -70,7 +77,9 @@ pub(super) async fn open(config: EngineConfig, store: Option<Arc<dyn ObjectStore
         .write(true)
         .open(&lock_path)
         .map_err(Error::io(&lock_path))?;
-    lock.try_lock().map_err(|_| Error::Locked { path: lock_path.clone() })?;
+    lock.try_lock().map_err(|_| Error::Locked {
+        path: lock_path.clone(),
+    })?;
     let store = match store {
         Some(s) => s,
         None => build_store(&config)?,
@@ -96,19 +105,34 @@ pub(super) async fn open(config: EngineConfig, store: Option<Arc<dyn ObjectStore
     // A compacted block lists what it replaced; any of those still present is an interrupted
     // compaction's leftover. Only a compacted block that opened cleanly supersedes anything, so
     // a damaged one is quarantined and its sources stay.
-    let superseded: HashSet<String> =
-        blocks.iter().flat_map(|b| b.meta.sources.iter().cloned()).collect();
-    for id in listing.committed.iter().chain(&listing.incomplete).filter(|id| superseded.contains(*id)) {
+    let superseded: HashSet<String> = blocks
+        .iter()
+        .flat_map(|b| b.meta.sources.iter().cloned())
+        .collect();
+    for id in listing
+        .committed
+        .iter()
+        .chain(&listing.incomplete)
+        .filter(|id| superseded.contains(*id))
+    {
         block::delete_block(&*store, id).await?;
         report.removed_superseded.push(id.clone());
     }
     blocks.retain(|b| !superseded.contains(&b.meta.id));
-    for id in listing.incomplete.iter().filter(|id| !superseded.contains(*id)) {
+    for id in listing
+        .incomplete
+        .iter()
+        .filter(|id| !superseded.contains(*id))
+    {
         block::delete_block(&*store, id).await?;
         report.removed_incomplete.push(id.clone());
     }
     report.blocks = blocks.len();
-    let covered = blocks.iter().map(|b| b.meta.wal_segment_upto).max().unwrap_or(0);
+    let covered = blocks
+        .iter()
+        .map(|b| b.meta.wal_segment_upto)
+        .max()
+        .unwrap_or(0);
 
     let mut head = Head::new();
     let (wal, replay) = Wal::open(&dir.join("wal"), &config.wal, covered, &mut |batch| {
@@ -125,7 +149,11 @@ pub(super) async fn open(config: EngineConfig, store: Option<Arc<dyn ObjectStore
         "engine opened"
     );
     let over_budget = head.bytes() >= config.head.max_bytes;
-    let mut state = State { active: Arc::new(RwLock::new(head)), frozen: Vec::new(), blocks };
+    let mut state = State {
+        active: Arc::new(RwLock::new(head)),
+        frozen: Vec::new(),
+        blocks,
+    };
     state.sort_blocks();
     let background = config.background;
     let inner = Arc::new(Inner {
@@ -154,9 +182,16 @@ pub(super) async fn open(config: EngineConfig, store: Option<Arc<dyn ObjectStore
     Ok(Engine { inner })
 }
 
-async fn quarantine(store: &dyn ObjectStore, id: &str, error: Error, report: &mut OpenReport) -> Result<()> {
+async fn quarantine(
+    store: &dyn ObjectStore,
+    id: &str,
+    error: Error,
+    report: &mut OpenReport,
+) -> Result<()> {
     let to = quarantine_block(store, id).await?;
     warn!(block = id, error = %error, quarantined_to = %to, "block quarantined");
-    report.quarantined_blocks.push((id.to_owned(), error.to_string()));
+    report
+        .quarantined_blocks
+        .push((id.to_owned(), error.to_string()));
     Ok(())
 }

@@ -23,7 +23,8 @@ fn block_selection(
     range: TimeRange,
 ) -> RoaringBitmap {
     let types = block.index.types.iter().filter(|t| {
-        profile_type.is_none_or(|pt| &t.profile_type == pt) && range.overlaps(t.min_time, t.max_time)
+        profile_type.is_none_or(|pt| &t.profile_type == pt)
+            && range.overlaps(t.min_time, t.max_time)
     });
     let with_type = types.fold(RoaringBitmap::new(), |acc, t| acc | &t.series);
     if with_type.is_empty() {
@@ -74,7 +75,9 @@ impl Engine {
             })
             .map_ok(|batches| stream::iter(batches.into_iter().map(Ok)))
             .try_flatten();
-        let batches = stream::iter(head_batches.into_iter().map(Ok)).chain(from_blocks).boxed();
+        let batches = stream::iter(head_batches.into_iter().map(Ok))
+            .chain(from_blocks)
+            .boxed();
         Ok(ScanOutput { series, batches })
     }
 
@@ -169,7 +172,10 @@ impl Engine {
             let found = read_symbols(
                 &self.inner.store,
                 &b,
-                SymbolFilter::Only { stacks: &stacks, locations: &locations },
+                SymbolFilter::Only {
+                    stacks: &stacks,
+                    locations: &locations,
+                },
             )
             .await?;
             missing.retain(|s| !found.stacks.contains_key(s));

@@ -35,7 +35,10 @@ impl Labels {
     {
         let mut labels: Vec<Label> = pairs
             .into_iter()
-            .map(|(n, v)| Label { name: n.into(), value: v.into() })
+            .map(|(n, v)| Label {
+                name: n.into(),
+                value: v.into(),
+            })
             .filter(|l| !l.value.is_empty())
             .collect();
         labels.sort();
@@ -92,7 +95,11 @@ impl Labels {
     /// Approximate heap bytes held.
     pub(crate) fn heap_bytes(&self) -> usize {
         self.0.capacity() * std::mem::size_of::<Label>()
-            + self.0.iter().map(|l| l.name.capacity() + l.value.capacity()).sum::<usize>()
+            + self
+                .0
+                .iter()
+                .map(|l| l.name.capacity() + l.value.capacity())
+                .sum::<usize>()
     }
 }
 

@@ -62,8 +62,9 @@ impl ProfileType {
             if part.is_empty() || part.contains(':') || part.contains(char::is_whitespace) {
                 return Err(Error::InvalidProfileType {
                     input: self.to_string(),
-                    reason: "each of the five parts must be non-empty and hold no ':' or whitespace"
-                        .into(),
+                    reason:
+                        "each of the five parts must be non-empty and hold no ':' or whitespace"
+                            .into(),
                 });
             }
         }
@@ -136,14 +137,23 @@ mod tests {
             let pt: ProfileType = s.parse().unwrap();
             assert_eq!(pt.to_string(), s);
         }
-        let pt: ProfileType = "memory:alloc_space:bytes:space:bytes:delta".parse().unwrap();
+        let pt: ProfileType = "memory:alloc_space:bytes:space:bytes:delta"
+            .parse()
+            .unwrap();
         assert!(pt.delta);
         assert_eq!(pt.sample_type, "alloc_space");
     }
 
     #[test]
     fn rejects_malformed_names() {
-        for s in ["", "a:b:c:d", "a:b:c:d:e:f", "a::c:d:e", "a:b:c:d:e:delta:x", "a b:b:c:d:e"] {
+        for s in [
+            "",
+            "a:b:c:d",
+            "a:b:c:d:e:f",
+            "a::c:d:e",
+            "a:b:c:d:e:delta:x",
+            "a b:b:c:d:e",
+        ] {
             let err = s.parse::<ProfileType>().unwrap_err();
             assert!(err.to_string().contains("profile type"), "{s}: {err}");
         }

@@ -123,16 +123,37 @@ mod tests {
 
     #[test]
     fn address_keyed_locations_keep_their_id_when_symbolized() {
-        let m = Mapping { build_id: "ab12".into(), filename: "/bin/app".into(), ..Default::default() };
-        let bare = Location { mapping_id: m.id(), address: 0x1234, lines: vec![] };
-        let f = Function { name: "main".into(), ..Default::default() };
+        let m = Mapping {
+            build_id: "ab12".into(),
+            filename: "/bin/app".into(),
+            ..Default::default()
+        };
+        let bare = Location {
+            mapping_id: m.id(),
+            address: 0x1234,
+            lines: vec![],
+        };
+        let f = Function {
+            name: "main".into(),
+            ..Default::default()
+        };
         let symbolized = Location {
-            lines: vec![Line { function_id: f.id(), line: 7 }],
+            lines: vec![Line {
+                function_id: f.id(),
+                line: 7,
+            }],
             ..bare.clone()
         };
         assert_eq!(bare.id(), symbolized.id());
-        let no_addr = Location { mapping_id: MappingId::NONE, address: 0, lines: vec![] };
-        let no_addr_fn = Location { lines: symbolized.lines.clone(), ..no_addr.clone() };
+        let no_addr = Location {
+            mapping_id: MappingId::NONE,
+            address: 0,
+            lines: vec![],
+        };
+        let no_addr_fn = Location {
+            lines: symbolized.lines.clone(),
+            ..no_addr.clone()
+        };
         assert_ne!(no_addr.id(), no_addr_fn.id());
     }
 

@@ -3,8 +3,8 @@
 //! reference is validated.
 
 use crate::batch::{SampleBatch, SampleColumns, Symbols};
-use crate::varint::{DecodeResult, Reader, put_str, put_svar, put_uvar};
 use crate::model::{Function, Labels, Line, Location, Mapping, MappingId, ProfileType};
+use crate::varint::{DecodeResult, Reader, put_str, put_svar, put_uvar};
 
 /// Payload kind: a sample batch.
 pub(crate) const KIND_SAMPLE_BATCH: u8 = 1;
@@ -52,7 +52,11 @@ pub(crate) fn encode_batch(batch: &SampleBatch, out: &mut Vec<u8>) {
     let mut location_index = HashMap::with_capacity(sym.locations.len());
     for (i, l) in sym.locations.iter().enumerate() {
         location_index.insert(l.id(), i as u64);
-        let m = if l.mapping_id == MappingId::NONE { 0 } else { mapping_index[&l.mapping_id] + 1 };
+        let m = if l.mapping_id == MappingId::NONE {
+            0
+        } else {
+            mapping_index[&l.mapping_id] + 1
+        };
         put_uvar(out, m);
         put_uvar(out, l.address);
         put_uvar(out, l.lines.len() as u64);
@@ -136,15 +140,26 @@ pub(crate) fn decode_batch(payload: &[u8]) -> DecodeResult<SampleBatch> {
     let n = r.count()?;
     for _ in 0..n {
         let m = r.index(mapping_ids.len() + 1, "mapping")?;
-        let mapping_id = if m == 0 { MappingId::NONE } else { mapping_ids[m - 1] };
+        let mapping_id = if m == 0 {
+            MappingId::NONE
+        } else {
+            mapping_ids[m - 1]
+        };
         let address = r.uvar()?;
         let k = r.count()?;
         let mut lines = Vec::with_capacity(k);
         for _ in 0..k {
             let f = r.index(function_ids.len(), "function")?;
-            lines.push(Line { function_id: function_ids[f], line: r.svar()? });
+            lines.push(Line {
+                function_id: function_ids[f],
+                line: r.svar()?,
+            });
         }
-        sym.locations.push(Location { mapping_id, address, lines });
+        sym.locations.push(Location {
+            mapping_id,
+            address,
+            lines,
+        });
     }
     let location_ids: Vec<_> = sym.locations.iter().map(Location::id).collect();
     let n = r.count()?;
@@ -167,7 +182,8 @@ pub(crate) fn decode_batch(payload: &[u8]) -> DecodeResult<SampleBatch> {
         value: Vec::with_capacity(n),
     };
     for _ in 0..n {
-        c.profile_type.push(r.index(profile_types.len(), "profile type")? as u32);
+        c.profile_type
+            .push(r.index(profile_types.len(), "profile type")? as u32);
     }
     for _ in 0..n {
         c.series.push(r.index(series.len(), "series")? as u32);
@@ -203,15 +219,43 @@ mod tests {
 
     fn batch_from(rows: &[(u8, u8, i64, i64, u8, i64)]) -> SampleBatch {
         let mut b = SampleBatchBuilder::new();
-        let m = b.mapping(Mapping { build_id: "abc".into(), filename: "/bin/x".into(), memory_start: 1, memory_limit: 99, file_offset: 0 });
+        let m = b.mapping(Mapping {
+            build_id: "abc".into(),
+            filename: "/bin/x".into(),
+            memory_start: 1,
+            memory_limit: 99,
+            file_offset: 0,
+        });
         for &(pt, series, ts, dur, stack, value) in rows {
             let p = b.profile_type(&format!("n{pt}:s:u:p:pu").parse().unwrap());
             let s = b.series(Labels::new([("job", format!("j{series}"))]).unwrap());
-            let f = b.function(Function { name: format!("f{stack}"), start_line: -3, ..Default::default() });
-            let l1 = b.location(Location { mapping_id: m, address: 0x10 + stack as u64, lines: vec![] });
-            let l2 = b.location(Location { lines: vec![Line { function_id: f, line: stack as i64 }], ..Default::default() });
+            let f = b.function(Function {
+                name: format!("f{stack}"),
+                start_line: -3,
+                ..Default::default()
+            });
+            let l1 = b.location(Location {
+                mapping_id: m,
+                address: 0x10 + stack as u64,
+                lines: vec![],
+            });
+            let l2 = b.location(Location {
+                lines: vec![Line {
+                    function_id: f,
+                    line: stack as i64,
+                }],
+                ..Default::default()
+            });
             let st = b.stack(&[l1, l2]);
-            b.sample(SampleRow { profile_type: p, series: s, timestamp_ns: ts, duration_ns: dur, period: 7, stack: st, value });
+            b.sample(SampleRow {
+                profile_type: p,
+                series: s,
+                timestamp_ns: ts,
+                duration_ns: dur,
+                period: 7,
+                stack: st,
+                value,
+            });
         }
         b.build().unwrap()
     }

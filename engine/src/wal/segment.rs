@@ -24,7 +24,10 @@ pub(crate) fn list_segments(dir: &Path) -> Result<Vec<u64>> {
         let entry = entry.map_err(Error::io(dir))?;
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if let Some(n) = name.strip_suffix(".wal").and_then(|s| s.parse::<u64>().ok()) {
+        if let Some(n) = name
+            .strip_suffix(".wal")
+            .and_then(|s| s.parse::<u64>().ok())
+        {
             out.push(n);
         }
     }
@@ -55,7 +58,9 @@ pub(crate) fn create_segment(dir: &Path, n: u64) -> Result<File> {
 
 /// Fsyncs a directory so that created or removed entries are durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(Error::io(dir))
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(Error::io(dir))
 }
 
 /// What replay found wrong in a segment.
@@ -86,6 +91,9 @@ pub struct WalDamage {
     pub quarantined_to: Option<PathBuf>,
 }
 
+/// A damaged stretch found by [`scan_segment`]: start, end, kind, reason.
+pub(crate) type DamagedSpan = (usize, usize, WalDamageKind, String);
+
 /// A record found by [`scan_segment`]: its payload's byte range in the segment.
 pub(crate) struct RecordSpan {
     pub start: usize,
@@ -94,14 +102,20 @@ pub(crate) struct RecordSpan {
 
 /// Checks the frame at `pos`: `Ok(Some(end))` for a complete record with a good checksum,
 /// `Ok(None)` if the data ends inside the frame, `Err(reason)` if it is complete but bad.
-fn check_frame(buf: &[u8], pos: usize, max_record: u64) -> std::result::Result<Option<usize>, String> {
+fn check_frame(
+    buf: &[u8],
+    pos: usize,
+    max_record: u64,
+) -> std::result::Result<Option<usize>, String> {
     if buf.len() - pos < RECORD_HEADER {
         return Ok(None);
     }
     let len = u32::from_le_bytes(buf[pos..pos + 4].try_into().expect("4 bytes")) as usize;
     let crc = u32::from_le_bytes(buf[pos + 4..pos + 8].try_into().expect("4 bytes"));
     if len as u64 > max_record {
-        return Err(format!("record length {len} exceeds wal.max_record_bytes {max_record}"));
+        return Err(format!(
+            "record length {len} exceeds wal.max_record_bytes {max_record}"
+        ));
     }
     let end = pos + RECORD_HEADER + len;
     if end > buf.len() {
@@ -120,12 +134,17 @@ pub(crate) fn scan_segment(
     buf: &[u8],
     max_record: u64,
     valid: &mut dyn FnMut(&[u8]) -> std::result::Result<(), String>,
-) -> (Vec<RecordSpan>, Vec<(usize, usize, WalDamageKind, String)>) {
+) -> (Vec<RecordSpan>, Vec<DamagedSpan>) {
     let mut records = Vec::new();
     let mut damage = Vec::new();
     if buf.len() < SEGMENT_MAGIC.len() || &buf[..SEGMENT_MAGIC.len()] != SEGMENT_MAGIC {
         if !buf.is_empty() {
-            damage.push((0, buf.len(), WalDamageKind::BadHeader, "missing segment magic".into()));
+            damage.push((
+                0,
+                buf.len(),
+                WalDamageKind::BadHeader,
+                "missing segment magic".into(),
+            ));
         }
         return (records, damage);
     }
@@ -142,11 +161,19 @@ pub(crate) fn scan_segment(
     while pos < buf.len() {
         match good_at(pos, valid) {
             Ok(Some(end)) => {
-                records.push(RecordSpan { start: pos + RECORD_HEADER, end });
+                records.push(RecordSpan {
+                    start: pos + RECORD_HEADER,
+                    end,
+                });
                 pos = end;
             }
             Ok(None) => {
-                damage.push((pos, buf.len(), WalDamageKind::TornTail, "segment ends inside a record".into()));
+                damage.push((
+                    pos,
+                    buf.len(),
+                    WalDamageKind::TornTail,
+                    "segment ends inside a record".into(),
+                ));
                 break;
             }
             Err(reason) => {
@@ -176,7 +203,12 @@ pub(crate) fn quarantine(dir: &Path, segment: u64, offset: usize, bytes: &[u8]) 
 }
 
 /// Rewrites a segment to hold only the given records (used after damage was cut out).
-pub(crate) fn rewrite_segment(dir: &Path, n: u64, buf: &[u8], records: &[RecordSpan]) -> Result<()> {
+pub(crate) fn rewrite_segment(
+    dir: &Path,
+    n: u64,
+    buf: &[u8],
+    records: &[RecordSpan],
+) -> Result<()> {
     let path = segment_path(dir, n);
     let tmp = dir.join(format!("{n:020}.wal.tmp"));
     let mut out = Vec::with_capacity(buf.len());

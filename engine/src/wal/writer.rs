@@ -15,7 +15,10 @@ use crate::error::{Error, Result};
 /// A request to the writer thread.
 pub(crate) enum Command {
     /// Write a record; answered once it is durable under the fsync policy.
-    Append { payload: Vec<u8>, done: oneshot::Sender<Result<()>> },
+    Append {
+        payload: Vec<u8>,
+        done: oneshot::Sender<Result<()>>,
+    },
     /// Close the current segment and start a new one; answered with the new segment number.
     Rotate { done: oneshot::Sender<Result<u64>> },
     /// Fsync now.
@@ -57,14 +60,19 @@ impl Writer {
     }
 
     fn unavailable(&self) -> Error {
-        Error::WalUnavailable { reason: self.failed.clone().unwrap_or_default() }
+        Error::WalUnavailable {
+            reason: self.failed.clone().unwrap_or_default(),
+        }
     }
 
     /// Runs until every sender is dropped; syncs before returning.
     pub fn run(mut self, rx: Receiver<Command>) {
         loop {
             let first = if self.config.fsync == FsyncPolicy::Periodic && self.unsynced {
-                let wait = self.config.sync_interval.saturating_sub(self.last_sync.elapsed());
+                let wait = self
+                    .config
+                    .sync_interval
+                    .saturating_sub(self.last_sync.elapsed());
                 match rx.recv_timeout(wait) {
                     Ok(c) => Some(c),
                     Err(RecvTimeoutError::Timeout) => {
@@ -117,24 +125,31 @@ impl Writer {
         if self.pending.is_empty() {
             return;
         }
-        let result = self.write_buffered().and_then(|()| match self.config.fsync {
-            FsyncPolicy::Always => self.sync(),
-            FsyncPolicy::Periodic if self.last_sync.elapsed() >= self.config.sync_interval => self.sync(),
-            _ => Ok(()),
-        });
+        let result = self
+            .write_buffered()
+            .and_then(|()| match self.config.fsync {
+                FsyncPolicy::Always => self.sync(),
+                FsyncPolicy::Periodic if self.last_sync.elapsed() >= self.config.sync_interval => {
+                    self.sync()
+                }
+                _ => Ok(()),
+            });
         if let Err(e) = &result {
             self.failed = Some(e.to_string());
         }
         for done in self.pending.drain(..) {
             let _ = done.send(match &result {
                 Ok(()) => Ok(()),
-                Err(_) => Err(Error::WalUnavailable { reason: self.failed.clone().unwrap_or_default() }),
+                Err(_) => Err(Error::WalUnavailable {
+                    reason: self.failed.clone().unwrap_or_default(),
+                }),
             });
         }
-        if result.is_ok() && self.segment_bytes >= self.config.segment_bytes {
-            if let Err(e) = self.rotate() {
-                self.failed = Some(e.to_string());
-            }
+        if result.is_ok()
+            && self.segment_bytes >= self.config.segment_bytes
+            && let Err(e) = self.rotate()
+        {
+            self.failed = Some(e.to_string());
         }
     }
 
@@ -172,4 +187,3 @@ impl Writer {
         Ok(next)
     }
 }
-

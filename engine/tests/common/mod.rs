@@ -11,7 +11,9 @@ use strata_engine::{
 /// The profile types tests use.
 pub fn profile_types() -> Vec<ProfileType> {
     vec![
-        "process_cpu:cpu:nanoseconds:cpu:nanoseconds:delta".parse().unwrap(),
+        "process_cpu:cpu:nanoseconds:cpu:nanoseconds:delta"
+            .parse()
+            .unwrap(),
         "memory:inuse_space:bytes:space:bytes".parse().unwrap(),
     ]
 }
@@ -46,9 +48,22 @@ pub fn stack_of(b: &mut SampleBatchBuilder, k: u8) -> strata_engine::StackRef {
             start_line: depth as i64,
         });
         let loc = if depth % 2 == 0 {
-            Location { mapping_id: m, address: 0x1000 + (k as u64) * 64 + depth as u64, lines: vec![Line { function_id: f, line: 10 }] }
+            Location {
+                mapping_id: m,
+                address: 0x1000 + (k as u64) * 64 + depth as u64,
+                lines: vec![Line {
+                    function_id: f,
+                    line: 10,
+                }],
+            }
         } else {
-            Location { lines: vec![Line { function_id: f, line: 20 + k as i64 }], ..Default::default() }
+            Location {
+                lines: vec![Line {
+                    function_id: f,
+                    line: 20 + k as i64,
+                }],
+                ..Default::default()
+            }
         };
         locs.push(b.location(loc));
     }
@@ -68,7 +83,15 @@ pub fn batch(rows: &[Row]) -> SampleBatch {
         let pt = b.profile_type(&types[r.pt]);
         let series = b.series(Labels::new(r.labels.clone()).unwrap());
         let stack = stack_of(&mut b, r.stack);
-        b.sample(SampleRow { profile_type: pt, series, timestamp_ns: r.ts, duration_ns: 10, period: 1, stack, value: r.value });
+        b.sample(SampleRow {
+            profile_type: pt,
+            series,
+            timestamp_ns: r.ts,
+            duration_ns: 10,
+            period: 1,
+            stack,
+            value: r.value,
+        });
     }
     b.build().unwrap()
 }
@@ -76,9 +99,18 @@ pub fn batch(rows: &[Row]) -> SampleBatch {
 /// A sample as read back: (labels rendered, timestamp, stack id, value).
 pub type Seen = (String, i64, u64, i64);
 
-pub async fn scan_all(engine: &Engine, pt: &ProfileType, matchers: Vec<LabelMatcher>, range: TimeRange) -> Vec<Seen> {
+pub async fn scan_all(
+    engine: &Engine,
+    pt: &ProfileType,
+    matchers: Vec<LabelMatcher>,
+    range: TimeRange,
+) -> Vec<Seen> {
     let out = engine
-        .scan(ScanRequest { profile_type: pt.clone(), matchers, range })
+        .scan(ScanRequest {
+            profile_type: pt.clone(),
+            matchers,
+            range,
+        })
         .await
         .unwrap();
     let series = out.series.clone();
@@ -91,7 +123,9 @@ pub async fn scan_all(engine: &Engine, pt: &ProfileType, matchers: Vec<LabelMatc
         let st = b.column(4).as_primitive::<UInt64Type>();
         let v = b.column(5).as_primitive::<Int64Type>();
         for i in 0..b.num_rows() {
-            let labels = series.get(&strata_engine::SeriesId(sid.value(i))).expect("series labels returned");
+            let labels = series
+                .get(&strata_engine::SeriesId(sid.value(i)))
+                .expect("series labels returned");
             rows.push((labels.to_string(), ts.value(i), st.value(i), v.value(i)));
         }
     }
@@ -100,7 +134,12 @@ pub async fn scan_all(engine: &Engine, pt: &ProfileType, matchers: Vec<LabelMatc
 }
 
 /// What the naive model says the scan returns.
-pub fn model_scan(model: &[Row], pt: usize, matchers: &[LabelMatcher], range: TimeRange) -> Vec<Seen> {
+pub fn model_scan(
+    model: &[Row],
+    pt: usize,
+    matchers: &[LabelMatcher],
+    range: TimeRange,
+) -> Vec<Seen> {
     let mut rows: Vec<Seen> = model
         .iter()
         .filter(|r| r.pt == pt && range.contains(r.ts))
