@@ -99,12 +99,33 @@ impl BlockHandle {
     }
 }
 
-/// Uploads an encoded block; `meta.json` goes last, so a block without it never existed.
+/// Fsyncs files of a block stored on the local file system under `root`, then their
+/// directories, so a power loss cannot lose what the WAL no longer holds.
+fn sync_local(root: &std::path::Path, id: &str, names: &[&str]) -> Result<()> {
+    let dir = root.join(BLOCKS_PREFIX).join(id);
+    for name in names {
+        let path = dir.join(name);
+        std::fs::File::open(&path)
+            .and_then(|f| f.sync_all())
+            .map_err(Error::io(&path))?;
+    }
+    for d in [dir.as_path(), dir.parent().unwrap_or(root)] {
+        std::fs::File::open(d)
+            .and_then(|f| f.sync_all())
+            .map_err(Error::io(d))?;
+    }
+    Ok(())
+}
+
+/// Uploads an encoded block; `meta.json` goes last, so a block without it never existed. With
+/// `local_root` (the local file system store), files are fsynced before and after the commit.
 pub(crate) async fn upload(
     store: &dyn ObjectStore,
+    local_root: Option<&std::path::Path>,
     block: EncodedBlock,
 ) -> Result<Arc<BlockHandle>> {
     let id = block.meta.id.clone();
+    let names: Vec<&str> = block.files.iter().map(|(n, _)| *n).collect();
     for (name, bytes) in block.files {
         let path = block_path(&id, name);
         store
@@ -112,12 +133,18 @@ pub(crate) async fn upload(
             .await
             .map_err(Error::store(&path))?;
     }
+    if let Some(root) = local_root {
+        sync_local(root, &id, &names)?;
+    }
     let meta_bytes = serde_json::to_vec_pretty(&block.meta).expect("meta serializes");
     let path = block_path(&id, files::META);
     store
         .put(&path, PutPayload::from(Bytes::from(meta_bytes)))
         .await
         .map_err(Error::store(&path))?;
+    if let Some(root) = local_root {
+        sync_local(root, &id, &[files::META])?;
+    }
     Ok(Arc::new(BlockHandle {
         meta: block.meta,
         index: block.index,

@@ -49,6 +49,8 @@ impl State {
 pub(crate) struct Inner {
     config: EngineConfig,
     store: Arc<dyn ObjectStore>,
+    /// The data directory when blocks live in the default local store (fsynced on upload).
+    local_root: Option<std::path::PathBuf>,
     wal: Wal,
     /// Appends hold it shared from WAL write to head apply; rotation holds it exclusively, so
     /// a rotation never splits an append between the WAL segment and the head it belongs to.
@@ -369,7 +371,7 @@ impl Inner {
         })
         .await
         .map_err(|e| Error::batch(format!("flush task failed: {e}")))??;
-        let handle = block::upload(&*self.store, encoded).await?;
+        let handle = block::upload(&*self.store, self.local_root.as_deref(), encoded).await?;
         let meta = handle.meta.clone();
         {
             let mut st = self.state.write();

@@ -198,7 +198,7 @@ impl Engine {
         })
         .await
         .map_err(|e| Error::batch(format!("compaction task failed: {e}")))??;
-        let handle = block::upload(&*inner.store, encoded).await?;
+        let handle = block::upload(&*inner.store, inner.local_root.as_deref(), encoded).await?;
         let meta = handle.meta.clone();
         {
             let mut st = inner.state.write();

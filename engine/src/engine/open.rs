@@ -80,6 +80,8 @@ pub(super) async fn open(
     lock.try_lock().map_err(|_| Error::Locked {
         path: lock_path.clone(),
     })?;
+    let local_root =
+        (store.is_none() && config.storage.url.is_none()).then(|| config.data_dir.clone());
     let store = match store {
         Some(s) => s,
         None => build_store(&config)?,
@@ -159,6 +161,7 @@ pub(super) async fn open(
     let inner = Arc::new(Inner {
         config,
         store,
+        local_root,
         wal,
         gate: tokio::sync::RwLock::new(()),
         state: RwLock::new(state),
