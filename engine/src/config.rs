@@ -119,6 +119,10 @@ impl EngineConfig {
             "compaction.max_block_samples",
             self.compaction.max_block_samples,
         )?;
+        positive(
+            "compaction.merge_chunk_rows",
+            self.compaction.merge_chunk_rows,
+        )?;
         if self.compaction.max_sources < 2 {
             return Err(Error::InvalidConfig {
                 field: "compaction.max_sources",
@@ -263,6 +267,9 @@ pub struct CompactionConfig {
     pub max_block_duration: Duration,
     /// At most this many blocks merge into one. Default: 16.
     pub max_sources: usize,
+    /// Rows merged at a time; bounds compaction memory (about 50 bytes a row). Default:
+    /// 1,048,576.
+    pub merge_chunk_rows: u64,
 }
 
 impl Default for CompactionConfig {
@@ -273,6 +280,7 @@ impl Default for CompactionConfig {
             max_block_samples: 50_000_000,
             max_block_duration: Duration::from_secs(2 * 3600),
             max_sources: 16,
+            merge_chunk_rows: 1 << 20,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! [`Engine`]: the store's entry point. Write path, flush and the shared state; reads, opening
 //! and maintenance live in the submodules.
 
+mod compaction;
 mod maintenance;
 mod open;
 mod read;

@@ -76,6 +76,7 @@ async fn check(ops: Vec<Op>, queries: Vec<(usize, Vec<LabelMatcher>, TimeRange)>
     let dir = tempfile::tempdir().unwrap();
     let mut config = test_config(dir.path());
     config.compaction.max_sources = 3;
+    config.compaction.merge_chunk_rows = 4; // many chunks per merge
     let mut engine = Engine::open(config.clone()).await.unwrap();
     let mut model: Vec<Row> = Vec::new();
     for op in ops {

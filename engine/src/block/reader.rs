@@ -168,14 +168,6 @@ pub(crate) async fn scan_block(
     Ok(out)
 }
 
-/// Every sample of the block, in block layout.
-pub(crate) async fn read_all_samples(
-    store: &Arc<dyn ObjectStore>,
-    block: &BlockHandle,
-) -> Result<Vec<RecordBatch>> {
-    read_file(store, block, files::SAMPLES).await
-}
-
 /// Which symbols [`read_symbols`] returns.
 pub(crate) enum SymbolFilter<'a> {
     /// Everything in the block.

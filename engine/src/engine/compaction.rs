@@ -1,0 +1,224 @@
+//! Compaction: merging time-adjacent small blocks into one, in bounded memory.
+//!
+//! The sources' indexes say which (profile type, series) pairs exist and roughly how many rows
+//! each has, without reading samples. The merge walks those keys in block order (profile type,
+//! then series id) in chunks of about `compaction.merge_chunk_rows` rows: each chunk is read from every source
+//! with row-group pruning, sorted by (series id, timestamp) and streamed to the block writer.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::{ArrayRef, DictionaryArray, Int32Array, RecordBatch, StringArray};
+use arrow::compute::{SortColumn, concat_batches, lexsort_to_indices, take_record_batch};
+use arrow::datatypes::Int32Type;
+use tracing::info;
+
+use super::Engine;
+use crate::block::{
+    self, BlockHandle, BlockMeta, BlockSource, SymbolFilter, encode_block, read_symbols,
+    samples_schema, scan_block,
+};
+use crate::error::{Error, Result};
+use crate::model::{Labels, ProfileType, SeriesId};
+use crate::scan::{TimeRange, scan_schema};
+use crate::symbol_tables::SymbolTables;
+
+/// Picks the oldest run of at least two time-adjacent blocks that fit the compaction limits.
+fn plan(
+    blocks: &[Arc<BlockHandle>],
+    max_samples: u64,
+    max_span: Duration,
+    max_sources: usize,
+) -> Vec<Arc<BlockHandle>> {
+    let max_span = max_span.as_nanos().min(i64::MAX as u128) as i64;
+    for start in 0..blocks.len() {
+        let mut group = vec![blocks[start].clone()];
+        let mut samples = blocks[start].meta.num_samples;
+        let (mut lo, mut hi) = (
+            blocks[start].meta.min_time_ns,
+            blocks[start].meta.max_time_ns,
+        );
+        for b in &blocks[start + 1..] {
+            let (nlo, nhi) = (lo.min(b.meta.min_time_ns), hi.max(b.meta.max_time_ns));
+            if group.len() >= max_sources
+                || samples + b.meta.num_samples > max_samples
+                || nhi.saturating_sub(nlo) > max_span
+            {
+                break;
+            }
+            group.push(b.clone());
+            samples += b.meta.num_samples;
+            (lo, hi) = (nlo, nhi);
+        }
+        if group.len() >= 2 {
+            return group;
+        }
+    }
+    Vec::new()
+}
+
+/// One unit of merge work: some series of one profile type.
+struct Chunk {
+    profile_type: ProfileType,
+    series: Vec<u64>,
+}
+
+/// Splits the sources' (profile type, series) keys into chunks, in block sort order.
+fn chunks(group: &[Arc<BlockHandle>], chunk_rows: u64) -> Vec<Chunk> {
+    let mut types: BTreeMap<String, (ProfileType, BTreeSet<u64>, u64)> = BTreeMap::new();
+    for b in group {
+        for t in &b.index.types {
+            let e = types
+                .entry(t.profile_type.to_string())
+                .or_insert_with(|| (t.profile_type.clone(), BTreeSet::new(), 0));
+            e.1.extend(t.series.iter().map(|o| b.index.series[o as usize].0.0));
+            e.2 += t.samples;
+        }
+    }
+    let mut out = Vec::new();
+    for (_, (pt, series, samples)) in types {
+        let per_series = samples.div_ceil(series.len().max(1) as u64).max(1);
+        let per_chunk = (chunk_rows / per_series).max(1) as usize;
+        let series: Vec<u64> = series.into_iter().collect();
+        for part in series.chunks(per_chunk) {
+            out.push(Chunk {
+                profile_type: pt.clone(),
+                series: part.to_vec(),
+            });
+        }
+    }
+    out
+}
+
+/// Reads one chunk from every source and sorts it into block layout.
+async fn merge_chunk(
+    store: &Arc<dyn object_store::ObjectStore>,
+    group: &[Arc<BlockHandle>],
+    chunk: &Chunk,
+) -> Result<Option<RecordBatch>> {
+    let mut parts = Vec::new();
+    for b in group {
+        parts.extend(
+            scan_block(store, b, &chunk.profile_type, &chunk.series, TimeRange::ALL).await?,
+        );
+    }
+    if parts.is_empty() {
+        return Ok(None);
+    }
+    let all = concat_batches(&scan_schema(), &parts).map_err(Error::arrow("merging samples"))?;
+    let keys: Vec<SortColumn> = [0, 1]
+        .into_iter()
+        .map(|i| SortColumn {
+            values: all.column(i).clone(),
+            options: None,
+        })
+        .collect();
+    let order = lexsort_to_indices(&keys, None).map_err(Error::arrow("sorting samples"))?;
+    let sorted = take_record_batch(&all, &order).map_err(Error::arrow("sorting samples"))?;
+    let names = StringArray::from(vec![chunk.profile_type.to_string()]);
+    let dict = DictionaryArray::<Int32Type>::try_new(
+        Int32Array::from(vec![0; sorted.num_rows()]),
+        Arc::new(names),
+    )
+    .map_err(Error::arrow("encoding profile types"))?;
+    let mut cols: Vec<ArrayRef> = vec![Arc::new(dict)];
+    cols.extend(sorted.columns().iter().cloned());
+    RecordBatch::try_new(samples_schema(), cols)
+        .map(Some)
+        .map_err(Error::arrow("assembling merged samples"))
+}
+
+impl Engine {
+    /// Merges the oldest run of adjacent small blocks into one (deduplicating their series and
+    /// symbol tables). Returns the new block, or `None` when there is nothing to merge.
+    ///
+    /// Memory stays bounded: samples stream through in chunks of about a million rows.
+    /// Crash safety: the new block's `meta.json` names its sources and is written last; sources
+    /// still present on open are deleted then.
+    pub async fn compact(&self) -> Result<Option<BlockMeta>> {
+        let inner = &self.inner;
+        let _m = inner.maintenance_lock.lock().await;
+        let c = &inner.config.compaction;
+        let group = {
+            let st = inner.state.read();
+            plan(
+                &st.blocks,
+                c.max_block_samples,
+                c.max_block_duration,
+                c.max_sources,
+            )
+        };
+        if group.is_empty() {
+            return Ok(None);
+        }
+        let mut symbols = SymbolTables::default();
+        let mut series: BTreeMap<SeriesId, Labels> = BTreeMap::new();
+        for b in &group {
+            symbols.merge(read_symbols(&inner.store, b, SymbolFilter::All).await?);
+            series.extend(b.index.series.iter().cloned());
+        }
+        // Producer: merged chunks, in order, through a small channel (bounded memory).
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(2);
+        let store = inner.store.clone();
+        let sources = group.clone();
+        let chunk_rows = c.merge_chunk_rows;
+        let producer = tokio::spawn(async move {
+            for chunk in chunks(&sources, chunk_rows) {
+                let merged = merge_chunk(&store, &sources, &chunk).await;
+                let stop = merged.is_err();
+                let item = match merged {
+                    Ok(Some(b)) => Ok(b),
+                    Ok(None) => continue,
+                    Err(e) => Err(e),
+                };
+                if tx.send(item).await.is_err() || stop {
+                    return;
+                }
+            }
+        });
+        let config = inner.config.block.clone();
+        let ids: Vec<String> = group.iter().map(|b| b.meta.id.clone()).collect();
+        let level = group.iter().map(|b| b.meta.level).max().unwrap_or(0) + 1;
+        let upto = group
+            .iter()
+            .map(|b| b.meta.wal_segment_upto)
+            .max()
+            .unwrap_or(0);
+        let encoded = tokio::task::spawn_blocking(move || {
+            let src = BlockSource {
+                id: ulid::Ulid::new().to_string(),
+                series: &series,
+                symbols: &symbols,
+                level,
+                sources: ids,
+                wal_segment_upto: upto,
+            };
+            encode_block(&config, src, std::iter::from_fn(|| rx.blocking_recv()))
+        })
+        .await
+        .map_err(|e| Error::batch(format!("compaction task failed: {e}")))?;
+        producer.abort();
+        let encoded = encoded?;
+        if encoded.meta.num_samples != group.iter().map(|b| b.meta.num_samples).sum::<u64>() {
+            return Err(Error::CorruptBlock {
+                block: encoded.meta.id,
+                file: block::files::SAMPLES.into(),
+                reason: "compaction output lost rows; sources kept".into(),
+            });
+        }
+        let handle = block::upload(&*inner.store, inner.local_root.as_deref(), encoded).await?;
+        let meta = handle.meta.clone();
+        {
+            let mut st = inner.state.write();
+            st.blocks
+                .retain(|b| !group.iter().any(|g| Arc::ptr_eq(b, g)));
+            st.blocks.push(handle);
+            st.sort_blocks();
+        }
+        info!(block = %meta.id, sources = meta.sources.len(), samples = meta.num_samples, "compacted blocks");
+        inner.pending_deletes.lock().extend(group);
+        inner.delete_pending().await;
+        Ok(Some(meta))
+    }
+}
