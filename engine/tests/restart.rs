@@ -282,3 +282,33 @@ async fn late_symbols_replace_unsymbolized_locations() {
     }
     engine.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn retention_drops_old_blocks_and_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    config.retention.max_age = Some(std::time::Duration::from_secs(24 * 3600));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
+    let engine = Engine::open(config.clone()).await.unwrap();
+    let old = rows(1_000, 10); // 1970: far beyond max_age
+    engine.append(&batch(&old)).await.unwrap();
+    let old_block = engine.flush().await.unwrap().unwrap();
+    let recent = rows(now - 1_000_000_000, 10);
+    engine.append(&batch(&recent)).await.unwrap();
+    engine.flush().await.unwrap();
+    let dropped = engine.apply_retention().await.unwrap();
+    assert_eq!(dropped, vec![old_block.id.clone()]);
+    assert!(!dir.path().join("blocks").join(&old_block.id).exists());
+    engine.close().await.unwrap();
+    drop(engine);
+
+    let engine = Engine::open(config).await.unwrap();
+    assert_eq!(engine.blocks().len(), 1);
+    let types = profile_types();
+    let got = scan_all(&engine, &types[0], vec![], TimeRange::ALL).await;
+    assert_eq!(got, model_scan(&recent, 0, &[], TimeRange::ALL));
+    engine.close().await.unwrap();
+}

@@ -25,7 +25,11 @@ impl Drop for S3Server {
 }
 
 fn start_s3() -> S3Server {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let child = Command::new("moto_server")
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .stdout(Stdio::null())
@@ -35,7 +39,10 @@ fn start_s3() -> S3Server {
     let server = S3Server { child, port };
     let start = Instant::now();
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(30), "moto_server did not start");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "moto_server did not start"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     server
@@ -47,7 +54,10 @@ fn create_bucket(port: u16, bucket: &str) {
     write!(s, "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
     let mut response = String::new();
     s.read_to_string(&mut response).unwrap();
-    assert!(response.starts_with("HTTP/1.1 200"), "CreateBucket failed: {response}");
+    assert!(
+        response.starts_with("HTTP/1.1 200"),
+        "CreateBucket failed: {response}"
+    );
 }
 
 fn s3_config(dir: &std::path::Path, port: u16) -> EngineConfig {
@@ -67,7 +77,13 @@ fn s3_config(dir: &std::path::Path, port: u16) -> EngineConfig {
 
 fn rows(ts0: i64) -> Vec<Row> {
     (0..40)
-        .map(|i| Row { pt: (i % 2) as usize, labels: vec![("job".into(), format!("j{}", i % 3))], ts: ts0 + i, stack: (i % 6) as u8, value: ts0 + i })
+        .map(|i| Row {
+            pt: (i % 2) as usize,
+            labels: vec![("job".into(), format!("j{}", i % 3))],
+            ts: ts0 + i,
+            stack: (i % 6) as u8,
+            value: ts0 + i,
+        })
         .collect()
 }
 
@@ -104,9 +120,18 @@ async fn blocks_live_in_s3() {
     let types = profile_types();
     for (i, pt) in types.iter().enumerate() {
         let ms = vec![LabelMatcher::equal("job", "j1")];
-        assert_eq!(scan_all(&engine, pt, ms.clone(), TimeRange::ALL).await, model_scan(&model, i, &ms, TimeRange::ALL));
+        assert_eq!(
+            scan_all(&engine, pt, ms.clone(), TimeRange::ALL).await,
+            model_scan(&model, i, &ms, TimeRange::ALL)
+        );
     }
-    assert_eq!(engine.label_values("job", None, &[], TimeRange::ALL).await.unwrap(), vec!["j0", "j1", "j2"]);
+    assert_eq!(
+        engine
+            .label_values("job", None, &[], TimeRange::ALL)
+            .await
+            .unwrap(),
+        vec!["j0", "j1", "j2"]
+    );
     let resolved = engine.resolve_stacks(&[stack_id_of(3)]).await.unwrap();
     assert_eq!(resolved.stacks[&stack_id_of(3)].len(), 4);
 
