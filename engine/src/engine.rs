@@ -8,6 +8,7 @@ mod read;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use object_store::ObjectStore;
 use parking_lot::{Mutex, RwLock};
@@ -210,6 +211,9 @@ impl Engine {
     }
 }
 
+/// How long an append waits for a full head's predecessor to finish flushing.
+const BACKPRESSURE_LIMIT: Duration = Duration::from_secs(60);
+
 fn min_opt(a: Option<i64>, b: Option<i64>, f: fn(i64, i64) -> i64) -> Option<i64> {
     match (a, b) {
         (Some(x), Some(y)) => Some(f(x, y)),
@@ -273,7 +277,7 @@ impl Inner {
                 max: self.config.wal.max_record_bytes,
             });
         }
-        self.wait_for_room().await;
+        self.wait_for_room().await?;
         let _gate = self.gate.read().await;
         let active = self.state.read().active.clone();
         check_series_limit(&active.read(), batch, self.config.head.max_series)?;
@@ -295,7 +299,10 @@ impl Inner {
 
     /// Backpressure: while the active head is over budget and an older head is still being
     /// flushed, wait for that flush.
-    async fn wait_for_room(self: &Arc<Self>) {
+    /// Gives up with an error when the older head's flush keeps failing (e.g. the object store
+    /// is down) for [`BACKPRESSURE_LIMIT`], instead of blocking forever.
+    async fn wait_for_room(self: &Arc<Self>) -> Result<()> {
+        let started = std::time::Instant::now();
         loop {
             let notified = self.flushed.notified();
             let (over, flushing) = {
@@ -306,13 +313,22 @@ impl Inner {
                 )
             };
             if !over {
-                return;
+                return Ok(());
             }
             if !flushing {
                 self.flush_in_background();
-                return;
+                return Ok(());
             }
-            notified.await;
+            let waited = started.elapsed();
+            if waited >= BACKPRESSURE_LIMIT {
+                return Err(Error::LimitExceeded {
+                    limit: "head.max_bytes",
+                    value: self.state.read().active.read().bytes(),
+                    max: self.config.head.max_bytes,
+                });
+            }
+            // Woken by a finished (or failed) flush, or re-check after a while.
+            let _ = tokio::time::timeout(Duration::from_secs(1), notified).await;
         }
     }
 
@@ -324,6 +340,8 @@ impl Inner {
         tokio::spawn(async move {
             if let Err(e) = inner.flush().await {
                 warn!(error = %e, "background flush failed; the data stays in the WAL and the head");
+                // Let waiting appenders re-check (and eventually give up).
+                inner.flushed.notify_waiters();
             }
         });
     }
