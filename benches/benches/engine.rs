@@ -1,16 +1,18 @@
 //! Criterion benchmarks of `strata-engine` on realistic CPU profiles (see `strata_benches`).
 //!
-//! - `append`: `Engine::append` throughput in samples/s, WAL fsync `never` and `always`, one
-//!   appender and 8 concurrent appenders, no background maintenance, a head that never flushes.
+//! - `append`: `Engine::append` throughput in samples/s, WAL fsync `never` and `always`; one
+//!   appender on a current-thread runtime, and 8 appends in flight as tasks on a multi-thread
+//!   runtime with a worker per core. No background maintenance; the head never flushes.
 //! - `flush`: flushing a head of ~1M samples to a block.
 //! - `scan`: one series' samples over a time range, from the head and from flushed blocks.
 //!
-//! Before the groups, `report` ingests a few million samples and prints the head's memory per
-//! sample, the block's disk bytes per sample, the symbols' share of the block, and append
-//! throughput per CPU-second. `STRATA_BENCH_REPORT_SAMPLES=0` skips it; any other number sets
+//! Before the groups, `report` ingests 3M samples and prints the head's memory per sample, the
+//! block's disk bytes per sample, the symbols' share of the block, and append throughput per
+//! CPU-second; then again (1/6 the size) with values above 2^31 ns. `STRATA_BENCH_REPORT_SAMPLES=0` skips it; any other number sets
 //! its size. Run with `cargo bench -p strata-benches` (see `benches/README.md`).
 
 use std::hint::black_box;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode, Throughput};
@@ -77,42 +79,66 @@ fn scaled(n: usize) -> usize {
 }
 
 fn append(c: &mut Criterion, rt: &Runtime) {
-    let set = realistic_batches(&WorkloadConfig::default(), scaled(60_000));
-    let set = &set;
+    // Batches of 1,000-2,000 samples (one profile each), cycling through the 100 series.
+    let cfg = WorkloadConfig {
+        min_samples: 1_000,
+        ..WorkloadConfig::default()
+    };
+    let set = Arc::new(realistic_batches(&cfg, scaled(60_000)));
+    println!(
+        "append: {} batches, {} samples per iteration",
+        set.len(),
+        total_samples(&set)
+    );
+    // Concurrent appends run as tasks on a runtime with one worker per core, so encoding can
+    // proceed on both cores while the WAL thread writes.
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let mt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     let mut g = c.benchmark_group("append");
     g.sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(4));
-    // One iteration appends the whole set (~48 profiles of 500-2000 samples each, cycling
-    // through the 100 series), so the samples per iteration are fixed.
-    g.throughput(Throughput::Elements(total_samples(set)));
+    // One iteration appends the whole set, so the samples per iteration are fixed.
+    g.throughput(Throughput::Elements(total_samples(&set)));
     for (name, fsync) in [
         ("never", FsyncPolicy::Never),
         ("always", FsyncPolicy::Always),
     ] {
         for concurrency in [1, CONCURRENCY] {
+            let runtime = if concurrency == 1 { rt } else { &mt };
             // One engine per benchmark; its head grows across iterations (it never flushes).
-            let fixture = rt.block_on(Fixture::open(fsync));
-            let fx = &fixture;
+            let fixture = runtime.block_on(Fixture::open(fsync));
+            let engine = &fixture.engine;
+            let set = &set;
             let id = format!("fsync_{name}/{concurrency}_in_flight");
             g.bench_function(id, |b| {
-                b.to_async(rt).iter_custom(move |iters| async move {
+                b.to_async(runtime).iter_custom(move |iters| async move {
                     let start = Instant::now();
                     for _ in 0..iters {
                         if concurrency == 1 {
-                            fx.append_all(set).await;
+                            for batch in set.iter() {
+                                engine.append(batch).await.expect("append");
+                            }
                         } else {
-                            futures::stream::iter(set)
-                                .for_each_concurrent(concurrency, |batch| async move {
-                                    fx.engine.append(batch).await.expect("append");
+                            futures::stream::iter(0..set.len())
+                                .map(|i| {
+                                    let (engine, set) = (engine.clone(), set.clone());
+                                    tokio::spawn(async move { engine.append(&set[i]).await })
                                 })
+                                .buffer_unordered(concurrency)
+                                .for_each(|r| async move { r.expect("task").expect("append") })
                                 .await;
                         }
                     }
                     start.elapsed()
                 })
             });
-            rt.block_on(fixture.close());
+            runtime.block_on(fixture.close());
         }
     }
     g.finish();
@@ -159,7 +185,8 @@ async fn scan_fixture(cfg: &WorkloadConfig, blocks: bool) -> (Fixture, Workload)
     while w.rounds() < rounds {
         let before = w.rounds();
         fx.engine.append(&w.next_batch()).await.expect("append");
-        if blocks && w.rounds() != before && w.rounds() % ROUNDS_PER_BLOCK.min(rounds) == 0 {
+        if blocks && w.rounds() != before && w.rounds().is_multiple_of(ROUNDS_PER_BLOCK.min(rounds))
+        {
             fx.engine.flush().await.expect("flush");
         }
     }
@@ -245,30 +272,30 @@ fn process_cpu_time() -> Option<Duration> {
     Some(Duration::from_millis(ticks * 10))
 }
 
-/// Resident set size of the process, from `/proc/self/status`.
-fn rss_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
-}
-
-/// Ingests `samples` samples of the default workload (100 series, 10 jobs, 4,000 stacks),
-/// then flushes them into one block, printing sizes and rates.
-fn report(rt: &Runtime, samples: u64) {
-    let cfg = WorkloadConfig::default();
+/// Ingests `samples` samples of the workload `cfg` describes (fsync `never`, one appender),
+/// then flushes them into one block, printing rates and sizes.
+fn report(rt: &Runtime, title: &str, cfg: &WorkloadConfig, samples: u64) {
     println!(
-        "== size report: {samples} samples, {} series, {} distinct stacks ==",
-        cfg.series, cfg.stacks
+        "== report: {title}: {samples} samples, {} series, {} distinct stacks, values up to {} ticks ==",
+        cfg.series, cfg.stacks, cfg.max_ticks
     );
     rt.block_on(async {
         let fx = Fixture::open(FsyncPolicy::Never).await;
         let mut w = Workload::new(cfg.clone());
+        let p = w.program();
+        println!(
+            "program: {} mappings, {} functions, {} locations, {} stacks (mean depth {:.1})",
+            p.mappings.len(),
+            p.functions.len(),
+            p.locations.len(),
+            p.stacks.len(),
+            p.stacks.iter().map(Vec::len).sum::<usize>() as f64 / p.stacks.len() as f64,
+        );
         let (mut appended, mut batches) = (0u64, 0u64);
+        let mut symbols = [0u64; 4]; // mappings, functions, locations, stacks
         let (mut wall, mut cpu) = (Duration::ZERO, Duration::ZERO);
-        let rss_before = rss_bytes();
-        // Generate a chunk, then append it, so only the appends are timed.
-        while appended < samples {
+        // Generate a chunk, then append it, so only the appends are timed. At least one chunk.
+        while batches == 0 || appended < samples {
             let chunk: Vec<SampleBatch> = (0..64).map(|_| w.next_batch()).collect();
             let (cpu0, t0) = (process_cpu_time(), Instant::now());
             fx.append_all(&chunk).await;
@@ -276,21 +303,36 @@ fn report(rt: &Runtime, samples: u64) {
             if let (Some(a), Some(b)) = (cpu0, process_cpu_time()) {
                 cpu += b - a;
             }
+            for b in &chunk {
+                let sym = b.symbols();
+                for (acc, n) in symbols.iter_mut().zip([
+                    sym.mappings.len(),
+                    sym.functions.len(),
+                    sym.locations.len(),
+                    sym.stacks.len(),
+                ]) {
+                    *acc += n as u64;
+                }
+            }
             appended += total_samples(&chunk);
             batches += chunk.len() as u64;
         }
-        let rss_after = rss_bytes();
         let s = fx.engine.stats();
         let h = s.head;
         let per = |bytes: u64, n: u64| bytes as f64 / n as f64;
         println!(
-            "ingest: {appended} samples in {batches} batches ({:.0} samples/batch), {} rounds",
+            "ingest: {appended} samples in {batches} batches ({:.0} samples/batch), {} rounds; \
+             per batch {:.0} mappings, {:.0} functions, {:.0} locations, {:.0} stacks",
             per(appended, batches),
-            w.rounds()
+            w.rounds(),
+            per(symbols[0], batches),
+            per(symbols[1], batches),
+            per(symbols[2], batches),
+            per(symbols[3], batches),
         );
         println!(
-            "append (fsync never, 1 appender): {:.2} M samples/s wall, {:.2} M samples per CPU-second \
-             ({:.2} s wall, {:.2} s CPU incl. the WAL thread)",
+            "append (fsync never, 1 appender): {:.3} M samples/s wall, {:.3} M samples per \
+             CPU-second ({:.2} s wall, {:.2} s CPU incl. the WAL thread)",
             appended as f64 / wall.as_secs_f64() / 1e6,
             appended as f64 / cpu.as_secs_f64() / 1e6,
             wall.as_secs_f64(),
@@ -308,28 +350,24 @@ fn report(rt: &Runtime, samples: u64) {
             per(h.other_bytes, h.samples),
             per(h.sample_bytes + h.other_bytes, h.samples),
         );
-        if let (Some(a), Some(b)) = (rss_before, rss_after) {
-            println!(
-                "process RSS grew {:.1} MiB during ingest ({:.2} B/sample; allocator slack and \
-                 freed batches included, indicative only)",
-                b.saturating_sub(a) as f64 / (1 << 20) as f64,
-                per(b.saturating_sub(a), h.samples),
-            );
-        }
-        println!("wal: {} bytes ({:.1} B/sample)", s.wal_bytes, per(s.wal_bytes, h.samples));
+        println!(
+            "wal: {} bytes ({:.1} B/sample)",
+            s.wal_bytes,
+            per(s.wal_bytes, h.samples)
+        );
 
         let t0 = Instant::now();
         let meta = fx.engine.flush().await.expect("flush").expect("a block");
         let flush_time = t0.elapsed();
         let s = fx.engine.stats();
         println!(
-            "flush: {:.2} s ({:.2} M samples/s)",
+            "flush: {:.3} s ({:.2} M samples/s)",
             flush_time.as_secs_f64(),
             s.block_samples as f64 / flush_time.as_secs_f64() / 1e6
         );
         println!(
             "block: {} samples, {} bytes total ({:.2} B/sample); samples.parquet {} bytes \
-             ({:.3} B/sample); symbols+index {:.1} % of the block",
+             ({:.3} B/sample); everything else {:.1} % of the block",
             s.block_samples,
             s.block_bytes,
             per(s.block_bytes, s.block_samples),
@@ -344,7 +382,7 @@ fn report(rt: &Runtime, samples: u64) {
                 per(*bytes, s.block_samples)
             );
         }
-        // A block's time span contains every sample, and a full-range scan returns them all.
+        // A full-range scan of one series finds its samples in the block.
         let all = ScanRequest {
             profile_type: cpu_profile_type(),
             matchers: series_matchers(0, cfg.jobs),
@@ -363,7 +401,15 @@ fn main() {
         Err(_) => scaled(3_000_000) as u64,
     };
     if report_samples > 0 {
-        report(&rt, report_samples);
+        let cfg = WorkloadConfig::default();
+        report(&rt, "default workload", &cfg, report_samples);
+        // Hot stacks worth more than 2^31 ns (2.1 s of CPU in one 10 s profile) in every
+        // series: the head keeps such a series' values as i64.
+        let hot = WorkloadConfig {
+            max_ticks: 1_000,
+            ..cfg
+        };
+        report(&rt, "large values", &hot, report_samples / 6);
     }
     let mut c = Criterion::default().configure_from_args();
     append(&mut c, &rt);

@@ -327,7 +327,7 @@ impl Program {
     pub fn generate(cfg: &WorkloadConfig) -> Program {
         assert!(cfg.mappings >= 1 && cfg.functions >= 1 && cfg.stacks >= 1);
         assert!(1 <= cfg.min_depth && cfg.min_depth <= cfg.max_depth);
-        let mut rng = XorShift::new(cfg.seed ^ 0x5EED_0F_C0DE);
+        let mut rng = XorShift::new(cfg.seed ^ 0x005E_ED0F_C0DE);
 
         // Mappings: the main binary, then shared libraries.
         let mut mappings = Vec::with_capacity(cfg.mappings);
