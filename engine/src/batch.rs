@@ -9,8 +9,8 @@ pub use arrow_io::input_schema;
 
 use crate::error::{Error, Result};
 use crate::model::{
-    Function, FunctionId, Labels, Location, LocationId, Mapping, MappingId, ProfileType, SeriesId,
-    StackId, stack_id,
+    Function, FunctionId, IdMap, IdSet, Labels, Location, LocationId, Mapping, MappingId,
+    ProfileType, SeriesId, StackId, stack_id,
 };
 
 /// Index of a profile type within one batch.
@@ -95,8 +95,29 @@ pub struct SampleBatch {
     pub(crate) series: Vec<Labels>,
     pub(crate) series_ids: Vec<SeriesId>,
     pub(crate) symbols: Symbols,
-    pub(crate) stack_ids: Vec<StackId>,
+    pub(crate) ids: SymbolIds,
     pub(crate) samples: SampleColumns,
+}
+
+/// The content-addressed IDs of a batch's symbols, parallel to the [`Symbols`] vectors,
+/// computed once per batch.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct SymbolIds {
+    pub mappings: Vec<MappingId>,
+    pub functions: Vec<FunctionId>,
+    pub locations: Vec<LocationId>,
+    pub stacks: Vec<StackId>,
+}
+
+impl SymbolIds {
+    pub fn compute(symbols: &Symbols) -> SymbolIds {
+        SymbolIds {
+            mappings: symbols.mappings.iter().map(Mapping::id).collect(),
+            functions: symbols.functions.iter().map(Function::id).collect(),
+            locations: symbols.locations.iter().map(Location::id).collect(),
+            stacks: symbols.stacks.iter().map(|s| stack_id(s)).collect(),
+        }
+    }
 }
 
 impl SampleBatch {
@@ -122,14 +143,26 @@ impl SampleBatch {
 
     /// The content-addressed ID of every stack in [`Symbols::stacks`], in order.
     pub fn stack_ids(&self) -> &[StackId] {
-        &self.stack_ids
+        &self.ids.stacks
     }
 
-    /// Assembles and checks a batch from parts (used by the builder and the WAL decoder).
+    /// Assembles and checks a batch from parts, computing every ID (WAL decoder, Arrow input).
     pub(crate) fn from_parts(
         profile_types: Vec<ProfileType>,
         series: Vec<Labels>,
         symbols: Symbols,
+        samples: SampleColumns,
+    ) -> Result<SampleBatch> {
+        let ids = SymbolIds::compute(&symbols);
+        Self::from_parts_with_ids(profile_types, series, symbols, ids, samples)
+    }
+
+    /// Assembles and checks a batch whose symbol IDs are already known.
+    pub(crate) fn from_parts_with_ids(
+        profile_types: Vec<ProfileType>,
+        series: Vec<Labels>,
+        symbols: Symbols,
+        ids: SymbolIds,
         samples: SampleColumns,
     ) -> Result<SampleBatch> {
         let n = samples.len();
@@ -144,11 +177,8 @@ impl SampleBatch {
         if cols.iter().any(|&c| c != n) {
             return Err(Error::batch("sample columns have different lengths"));
         }
-        let mapping_ids: std::collections::HashSet<MappingId> =
-            symbols.mappings.iter().map(Mapping::id).collect();
-        let function_ids: std::collections::HashSet<FunctionId> =
-            symbols.functions.iter().map(Function::id).collect();
-        let mut location_ids = std::collections::HashSet::with_capacity(symbols.locations.len());
+        let mapping_ids: IdSet<MappingId> = ids.mappings.iter().copied().collect();
+        let function_ids: IdSet<FunctionId> = ids.functions.iter().copied().collect();
         for loc in &symbols.locations {
             if loc.mapping_id != MappingId::NONE && !mapping_ids.contains(&loc.mapping_id) {
                 return Err(Error::batch(format!(
@@ -166,16 +196,14 @@ impl SampleBatch {
                     loc.address, line.function_id
                 )));
             }
-            location_ids.insert(loc.id());
         }
-        let mut stack_ids = Vec::with_capacity(symbols.stacks.len());
+        let location_ids: IdSet<LocationId> = ids.locations.iter().copied().collect();
         for stack in &symbols.stacks {
             if let Some(l) = stack.iter().find(|l| !location_ids.contains(l)) {
                 return Err(Error::batch(format!(
                     "a stack refers to location {l} which the batch does not define"
                 )));
             }
-            stack_ids.push(stack_id(stack));
         }
         let check = |col: &[u32], len: usize, what: &str| -> Result<()> {
             match col.iter().find(|&&i| i as usize >= len) {
@@ -194,7 +222,7 @@ impl SampleBatch {
             series,
             series_ids,
             symbols,
-            stack_ids,
+            ids,
             samples,
         })
     }
@@ -224,11 +252,11 @@ pub struct SampleBatchBuilder {
     series: Vec<Labels>,
     series_index: HashMap<Labels, u32>,
     symbols: Symbols,
-    mapping_index: HashMap<MappingId, u32>,
-    function_index: HashMap<FunctionId, u32>,
-    location_index: HashMap<LocationId, u32>,
-    stack_index: HashMap<StackId, u32>,
-    stack_ids: Vec<StackId>,
+    mapping_index: IdMap<MappingId, u32>,
+    function_index: IdMap<FunctionId, u32>,
+    location_index: IdMap<LocationId, u32>,
+    stack_index: IdMap<StackId, u32>,
+    ids: SymbolIds,
     samples: SampleColumns,
 }
 
@@ -265,6 +293,7 @@ impl SampleBatchBuilder {
         let id = m.id();
         self.mapping_index.entry(id).or_insert_with(|| {
             self.symbols.mappings.push(m);
+            self.ids.mappings.push(id);
             self.symbols.mappings.len() as u32 - 1
         });
         id
@@ -275,6 +304,7 @@ impl SampleBatchBuilder {
         let id = f.id();
         self.function_index.entry(id).or_insert_with(|| {
             self.symbols.functions.push(f);
+            self.ids.functions.push(id);
             self.symbols.functions.len() as u32 - 1
         });
         id
@@ -294,6 +324,7 @@ impl SampleBatchBuilder {
                 self.location_index
                     .insert(id, self.symbols.locations.len() as u32);
                 self.symbols.locations.push(l);
+                self.ids.locations.push(id);
             }
         }
         id
@@ -307,14 +338,14 @@ impl SampleBatchBuilder {
         }
         let i = self.symbols.stacks.len() as u32;
         self.symbols.stacks.push(locations.to_vec());
-        self.stack_ids.push(id);
+        self.ids.stacks.push(id);
         self.stack_index.insert(id, i);
         StackRef(i)
     }
 
     /// The content-addressed ID of an interned stack.
     pub fn stack_id(&self, stack: StackRef) -> StackId {
-        self.stack_ids[stack.0 as usize]
+        self.ids.stacks[stack.0 as usize]
     }
 
     /// The stack with this ID, if interned.
@@ -334,7 +365,13 @@ impl SampleBatchBuilder {
 
     /// Checks every reference and returns the batch.
     pub fn build(self) -> Result<SampleBatch> {
-        SampleBatch::from_parts(self.profile_types, self.series, self.symbols, self.samples)
+        SampleBatch::from_parts_with_ids(
+            self.profile_types,
+            self.series,
+            self.symbols,
+            self.ids,
+            self.samples,
+        )
     }
 }
 

@@ -21,7 +21,7 @@ use crate::batch::SampleBatch;
 use crate::block::{self, BlockHandle, BlockMeta, BlockSource, encode_block};
 use crate::config::EngineConfig;
 use crate::error::{Error, Result};
-use crate::head::{Head, HeadStats, check_series_limit};
+use crate::head::{Head, HeadStats};
 use crate::wal::{Wal, encode_batch};
 
 /// The head currently taking appends, heads being flushed, and committed blocks.
@@ -280,13 +280,21 @@ impl Inner {
         self.wait_for_room().await?;
         let _gate = self.gate.read().await;
         let active = self.state.read().active.clone();
-        check_series_limit(&active.read(), batch, self.config.head.max_series)?;
-        let durable = self.wal.append(payload)?;
-        durable.await.map_err(|_| Error::WalUnavailable {
-            reason: "writer thread stopped".into(),
-        })??;
+        let reserved = active
+            .write()
+            .reserve_series(batch, self.config.head.max_series)?;
+        let durable = match self.wal.append(payload) {
+            Ok(rx) => rx.await.unwrap_or_else(|_| {
+                Err(Error::WalUnavailable {
+                    reason: "writer thread stopped".into(),
+                })
+            }),
+            Err(e) => Err(e),
+        };
         let bytes = {
             let mut head = active.write();
+            head.release_series(reserved);
+            durable?;
             head.apply(batch);
             head.bytes()
         };

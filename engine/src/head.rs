@@ -17,8 +17,8 @@ use crate::block::samples_schema;
 use crate::error::{Error, Result};
 use crate::index::SeriesIndex;
 use crate::model::{
-    Function, FunctionId, Labels, Location, LocationId, Mapping, MappingId, ProfileType, SeriesId,
-    StackId,
+    Function, FunctionId, IdMap, Labels, Location, LocationId, Mapping, MappingId, ProfileType,
+    SeriesId, StackId,
 };
 use crate::scan::{TimeRange, scan_schema};
 use crate::symbol_tables::SymbolTables;
@@ -34,24 +34,61 @@ struct Run {
     len: u32,
 }
 
+/// A group's value column. Values are kept as `i32` multiples of a per-group `unit` (the
+/// sampling period when the first value is a multiple of it, as CPU nanoseconds are, else 1)
+/// until a value does not fit; then the column widens to plain `i64`.
 #[derive(Debug)]
 enum Values {
-    I32(Vec<i32>),
-    I64(Vec<i64>),
+    Scaled { unit: i64, values: Vec<i32> },
+    Wide(Vec<i64>),
 }
 
 impl Values {
     fn get(&self, i: usize) -> i64 {
         match self {
-            Values::I32(v) => v[i] as i64,
-            Values::I64(v) => v[i],
+            Values::Scaled { unit, values } => values[i] as i64 * unit,
+            Values::Wide(v) => v[i],
         }
     }
 
     fn bytes(&self) -> usize {
         match self {
-            Values::I32(v) => v.capacity() * 4,
-            Values::I64(v) => v.capacity() * 8,
+            Values::Scaled { values, .. } => values.capacity() * 4,
+            Values::Wide(v) => v.capacity() * 8,
+        }
+    }
+
+    fn reserve_exact(&mut self, n: usize) {
+        match self {
+            Values::Scaled { values, .. } => values.reserve_exact(n),
+            Values::Wide(v) => v.reserve_exact(n),
+        }
+    }
+
+    fn push(&mut self, value: i64, period: i64) {
+        match self {
+            Values::Scaled { unit, values } => {
+                if values.is_empty() {
+                    *unit = if period > 1 && value % period == 0 {
+                        period
+                    } else {
+                        1
+                    };
+                }
+                let scaled = (value % *unit == 0)
+                    .then(|| i32::try_from(value / *unit).ok())
+                    .flatten();
+                match scaled {
+                    Some(x) => values.push(x),
+                    None => {
+                        let mut wide: Vec<i64> = Vec::with_capacity(values.capacity().max(1));
+                        wide.extend(values.iter().map(|&x| x as i64 * *unit));
+                        wide.push(value);
+                        *self = Values::Wide(wide);
+                    }
+                }
+            }
+            Values::Wide(v) => v.push(value),
         }
     }
 }
@@ -84,10 +121,7 @@ impl SampleGroup {
         }
         let add = extra.max(len / 4);
         self.stacks.reserve_exact(add);
-        match &mut self.values {
-            Values::I32(v) => v.reserve_exact(add),
-            Values::I64(v) => v.reserve_exact(add),
-        }
+        self.values.reserve_exact(add);
     }
 
     fn push(&mut self, ts: i64, dur: i64, period: i64, stack: u32, value: i64) {
@@ -106,18 +140,7 @@ impl SampleGroup {
             }
         }
         self.stacks.push(stack);
-        match &mut self.values {
-            Values::I32(v) => match i32::try_from(value) {
-                Ok(x) => v.push(x),
-                Err(_) => {
-                    let mut wide: Vec<i64> = Vec::with_capacity(v.capacity());
-                    wide.extend(v.iter().map(|&x| x as i64));
-                    wide.push(value);
-                    self.values = Values::I64(wide);
-                }
-            },
-            Values::I64(v) => v.push(value),
-        }
+        self.values.push(value, period);
     }
 
     /// `(row, run)` pairs in timestamp order, each run's rows contiguous.
@@ -199,16 +222,18 @@ pub(crate) struct Head {
     profile_types: Vec<ProfileType>,
     profile_type_index: HashMap<ProfileType, u32>,
     series: Vec<(SeriesId, Labels)>,
-    series_index: HashMap<SeriesId, u32>,
+    series_index: IdMap<SeriesId, u32>,
+    /// Series admitted by `reserve_series` whose batch is not applied yet.
+    reserved_series: u64,
     index: SeriesIndex,
     type_series: Vec<RoaringBitmap>,
     stack_ids: Vec<StackId>,
-    stack_index: HashMap<StackId, u32>,
+    stack_index: IdMap<StackId, u32>,
     stacks: Vec<Box<[LocationId]>>,
-    locations: HashMap<LocationId, Location>,
-    functions: HashMap<FunctionId, Function>,
-    mappings: HashMap<MappingId, Mapping>,
-    groups: HashMap<(u32, u32), SampleGroup>,
+    locations: IdMap<LocationId, Location>,
+    functions: IdMap<FunctionId, Function>,
+    mappings: IdMap<MappingId, Mapping>,
+    groups: IdMap<(u32, u32), SampleGroup>,
     num_samples: u64,
     sample_bytes: usize,
     other_bytes: usize,
@@ -223,16 +248,17 @@ impl Head {
             profile_types: Vec::new(),
             profile_type_index: HashMap::new(),
             series: Vec::new(),
-            series_index: HashMap::new(),
+            series_index: IdMap::default(),
+            reserved_series: 0,
             index: SeriesIndex::default(),
             type_series: Vec::new(),
             stack_ids: Vec::new(),
-            stack_index: HashMap::new(),
+            stack_index: IdMap::default(),
             stacks: Vec::new(),
-            locations: HashMap::new(),
-            functions: HashMap::new(),
-            mappings: HashMap::new(),
-            groups: HashMap::new(),
+            locations: IdMap::default(),
+            functions: IdMap::default(),
+            mappings: IdMap::default(),
+            groups: IdMap::default(),
             num_samples: 0,
             sample_bytes: 0,
             other_bytes: 0,
@@ -294,22 +320,20 @@ impl Head {
             .map(|(labels, id)| self.intern_series(*id, labels))
             .collect();
         let sym = &batch.symbols;
-        for m in &sym.mappings {
-            let id = m.id();
+        let ids = &batch.ids;
+        for (m, &id) in sym.mappings.iter().zip(&ids.mappings) {
             if !self.mappings.contains_key(&id) {
                 self.other_bytes += 96 + m.build_id.len() + m.filename.len();
                 self.mappings.insert(id, m.clone());
             }
         }
-        for f in &sym.functions {
-            let id = f.id();
+        for (f, &id) in sym.functions.iter().zip(&ids.functions) {
             if !self.functions.contains_key(&id) {
                 self.other_bytes += 112 + f.name.len() + f.system_name.len() + f.filename.len();
                 self.functions.insert(id, f.clone());
             }
         }
-        for l in &sym.locations {
-            let id = l.id();
+        for (l, &id) in sym.locations.iter().zip(&ids.locations) {
             match self.locations.get_mut(&id) {
                 Some(existing) => {
                     if !existing.is_symbolized() && l.is_symbolized() {
@@ -326,7 +350,7 @@ impl Head {
         let stack_map: Vec<u32> = sym
             .stacks
             .iter()
-            .zip(&batch.stack_ids)
+            .zip(&ids.stacks)
             .map(|(locs, id)| match self.stack_index.get(id) {
                 Some(&o) => o,
                 None => {
@@ -346,7 +370,7 @@ impl Head {
             return;
         }
         // Rows per group, to reserve exactly.
-        let mut counts: HashMap<(u32, u32), usize> = HashMap::new();
+        let mut counts: IdMap<(u32, u32), usize> = IdMap::default();
         for i in 0..n {
             *counts.entry((c.profile_type[i], c.series[i])).or_default() += 1;
         }
@@ -356,7 +380,10 @@ impl Head {
             let group = self.groups.entry(key).or_insert_with(|| SampleGroup {
                 runs: Vec::new(),
                 stacks: Vec::new(),
-                values: Values::I32(Vec::new()),
+                values: Values::Scaled {
+                    unit: 1,
+                    values: Vec::new(),
+                },
             });
             let before = if group.stacks.capacity() == 0 {
                 0
@@ -647,15 +674,66 @@ impl Head {
     }
 }
 
-/// Refuses a batch whose series would push the head past `max_series`.
-pub(crate) fn check_series_limit(head: &Head, batch: &SampleBatch, max: u64) -> Result<()> {
-    let total = head.num_series() + head.new_series(batch);
-    if total > max {
-        return Err(Error::LimitExceeded {
-            limit: "head.max_series",
-            value: total,
-            max,
-        });
+impl Head {
+    /// Admits the batch's new series against `max` (counting series admitted for batches not
+    /// yet applied) and reserves them; returns how many were reserved, to hand back to
+    /// [`Head::release_series`] once the batch is applied or abandoned.
+    pub fn reserve_series(&mut self, batch: &SampleBatch, max: u64) -> Result<u64> {
+        let new = self.new_series(batch);
+        let total = self.num_series() + self.reserved_series + new;
+        if total > max {
+            return Err(Error::LimitExceeded {
+                limit: "head.max_series",
+                value: total,
+                max,
+            });
+        }
+        self.reserved_series += new;
+        Ok(new)
     }
-    Ok(())
+
+    /// Returns reserved series.
+    pub fn release_series(&mut self, n: u64) {
+        self.reserved_series -= n;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn value_column_returns_what_was_pushed(
+            input in prop::collection::vec((prop_oneof![any::<i64>(), (0i64..50).prop_map(|n| n * 10_000_000), -3i64..3], prop_oneof![Just(10_000_000i64), Just(1), Just(0), Just(-5)]), 0..50)
+        ) {
+            let mut v = Values::Scaled { unit: 1, values: Vec::new() };
+            for &(value, period) in &input {
+                v.push(value, period);
+            }
+            for (i, &(value, _)) in input.iter().enumerate() {
+                prop_assert_eq!(v.get(i), value);
+            }
+        }
+    }
+
+    #[test]
+    fn cpu_nanoseconds_stay_narrow() {
+        let mut v = Values::Scaled {
+            unit: 1,
+            values: Vec::new(),
+        };
+        for n in 0..1000i64 {
+            v.push((n % 400 + 1) * 10_000_000, 10_000_000); // up to 4 s per value
+        }
+        assert!(matches!(
+            v,
+            Values::Scaled {
+                unit: 10_000_000,
+                ..
+            }
+        ));
+        assert_eq!(v.get(399), 4_000_000_000);
+    }
 }

@@ -2,8 +2,10 @@
 //! "WAL record payload"). Decoding never panics: every read is bounds-checked and every
 //! reference is validated.
 
-use crate::batch::{SampleBatch, SampleColumns, Symbols};
-use crate::model::{Function, Labels, Line, Location, Mapping, MappingId, ProfileType};
+use crate::batch::{SampleBatch, SampleColumns, SymbolIds, Symbols};
+use crate::model::{
+    Function, IdMap, Labels, Line, Location, Mapping, MappingId, ProfileType, stack_id,
+};
 use crate::varint::{DecodeResult, Reader, put_str, put_svar, put_uvar};
 
 /// Payload kind: a sample batch.
@@ -13,7 +15,6 @@ pub(crate) const BATCH_VERSION: u8 = 1;
 
 /// Appends the record payload for `batch` to `out`.
 pub(crate) fn encode_batch(batch: &SampleBatch, out: &mut Vec<u8>) {
-    use std::collections::HashMap;
     out.push(KIND_SAMPLE_BATCH);
     out.push(BATCH_VERSION);
     put_uvar(out, batch.profile_types.len() as u64);
@@ -29,47 +30,51 @@ pub(crate) fn encode_batch(batch: &SampleBatch, out: &mut Vec<u8>) {
         }
     }
     let sym = &batch.symbols;
+    let ids = &batch.ids;
+    let index_of = |keys: &[u64]| -> IdMap<u64, u64> {
+        keys.iter()
+            .enumerate()
+            .map(|(i, k)| (*k, i as u64))
+            .collect()
+    };
     put_uvar(out, sym.mappings.len() as u64);
-    let mut mapping_index = HashMap::with_capacity(sym.mappings.len());
-    for (i, m) in sym.mappings.iter().enumerate() {
-        mapping_index.insert(m.id(), i as u64);
+    for m in &sym.mappings {
         put_str(out, &m.build_id);
         put_str(out, &m.filename);
         put_uvar(out, m.memory_start);
         put_uvar(out, m.memory_limit);
         put_uvar(out, m.file_offset);
     }
+    let mapping_index = index_of(&ids.mappings.iter().map(|x| x.0).collect::<Vec<_>>());
     put_uvar(out, sym.functions.len() as u64);
-    let mut function_index = HashMap::with_capacity(sym.functions.len());
-    for (i, f) in sym.functions.iter().enumerate() {
-        function_index.insert(f.id(), i as u64);
+    for f in &sym.functions {
         put_str(out, &f.name);
         put_str(out, &f.system_name);
         put_str(out, &f.filename);
         put_svar(out, f.start_line);
     }
+    let function_index = index_of(&ids.functions.iter().map(|x| x.0).collect::<Vec<_>>());
     put_uvar(out, sym.locations.len() as u64);
-    let mut location_index = HashMap::with_capacity(sym.locations.len());
-    for (i, l) in sym.locations.iter().enumerate() {
-        location_index.insert(l.id(), i as u64);
+    for l in &sym.locations {
         let m = if l.mapping_id == MappingId::NONE {
             0
         } else {
-            mapping_index[&l.mapping_id] + 1
+            mapping_index[&l.mapping_id.0] + 1
         };
         put_uvar(out, m);
         put_uvar(out, l.address);
         put_uvar(out, l.lines.len() as u64);
         for line in &l.lines {
-            put_uvar(out, function_index[&line.function_id]);
+            put_uvar(out, function_index[&line.function_id.0]);
             put_svar(out, line.line);
         }
     }
+    let location_index = index_of(&ids.locations.iter().map(|x| x.0).collect::<Vec<_>>());
     put_uvar(out, sym.stacks.len() as u64);
     for s in &sym.stacks {
         put_uvar(out, s.len() as u64);
         for l in s {
-            put_uvar(out, location_index[l]);
+            put_uvar(out, location_index[&l.0]);
         }
     }
     let c = &batch.samples;
@@ -208,7 +213,13 @@ pub(crate) fn decode_batch(payload: &[u8]) -> DecodeResult<SampleBatch> {
     if !r.at_end() {
         return Err("trailing bytes after the samples".into());
     }
-    SampleBatch::from_parts(profile_types, series, sym, c).map_err(|e| e.to_string())
+    let ids = SymbolIds {
+        stacks: sym.stacks.iter().map(|s| stack_id(s)).collect(),
+        mappings: mapping_ids,
+        functions: function_ids,
+        locations: location_ids,
+    };
+    SampleBatch::from_parts_with_ids(profile_types, series, sym, ids, c).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
