@@ -88,7 +88,7 @@ pub fn batch(rows: &[Row]) -> SampleBatch {
             series,
             timestamp_ns: r.ts,
             duration_ns: 10,
-            period: 1,
+            period: 10,
             stack,
             value: r.value,
         });
