@@ -87,6 +87,8 @@ pub(crate) fn block_path(id: &str, file: &str) -> Path {
 pub(crate) struct BlockHandle {
     pub meta: BlockMeta,
     pub index: BlockIndex,
+    /// `samples.parquet`'s footer, read on the first scan and kept.
+    pub samples_footer: tokio::sync::OnceCell<parquet::arrow::arrow_reader::ArrowReaderMetadata>,
 }
 
 impl BlockHandle {
@@ -148,6 +150,7 @@ pub(crate) async fn upload(
     Ok(Arc::new(BlockHandle {
         meta: block.meta,
         index: block.index,
+        samples_footer: Default::default(),
     }))
 }
 
@@ -244,7 +247,11 @@ pub(crate) async fn open_block(
         file: files::INDEX.into(),
         reason,
     })?;
-    Ok(Arc::new(BlockHandle { meta, index }))
+    Ok(Arc::new(BlockHandle {
+        meta,
+        index,
+        samples_footer: Default::default(),
+    }))
 }
 
 async fn objects_of(store: &dyn ObjectStore, id: &str) -> Result<Vec<Path>> {

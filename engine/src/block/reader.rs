@@ -3,13 +3,16 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
-use arrow::compute::filter_record_batch;
-use arrow::datatypes::{Int32Type, Int64Type, UInt64Type};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
+use arrow::datatypes::{DataType, Int32Type, Int64Type, UInt64Type};
 use futures::TryStreamExt;
 use object_store::ObjectStore;
-use parquet::arrow::ParquetRecordBatchStreamBuilder;
 use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
+use parquet::arrow::arrow_reader::{
+    ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions, RowFilter,
+};
+use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
+use parquet::file::metadata::ParquetMetaData;
 
 use super::object_reader::BlockFileReader;
 use super::schema::samples_schema;
@@ -58,8 +61,10 @@ async fn read_file(
     stream.try_collect().await.map_err(corrupt(block, file))
 }
 
-/// Samples of `pt` for the given series (sorted ids) in `range`, in scan schema. Row groups are
-/// pruned by their statistics on profile type, series id and timestamp before any is read.
+/// Samples of `pt` for the given series (sorted ids) in `range`, in scan schema. Row groups
+/// are pruned by their statistics on profile type, series id and timestamp; within the kept
+/// row groups a row filter evaluates those three columns first, so the other columns are
+/// decoded only for matching rows. The file's footer is read once per block and cached.
 pub(crate) async fn scan_block(
     store: &Arc<dyn ObjectStore>,
     block: &BlockHandle,
@@ -68,12 +73,85 @@ pub(crate) async fn scan_block(
     range: TimeRange,
 ) -> Result<Vec<RecordBatch>> {
     let file = files::SAMPLES;
-    let builder = open_reader(store, block, file).await?;
-    let meta = builder.metadata().clone();
+    let reader = BlockFileReader::new(
+        store.clone(),
+        block_path(block.id(), file),
+        block.file_size(file),
+    );
+    let footer = block
+        .samples_footer
+        .get_or_try_init(|| async {
+            let mut r = BlockFileReader::new(
+                store.clone(),
+                block_path(block.id(), file),
+                block.file_size(file),
+            );
+            ArrowReaderMetadata::load_async(&mut r, ArrowReaderOptions::new())
+                .await
+                .map_err(corrupt(block, file))
+        })
+        .await?
+        .clone();
+    let meta = footer.metadata().clone();
+    let selected = prune_row_groups(&meta, block, pt, series, range)?;
+    if selected.is_empty() {
+        return Ok(Vec::new());
+    }
+    let pt_name = pt.to_string();
+    let wanted: HashSet<u64> = series.iter().copied().collect();
+    let schema_descr = meta.file_metadata().schema_descr();
+    let predicate = ArrowPredicateFn::new(
+        ProjectionMask::roots(schema_descr, [0, 1, 2]),
+        move |b: RecordBatch| {
+            let dict = b.column(0).as_dictionary::<Int32Type>();
+            let names = dict.values().as_string::<i32>();
+            let key_ok: Vec<bool> = (0..names.len())
+                .map(|k| names.value(k) == pt_name)
+                .collect();
+            let keys = dict.keys();
+            let sid = b.column(1).as_primitive::<UInt64Type>();
+            let ts = b.column(2).as_primitive::<Int64Type>();
+            Ok((0..b.num_rows())
+                .map(|r| {
+                    Some(
+                        key_ok[keys.value(r) as usize]
+                            && range.contains(ts.value(r))
+                            && wanted.contains(&sid.value(r)),
+                    )
+                })
+                .collect::<BooleanArray>())
+        },
+    );
+    let stream = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, footer)
+        .with_row_groups(selected)
+        .with_projection(ProjectionMask::roots(schema_descr, [1, 2, 3, 4, 5, 6]))
+        .with_row_filter(RowFilter::new(vec![Box::new(predicate)]))
+        .build()
+        .map_err(corrupt(block, file))?;
+    let batches: Vec<RecordBatch> = stream.try_collect().await.map_err(corrupt(block, file))?;
+    batches
+        .into_iter()
+        .filter(|b| b.num_rows() > 0)
+        .map(|b| {
+            RecordBatch::try_new(scan_schema(), b.columns().to_vec())
+                .map_err(Error::arrow("projecting samples"))
+        })
+        .collect()
+}
+
+/// Row groups whose statistics admit the profile type, one of the series and the range.
+fn prune_row_groups(
+    meta: &ParquetMetaData,
+    block: &BlockHandle,
+    pt: &ProfileType,
+    series: &[u64],
+    range: TimeRange,
+) -> Result<Vec<usize>> {
+    let file = files::SAMPLES;
     let pt_name = pt.to_string();
     let schema = samples_schema();
     let groups = meta.row_groups();
-    let stat = |col: &str| -> Result<(arrow::array::ArrayRef, arrow::array::ArrayRef)> {
+    let stat = |col: &str| -> Result<(ArrayRef, ArrayRef)> {
         let conv = StatisticsConverter::try_new(col, &schema, meta.file_metadata().schema_descr())
             .map_err(corrupt(block, file))?;
         Ok((
@@ -86,13 +164,13 @@ pub(crate) async fn scan_block(
     let (pt_min, pt_max) = stat("profile_type")?;
     let (s_min, s_max) = stat("series_id")?;
     let (t_min, t_max) = stat("timestamp_ns")?;
-    let string_at = |a: &arrow::array::ArrayRef, i: usize| -> Option<String> {
+    let string_at = |a: &ArrayRef, i: usize| -> Option<String> {
         if a.is_null(i) {
             return None;
         }
         match a.data_type() {
-            arrow::datatypes::DataType::Utf8 => Some(a.as_string::<i32>().value(i).to_owned()),
-            arrow::datatypes::DataType::Dictionary(..) => {
+            DataType::Utf8 => Some(a.as_string::<i32>().value(i).to_owned()),
+            DataType::Dictionary(..) => {
                 let d = a.as_dictionary::<Int32Type>();
                 let k = d.keys().value(i) as usize;
                 Some(d.values().as_string::<i32>().value(k).to_owned())
@@ -100,12 +178,10 @@ pub(crate) async fn scan_block(
             _ => None,
         }
     };
-    let u64_at = |a: &arrow::array::ArrayRef, i: usize| {
-        (!a.is_null(i)).then(|| a.as_primitive::<UInt64Type>().value(i))
-    };
-    let i64_at = |a: &arrow::array::ArrayRef, i: usize| {
-        (!a.is_null(i)).then(|| a.as_primitive::<Int64Type>().value(i))
-    };
+    let u64_at =
+        |a: &ArrayRef, i: usize| (!a.is_null(i)).then(|| a.as_primitive::<UInt64Type>().value(i));
+    let i64_at =
+        |a: &ArrayRef, i: usize| (!a.is_null(i)).then(|| a.as_primitive::<Int64Type>().value(i));
     let mut selected = Vec::new();
     for i in 0..groups.len() {
         let pt_ok = match (string_at(&pt_min, i), string_at(&pt_max, i)) {
@@ -129,43 +205,7 @@ pub(crate) async fn scan_block(
             selected.push(i);
         }
     }
-    if selected.is_empty() {
-        return Ok(Vec::new());
-    }
-    let stream = builder
-        .with_row_groups(selected)
-        .build()
-        .map_err(corrupt(block, file))?;
-    let batches: Vec<RecordBatch> = stream.try_collect().await.map_err(corrupt(block, file))?;
-    let wanted: HashSet<u64> = series.iter().copied().collect();
-    let mut out = Vec::with_capacity(batches.len());
-    for b in batches {
-        let dict = b.column(0).as_dictionary::<Int32Type>();
-        let names = dict.values().as_string::<i32>();
-        let key_ok: Vec<bool> = (0..names.len())
-            .map(|k| names.value(k) == pt_name)
-            .collect();
-        let keys = dict.keys();
-        let sid = b.column(1).as_primitive::<UInt64Type>();
-        let ts = b.column(2).as_primitive::<Int64Type>();
-        let mask: BooleanArray = (0..b.num_rows())
-            .map(|r| {
-                Some(
-                    key_ok[keys.value(r) as usize]
-                        && range.contains(ts.value(r))
-                        && wanted.contains(&sid.value(r)),
-                )
-            })
-            .collect();
-        let kept = filter_record_batch(&b, &mask).map_err(Error::arrow("filtering samples"))?;
-        if kept.num_rows() == 0 {
-            continue;
-        }
-        let projected = RecordBatch::try_new(scan_schema(), kept.columns()[1..].to_vec())
-            .map_err(Error::arrow("projecting samples"))?;
-        out.push(projected);
-    }
-    Ok(out)
+    Ok(selected)
 }
 
 /// Which symbols [`read_symbols`] returns.
