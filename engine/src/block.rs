@@ -184,16 +184,20 @@ pub(crate) async fn list_blocks(store: &dyn ObjectStore) -> Result<Listing> {
     })
 }
 
-/// Reads `meta.json` only.
-pub(crate) async fn load_meta(store: &dyn ObjectStore, id: &str) -> Result<BlockMeta> {
-    let path = block_path(id, files::META);
-    let bytes = store
-        .get(&path)
+/// Reads a whole object.
+async fn get_bytes(store: &dyn ObjectStore, path: &Path) -> Result<Bytes> {
+    store
+        .get(path)
         .await
-        .map_err(Error::store(&path))?
+        .map_err(Error::store(path))?
         .bytes()
         .await
-        .map_err(Error::store(&path))?;
+        .map_err(Error::store(path))
+}
+
+/// Reads `meta.json` only.
+pub(crate) async fn load_meta(store: &dyn ObjectStore, id: &str) -> Result<BlockMeta> {
+    let bytes = get_bytes(store, &block_path(id, files::META)).await?;
     let meta: BlockMeta = serde_json::from_slice(&bytes).map_err(|e| Error::CorruptBlock {
         block: id.to_owned(),
         file: files::META.into(),
@@ -234,14 +238,7 @@ pub(crate) async fn open_block(
             });
         }
     }
-    let path = block_path(&id, files::INDEX);
-    let bytes = store
-        .get(&path)
-        .await
-        .map_err(Error::store(&path))?
-        .bytes()
-        .await
-        .map_err(Error::store(&path))?;
+    let bytes = get_bytes(store, &block_path(&id, files::INDEX)).await?;
     let index = BlockIndex::decode(&bytes).map_err(|reason| Error::CorruptBlock {
         block: id.clone(),
         file: files::INDEX.into(),

@@ -173,6 +173,25 @@ impl RowBuffer {
         self.value.len()
     }
 
+    /// Adds the rows of one run of `group`, starting at `row`.
+    fn push_run(
+        &mut self,
+        head: &Head,
+        group: &SampleGroup,
+        series: SeriesId,
+        row: usize,
+        run: &Run,
+    ) {
+        for i in row..row + run.len as usize {
+            self.series.push(series.0);
+            self.ts.push(run.timestamp);
+            self.dur.push(run.duration);
+            self.period.push(run.period);
+            self.stack.push(head.stack_ids[group.stacks[i] as usize].0);
+            self.value.push(group.values.get(i));
+        }
+    }
+
     fn take_scan_batch(&mut self) -> RecordBatch {
         let columns: Vec<ArrayRef> = vec![
             Arc::new(UInt64Array::from(std::mem::take(&mut self.series))),
@@ -539,14 +558,7 @@ impl Head {
                 let len = run.len as usize;
                 if range.contains(run.timestamp) {
                     any = true;
-                    for i in row..row + len {
-                        buf.series.push(sid.0);
-                        buf.ts.push(run.timestamp);
-                        buf.dur.push(run.duration);
-                        buf.period.push(run.period);
-                        buf.stack.push(self.stack_ids[group.stacks[i] as usize].0);
-                        buf.value.push(group.values.get(i));
-                    }
+                    buf.push_run(self, group, *sid, row, run);
                     if buf.len() >= BATCH_ROWS {
                         out.push(buf.take_scan_batch());
                     }
@@ -587,15 +599,9 @@ impl Head {
             for (rank, sid, p, s) in keys.by_ref() {
                 let group = &self.groups[&(p, s)];
                 for (row, run) in group.runs_by_time() {
-                    for i in row..row + run.len as usize {
-                        buf.profile_type.push(rank as i32);
-                        buf.series.push(sid.0);
-                        buf.ts.push(run.timestamp);
-                        buf.dur.push(run.duration);
-                        buf.period.push(run.period);
-                        buf.stack.push(self.stack_ids[group.stacks[i] as usize].0);
-                        buf.value.push(group.values.get(i));
-                    }
+                    buf.profile_type
+                        .extend(std::iter::repeat_n(rank as i32, run.len as usize));
+                    buf.push_run(self, group, sid, row, &run);
                 }
                 if buf.len() >= BATCH_ROWS {
                     return Some(Ok(buf.take_block_batch(&type_names)));
@@ -651,14 +657,7 @@ impl Head {
     /// Fills in locations (and their functions and mappings) referenced by `out.stacks` that are
     /// absent or unsymbolized in `out`.
     pub fn resolve_locations(&self, out: &mut SymbolTables) {
-        let wanted: Vec<LocationId> = out
-            .stacks
-            .values()
-            .flatten()
-            .filter(|l| out.locations.get(l).is_none_or(|x| !x.is_symbolized()))
-            .copied()
-            .collect();
-        for id in wanted {
+        for id in out.unsymbolized_locations() {
             if let Some(loc) = self.locations.get(&id) {
                 for line in &loc.lines {
                     if let Some(f) = self.functions.get(&line.function_id) {

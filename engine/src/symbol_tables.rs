@@ -40,6 +40,16 @@ impl SymbolTables {
         }
     }
 
+    /// Locations referenced by the stacks held that are absent or unsymbolized here.
+    pub(crate) fn unsymbolized_locations(&self) -> Vec<LocationId> {
+        self.stacks
+            .values()
+            .flatten()
+            .filter(|l| self.locations.get(l).is_none_or(|x| !x.is_symbolized()))
+            .copied()
+            .collect()
+    }
+
     /// Whether nothing is held.
     pub fn is_empty(&self) -> bool {
         self.stacks.is_empty()

@@ -9,15 +9,10 @@ fn dict_utf8() -> DataType {
 }
 
 static SAMPLES: LazyLock<SchemaRef> = LazyLock::new(|| {
-    Arc::new(Schema::new(vec![
-        Field::new("profile_type", dict_utf8(), false),
-        Field::new("series_id", DataType::UInt64, false),
-        Field::new("timestamp_ns", DataType::Int64, false),
-        Field::new("duration_ns", DataType::Int64, false),
-        Field::new("period", DataType::Int64, false),
-        Field::new("stack_id", DataType::UInt64, false),
-        Field::new("value", DataType::Int64, false),
-    ]))
+    // The scan output's columns, after the profile type.
+    let mut fields = vec![Arc::new(Field::new("profile_type", dict_utf8(), false))];
+    fields.extend(crate::scan::scan_schema().fields().iter().cloned());
+    Arc::new(Schema::new(fields))
 });
 
 /// `samples.parquet`: one row per sample, sorted by (profile_type, series_id, timestamp_ns).

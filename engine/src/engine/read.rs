@@ -98,6 +98,29 @@ impl Engine {
         Ok(out.into_iter().collect())
     }
 
+    /// Merges an answer computed from every head and every block's index.
+    fn from_indexes(
+        &self,
+        profile_type: Option<&ProfileType>,
+        matchers: &[LabelMatcher],
+        range: TimeRange,
+        from_head: impl Fn(&crate::head::Head) -> Vec<String>,
+        from_block: impl Fn(&crate::index::SeriesIndex, &RoaringBitmap) -> Vec<String>,
+    ) -> Vec<String> {
+        let st = self.inner.state.read();
+        let mut out = BTreeSet::new();
+        for h in st.heads() {
+            out.extend(from_head(&h.read()));
+        }
+        for b in &st.blocks {
+            let sel = block_selection(b, profile_type, matchers, range);
+            if !sel.is_empty() {
+                out.extend(from_block(&b.index.postings, &sel));
+            }
+        }
+        out.into_iter().collect()
+    }
+
     /// Label names of series matching `matchers` (and of `profile_type`, if given) with data in
     /// `range`. Answered from indexes; no sample is read.
     pub async fn label_names(
@@ -106,18 +129,13 @@ impl Engine {
         matchers: &[LabelMatcher],
         range: TimeRange,
     ) -> Result<Vec<String>> {
-        let st = self.inner.state.read();
-        let mut out = BTreeSet::new();
-        for h in st.heads() {
-            out.extend(h.read().label_names(profile_type, matchers, range));
-        }
-        for b in &st.blocks {
-            let sel = block_selection(b, profile_type, matchers, range);
-            if !sel.is_empty() {
-                out.extend(b.index.postings.label_names(&sel));
-            }
-        }
-        Ok(out.into_iter().collect())
+        Ok(self.from_indexes(
+            profile_type,
+            matchers,
+            range,
+            |h| h.label_names(profile_type, matchers, range),
+            |index, sel| index.label_names(sel),
+        ))
     }
 
     /// Values of label `name` on series matching `matchers` (and of `profile_type`, if given)
@@ -129,18 +147,13 @@ impl Engine {
         matchers: &[LabelMatcher],
         range: TimeRange,
     ) -> Result<Vec<String>> {
-        let st = self.inner.state.read();
-        let mut out = BTreeSet::new();
-        for h in st.heads() {
-            out.extend(h.read().label_values(name, profile_type, matchers, range));
-        }
-        for b in &st.blocks {
-            let sel = block_selection(b, profile_type, matchers, range);
-            if !sel.is_empty() {
-                out.extend(b.index.postings.label_values(name, &sel));
-            }
-        }
-        Ok(out.into_iter().collect())
+        Ok(self.from_indexes(
+            profile_type,
+            matchers,
+            range,
+            |h| h.label_values(name, profile_type, matchers, range),
+            |index, sel| index.label_values(name, sel),
+        ))
     }
 
     /// The locations, functions and mappings of the given stacks. Symbols that arrived after a
@@ -159,13 +172,7 @@ impl Engine {
         blocks.sort_by_key(|b| std::cmp::Reverse(b.meta.max_time_ns));
         for b in blocks {
             let stacks: HashSet<StackId> = missing.iter().copied().collect();
-            let locations: HashSet<LocationId> = out
-                .stacks
-                .values()
-                .flatten()
-                .filter(|l| out.locations.get(l).is_none_or(|x| !x.is_symbolized()))
-                .copied()
-                .collect();
+            let locations: HashSet<LocationId> = out.unsymbolized_locations().into_iter().collect();
             if stacks.is_empty() && locations.is_empty() {
                 break;
             }
