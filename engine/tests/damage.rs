@@ -101,6 +101,10 @@ async fn torn_wal_tail_is_truncated() {
     engine.close().await.unwrap();
 }
 
+fn block_file(dir: &Path, id: &str, name: &str) -> PathBuf {
+    dir.join("blocks").join(id).join(name)
+}
+
 async fn two_blocks(dir: &Path) -> (Vec<String>, strata_engine::EngineConfig) {
     let config = test_config(dir);
     let engine = Engine::open(config.clone()).await.unwrap();
@@ -118,11 +122,7 @@ async fn two_blocks(dir: &Path) -> (Vec<String>, strata_engine::EngineConfig) {
 async fn truncated_parquet_block_is_quarantined() {
     let dir = tempfile::tempdir().unwrap();
     let (ids, config) = two_blocks(dir.path()).await;
-    let file = dir
-        .path()
-        .join("blocks")
-        .join(&ids[0])
-        .join("samples.parquet");
+    let file = block_file(dir.path(), &ids[0], "samples.parquet");
     let len = fs::metadata(&file).unwrap().len();
     fs::OpenOptions::new()
         .write(true)
@@ -182,11 +182,7 @@ async fn missing_block_file_is_quarantined() {
 async fn corrupt_parquet_of_the_same_size_gives_a_clear_scan_error() {
     let dir = tempfile::tempdir().unwrap();
     let (ids, config) = two_blocks(dir.path()).await;
-    let file = dir
-        .path()
-        .join("blocks")
-        .join(&ids[0])
-        .join("samples.parquet");
+    let file = block_file(dir.path(), &ids[0], "samples.parquet");
     let mut bytes = fs::read(&file).unwrap();
     let n = bytes.len();
     for b in &mut bytes[4..n - 8] {

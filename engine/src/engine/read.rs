@@ -99,7 +99,7 @@ impl Engine {
     }
 
     /// Merges an answer computed from every head and every block's index.
-    fn from_indexes(
+    fn merge_index_answers(
         &self,
         profile_type: Option<&ProfileType>,
         matchers: &[LabelMatcher],
@@ -129,7 +129,7 @@ impl Engine {
         matchers: &[LabelMatcher],
         range: TimeRange,
     ) -> Result<Vec<String>> {
-        Ok(self.from_indexes(
+        Ok(self.merge_index_answers(
             profile_type,
             matchers,
             range,
@@ -147,7 +147,7 @@ impl Engine {
         matchers: &[LabelMatcher],
         range: TimeRange,
     ) -> Result<Vec<String>> {
-        Ok(self.from_indexes(
+        Ok(self.merge_index_answers(
             profile_type,
             matchers,
             range,
