@@ -96,6 +96,10 @@ pub struct SampleBatch {
     pub(crate) series_ids: Vec<SeriesId>,
     pub(crate) symbols: Symbols,
     pub(crate) ids: SymbolIds,
+    /// Stacks the samples use that this batch does not define (only in batches decoded from
+    /// the WAL, whose records leave out stacks the head already held). The sample stack column
+    /// indexes `Symbols::stacks` followed by these.
+    pub(crate) external_stacks: Vec<StackId>,
     pub(crate) samples: SampleColumns,
 }
 
@@ -146,6 +150,15 @@ impl SampleBatch {
         &self.ids.stacks
     }
 
+    /// The stack of sample-column entry `i` (a local stack or an external one).
+    pub(crate) fn stack_at(&self, i: u32) -> StackId {
+        let i = i as usize;
+        match self.ids.stacks.get(i) {
+            Some(id) => *id,
+            None => self.external_stacks[i - self.ids.stacks.len()],
+        }
+    }
+
     /// Assembles and checks a batch from parts, computing every ID (WAL decoder, Arrow input).
     pub(crate) fn from_parts(
         profile_types: Vec<ProfileType>,
@@ -154,7 +167,7 @@ impl SampleBatch {
         samples: SampleColumns,
     ) -> Result<SampleBatch> {
         let ids = SymbolIds::compute(&symbols);
-        Self::from_parts_with_ids(profile_types, series, symbols, ids, samples)
+        Self::from_parts_with_ids(profile_types, series, symbols, ids, Vec::new(), samples)
     }
 
     /// Assembles and checks a batch whose symbol IDs are already known.
@@ -163,6 +176,7 @@ impl SampleBatch {
         series: Vec<Labels>,
         symbols: Symbols,
         ids: SymbolIds,
+        external_stacks: Vec<StackId>,
         samples: SampleColumns,
     ) -> Result<SampleBatch> {
         let n = samples.len();
@@ -215,7 +229,11 @@ impl SampleBatch {
         };
         check(&samples.profile_type, profile_types.len(), "profile type")?;
         check(&samples.series, series.len(), "series")?;
-        check(&samples.stack, symbols.stacks.len(), "stack")?;
+        check(
+            &samples.stack,
+            symbols.stacks.len() + external_stacks.len(),
+            "stack",
+        )?;
         let series_ids = series.iter().map(Labels::id).collect();
         Ok(SampleBatch {
             profile_types,
@@ -223,6 +241,7 @@ impl SampleBatch {
             series_ids,
             symbols,
             ids,
+            external_stacks,
             samples,
         })
     }
@@ -370,6 +389,7 @@ impl SampleBatchBuilder {
             self.series,
             self.symbols,
             self.ids,
+            Vec::new(),
             self.samples,
         )
     }

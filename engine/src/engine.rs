@@ -268,28 +268,33 @@ impl Inner {
             });
         }
         self.check_limits(batch)?;
+        self.wait_for_room().await?;
+        // From here to the head update, no rotation: the record lands in a segment of the head
+        // it is applied to, so it may leave out what that head already holds.
+        let _gate = self.gate.read().await;
+        let active = self.state.read().active.clone();
+        let (reserved, elision) = {
+            let mut head = active.write();
+            let reserved = head.reserve_series(batch, self.config.head.max_series)?;
+            (reserved, head.elision(batch))
+        };
         let mut payload = Vec::with_capacity(64 + batch.num_samples() * 8);
-        encode_batch(batch, &mut payload);
-        if payload.len() as u64 > self.config.wal.max_record_bytes {
-            return Err(Error::LimitExceeded {
+        encode_batch(batch, Some(&elision), &mut payload);
+        let durable = if payload.len() as u64 > self.config.wal.max_record_bytes {
+            Err(Error::LimitExceeded {
                 limit: "wal.max_record_bytes",
                 value: payload.len() as u64,
                 max: self.config.wal.max_record_bytes,
-            });
-        }
-        self.wait_for_room().await?;
-        let _gate = self.gate.read().await;
-        let active = self.state.read().active.clone();
-        let reserved = active
-            .write()
-            .reserve_series(batch, self.config.head.max_series)?;
-        let durable = match self.wal.append(payload) {
-            Ok(rx) => rx.await.unwrap_or_else(|_| {
-                Err(Error::WalUnavailable {
-                    reason: "writer thread stopped".into(),
-                })
-            }),
-            Err(e) => Err(e),
+            })
+        } else {
+            match self.wal.append(payload) {
+                Ok(rx) => rx.await.unwrap_or_else(|_| {
+                    Err(Error::WalUnavailable {
+                        reason: "writer thread stopped".into(),
+                    })
+                }),
+                Err(e) => Err(e),
+            }
         };
         let bytes = {
             let mut head = active.write();

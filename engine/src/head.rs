@@ -22,6 +22,7 @@ use crate::model::{
 };
 use crate::scan::{TimeRange, scan_schema};
 use crate::symbol_tables::SymbolTables;
+use crate::wal::Elision;
 
 /// Rows per record batch produced by the head.
 const BATCH_ROWS: usize = 65_536;
@@ -248,7 +249,11 @@ pub(crate) struct Head {
     type_series: Vec<RoaringBitmap>,
     stack_ids: Vec<StackId>,
     stack_index: IdMap<StackId, u32>,
-    stacks: Vec<Box<[LocationId]>>,
+    /// Definitions by stack ordinal; `None` for a stack a replayed WAL record referenced but
+    /// whose defining record was damaged (its samples are kept; its symbols may come later).
+    stacks: Vec<Option<Box<[LocationId]>>>,
+    /// Stacks with no definition.
+    undefined_stacks: u64,
     locations: IdMap<LocationId, Location>,
     functions: IdMap<FunctionId, Function>,
     mappings: IdMap<MappingId, Mapping>,
@@ -274,6 +279,7 @@ impl Head {
             stack_ids: Vec::new(),
             stack_index: IdMap::default(),
             stacks: Vec::new(),
+            undefined_stacks: 0,
             locations: IdMap::default(),
             functions: IdMap::default(),
             mappings: IdMap::default(),
@@ -366,22 +372,21 @@ impl Head {
                 }
             }
         }
-        let stack_map: Vec<u32> = sym
-            .stacks
-            .iter()
-            .zip(&ids.stacks)
-            .map(|(locs, id)| match self.stack_index.get(id) {
-                Some(&o) => o,
-                None => {
-                    let o = self.stacks.len() as u32;
-                    self.other_bytes += 48 + locs.len() * 8;
-                    self.stacks.push(locs.clone().into_boxed_slice());
-                    self.stack_ids.push(*id);
-                    self.stack_index.insert(*id, o);
-                    o
-                }
-            })
-            .collect();
+        let mut stack_map: Vec<u32> =
+            Vec::with_capacity(sym.stacks.len() + batch.external_stacks.len());
+        for (locs, id) in sym.stacks.iter().zip(&ids.stacks) {
+            let o = self.intern_stack(*id);
+            let slot = &mut self.stacks[o as usize];
+            if slot.is_none() {
+                self.other_bytes += locs.len() * 8;
+                *slot = Some(locs.clone().into_boxed_slice());
+                self.undefined_stacks -= 1;
+            }
+            stack_map.push(o);
+        }
+        for id in &batch.external_stacks {
+            stack_map.push(self.intern_stack(*id));
+        }
 
         let c = &batch.samples;
         let n = c.len();
@@ -443,6 +448,52 @@ impl Head {
         }
         self.sample_bytes = (self.sample_bytes as isize + grown) as usize;
         self.num_samples += n as u64;
+    }
+
+    /// The ordinal of stack `id`, adding it (undefined) if new.
+    fn intern_stack(&mut self, id: StackId) -> u32 {
+        if let Some(&o) = self.stack_index.get(&id) {
+            return o;
+        }
+        let o = self.stacks.len() as u32;
+        self.other_bytes += 48;
+        self.stacks.push(None);
+        self.undefined_stacks += 1;
+        self.stack_ids.push(id);
+        self.stack_index.insert(id, o);
+        o
+    }
+
+    /// Stacks whose samples are held but whose definition is not.
+    pub fn undefined_stacks(&self) -> u64 {
+        self.undefined_stacks
+    }
+
+    /// What of `batch` this head already holds (see [`Elision`]).
+    pub fn elision(&self, batch: &SampleBatch) -> Elision {
+        Elision {
+            known_stacks: batch
+                .ids
+                .stacks
+                .iter()
+                .map(|id| {
+                    self.stack_index
+                        .get(id)
+                        .is_some_and(|&o| self.stacks[o as usize].is_some())
+                })
+                .collect(),
+            known_locations: batch
+                .symbols
+                .locations
+                .iter()
+                .zip(&batch.ids.locations)
+                .map(|(l, id)| {
+                    self.locations
+                        .get(id)
+                        .is_some_and(|h| h.is_symbolized() || !l.is_symbolized())
+                })
+                .collect(),
+        }
     }
 
     fn intern_type(&mut self, pt: &ProfileType) -> u32 {
@@ -623,7 +674,7 @@ impl Head {
                 .stack_ids
                 .iter()
                 .zip(&self.stacks)
-                .map(|(id, l)| (*id, l.to_vec()))
+                .filter_map(|(id, l)| l.as_ref().map(|l| (*id, l.to_vec())))
                 .collect(),
             locations: self
                 .locations
@@ -643,9 +694,13 @@ impl Head {
     pub fn resolve(&self, stacks: &[StackId], out: &mut SymbolTables) -> Vec<StackId> {
         let mut missing = Vec::new();
         for id in stacks {
-            match self.stack_index.get(id) {
-                Some(&o) => {
-                    out.stacks.insert(*id, self.stacks[o as usize].to_vec());
+            match self
+                .stack_index
+                .get(id)
+                .and_then(|&o| self.stacks[o as usize].as_ref())
+            {
+                Some(locs) => {
+                    out.stacks.insert(*id, locs.to_vec());
                 }
                 None => missing.push(*id),
             }

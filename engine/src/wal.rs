@@ -15,7 +15,7 @@ use parking_lot::Mutex;
 use tokio::sync::oneshot;
 use tracing::warn;
 
-pub(crate) use codec::{decode_batch, encode_batch};
+pub(crate) use codec::{Elision, decode_batch, encode_batch};
 pub use segment::{WalDamage, WalDamageKind};
 
 use crate::batch::SampleBatch;
@@ -37,6 +37,10 @@ pub struct ReplayReport {
     pub skipped_segments: usize,
     /// Damaged stretches cut out (and quarantined where they held data).
     pub damage: Vec<WalDamage>,
+    /// Stacks whose samples were replayed but whose definition was in a damaged record: their
+    /// samples are kept, and the stack resolves again once it is appended anew or found in a
+    /// block (stack IDs are content-addressed).
+    pub undefined_stacks: u64,
 }
 
 /// The open write-ahead log.

@@ -20,6 +20,16 @@ fn one_row(ts: i64, value: i64) -> Vec<Row> {
     }]
 }
 
+/// Offset and length of the payload of record `n` (0-based) of a WAL segment.
+fn record_span(segment: &[u8], n: usize) -> (usize, usize) {
+    let mut pos = 8; // segment magic
+    for _ in 0..n {
+        pos += 8 + u32::from_le_bytes(segment[pos..pos + 4].try_into().unwrap()) as usize;
+    }
+    let len = u32::from_le_bytes(segment[pos..pos + 4].try_into().unwrap()) as usize;
+    (pos + 8, len)
+}
+
 fn wal_segments(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = fs::read_dir(dir.join("wal"))
         .unwrap()
@@ -52,9 +62,9 @@ async fn corrupt_wal_record_is_quarantined_and_later_records_survive() {
     drop(engine);
     let seg = wal_segments(dir.path()).pop().unwrap();
     let mut bytes = fs::read(&seg).unwrap();
-    // Records are the same size: flip a byte in the middle of the second one.
-    let record = (bytes.len() - 8) / 3;
-    bytes[8 + record + record / 2] ^= 0x5a;
+    // Flip a byte in the middle of the second record.
+    let (start, len) = record_span(&bytes, 1);
+    bytes[start + len / 2] ^= 0x5a;
     fs::write(&seg, &bytes).unwrap();
 
     let engine = Engine::open(config.clone()).await.unwrap();
@@ -74,6 +84,56 @@ async fn corrupt_wal_record_is_quarantined_and_later_records_survive() {
     let engine = Engine::open(config).await.unwrap();
     assert!(engine.open_report().replay.damage.is_empty());
     assert_eq!(values(&engine).await, vec![1, 3]);
+    engine.close().await.unwrap();
+}
+
+/// WAL records leave out stacks the head already holds. If the record that defined a stack is
+/// damaged, the samples of later records that use it are still kept, the stack is reported as
+/// undefined, and it resolves again once it is appended anew.
+#[tokio::test]
+async fn samples_survive_when_the_record_defining_their_stack_is_damaged() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = test_config(dir.path());
+    let engine = Engine::open(config.clone()).await.unwrap();
+    for v in [1, 2, 3] {
+        engine.append(&batch(&one_row(v, v))).await.unwrap();
+    }
+    engine.close().await.unwrap();
+    drop(engine);
+    let seg = wal_segments(dir.path()).pop().unwrap();
+    let mut bytes = fs::read(&seg).unwrap();
+    let (first, first_len) = record_span(&bytes, 0);
+    let (_, second_len) = record_span(&bytes, 1);
+    assert!(
+        second_len < first_len,
+        "later records reference the stack instead of repeating it"
+    );
+    bytes[first + first_len / 2] ^= 0x5a;
+    fs::write(&seg, &bytes).unwrap();
+
+    let engine = Engine::open(config).await.unwrap();
+    let report = engine.open_report().replay.clone();
+    assert_eq!(report.damage.len(), 1);
+    assert_eq!(report.records, 2);
+    assert_eq!(report.undefined_stacks, 1);
+    assert_eq!(values(&engine).await, vec![2, 3]);
+    let stack = stack_id_of(1);
+    assert!(
+        engine
+            .resolve_stacks(&[stack])
+            .await
+            .unwrap()
+            .stacks
+            .is_empty()
+    );
+    // The same stack arrives again: it is defined again and everything resolves.
+    engine.append(&batch(&one_row(4, 4))).await.unwrap();
+    let resolved = engine.resolve_stacks(&[stack]).await.unwrap();
+    assert_eq!(resolved.stacks[&stack].len(), 2);
+    engine.flush().await.unwrap();
+    assert_eq!(values(&engine).await, vec![2, 3, 4]);
+    let resolved = engine.resolve_stacks(&[stack]).await.unwrap();
+    assert_eq!(resolved.stacks[&stack].len(), 2);
     engine.close().await.unwrap();
 }
 

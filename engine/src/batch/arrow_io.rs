@@ -170,8 +170,7 @@ impl SampleBatch {
                 .append(true)
                 .map_err(Error::arrow("building the labels column"))?;
         }
-        let stack_col =
-            UInt64Array::from_iter_values(s.stack.iter().map(|&i| self.ids.stacks[i as usize].0));
+        let stack_col = UInt64Array::from_iter_values(s.stack.iter().map(|&i| self.stack_at(i).0));
         let columns: Vec<ArrayRef> = vec![
             Arc::new(pt_col),
             Arc::new(labels.finish()),

@@ -142,6 +142,13 @@ pub(super) async fn open(
         Ok(())
     })?;
     report.replay = replay;
+    report.replay.undefined_stacks = head.undefined_stacks();
+    if report.replay.undefined_stacks > 0 {
+        warn!(
+            stacks = report.replay.undefined_stacks,
+            "replayed samples refer to stacks defined only in damaged WAL records"
+        );
+    }
     info!(
         blocks = report.blocks,
         replayed_records = report.replay.records,
