@@ -75,7 +75,8 @@ impl XorShift {
 
     /// A uniform value in `0..n` (`n > 0`).
     pub fn below(&mut self, n: u64) -> u64 {
-        ((self.next_u64() >> 32) * n) >> 32
+        // In u128 so that a large `n` cannot overflow (same values as the u64 form below 2^32).
+        (((self.next_u64() >> 32) as u128 * n as u128) >> 32) as u64
     }
 
     /// A uniform value in `lo..=hi`.
