@@ -3,108 +3,11 @@
 
 mod common;
 
-use std::fmt;
-use std::ops::Range;
 use std::sync::Arc;
 
-use bytes::Bytes;
+use common::store::InstrumentedStore;
 use common::*;
-use futures::stream::BoxStream;
-use object_store::local::LocalFileSystem;
-use object_store::path::Path;
-use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMultipartOptions, PutOptions, PutPayload, PutResult,
-};
-use parking_lot::Mutex;
 use strata_engine::{Engine, LabelMatcher, TimeRange};
-
-/// A real local object store that records every object it is asked to read.
-#[derive(Debug)]
-struct CountingStore {
-    inner: LocalFileSystem,
-    reads: Mutex<Vec<String>>,
-}
-
-impl CountingStore {
-    fn reads_of(&self, suffix: &str) -> usize {
-        self.reads
-            .lock()
-            .iter()
-            .filter(|p| p.ends_with(suffix))
-            .count()
-    }
-}
-
-impl fmt::Display for CountingStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "CountingStore({})", self.inner)
-    }
-}
-
-#[async_trait::async_trait]
-impl ObjectStore for CountingStore {
-    async fn put_opts(
-        &self,
-        location: &Path,
-        payload: PutPayload,
-        opts: PutOptions,
-    ) -> object_store::Result<PutResult> {
-        self.inner.put_opts(location, payload, opts).await
-    }
-
-    async fn put_multipart_opts(
-        &self,
-        location: &Path,
-        opts: PutMultipartOptions,
-    ) -> object_store::Result<Box<dyn MultipartUpload>> {
-        self.inner.put_multipart_opts(location, opts).await
-    }
-
-    async fn get_opts(
-        &self,
-        location: &Path,
-        options: GetOptions,
-    ) -> object_store::Result<GetResult> {
-        if !options.head {
-            self.reads.lock().push(location.to_string());
-        }
-        self.inner.get_opts(location, options).await
-    }
-
-    async fn get_ranges(
-        &self,
-        location: &Path,
-        ranges: &[Range<u64>],
-    ) -> object_store::Result<Vec<Bytes>> {
-        self.reads.lock().push(location.to_string());
-        self.inner.get_ranges(location, ranges).await
-    }
-
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, object_store::Result<Path>>,
-    ) -> BoxStream<'static, object_store::Result<Path>> {
-        self.inner.delete_stream(locations)
-    }
-
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-
-    async fn copy_opts(
-        &self,
-        from: &Path,
-        to: &Path,
-        options: CopyOptions,
-    ) -> object_store::Result<()> {
-        self.inner.copy_opts(from, to, options).await
-    }
-}
 
 fn rows(ts0: i64, n: i64) -> Vec<Row> {
     (0..n)
@@ -157,12 +60,7 @@ async fn survives_restart_flush_and_compaction_and_labels_come_from_indexes() {
         1
     );
 
-    let store = Arc::new(CountingStore {
-        inner: LocalFileSystem::new_with_prefix(dir.path())
-            .unwrap()
-            .with_automatic_cleanup(true),
-        reads: Mutex::new(Vec::new()),
-    });
+    let store = Arc::new(InstrumentedStore::new(dir.path()));
     let engine = Engine::open_with_store(config.clone(), store.clone())
         .await
         .unwrap();

@@ -1,6 +1,8 @@
 //! Helpers shared by the engine's integration tests: a tiny batch DSL and a naive model.
 #![allow(dead_code)]
 
+pub mod store;
+
 use std::collections::BTreeMap;
 
 use strata_engine::{
