@@ -105,6 +105,7 @@ impl EngineConfig {
             self.head.check_interval.as_millis() as u64,
         )?;
         positive("block.row_group_rows", self.block.row_group_rows as u64)?;
+        positive("block.page_rows", self.block.page_rows as u64)?;
         if !(1..=22).contains(&self.block.zstd_level) {
             return Err(Error::InvalidConfig {
                 field: "block.zstd_level",
@@ -240,6 +241,9 @@ pub struct BlockConfig {
     pub row_group_rows: usize,
     /// zstd level for every Parquet column. Default: 3.
     pub zstd_level: i32,
+    /// Rows per Parquet data page (about); the page index lets a scan skip pages of other
+    /// series. Default: 8,192.
+    pub page_rows: usize,
 }
 
 impl Default for BlockConfig {
@@ -247,6 +251,7 @@ impl Default for BlockConfig {
         BlockConfig {
             row_group_rows: 65_536,
             zstd_level: 3,
+            page_rows: 8192,
         }
     }
 }

@@ -9,10 +9,10 @@ use futures::TryStreamExt;
 use object_store::ObjectStore;
 use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
 use parquet::arrow::arrow_reader::{
-    ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions, RowFilter,
+    ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions, RowFilter, RowSelection, RowSelector,
 };
 use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
-use parquet::file::metadata::ParquetMetaData;
+use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
 
 use super::object_reader::BlockFileReader;
 use super::schema::samples_schema;
@@ -86,9 +86,12 @@ pub(crate) async fn scan_block(
                 block_path(block.id(), file),
                 block.file_size(file),
             );
-            ArrowReaderMetadata::load_async(&mut r, ArrowReaderOptions::new())
-                .await
-                .map_err(corrupt(block, file))
+            ArrowReaderMetadata::load_async(
+                &mut r,
+                ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional),
+            )
+            .await
+            .map_err(corrupt(block, file))
         })
         .await?
         .clone();
@@ -122,7 +125,12 @@ pub(crate) async fn scan_block(
                 .collect::<BooleanArray>())
         },
     );
-    let stream = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, footer)
+    let pages = page_selection(&meta, &selected, series, range);
+    let mut builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, footer);
+    if let Some(pages) = pages {
+        builder = builder.with_row_selection(pages);
+    }
+    let stream = builder
         .with_row_groups(selected)
         .with_projection(ProjectionMask::roots(schema_descr, [1, 2, 3, 4, 5, 6]))
         .with_row_filter(RowFilter::new(vec![Box::new(predicate)]))
@@ -137,6 +145,59 @@ pub(crate) async fn scan_block(
                 .map_err(Error::arrow("projecting samples"))
         })
         .collect()
+}
+
+/// Within the chosen row groups, the rows of data pages whose page-index statistics admit one of
+/// the series (column `series_id`) and the time range (column `timestamp_ns`). Samples are
+/// sorted by series, so one series' rows sit in a few pages. `None` when there is no page index.
+fn page_selection(
+    meta: &ParquetMetaData,
+    row_groups: &[usize],
+    series: &[u64],
+    range: TimeRange,
+) -> Option<RowSelection> {
+    let (column_index, offset_index) = (meta.column_index()?, meta.offset_index()?);
+    let schema = samples_schema();
+    let descr = meta.file_metadata().schema_descr();
+    let pages_of = |column: &str, admit: &dyn Fn(&ArrayRef, &ArrayRef, usize) -> bool| {
+        let conv = StatisticsConverter::try_new(column, &schema, descr).ok()?;
+        let mins = conv
+            .data_page_mins(column_index, offset_index, row_groups)
+            .ok()?;
+        let maxes = conv
+            .data_page_maxes(column_index, offset_index, row_groups)
+            .ok()?;
+        let counts = conv
+            .data_page_row_counts(offset_index, meta.row_groups(), row_groups)
+            .ok()??;
+        let selectors: Vec<RowSelector> = (0..counts.len())
+            .map(|i| {
+                let rows = counts.value(i) as usize;
+                let known = !mins.is_null(i) && !maxes.is_null(i);
+                if !known || admit(&mins, &maxes, i) {
+                    RowSelector::select(rows)
+                } else {
+                    RowSelector::skip(rows)
+                }
+            })
+            .collect();
+        Some(RowSelection::from(selectors))
+    };
+    let by_series = pages_of("series_id", &|lo, hi, i| {
+        let (lo, hi) = (
+            lo.as_primitive::<UInt64Type>().value(i),
+            hi.as_primitive::<UInt64Type>().value(i),
+        );
+        let p = series.partition_point(|&s| s < lo);
+        p < series.len() && series[p] <= hi
+    })?;
+    let by_time = pages_of("timestamp_ns", &|lo, hi, i| {
+        range.overlaps(
+            lo.as_primitive::<Int64Type>().value(i),
+            hi.as_primitive::<Int64Type>().value(i),
+        )
+    })?;
+    Some(by_series.intersection(&by_time))
 }
 
 /// Row groups whose statistics admit the profile type, one of the series and the range.

@@ -49,7 +49,9 @@ fn properties(config: &BlockConfig, sorted: bool) -> Result<WriterProperties> {
         .set_dictionary_enabled(true)
         .set_dictionary_page_size_limit(4 << 20)
         .set_statistics_enabled(EnabledStatistics::Page)
-        .set_max_row_group_row_count(Some(config.row_group_rows));
+        .set_max_row_group_row_count(Some(config.row_group_rows))
+        .set_data_page_row_count_limit(config.page_rows)
+        .set_write_batch_size(config.page_rows.min(1024));
     if sorted {
         b = b.set_sorting_columns(Some(vec![
             parquet::file::metadata::SortingColumn {

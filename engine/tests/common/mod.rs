@@ -176,5 +176,6 @@ pub fn test_config(dir: &std::path::Path) -> EngineConfig {
     let mut c = EngineConfig::new(dir);
     c.background = false;
     c.block.row_group_rows = 8;
+    c.block.page_rows = 2;
     c
 }
