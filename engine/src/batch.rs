@@ -227,6 +227,11 @@ impl SampleBatch {
                 None => Ok(()),
             }
         };
+        if samples.timestamp.contains(&i64::MAX) {
+            return Err(Error::batch(
+                "a sample has timestamp i64::MAX, which no time range can include",
+            ));
+        }
         check(&samples.profile_type, profile_types.len(), "profile type")?;
         check(&samples.series, series.len(), "series")?;
         check(

@@ -111,7 +111,7 @@ fn sync_local(root: &std::path::Path, id: &str, names: &[&str]) -> Result<()> {
             .and_then(|f| f.sync_all())
             .map_err(Error::io(&path))?;
     }
-    for d in [dir.as_path(), dir.parent().unwrap_or(root)] {
+    for d in [dir.as_path(), dir.parent().unwrap_or(root), root] {
         std::fs::File::open(d)
             .and_then(|f| f.sync_all())
             .map_err(Error::io(d))?;
@@ -195,9 +195,28 @@ async fn get_bytes(store: &dyn ObjectStore, path: &Path) -> Result<Bytes> {
         .map_err(Error::store(path))
 }
 
+/// A missing file makes a block corrupt; other store errors (network, permissions) stay what
+/// they are, so a passing outage never gets a healthy block quarantined.
+fn missing_is_corrupt(id: &str, file: &str) -> impl FnOnce(Error) -> Error {
+    let (block, file) = (id.to_owned(), file.to_owned());
+    move |e| match e {
+        Error::ObjectStore {
+            source: object_store::Error::NotFound { .. },
+            ..
+        } => Error::CorruptBlock {
+            block,
+            file,
+            reason: "file is missing".into(),
+        },
+        other => other,
+    }
+}
+
 /// Reads `meta.json` only.
 pub(crate) async fn load_meta(store: &dyn ObjectStore, id: &str) -> Result<BlockMeta> {
-    let bytes = get_bytes(store, &block_path(id, files::META)).await?;
+    let bytes = get_bytes(store, &block_path(id, files::META))
+        .await
+        .map_err(missing_is_corrupt(id, files::META))?;
     let meta: BlockMeta = serde_json::from_slice(&bytes).map_err(|e| Error::CorruptBlock {
         block: id.to_owned(),
         file: files::META.into(),
@@ -225,11 +244,11 @@ pub(crate) async fn open_block(
     let id = meta.id.clone();
     for (name, &size) in &meta.files {
         let path = block_path(&id, name);
-        let found = store.head(&path).await.map_err(|e| Error::CorruptBlock {
-            block: id.clone(),
-            file: name.clone(),
-            reason: format!("cannot stat: {e}"),
-        })?;
+        let found = store
+            .head(&path)
+            .await
+            .map_err(Error::store(&path))
+            .map_err(missing_is_corrupt(&id, name))?;
         if found.size != size {
             return Err(Error::CorruptBlock {
                 block: id.clone(),
@@ -238,7 +257,9 @@ pub(crate) async fn open_block(
             });
         }
     }
-    let bytes = get_bytes(store, &block_path(&id, files::INDEX)).await?;
+    let bytes = get_bytes(store, &block_path(&id, files::INDEX))
+        .await
+        .map_err(missing_is_corrupt(&id, files::INDEX))?;
     let index = BlockIndex::decode(&bytes).map_err(|reason| Error::CorruptBlock {
         block: id.clone(),
         file: files::INDEX.into(),

@@ -29,7 +29,7 @@ struct State {
     active: Arc<RwLock<Head>>,
     /// Heads rotated out and not yet in a block, oldest first, with the WAL segment number
     /// below which their data lies.
-    frozen: Vec<(Arc<RwLock<Head>>, u64)>,
+    frozen: Vec<FrozenHead>,
     /// Committed blocks, sorted by (min time, id).
     blocks: Vec<Arc<BlockHandle>>,
 }
@@ -37,7 +37,7 @@ struct State {
 impl State {
     fn heads(&self) -> Vec<Arc<RwLock<Head>>> {
         let mut heads = vec![self.active.clone()];
-        heads.extend(self.frozen.iter().map(|(h, _)| h.clone()));
+        heads.extend(self.frozen.iter().map(|f| f.head.clone()));
         heads
     }
 
@@ -45,6 +45,51 @@ impl State {
         self.blocks.sort_by(|a, b| {
             (a.meta.min_time_ns, &a.meta.id).cmp(&(b.meta.min_time_ns, &b.meta.id))
         });
+    }
+}
+
+/// A head rotated out of appends, waiting to become a block.
+#[derive(Clone)]
+struct FrozenHead {
+    head: Arc<RwLock<Head>>,
+    /// WAL segments below this hold its data (and older heads').
+    wal_upto: u64,
+    /// The id its block gets, fixed at rotation so that a retried upload rewrites the same
+    /// block instead of committing a second copy.
+    block_id: String,
+}
+
+/// Applies an appended batch to the head if the `append` future is dropped after its WAL
+/// record was handed over (a caller that stopped waiting), so WAL and head never disagree, and
+/// hands back its series reservation in every case.
+struct PendingApply<'a> {
+    head: Arc<RwLock<Head>>,
+    batch: &'a SampleBatch,
+    reserved: u64,
+    submitted: bool,
+    done: bool,
+}
+
+impl PendingApply<'_> {
+    /// Ends the append: applies the batch if `apply`, releases the reservation; returns the
+    /// head's size.
+    fn finish(&mut self, apply: bool) -> u64 {
+        self.done = true;
+        let mut head = self.head.write();
+        head.release_series(self.reserved);
+        if apply {
+            head.apply(self.batch);
+        }
+        head.bytes()
+    }
+}
+
+impl Drop for PendingApply<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            let submitted = self.submitted;
+            self.finish(submitted);
+        }
     }
 }
 
@@ -64,6 +109,8 @@ pub(crate) struct Inner {
     /// Blocks removed from the state, deleted once no reader holds them.
     pending_deletes: Mutex<Vec<Arc<BlockHandle>>>,
     closed: AtomicBool,
+    /// A background flush is scheduled or running.
+    flush_scheduled: AtomicBool,
     report: OpenReport,
     shutdown: Mutex<Option<(watch::Sender<bool>, tokio::task::JoinHandle<()>)>>,
     _lock: std::fs::File,
@@ -201,6 +248,7 @@ impl Engine {
             let _ = tx.send(true);
             let _ = handle.await;
         }
+        self.inner.delete_pending().await;
         let _g = self.inner.gate.write().await;
         let synced = self.inner.wal.sync().await;
         self.inner.wal.close();
@@ -278,31 +326,37 @@ impl Inner {
             let reserved = head.reserve_series(batch, self.config.head.max_series)?;
             (reserved, head.elision(batch))
         };
+        let mut pending = PendingApply {
+            head: active,
+            batch,
+            reserved,
+            submitted: false,
+            done: false,
+        };
         let mut payload = Vec::with_capacity(64 + batch.num_samples() * 8);
         encode_batch(batch, Some(&elision), &mut payload);
-        let durable = if payload.len() as u64 > self.config.wal.max_record_bytes {
-            Err(Error::LimitExceeded {
+        if payload.len() as u64 > self.config.wal.max_record_bytes {
+            pending.finish(false);
+            return Err(Error::LimitExceeded {
                 limit: "wal.max_record_bytes",
                 value: payload.len() as u64,
                 max: self.config.wal.max_record_bytes,
-            })
-        } else {
-            match self.wal.append(payload) {
-                Ok(rx) => rx.await.unwrap_or_else(|_| {
+            });
+        }
+        let durable = match self.wal.append(payload) {
+            Ok(rx) => {
+                pending.submitted = true;
+                rx.await.unwrap_or_else(|_| {
                     Err(Error::WalUnavailable {
                         reason: "writer thread stopped".into(),
                     })
-                }),
-                Err(e) => Err(e),
+                })
             }
+            Err(e) => Err(e),
         };
-        let bytes = {
-            let mut head = active.write();
-            head.release_series(reserved);
-            durable?;
-            head.apply(batch);
-            head.bytes()
-        };
+        let bytes = pending.finish(durable.is_ok());
+        drop(pending);
+        durable?;
         drop(_gate);
         if bytes >= self.config.head.max_bytes {
             self.flush_in_background();
@@ -318,19 +372,23 @@ impl Inner {
         let started = std::time::Instant::now();
         loop {
             let notified = self.flushed.notified();
-            let (over, flushing) = {
+            let (bytes, flushing) = {
                 let st = self.state.read();
-                (
-                    st.active.read().bytes() >= self.config.head.max_bytes,
-                    !st.frozen.is_empty(),
-                )
+                let bytes = st.active.read().bytes();
+                (bytes, !st.frozen.is_empty())
             };
-            if !over {
+            let max = self.config.head.max_bytes;
+            if bytes < max {
                 return Ok(());
             }
+            // Over budget with no older head being written: start a flush and go on, unless
+            // the head is twice over (flushes keep failing, e.g. the WAL cannot rotate): then
+            // wait as if one were under way rather than grow without bound.
             if !flushing {
                 self.flush_in_background();
-                return Ok(());
+                if bytes < 2 * max {
+                    return Ok(());
+                }
             }
             let waited = started.elapsed();
             if waited >= BACKPRESSURE_LIMIT {
@@ -346,12 +404,14 @@ impl Inner {
     }
 
     fn flush_in_background(self: &Arc<Self>) {
-        if self.flush_lock.try_lock().is_err() {
-            return; // a flush is already under way
+        if self.flush_scheduled.swap(true, Ordering::SeqCst) {
+            return; // a background flush is already scheduled or running
         }
         let inner = self.clone();
         tokio::spawn(async move {
-            if let Err(e) = inner.flush().await {
+            let result = inner.flush().await;
+            inner.flush_scheduled.store(false, Ordering::SeqCst);
+            if let Err(e) = result {
                 warn!(error = %e, "background flush failed; the data stays in the WAL and the head");
                 // Let waiting appenders re-check (and eventually give up).
                 inner.flushed.notify_waiters();
@@ -362,11 +422,11 @@ impl Inner {
     async fn flush(self: &Arc<Self>) -> Result<Option<BlockMeta>> {
         let _flush = self.flush_lock.lock().await;
         // Heads whose earlier flush failed go first, in order, so WAL coverage stays contiguous.
-        let earlier: Vec<(Arc<RwLock<Head>>, u64)> = self.state.read().frozen.clone();
-        for (head, upto) in earlier {
-            self.flush_frozen(head, upto).await?;
+        let earlier: Vec<FrozenHead> = self.state.read().frozen.clone();
+        for frozen in earlier {
+            self.flush_frozen(frozen).await?;
         }
-        let (head, upto) = {
+        let frozen = {
             let _gate = self.gate.write().await;
             if self.state.read().active.read().is_empty() {
                 return Ok(None);
@@ -374,25 +434,27 @@ impl Inner {
             let upto = self.wal.rotate().await?;
             let mut st = self.state.write();
             let old = std::mem::replace(&mut st.active, Arc::new(RwLock::new(Head::new())));
-            st.frozen.push((old.clone(), upto));
-            (old, upto)
+            let frozen = FrozenHead {
+                head: old,
+                wal_upto: upto,
+                block_id: ulid::Ulid::new().to_string(),
+            };
+            st.frozen.push(frozen.clone());
+            frozen
         };
-        self.flush_frozen(head, upto).await.map(Some)
+        self.flush_frozen(frozen).await.map(Some)
     }
 
-    async fn flush_frozen(
-        self: &Arc<Self>,
-        head: Arc<RwLock<Head>>,
-        upto: u64,
-    ) -> Result<BlockMeta> {
+    async fn flush_frozen(self: &Arc<Self>, frozen: FrozenHead) -> Result<BlockMeta> {
         let config = self.config.block.clone();
+        let (head, upto, block_id) = (frozen.head, frozen.wal_upto, frozen.block_id);
         let h = head.clone();
         let encoded = tokio::task::spawn_blocking(move || {
             let head = h.read();
             let series = head.series_map();
             let symbols = head.symbol_tables();
             let src = BlockSource {
-                id: ulid::Ulid::new().to_string(),
+                id: block_id,
                 series: &series,
                 symbols: &symbols,
                 level: 0,
@@ -407,7 +469,7 @@ impl Inner {
         let meta = handle.meta.clone();
         {
             let mut st = self.state.write();
-            st.frozen.retain(|(h, _)| !Arc::ptr_eq(h, &head));
+            st.frozen.retain(|f| !Arc::ptr_eq(&f.head, &head));
             st.blocks.push(handle);
             st.sort_blocks();
         }

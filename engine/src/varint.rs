@@ -35,6 +35,11 @@ impl<'a> Reader<'a> {
         Reader { buf, pos }
     }
 
+    /// Bytes not read yet.
+    pub fn remaining(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
     /// Whether every byte was consumed.
     pub fn at_end(&self) -> bool {
         self.pos == self.buf.len()

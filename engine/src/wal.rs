@@ -71,7 +71,7 @@ impl Wal {
                 report.skipped_segments += 1;
                 continue;
             }
-            replay_segment(dir, n, config, apply, &mut report)?;
+            replay_segment(dir, n, apply, &mut report)?;
         }
         sync_dir(dir)?;
         // Remove leftovers of an interrupted segment rewrite.
@@ -171,14 +171,13 @@ impl Drop for Wal {
 fn replay_segment(
     dir: &Path,
     n: u64,
-    config: &WalConfig,
     apply: &mut dyn FnMut(SampleBatch) -> Result<()>,
     report: &mut ReplayReport,
 ) -> Result<()> {
     let path = segment_path(dir, n);
     let buf = fs::read(&path).map_err(Error::io(&path))?;
     let mut decode_ok = |p: &[u8]| decode_batch(p).map(|_| ());
-    let (records, damage) = scan_segment(&buf, config.max_record_bytes, &mut decode_ok);
+    let (records, damage) = scan_segment(&buf, &mut decode_ok);
     report.segments += 1;
     for r in &records {
         let batch = decode_batch(&buf[r.start..r.end]).expect("validated by scan_segment");

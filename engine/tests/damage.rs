@@ -331,3 +331,40 @@ async fn refused_batches_leave_the_store_unchanged() {
     assert!(matches!(second, Err(Error::Locked { .. })));
     engine.close().await.unwrap();
 }
+
+/// A compaction whose upload failed after its meta.json landed, then retried, leaves two
+/// committed blocks over the same sources: open keeps one, so no sample is counted twice.
+#[tokio::test]
+async fn a_compaction_committed_twice_is_kept_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, config) = two_blocks(dir.path()).await;
+    let engine = Engine::open(config.clone()).await.unwrap();
+    let merged = engine.compact().await.unwrap().expect("two blocks merge");
+    engine.close().await.unwrap();
+    drop(engine);
+    // A second committed copy of the compaction output under a later id.
+    let copy_id = "7ZZZZZZZZZZZZZZZZZZZZZZZZZ".to_string(); // the largest ULID
+    assert!(copy_id > merged.id);
+    let (from, to) = (
+        dir.path().join("blocks").join(&merged.id),
+        dir.path().join("blocks").join(&copy_id),
+    );
+    fs::create_dir_all(&to).unwrap();
+    for entry in fs::read_dir(&from).unwrap() {
+        let entry = entry.unwrap();
+        fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+    let meta = fs::read_to_string(to.join("meta.json"))
+        .unwrap()
+        .replace(&merged.id, &copy_id);
+    fs::write(to.join("meta.json"), meta).unwrap();
+
+    let engine = Engine::open(config).await.unwrap();
+    assert_eq!(
+        engine.open_report().removed_superseded,
+        vec![copy_id.clone()]
+    );
+    assert_eq!(engine.blocks().len(), 1);
+    assert_eq!(values(&engine).await, vec![10, 20, 30]);
+    engine.close().await.unwrap();
+}

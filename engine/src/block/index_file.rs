@@ -124,6 +124,13 @@ impl BlockIndex {
         if !r.at_end() {
             return Err("trailing bytes in index".into());
         }
+        let n = series.len() as u64;
+        let in_range = |b: &RoaringBitmap| b.max().is_none_or(|m| (m as u64) < n);
+        if !types.iter().all(|t| in_range(&t.series))
+            || !postings.values().flat_map(|v| v.values()).all(in_range)
+        {
+            return Err("a bitmap names a series ordinal beyond the series list".into());
+        }
         let all: RoaringBitmap = (0..series.len() as u32).collect();
         Ok(BlockIndex {
             series,

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
-use arrow::datatypes::{DataType, Int32Type, Int64Type, UInt64Type};
+use arrow::datatypes::{DataType, Int32Type, Int64Type, Schema, SchemaRef, UInt64Type};
 use futures::TryStreamExt;
 use object_store::ObjectStore;
 use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
@@ -15,7 +15,9 @@ use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
 use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
 
 use super::object_reader::BlockFileReader;
-use super::schema::samples_schema;
+use super::schema::{
+    functions_schema, locations_schema, mappings_schema, samples_schema, stacks_schema,
+};
 use super::{BlockHandle, block_path, files};
 use crate::error::{Error, Result};
 use crate::model::{
@@ -33,6 +35,35 @@ fn corrupt(block: &BlockHandle, file: &str) -> impl FnOnce(parquet::errors::Parq
     }
 }
 
+/// Refuses a file whose columns are not the ones the format lists (checked before any column
+/// is read, so a mismatched file is an error, never a panic).
+fn check_schema(block: &BlockHandle, file: &str, found: &Schema, expected: &Schema) -> Result<()> {
+    let shape = |s: &Schema| -> Vec<(String, DataType)> {
+        s.fields()
+            .iter()
+            .map(|f| (f.name().clone(), f.data_type().clone()))
+            .collect()
+    };
+    if shape(found) != shape(expected) {
+        return Err(Error::CorruptBlock {
+            block: block.id().to_owned(),
+            file: file.to_owned(),
+            reason: format!("unexpected columns {:?}", shape(found)),
+        });
+    }
+    Ok(())
+}
+
+fn expected_schema(file: &str) -> SchemaRef {
+    match file {
+        files::STACKS => stacks_schema(),
+        files::LOCATIONS => locations_schema(),
+        files::FUNCTIONS => functions_schema(),
+        files::MAPPINGS => mappings_schema(),
+        _ => samples_schema(),
+    }
+}
+
 async fn open_reader(
     store: &Arc<dyn ObjectStore>,
     block: &BlockHandle,
@@ -43,9 +74,11 @@ async fn open_reader(
         block_path(block.id(), file),
         block.file_size(file),
     );
-    ParquetRecordBatchStreamBuilder::new(reader)
+    let builder = ParquetRecordBatchStreamBuilder::new(reader)
         .await
-        .map_err(corrupt(block, file))
+        .map_err(corrupt(block, file))?;
+    check_schema(block, file, builder.schema(), &expected_schema(file))?;
+    Ok(builder)
 }
 
 /// Reads every batch of one of the block's files.
@@ -95,6 +128,7 @@ pub(crate) async fn scan_block(
         })
         .await?
         .clone();
+    check_schema(block, file, footer.schema(), &samples_schema())?;
     let meta = footer.metadata().clone();
     let selected = prune_row_groups(&meta, block, pt, series, range)?;
     if selected.is_empty() {

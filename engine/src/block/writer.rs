@@ -218,21 +218,34 @@ pub(crate) fn encode_block(
         (files::MAPPINGS, mappings),
         (files::INDEX, index_bytes),
     ];
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    // A block of symbols only (late symbolization) takes its creation time as its time range,
+    // so retention by age and compaction treat it like the data around it.
+    let now_ns = now.as_nanos().min(i64::MAX as u128 - 1) as i64;
     let meta = BlockMeta {
         format_version: FORMAT_VERSION,
         id: src.id,
-        min_time_ns: index.types.iter().map(|t| t.min_time).min().unwrap_or(0),
-        max_time_ns: index.types.iter().map(|t| t.max_time).max().unwrap_or(0),
+        min_time_ns: index
+            .types
+            .iter()
+            .map(|t| t.min_time)
+            .min()
+            .unwrap_or(now_ns),
+        max_time_ns: index
+            .types
+            .iter()
+            .map(|t| t.max_time)
+            .max()
+            .unwrap_or(now_ns),
         num_samples,
         num_series: index.series.len() as u64,
         num_stacks: sym.stacks.len() as u64,
         level: src.level,
         sources: src.sources,
         wal_segment_upto: src.wal_segment_upto,
-        created_at_ms: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0),
+        created_at_ms: now.as_millis() as u64,
         files: files_list
             .iter()
             .map(|(n, b)| (n.to_string(), b.len() as u64))

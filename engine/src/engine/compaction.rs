@@ -12,7 +12,7 @@ use std::time::Duration;
 use arrow::array::{ArrayRef, DictionaryArray, Int32Array, RecordBatch, StringArray};
 use arrow::compute::{SortColumn, concat_batches, lexsort_to_indices, take_record_batch};
 use arrow::datatypes::Int32Type;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::Engine;
 use crate::block::{
@@ -142,8 +142,9 @@ impl Engine {
         let c = &inner.config.compaction;
         let group = {
             let st = inner.state.read();
+            let candidates = inner.blocks_without_pending_sources(&st.blocks);
             plan(
-                &st.blocks,
+                &candidates,
                 c.max_block_samples,
                 c.max_block_duration,
                 c.max_sources,
@@ -207,7 +208,19 @@ impl Engine {
                 reason: "compaction output lost rows; sources kept".into(),
             });
         }
-        let handle = block::upload(&*inner.store, inner.local_root.as_deref(), encoded).await?;
+        let id = encoded.meta.id.clone();
+        let handle = match block::upload(&*inner.store, inner.local_root.as_deref(), encoded).await
+        {
+            Ok(h) => h,
+            Err(e) => {
+                // Its meta.json may have been written: remove it, so a retry does not commit a
+                // second block over the same sources (open also resolves such pairs).
+                if let Err(cleanup) = block::delete_block(&*inner.store, &id).await {
+                    warn!(block = %id, error = %cleanup, "removing a failed compaction output failed");
+                }
+                return Err(e);
+            }
+        };
         let meta = handle.meta.clone();
         {
             let mut st = inner.state.write();

@@ -77,7 +77,7 @@ impl Engine {
         let r = &inner.config.retention;
         let dropped: Vec<Arc<BlockHandle>> = {
             let mut st = inner.state.write();
-            let mut by_age: Vec<Arc<BlockHandle>> = st.blocks.clone();
+            let mut by_age = inner.blocks_without_pending_sources(&st.blocks);
             by_age.sort_by_key(|b| b.meta.max_time_ns);
             let mut drop = Vec::new();
             if let Some(age) = r.max_age {
@@ -120,6 +120,26 @@ impl Engine {
 }
 
 impl Inner {
+    /// The blocks none of whose compaction sources is still waiting to be deleted. Only these
+    /// may be compacted again or dropped: otherwise a crash could bring back a source that no
+    /// committed block names any more, duplicating its samples.
+    pub(super) fn blocks_without_pending_sources(
+        &self,
+        blocks: &[Arc<BlockHandle>],
+    ) -> Vec<Arc<BlockHandle>> {
+        let pending: std::collections::HashSet<String> = self
+            .pending_deletes
+            .lock()
+            .iter()
+            .map(|b| b.meta.id.clone())
+            .collect();
+        blocks
+            .iter()
+            .filter(|b| !b.meta.sources.iter().any(|s| pending.contains(s)))
+            .cloned()
+            .collect()
+    }
+
     /// Deletes removed blocks that no reader holds any more.
     pub(super) async fn delete_pending(&self) {
         let ready: Vec<Arc<BlockHandle>> = {

@@ -13,7 +13,7 @@ use tokio::sync::{Notify, watch};
 use tracing::{info, warn};
 
 use super::{Engine, Inner, State, maintenance};
-use crate::block::{self, list_blocks, load_meta, open_block, quarantine_block};
+use crate::block::{self, BlockHandle, list_blocks, load_meta, open_block, quarantine_block};
 use crate::config::EngineConfig;
 use crate::error::{Error, Result};
 use crate::head::Head;
@@ -104,6 +104,27 @@ pub(super) async fn open(
             Err(e) => quarantine(&*store, &id, e, &mut report).await?,
         }
     }
+    // A compaction whose upload failed after its meta.json was written, then retried, leaves
+    // two committed blocks over the same sources: keep the oldest, delete the others.
+    let mut compacted: Vec<&Arc<BlockHandle>> = blocks
+        .iter()
+        .filter(|b| !b.meta.sources.is_empty())
+        .collect();
+    compacted.sort_by(|a, b| a.meta.id.cmp(&b.meta.id));
+    let mut claimed: HashSet<&str> = HashSet::new();
+    let mut duplicates: HashSet<String> = HashSet::new();
+    for b in compacted {
+        if b.meta.sources.iter().any(|s| claimed.contains(s.as_str())) {
+            duplicates.insert(b.meta.id.clone());
+        } else {
+            claimed.extend(b.meta.sources.iter().map(String::as_str));
+        }
+    }
+    for id in &duplicates {
+        block::delete_block(&*store, id).await?;
+        report.removed_superseded.push(id.clone());
+    }
+    blocks.retain(|b| !duplicates.contains(&b.meta.id));
     // A compacted block lists what it replaced; any of those still present is an interrupted
     // compaction's leftover. Only a compacted block that opened cleanly supersedes anything, so
     // a damaged one is quarantined and its sources stay.
@@ -177,12 +198,14 @@ pub(super) async fn open(
         flushed: Notify::new(),
         pending_deletes: Mutex::new(Vec::new()),
         closed: Default::default(),
+        flush_scheduled: Default::default(),
         report,
         shutdown: Mutex::new(None),
         _lock: lock,
     });
-    if over_budget {
-        inner.flush().await?;
+    if over_budget && let Err(e) = inner.flush().await {
+        // Best effort: the data is safe in the WAL; the background task retries.
+        warn!(error = %e, "flushing the replayed head failed");
     }
     if background {
         let (tx, rx) = watch::channel(false);
@@ -198,6 +221,11 @@ async fn quarantine(
     error: Error,
     report: &mut OpenReport,
 ) -> Result<()> {
+    // Only a definite defect quarantines a block; any other error (an unreachable store) fails
+    // the open instead, leaving the block untouched.
+    if !matches!(error, Error::CorruptBlock { .. }) {
+        return Err(error);
+    }
     let to = quarantine_block(store, id).await?;
     warn!(block = id, error = %error, quarantined_to = %to, "block quarantined");
     report

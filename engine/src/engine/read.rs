@@ -170,23 +170,32 @@ impl Engine {
             missing = h.read().resolve(&missing, &mut out);
         }
         blocks.sort_by_key(|b| std::cmp::Reverse(b.meta.max_time_ns));
-        for b in blocks {
-            let stacks: HashSet<StackId> = missing.iter().copied().collect();
-            let locations: HashSet<LocationId> = out.unsymbolized_locations().into_iter().collect();
-            if stacks.is_empty() && locations.is_empty() {
-                break;
+        // First the stacks (newest blocks first), then, in every block, symbols for locations
+        // still unsymbolized: they may have arrived in any block, older or newer.
+        for find_stacks in [true, false] {
+            for b in &blocks {
+                let stacks: HashSet<StackId> = if find_stacks {
+                    missing.iter().copied().collect()
+                } else {
+                    HashSet::new()
+                };
+                let locations: HashSet<LocationId> =
+                    out.unsymbolized_locations().into_iter().collect();
+                if stacks.is_empty() && (find_stacks || locations.is_empty()) {
+                    break;
+                }
+                let found = read_symbols(
+                    &self.inner.store,
+                    b,
+                    SymbolFilter::Only {
+                        stacks: &stacks,
+                        locations: &locations,
+                    },
+                )
+                .await?;
+                missing.retain(|s| !found.stacks.contains_key(s));
+                out.merge(found);
             }
-            let found = read_symbols(
-                &self.inner.store,
-                &b,
-                SymbolFilter::Only {
-                    stacks: &stacks,
-                    locations: &locations,
-                },
-            )
-            .await?;
-            missing.retain(|s| !found.stacks.contains_key(s));
-            out.merge(found);
         }
         for h in &heads {
             h.read().resolve_locations(&mut out);

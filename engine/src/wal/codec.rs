@@ -296,7 +296,11 @@ pub(crate) fn decode_batch(payload: &[u8]) -> DecodeResult<SampleBatch> {
     for _ in 0..n {
         external_stacks.push(StackId(r.u64_le()?));
     }
+    // Each sample takes at least one byte in each of its seven columns.
     let n = r.count()?;
+    if n > r.remaining() / 7 {
+        return Err(format!("{n} samples cannot fit in the bytes left"));
+    }
     let mut c = SampleColumns {
         profile_type: Vec::with_capacity(n),
         series: Vec::with_capacity(n),

@@ -11,6 +11,8 @@ use crate::error::{Error, Result};
 pub(crate) const SEGMENT_MAGIC: &[u8; 8] = b"STRWAL01";
 /// Bytes of a record header: payload length (u32 LE) and CRC-32C of the payload (u32 LE).
 pub(crate) const RECORD_HEADER: usize = 8;
+/// The first bytes of every record payload: kind (sample batch) and version.
+const RECORD_PREFIX: [u8; 2] = [super::codec::KIND_SAMPLE_BATCH, super::codec::BATCH_VERSION];
 
 /// The file name of segment `n`.
 pub(crate) fn segment_path(dir: &Path, n: u64) -> PathBuf {
@@ -102,26 +104,24 @@ pub(crate) struct RecordSpan {
 
 /// Checks the frame at `pos`: `Ok(Some(end))` for a complete record with a good checksum,
 /// `Ok(None)` if the data ends inside the frame, `Err(reason)` if it is complete but bad.
-fn check_frame(
-    buf: &[u8],
-    pos: usize,
-    max_record: u64,
-) -> std::result::Result<Option<usize>, String> {
+///
+/// A payload must begin with the record kind and version bytes; checking them before the CRC
+/// keeps resynchronization after damage cheap (almost no offset gets as far as a checksum).
+fn check_frame(buf: &[u8], pos: usize) -> std::result::Result<Option<usize>, String> {
     if buf.len() - pos < RECORD_HEADER {
         return Ok(None);
     }
     let len = u32::from_le_bytes(buf[pos..pos + 4].try_into().expect("4 bytes")) as usize;
     let crc = u32::from_le_bytes(buf[pos + 4..pos + 8].try_into().expect("4 bytes"));
-    if len as u64 > max_record {
-        return Err(format!(
-            "record length {len} exceeds wal.max_record_bytes {max_record}"
-        ));
-    }
     let end = pos + RECORD_HEADER + len;
     if end > buf.len() {
         return Ok(None);
     }
-    if crc32c::crc32c(&buf[pos + RECORD_HEADER..end]) != crc {
+    let payload = &buf[pos + RECORD_HEADER..end];
+    if !payload.starts_with(&RECORD_PREFIX) {
+        return Err("record does not start with the payload kind and version".into());
+    }
+    if crc32c::crc32c(payload) != crc {
         return Err("checksum mismatch".into());
     }
     Ok(Some(end))
@@ -132,7 +132,6 @@ fn check_frame(
 /// offset holding a complete, checksummed, decodable record.
 pub(crate) fn scan_segment(
     buf: &[u8],
-    max_record: u64,
     valid: &mut dyn FnMut(&[u8]) -> std::result::Result<(), String>,
 ) -> (Vec<RecordSpan>, Vec<DamagedSpan>) {
     let mut records = Vec::new();
@@ -150,7 +149,7 @@ pub(crate) fn scan_segment(
     }
     let mut pos = SEGMENT_MAGIC.len();
     let good_at = |p: usize, valid: &mut dyn FnMut(&[u8]) -> std::result::Result<(), String>| {
-        match check_frame(buf, p, max_record) {
+        match check_frame(buf, p) {
             Ok(Some(end)) => match valid(&buf[p + RECORD_HEADER..end]) {
                 Ok(()) => Ok(Some(end)),
                 Err(e) => Err(format!("undecodable record: {e}")),
@@ -167,20 +166,16 @@ pub(crate) fn scan_segment(
                 });
                 pos = end;
             }
-            Ok(None) => {
-                damage.push((
-                    pos,
-                    buf.len(),
-                    WalDamageKind::TornTail,
-                    "segment ends inside a record".into(),
-                ));
-                break;
-            }
-            Err(reason) => {
+            result => {
+                let incomplete = matches!(result, Ok(None));
+                let reason = match result {
+                    Err(reason) => reason,
+                    _ => "segment ends inside a record (or a damaged length points past it)".into(),
+                };
                 // Look for the next good record after the bad one.
                 let next = (pos + 1..buf.len()).find(|&p| matches!(good_at(p, valid), Ok(Some(_))));
                 let end = next.unwrap_or(buf.len());
-                let kind = if next.is_none() && buf[pos..].iter().all(|&b| b == 0) {
+                let kind = if next.is_none() && (incomplete || buf[pos..].iter().all(|&b| b == 0)) {
                     WalDamageKind::TornTail
                 } else {
                     WalDamageKind::CorruptRecord
@@ -227,10 +222,17 @@ pub(crate) fn rewrite_segment(
 mod tests {
     use super::*;
 
+    /// A payload as records carry them: kind and version bytes, then `body`.
+    fn payload(body: &[u8]) -> Vec<u8> {
+        let mut p = RECORD_PREFIX.to_vec();
+        p.extend_from_slice(body);
+        p
+    }
+
     fn seg(records: &[&[u8]]) -> Vec<u8> {
         let mut buf = SEGMENT_MAGIC.to_vec();
         for r in records {
-            frame_record(r, &mut buf);
+            frame_record(&payload(r), &mut buf);
         }
         buf
     }
@@ -243,11 +245,11 @@ mod tests {
     fn finds_records_and_torn_tail() {
         let mut buf = seg(&[b"one", b"two"]);
         let full = buf.len();
-        frame_record(b"three", &mut buf);
+        frame_record(&payload(b"three"), &mut buf);
         buf.truncate(buf.len() - 2);
-        let (records, damage) = scan_segment(&buf, 1 << 20, &mut ok);
+        let (records, damage) = scan_segment(&buf, &mut ok);
         assert_eq!(records.len(), 2);
-        assert_eq!(&buf[records[1].start..records[1].end], b"two");
+        assert_eq!(&buf[records[1].start + 2..records[1].end], b"two");
         assert_eq!(damage.len(), 1);
         assert_eq!(damage[0].0, full);
         assert_eq!(damage[0].2, WalDamageKind::TornTail);
@@ -257,10 +259,23 @@ mod tests {
     fn resyncs_after_a_corrupt_record() {
         let mut buf = seg(&[b"alpha", b"bravo", b"charlie"]);
         // Flip a payload byte of "bravo".
-        let at = SEGMENT_MAGIC.len() + RECORD_HEADER + 5 + RECORD_HEADER + 1;
+        let at = SEGMENT_MAGIC.len() + RECORD_HEADER + 7 + RECORD_HEADER + 3;
         buf[at] ^= 0xff;
-        let (records, damage) = scan_segment(&buf, 1 << 20, &mut ok);
-        let payloads: Vec<&[u8]> = records.iter().map(|r| &buf[r.start..r.end]).collect();
+        let (records, damage) = scan_segment(&buf, &mut ok);
+        let payloads: Vec<&[u8]> = records.iter().map(|r| &buf[r.start + 2..r.end]).collect();
+        assert_eq!(payloads, vec![&b"alpha"[..], &b"charlie"[..]]);
+        assert_eq!(damage.len(), 1);
+        assert_eq!(damage[0].2, WalDamageKind::CorruptRecord);
+    }
+
+    #[test]
+    fn a_damaged_length_does_not_cut_the_records_after_it() {
+        let mut buf = seg(&[b"alpha", b"bravo", b"charlie"]);
+        // The second record's length now points past the end of the segment.
+        let at = SEGMENT_MAGIC.len() + RECORD_HEADER + 7;
+        buf[at + 3] = 0x7f;
+        let (records, damage) = scan_segment(&buf, &mut ok);
+        let payloads: Vec<&[u8]> = records.iter().map(|r| &buf[r.start + 2..r.end]).collect();
         assert_eq!(payloads, vec![&b"alpha"[..], &b"charlie"[..]]);
         assert_eq!(damage.len(), 1);
         assert_eq!(damage[0].2, WalDamageKind::CorruptRecord);
@@ -268,7 +283,7 @@ mod tests {
 
     #[test]
     fn bad_header_is_damage() {
-        let (records, damage) = scan_segment(b"garbage!garbage", 1 << 20, &mut ok);
+        let (records, damage) = scan_segment(b"garbage!garbage", &mut ok);
         assert!(records.is_empty());
         assert_eq!(damage[0].2, WalDamageKind::BadHeader);
     }
