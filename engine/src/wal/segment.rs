@@ -52,9 +52,16 @@ pub(crate) fn create_segment(dir: &Path, n: u64) -> Result<File> {
         .append(true)
         .open(&path)
         .map_err(Error::io(&path))?;
-    f.write_all(SEGMENT_MAGIC).map_err(Error::io(&path))?;
-    f.sync_all().map_err(Error::io(&path))?;
-    sync_dir(dir)?;
+    let ready = f
+        .write_all(SEGMENT_MAGIC)
+        .and_then(|()| f.sync_all())
+        .map_err(Error::io(&path))
+        .and_then(|()| sync_dir(dir));
+    if let Err(e) = ready {
+        // Leave no half-made segment behind, so a later rotation can try the same number.
+        let _ = std::fs::remove_file(&path);
+        return Err(e);
+    }
     Ok(f)
 }
 

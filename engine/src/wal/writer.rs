@@ -149,7 +149,8 @@ impl Writer {
             && self.segment_bytes >= self.config.segment_bytes
             && let Err(e) = self.rotate()
         {
-            self.failed = Some(e.to_string());
+            // The current segment is intact; keep writing to it and try again next group.
+            tracing::warn!(error = %e, "WAL segment rotation failed; the segment grows past wal.segment_bytes");
         }
     }
 
@@ -179,7 +180,11 @@ impl Writer {
         if self.failed.is_some() {
             return Err(self.unavailable());
         }
-        self.sync()?;
+        if let Err(e) = self.sync() {
+            // A failed fsync leaves durability unknown: stop taking writes.
+            self.failed = Some(e.to_string());
+            return Err(e);
+        }
         let next = self.segment + 1;
         self.file = create_segment(&self.dir, next)?;
         self.segment = next;
