@@ -50,16 +50,21 @@ async fn values(engine: &Engine) -> Vec<i64> {
     v
 }
 
-#[tokio::test]
-async fn corrupt_wal_record_is_quarantined_and_later_records_survive() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = test_config(dir.path());
+/// Appends three one-sample records (values 1, 2, 3; same stack) and closes without flushing.
+async fn three_records_in_the_wal(dir: &Path) -> strata_engine::EngineConfig {
+    let config = test_config(dir);
     let engine = Engine::open(config.clone()).await.unwrap();
     for v in [1, 2, 3] {
         engine.append(&batch(&one_row(v, v))).await.unwrap();
     }
     engine.close().await.unwrap();
-    drop(engine);
+    config
+}
+
+#[tokio::test]
+async fn corrupt_wal_record_is_quarantined_and_later_records_survive() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = three_records_in_the_wal(dir.path()).await;
     let seg = wal_segments(dir.path()).pop().unwrap();
     let mut bytes = fs::read(&seg).unwrap();
     // Flip a byte in the middle of the second record.
@@ -93,13 +98,7 @@ async fn corrupt_wal_record_is_quarantined_and_later_records_survive() {
 #[tokio::test]
 async fn samples_survive_when_the_record_defining_their_stack_is_damaged() {
     let dir = tempfile::tempdir().unwrap();
-    let config = test_config(dir.path());
-    let engine = Engine::open(config.clone()).await.unwrap();
-    for v in [1, 2, 3] {
-        engine.append(&batch(&one_row(v, v))).await.unwrap();
-    }
-    engine.close().await.unwrap();
-    drop(engine);
+    let config = three_records_in_the_wal(dir.path()).await;
     let seg = wal_segments(dir.path()).pop().unwrap();
     let mut bytes = fs::read(&seg).unwrap();
     let (first, first_len) = record_span(&bytes, 0);
