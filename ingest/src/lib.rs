@@ -1,11 +1,23 @@
 //! Strata ingest: from bytes on the wire to [`strata_engine::SampleBatch`]es.
 //!
-//! This crate is filled by issue [2/8]. What will live here:
-//! - `pprof`: decode gzipped or plain pprof with a bound on decompressed size;
-//! - `normalize`: one profile type per pprof sample type, labels, interned stacks;
-//! - `delta`: server-side deltas of cumulative profiles;
-//! - `pyroscope`, `parca`, `otlp`: the push protocols' payloads;
-//! - `scrape`: the Prometheus-style pprof scraper.
+//! - [`decode_pprof`]: gzipped or plain pprof, within [`DecodeLimits`] (body and decompressed
+//!   size, so a gzip bomb is refused);
+//! - [`normalize`]: one profile type per pprof sample type (named
+//!   `name:sample_type:sample_unit:period_type:period_unit[:delta]` after the `__name__` label,
+//!   as Parca names them), pprof string labels added to the series (`exported_` on a clash,
+//!   names sanitized), zero values dropped, stacks and symbols interned.
 //!
-//! `ingest` uses only the engine's public API and never depends on `query`.
+//! Still to come here (issue [2/8]): server-side deltas of cumulative profiles, the Parca,
+//! Pyroscope and OTLP payloads, and the scraper. `ingest` uses only the engine's public API and
+//! never depends on `query`.
 #![deny(missing_docs)]
+
+mod error;
+mod limits;
+mod normalize;
+mod pprof;
+
+pub use error::{Error, Result};
+pub use limits::DecodeLimits;
+pub use normalize::{ProfileSource, normalize, normalize_into, sanitize_label_name};
+pub use pprof::{decode_pprof, decompress, is_gzip};

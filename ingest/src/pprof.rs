@@ -1,0 +1,105 @@
+//! Decoding pprof: gzipped or plain `Profile` protobufs, within [`DecodeLimits`].
+
+use std::io::Read;
+
+use flate2::read::GzDecoder;
+use prost::Message;
+use strata_proto::pprof::Profile;
+
+use crate::error::{Error, Result};
+use crate::limits::DecodeLimits;
+
+/// Whether `bytes` start with the gzip magic.
+pub fn is_gzip(bytes: &[u8]) -> bool {
+    bytes.starts_with(&[0x1f, 0x8b])
+}
+
+/// Decompresses `bytes` if gzipped, reading at most `max_decompressed_bytes`.
+pub fn decompress(bytes: &[u8], limits: &DecodeLimits) -> Result<Vec<u8>> {
+    if bytes.len() as u64 > limits.max_body_bytes {
+        return Err(Error::BodyTooLarge {
+            size: bytes.len() as u64,
+            max: limits.max_body_bytes,
+        });
+    }
+    if !is_gzip(bytes) {
+        if bytes.len() as u64 > limits.max_decompressed_bytes {
+            return Err(Error::DecompressedTooLarge {
+                max: limits.max_decompressed_bytes,
+            });
+        }
+        return Ok(bytes.to_vec());
+    }
+    let mut out = Vec::new();
+    GzDecoder::new(bytes)
+        .take(limits.max_decompressed_bytes + 1)
+        .read_to_end(&mut out)
+        .map_err(Error::Gzip)?;
+    if out.len() as u64 > limits.max_decompressed_bytes {
+        return Err(Error::DecompressedTooLarge {
+            max: limits.max_decompressed_bytes,
+        });
+    }
+    Ok(out)
+}
+
+/// Decodes a pprof profile, gzipped or not.
+pub fn decode_pprof(bytes: &[u8], limits: &DecodeLimits) -> Result<Profile> {
+    let raw = decompress(bytes, limits)?;
+    Ok(Profile::decode(raw.as_slice())?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::Compression;
+    use flate2::write::GzEncoder;
+    use std::io::Write;
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut e = GzEncoder::new(Vec::new(), Compression::fast());
+        e.write_all(bytes).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn gzip_bomb_is_refused() {
+        let bomb = gzip(&vec![0u8; 8 << 20]);
+        assert!(bomb.len() < 64 << 10);
+        let limits = DecodeLimits {
+            max_decompressed_bytes: 1 << 20,
+            ..Default::default()
+        };
+        let err = decode_pprof(&bomb, &limits).unwrap_err();
+        assert!(matches!(err, Error::DecompressedTooLarge { .. }), "{err}");
+    }
+
+    #[test]
+    fn plain_and_gzipped_decode_alike() {
+        let p = Profile {
+            string_table: vec!["".into(), "x".into()],
+            period: 7,
+            ..Default::default()
+        };
+        let bytes = p.encode_to_vec();
+        assert_eq!(decode_pprof(&bytes, &DecodeLimits::default()).unwrap(), p);
+        assert_eq!(
+            decode_pprof(&gzip(&bytes), &DecodeLimits::default()).unwrap(),
+            p
+        );
+    }
+
+    #[test]
+    fn truncated_input_is_a_clear_error() {
+        let p = Profile {
+            string_table: vec!["".into(), "a long string".into()],
+            ..Default::default()
+        };
+        let bytes = p.encode_to_vec();
+        let err = decode_pprof(&bytes[..bytes.len() - 3], &DecodeLimits::default()).unwrap_err();
+        assert!(err.to_string().starts_with("bad pprof protobuf"), "{err}");
+        let gz = gzip(&bytes);
+        let err = decode_pprof(&gz[..gz.len() - 6], &DecodeLimits::default()).unwrap_err();
+        assert!(err.to_string().starts_with("bad gzip"), "{err}");
+    }
+}

@@ -1,0 +1,223 @@
+//! Normalizing pprof: profile types named as Parca names them, labels, zero values, stacks.
+
+use arrow::array::AsArray;
+use strata_ingest::{ProfileSource, normalize};
+use strata_proto::pprof::{Function, Label, Line, Location, Mapping, Profile, Sample, ValueType};
+
+/// A Go-like CPU profile: two sample types, three stacks, pprof labels.
+fn go_cpu_profile() -> Profile {
+    let strings: Vec<String> = [
+        "",
+        "samples",
+        "count",
+        "cpu",
+        "nanoseconds",
+        "main",
+        "work",
+        "/app/main.go",
+        "/app/bin",
+        "abc123",
+        "job",
+        "handler",
+        "span",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let s = |x: &str| strings.iter().position(|y| y == x).unwrap() as i64;
+    let label = |k: &str, v: &str| Label {
+        key: s(k),
+        str: s(v),
+        ..Default::default()
+    };
+    Profile {
+        sample_type: vec![
+            ValueType {
+                r#type: s("samples"),
+                unit: s("count"),
+            },
+            ValueType {
+                r#type: s("cpu"),
+                unit: s("nanoseconds"),
+            },
+        ],
+        period_type: Some(ValueType {
+            r#type: s("cpu"),
+            unit: s("nanoseconds"),
+        }),
+        period: 10_000_000,
+        time_nanos: 1_700_000_000_000_000_000,
+        duration_nanos: 10_000_000_000,
+        mapping: vec![Mapping {
+            id: 1,
+            memory_start: 0x1000,
+            memory_limit: 0x9000,
+            filename: s("/app/bin"),
+            build_id: s("abc123"),
+            ..Default::default()
+        }],
+        function: vec![
+            Function {
+                id: 1,
+                name: s("main"),
+                system_name: s("main"),
+                filename: s("/app/main.go"),
+                start_line: 3,
+            },
+            Function {
+                id: 2,
+                name: s("work"),
+                system_name: s("work"),
+                filename: s("/app/main.go"),
+                start_line: 9,
+            },
+        ],
+        location: vec![
+            Location {
+                id: 10,
+                mapping_id: 1,
+                address: 0x1100,
+                line: vec![Line {
+                    function_id: 1,
+                    line: 5,
+                    column: 0,
+                }],
+                ..Default::default()
+            },
+            Location {
+                id: 20,
+                mapping_id: 1,
+                address: 0x1200,
+                line: vec![Line {
+                    function_id: 2,
+                    line: 11,
+                    column: 0,
+                }],
+                ..Default::default()
+            },
+        ],
+        sample: vec![
+            Sample {
+                location_id: vec![20, 10],
+                value: vec![3, 30_000_000],
+                label: vec![label("job", "handler")],
+            },
+            Sample {
+                location_id: vec![10],
+                value: vec![1, 10_000_000],
+                label: vec![label("span", "handler")],
+            },
+            Sample {
+                location_id: vec![10],
+                value: vec![0, 0],
+                label: vec![],
+            },
+            Sample {
+                location_id: vec![20],
+                value: vec![2, 0],
+                label: vec![],
+            },
+        ],
+        string_table: strings.clone(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn go_cpu_profile_normalizes_like_parca() {
+    let source = ProfileSource::from_labels(
+        [
+            ("__name__".to_string(), "process_cpu".to_string()),
+            ("job".to_string(), "api".to_string()),
+        ],
+        0,
+    )
+    .unwrap();
+    let batch = normalize(&go_cpu_profile(), &source).unwrap();
+    let types: Vec<String> = batch
+        .profile_types()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        types,
+        vec![
+            "process_cpu:samples:count:cpu:nanoseconds:delta",
+            "process_cpu:cpu:nanoseconds:cpu:nanoseconds:delta"
+        ]
+    );
+    let series: Vec<String> = batch.series().iter().map(ToString::to_string).collect();
+    assert_eq!(
+        series,
+        vec![
+            r#"{exported_job="handler", job="api"}"#,
+            r#"{job="api", span="handler"}"#,
+            r#"{job="api"}"#,
+        ]
+    );
+    // Zero values are dropped: 2 + 2 + 0 + 1 samples.
+    assert_eq!(batch.num_samples(), 5);
+    let rb = batch.to_record_batch().unwrap();
+    let values = rb
+        .column_by_name("value")
+        .unwrap()
+        .as_primitive::<arrow::datatypes::Int64Type>();
+    let mut v: Vec<i64> = values.values().to_vec();
+    v.sort();
+    assert_eq!(v, vec![1, 2, 3, 10_000_000, 30_000_000]);
+    let ts = rb
+        .column_by_name("timestamp_ns")
+        .unwrap()
+        .as_primitive::<arrow::datatypes::Int64Type>();
+    assert!(ts.values().iter().all(|&t| t == 1_700_000_000_000_000_000));
+    // Stacks are leaf first and carry symbols.
+    let sym = batch.symbols();
+    assert_eq!(sym.stacks.len(), 3);
+    assert_eq!(sym.functions.len(), 2);
+    assert!(sym.locations.iter().all(|l| l.is_symbolized()));
+}
+
+#[test]
+fn bad_references_and_missing_name_are_clear_errors() {
+    let mut p = go_cpu_profile();
+    p.sample[0].location_id.push(99);
+    let source =
+        ProfileSource::from_labels([("__name__".to_string(), "process_cpu".to_string())], 0)
+            .unwrap();
+    let err = normalize(&p, &source).unwrap_err();
+    assert!(err.to_string().contains("unknown location 99"), "{err}");
+    let mut p = go_cpu_profile();
+    p.function[0].name = 1000;
+    let err = normalize(&p, &source).unwrap_err();
+    assert!(err.to_string().contains("string 1000"), "{err}");
+    let mut p = go_cpu_profile();
+    p.sample[1].value.pop();
+    let err = normalize(&p, &source).unwrap_err();
+    assert!(
+        err.to_string().contains("has 1 values for 2 sample types"),
+        "{err}"
+    );
+    let err = ProfileSource::from_labels([("job".to_string(), "x".to_string())], 0).unwrap_err();
+    assert!(err.to_string().contains("missing __name__"), "{err}");
+}
+
+#[test]
+fn tables_without_ids_are_referenced_by_position() {
+    // .NET's exporter leaves function ids at 0; locations refer to functions by position + 1.
+    let mut p = go_cpu_profile();
+    for f in &mut p.function {
+        f.id = 0;
+    }
+    let source =
+        ProfileSource::from_labels([("__name__".to_string(), "process_cpu".to_string())], 0)
+            .unwrap();
+    let batch = normalize(&p, &source).unwrap();
+    let names: Vec<&str> = batch
+        .symbols()
+        .functions
+        .iter()
+        .map(|f| f.name.as_str())
+        .collect();
+    assert_eq!(names, vec!["main", "work"]);
+    assert_eq!(batch.num_samples(), 5);
+}
