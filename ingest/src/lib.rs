@@ -7,17 +7,23 @@
 //!   as Parca names them), pprof string labels added to the series (`exported_` on a clash,
 //!   names sanitized), zero values dropped, stacks and symbols interned.
 //!
-//! Still to come here (issue [2/8]): server-side deltas of cumulative profiles, the Parca,
-//! Pyroscope and OTLP payloads, and the scraper. `ingest` uses only the engine's public API and
+//! - [`DeltaTracker`] + [`normalize_with_deltas`]: server-side deltas of cumulative profiles
+//!   (Go's allocs, mutex, block) under `:delta` types, with restarts detected.
+//!
+//! Still to come here (issue [2/8]): the Parca, Pyroscope and OTLP payloads and the scraper. `ingest` uses only the engine's public API and
 //! never depends on `query`.
 #![deny(missing_docs)]
 
+mod delta;
 mod error;
 mod limits;
 mod normalize;
 mod pprof;
 
+pub use delta::{DeltaTracker, Increase, delta_type, is_cumulative};
 pub use error::{Error, Result};
 pub use limits::DecodeLimits;
-pub use normalize::{ProfileSource, normalize, normalize_into, sanitize_label_name};
+pub use normalize::{
+    ProfileSource, normalize, normalize_into, normalize_with_deltas, sanitize_label_name,
+};
 pub use pprof::{decode_pprof, decompress, is_gzip};

@@ -5,8 +5,10 @@ use std::collections::HashMap;
 
 use strata_engine::{
     Function, Labels, Line, Location, Mapping, MappingId, ProfileType, SampleBatch,
-    SampleBatchBuilder, SampleRow, is_valid_label_name,
+    SampleBatchBuilder, SampleRow, SeriesId, SeriesRef, StackId, StackRef, is_valid_label_name,
 };
+
+use crate::delta::{DeltaTracker, delta_type, is_cumulative};
 use strata_proto::pprof::Profile;
 
 use crate::error::{Error, Result};
@@ -110,6 +112,30 @@ pub fn normalize_into(
     source: &ProfileSource,
     b: &mut SampleBatchBuilder,
 ) -> Result<()> {
+    normalize_profile(profile, source, None, b)
+}
+
+/// Like [`normalize_into`], and also adds, for each cumulative type (see
+/// [`is_cumulative`](crate::is_cumulative)), the increase since the series' previous profile
+/// under the `:delta` type, as tracked by `deltas`.
+pub fn normalize_with_deltas(
+    profile: &Profile,
+    source: &ProfileSource,
+    deltas: &mut DeltaTracker,
+    b: &mut SampleBatchBuilder,
+) -> Result<()> {
+    normalize_profile(profile, source, Some(deltas), b)
+}
+
+/// Per cumulative (type, series): the series' id and the profile's total per stack.
+type Totals = HashMap<(usize, SeriesRef), (SeriesId, HashMap<StackId, (StackRef, i64)>)>;
+
+fn normalize_profile(
+    profile: &Profile,
+    source: &ProfileSource,
+    mut deltas: Option<&mut DeltaTracker>,
+    b: &mut SampleBatchBuilder,
+) -> Result<()> {
     let strings = Strings(&profile.string_table);
     let mut mappings = HashMap::with_capacity(profile.mapping.len());
     let mapping_ids = table_ids(profile.mapping.iter().map(|m| m.id));
@@ -178,6 +204,7 @@ pub fn normalize_into(
     );
     let delta = source.delta.unwrap_or(period_name == "cpu");
     let mut types = Vec::with_capacity(profile.sample_type.len());
+    let mut cumulative: Vec<Option<ProfileType>> = Vec::with_capacity(profile.sample_type.len());
     for st in &profile.sample_type {
         let (ty, unit) = (
             strings.get(st.r#type, "a sample type")?,
@@ -196,7 +223,9 @@ pub fn normalize_into(
                 ))
             })?;
         types.push(b.profile_type(&pt));
+        cumulative.push(is_cumulative(&pt).then_some(pt));
     }
+    let mut totals: Totals = HashMap::new();
 
     let timestamp_ns = if profile.time_nanos != 0 {
         profile.time_nanos
@@ -209,7 +238,7 @@ pub fn normalize_into(
         .filter(|(k, _)| k != "__name__")
         .cloned()
         .collect();
-    let mut series_cache: HashMap<Vec<(i64, i64)>, strata_engine::SeriesRef> = HashMap::new();
+    let mut series_cache: HashMap<Vec<(i64, i64)>, (SeriesRef, SeriesId)> = HashMap::new();
     for (n, sample) in profile.sample.iter().enumerate() {
         if sample.value.len() != types.len() {
             return Err(Error::InvalidProfile(format!(
@@ -228,7 +257,7 @@ pub fn normalize_into(
             .map(|l| (l.key, l.str))
             .collect();
         key.sort_unstable();
-        let series = match series_cache.get(&key) {
+        let (series, series_id) = match series_cache.get(&key) {
             Some(s) => *s,
             None => {
                 let mut labels = base.clone();
@@ -244,7 +273,9 @@ pub fn normalize_into(
                     }
                     labels.push((name, strings.get(v, "a sample label value")?.to_owned()));
                 }
-                let s = b.series(Labels::new(labels)?);
+                let labels = Labels::new(labels)?;
+                let id = labels.id();
+                let s = (b.series(labels), id);
                 series_cache.insert(key, s);
                 s
             }
@@ -259,9 +290,15 @@ pub fn normalize_into(
             })
             .collect::<Result<Vec<_>>>()?;
         let stack = b.stack(&stack_locations);
-        for (&value, &pt) in sample.value.iter().zip(&types) {
+        for (i, (&value, &pt)) in sample.value.iter().zip(&types).enumerate() {
             if value == 0 {
                 continue;
+            }
+            if deltas.is_some() && cumulative[i].is_some() {
+                let entry = totals
+                    .entry((i, series))
+                    .or_insert_with(|| (series_id, HashMap::new()));
+                entry.1.entry(b.stack_id(stack)).or_insert((stack, 0)).1 += value;
             }
             b.sample(SampleRow {
                 profile_type: pt,
@@ -272,6 +309,31 @@ pub fn normalize_into(
                 stack,
                 value,
             });
+        }
+    }
+    if let Some(tracker) = deltas.as_deref_mut() {
+        let mut groups: Vec<_> = totals.into_iter().collect();
+        groups.sort_by_key(|((i, s), _)| (*i, s.0));
+        for ((i, series), (series_id, per_stack)) in groups {
+            let pt = cumulative[i]
+                .as_ref()
+                .expect("only cumulative types are totalled");
+            let values = per_stack.iter().map(|(id, (_, v))| (*id, *v)).collect();
+            let Some(increase) = tracker.update(series_id, pt, timestamp_ns, values) else {
+                continue;
+            };
+            let delta_pt = b.profile_type(&delta_type(pt));
+            for (stack_id, value) in increase.values {
+                b.sample(SampleRow {
+                    profile_type: delta_pt,
+                    series,
+                    timestamp_ns,
+                    duration_ns: increase.duration_ns,
+                    period: profile.period,
+                    stack: per_stack[&stack_id].0,
+                    value,
+                });
+            }
         }
     }
     Ok(())

@@ -221,3 +221,93 @@ fn tables_without_ids_are_referenced_by_position() {
     assert_eq!(names, vec!["main", "work"]);
     assert_eq!(batch.num_samples(), 5);
 }
+
+/// A Go heap profile at `time` whose `alloc_space` total for the one stack is `alloc`.
+fn go_heap_profile(time: i64, alloc: i64, inuse: i64) -> Profile {
+    let strings: Vec<String> = ["", "alloc_space", "inuse_space", "bytes", "space", "main"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    Profile {
+        sample_type: vec![
+            ValueType { r#type: 1, unit: 3 },
+            ValueType { r#type: 2, unit: 3 },
+        ],
+        period_type: Some(ValueType { r#type: 4, unit: 3 }),
+        period: 524288,
+        time_nanos: time,
+        function: vec![Function {
+            id: 1,
+            name: 5,
+            ..Default::default()
+        }],
+        location: vec![Location {
+            id: 1,
+            line: vec![Line {
+                function_id: 1,
+                line: 1,
+                column: 0,
+            }],
+            ..Default::default()
+        }],
+        sample: vec![Sample {
+            location_id: vec![1],
+            value: vec![alloc, inuse],
+            label: vec![],
+        }],
+        string_table: strings,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn cumulative_profiles_also_yield_deltas_with_resets_detected() {
+    use strata_engine::SampleBatchBuilder;
+    use strata_ingest::{DeltaTracker, normalize_with_deltas};
+    let source =
+        ProfileSource::from_labels([("__name__".to_string(), "memory".to_string())], 0).unwrap();
+    let mut tracker = DeltaTracker::new(1000);
+    let delta_rows = |p: &Profile, tracker: &mut DeltaTracker| -> Vec<(String, i64, i64)> {
+        let mut b = SampleBatchBuilder::new();
+        normalize_with_deltas(p, &source, tracker, &mut b).unwrap();
+        let batch = b.build().unwrap();
+        let rb = batch.to_record_batch().unwrap();
+        let pts = rb
+            .column_by_name("profile_type")
+            .unwrap()
+            .as_string::<i32>();
+        let dur = rb
+            .column_by_name("duration_ns")
+            .unwrap()
+            .as_primitive::<arrow::datatypes::Int64Type>();
+        let val = rb
+            .column_by_name("value")
+            .unwrap()
+            .as_primitive::<arrow::datatypes::Int64Type>();
+        (0..rb.num_rows())
+            .filter(|&i| pts.value(i).ends_with(":delta"))
+            .map(|i| (pts.value(i).to_string(), dur.value(i), val.value(i)))
+            .collect()
+    };
+    let s = 1_000_000_000i64;
+    // First sight: a baseline only.
+    assert!(delta_rows(&go_heap_profile(10 * s, 1000, 300), &mut tracker).is_empty());
+    // Ten seconds later, 500 more bytes allocated; in-use (a gauge) gets no delta.
+    assert_eq!(
+        delta_rows(&go_heap_profile(20 * s, 1500, 200), &mut tracker),
+        vec![(
+            "memory:alloc_space:bytes:space:bytes:delta".to_string(),
+            10 * s,
+            500
+        )]
+    );
+    // The process restarted: totals went down, the new totals are the increase.
+    assert_eq!(
+        delta_rows(&go_heap_profile(30 * s, 120, 100), &mut tracker),
+        vec![(
+            "memory:alloc_space:bytes:space:bytes:delta".to_string(),
+            10 * s,
+            120
+        )]
+    );
+}
