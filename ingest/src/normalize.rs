@@ -133,7 +133,7 @@ type Totals = HashMap<(usize, SeriesRef), (SeriesId, HashMap<StackId, (StackRef,
 fn normalize_profile(
     profile: &Profile,
     source: &ProfileSource,
-    mut deltas: Option<&mut DeltaTracker>,
+    deltas: Option<&mut DeltaTracker>,
     b: &mut SampleBatchBuilder,
 ) -> Result<()> {
     let strings = Strings(&profile.string_table);
@@ -311,7 +311,7 @@ fn normalize_profile(
             });
         }
     }
-    if let Some(tracker) = deltas.as_deref_mut() {
+    if let Some(tracker) = deltas {
         let mut groups: Vec<_> = totals.into_iter().collect();
         groups.sort_by_key(|((i, s), _)| (*i, s.0));
         for ((i, series), (series_id, per_stack)) in groups {
