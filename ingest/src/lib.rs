@@ -10,18 +10,25 @@
 //! - [`DeltaTracker`] + [`normalize_with_deltas`]: server-side deltas of cumulative profiles
 //!   (Go's allocs, mutex, block) under `:delta` types, with restarts detected.
 //!
+//! - [`parse_folded`] + [`folded_into`]: folded stacks (`main;work 12`), and
+//!   [`parse_app_name`]: Pyroscope's `app.cpu{k=v}` names, for the legacy `/ingest` API.
+//!
 //! Still to come here (issue [2/8]): the Parca, Pyroscope and OTLP payloads and the scraper. `ingest` uses only the engine's public API and
 //! never depends on `query`.
 #![deny(missing_docs)]
 
+mod app_name;
 mod delta;
 mod error;
+mod folded;
 mod limits;
 mod normalize;
 mod pprof;
 
+pub use app_name::{AppName, parse_app_name};
 pub use delta::{DeltaTracker, Increase, delta_type, is_cumulative};
 pub use error::{Error, Result};
+pub use folded::{FoldedStack, folded_into, parse_folded};
 pub use limits::DecodeLimits;
 pub use normalize::{
     ProfileSource, normalize, normalize_into, normalize_with_deltas, sanitize_label_name,
