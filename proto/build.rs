@@ -1,4 +1,4 @@
-//! Generates Rust types from the `.proto` files under `proto/` with prost.
+//! Generates Rust types (prost) and gRPC services (tonic) from the `.proto` files under `proto/`.
 //!
 //! No system `protoc` is needed: when `PROTOC` is unset the vendored binary from
 //! `protoc-bin-vendored` is used.
@@ -11,9 +11,16 @@ fn main() {
         unsafe_set_protoc(&protoc);
     }
     println!("cargo:rerun-if-changed=proto");
-    prost_build::Config::new()
-        .compile_protos(&["proto/perftools/profiles/profile.proto"], &["proto"])
-        .expect("compile profile.proto");
+    tonic_prost_build::configure()
+        .compile_protos(
+            &[
+                "proto/perftools/profiles/profile.proto",
+                "proto/parca/profilestore/v1alpha1/profilestore.proto",
+                "proto/push/v1/push.proto",
+            ],
+            &["proto"],
+        )
+        .expect("compile the .proto files");
 }
 
 #[allow(unsafe_code)]

@@ -2,15 +2,44 @@
 //!
 //! - [`pprof`]: `perftools.profiles` — pprof's `profile.proto`, the format every profiler
 //!   in the field can emit and `go tool pprof` reads.
+//! - [`parca`]: `parca.profilestore.v1alpha1` — Parca's `ProfileStoreService/WriteRaw`.
+//! - [`pyroscope`]: `push.v1` and `types.v1` — Pyroscope's `PusherService/Push`.
 //!
-//! Later protocols (Parca's profilestore, Pyroscope's push, OTLP profiles) are added here as
-//! further modules, each generated from a `.proto` file under `proto/`.
+//! Messages come from prost; gRPC clients and servers from tonic. OTLP profiles will join here.
 #![deny(missing_docs)]
 
 /// pprof's `perftools.profiles` package (`profile.proto`).
 #[allow(missing_docs, clippy::all)]
 pub mod pprof {
     include!(concat!(env!("OUT_DIR"), "/perftools.profiles.rs"));
+}
+
+/// Parca's push API: `parca.profilestore.v1alpha1`.
+#[allow(missing_docs, clippy::all)]
+pub mod parca {
+    include!(concat!(env!("OUT_DIR"), "/parca.profilestore.v1alpha1.rs"));
+}
+
+/// Pyroscope's push API: `push.v1`, with the `types.v1` it uses (modules mirror the packages,
+/// as the generated code refers to `types::v1` from `push::v1`).
+pub mod pyroscope {
+    /// `push.*`.
+    pub mod push {
+        /// `push.v1`.
+        #[allow(missing_docs, clippy::all)]
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/push.v1.rs"));
+        }
+    }
+
+    /// `types.*`.
+    pub mod types {
+        /// `types.v1`.
+        #[allow(missing_docs, clippy::all)]
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/types.v1.rs"));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -34,5 +63,49 @@ mod tests {
         let decoded = pprof::Profile::decode(bytes.as_slice()).unwrap();
         assert_eq!(decoded, profile);
         assert_eq!(decoded.sample[0].value, vec![42]);
+    }
+
+    #[test]
+    fn push_protocols_have_the_wire_layout_of_the_originals() {
+        use super::parca::{LabelSet, RawProfileSeries, RawSample, WriteRawRequest};
+        use super::pyroscope::{push::v1 as push, types::v1 as types};
+        let req = WriteRawRequest {
+            series: vec![RawProfileSeries {
+                labels: Some(LabelSet {
+                    labels: vec![super::parca::Label {
+                        name: "a".into(),
+                        value: "b".into(),
+                    }],
+                }),
+                samples: vec![RawSample {
+                    raw_profile: vec![1, 2],
+                }],
+            }],
+            ..Default::default()
+        };
+        // series = field 2 (0x12); labels = field 1; samples = field 2; raw_profile = field 1.
+        assert_eq!(
+            req.encode_to_vec(),
+            vec![
+                0x12, 0x10, 0x0a, 0x08, 0x0a, 0x06, 0x0a, 0x01, b'a', 0x12, 0x01, b'b', 0x12, 0x04,
+                0x0a, 0x02, 1, 2
+            ]
+        );
+        let push = push::PushRequest {
+            series: vec![push::RawProfileSeries {
+                labels: vec![types::LabelPair {
+                    name: "__name__".into(),
+                    value: "process_cpu".into(),
+                }],
+                samples: vec![push::RawSample {
+                    raw_profile: vec![7],
+                    id: "x".into(),
+                }],
+                annotations: vec![],
+            }],
+        };
+        let back = push::PushRequest::decode(push.encode_to_vec().as_slice()).unwrap();
+        assert_eq!(back, push);
+        assert_eq!(push.encode_to_vec()[0], 0x0a, "series is field 1");
     }
 }
