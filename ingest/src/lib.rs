@@ -13,7 +13,9 @@
 //! - [`parse_folded`] + [`folded_into`]: folded stacks (`main;work 12`), and
 //!   [`parse_app_name`]: Pyroscope's `app.cpu{k=v}` names, for the legacy `/ingest` API.
 //!
-//! Still to come here (issue [2/8]): the Parca, Pyroscope and OTLP payloads and the scraper. `ingest` uses only the engine's public API and
+//! - [`parca_write_raw`], [`pyroscope_push`]: a push request into one batch, all or nothing.
+//!
+//! Still to come here (issue [2/8]): OTLP profiles and the scraper. `ingest` uses only the engine's public API and
 //! never depends on `query`.
 #![deny(missing_docs)]
 
@@ -24,6 +26,7 @@ mod folded;
 mod limits;
 mod normalize;
 mod pprof;
+mod push;
 
 pub use app_name::{AppName, parse_app_name};
 pub use delta::{DeltaTracker, Increase, delta_type, is_cumulative};
@@ -34,3 +37,4 @@ pub use normalize::{
     ProfileSource, normalize, normalize_into, normalize_with_deltas, sanitize_label_name,
 };
 pub use pprof::{decode_pprof, decompress, is_gzip};
+pub use push::{parca_write_raw, pyroscope_push};
