@@ -1,9 +1,9 @@
 //! The `strata` binary.
 //!
-//! Today it runs the storage engine (`strata server`): opens the store under `--data-dir`,
-//! replays the WAL, runs flush, compaction and retention in the background, and shuts down
-//! cleanly on SIGINT/SIGTERM with the WAL synced. Ingest, query and the collector are wired in
-//! by the issues that build them.
+//! `strata server` opens the store under `--data-dir` (replaying the WAL; flush, compaction and
+//! retention run in the background), serves the push APIs (Parca `WriteRaw`, Pyroscope `Push`
+//! over gRPC) and `/healthy`, `/ready` on `--listen`, and shuts down cleanly on SIGINT/SIGTERM
+//! with the WAL synced. The collector, scraping and queries are wired in by later issues.
 
 use std::path::PathBuf;
 
@@ -23,9 +23,15 @@ struct Cli {
 enum Command {
     /// Run the Strata server.
     Server {
+        /// Address for gRPC and HTTP.
+        #[arg(long, default_value = "127.0.0.1:7070")]
+        listen: std::net::SocketAddr,
         /// Directory for the WAL and (by default) the blocks.
         #[arg(long, default_value = "./data")]
         data_dir: PathBuf,
+        /// Do not start the eBPF collector (accepted now; the collector comes later).
+        #[arg(long)]
+        no_collector: bool,
         /// YAML config file; its `engine:` section is an `EngineConfig`.
         #[arg(long)]
         config: Option<PathBuf>,
@@ -47,7 +53,11 @@ async fn wait_for_shutdown() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn server(data_dir: PathBuf, config: Option<PathBuf>) -> anyhow::Result<()> {
+async fn server(
+    listen: std::net::SocketAddr,
+    data_dir: PathBuf,
+    config: Option<PathBuf>,
+) -> anyhow::Result<()> {
     let mut engine_config = match &config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -63,12 +73,23 @@ async fn server(data_dir: PathBuf, config: Option<PathBuf>) -> anyhow::Result<()
         .await
         .context("opening the store")?;
     let stats = engine.stats();
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
     info!(
+        %listen,
         blocks = stats.blocks,
         head_samples = stats.head.samples,
         "strata server running; Ctrl-C to stop"
     );
-    wait_for_shutdown().await?;
+    let app = strata_server::App::new(engine.clone());
+    strata_server::serve(app, listener, async {
+        if let Err(e) = wait_for_shutdown().await {
+            tracing::error!(error = %e, "waiting for a shutdown signal failed");
+        }
+    })
+    .await
+    .context("serving")?;
     info!("shutting down");
     engine.close().await.context("closing the store")?;
     Ok(())
@@ -85,6 +106,11 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     match cli.command {
-        Command::Server { data_dir, config } => runtime.block_on(server(data_dir, config)),
+        Command::Server {
+            listen,
+            data_dir,
+            config,
+            no_collector: _,
+        } => runtime.block_on(server(listen, data_dir, config)),
     }
 }

@@ -1,0 +1,59 @@
+//! [`App`]: what the handlers share, and the router that serves them.
+
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use strata_engine::Engine;
+use strata_ingest::{DecodeLimits, DeltaTracker};
+use strata_proto::parca::profile_store_service_server::ProfileStoreServiceServer;
+use strata_proto::pyroscope::push::v1::pusher_service_server::PusherServiceServer;
+use tokio::net::TcpListener;
+
+use crate::grpc::{ParcaProfileStore, PyroscopePusher};
+
+/// State shared by every handler.
+pub struct App {
+    /// The store.
+    pub engine: Engine,
+    /// Baselines for server-side deltas of cumulative profiles.
+    pub deltas: Mutex<DeltaTracker>,
+    /// Body and decompression limits.
+    pub limits: DecodeLimits,
+}
+
+impl App {
+    /// An app over `engine` with default limits.
+    pub fn new(engine: Engine) -> Arc<App> {
+        Arc::new(App {
+            engine,
+            deltas: Mutex::new(DeltaTracker::new(100_000)),
+            limits: DecodeLimits::default(),
+        })
+    }
+}
+
+/// Native gRPC and HTTP on one router.
+pub fn router(app: Arc<App>) -> axum::Router {
+    let max = app.limits.max_body_bytes as usize;
+    let grpc = tonic::service::Routes::new(
+        ProfileStoreServiceServer::new(ParcaProfileStore(app.clone()))
+            .max_decoding_message_size(max),
+    )
+    .add_service(
+        PusherServiceServer::new(PyroscopePusher(app.clone())).max_decoding_message_size(max),
+    )
+    .into_axum_router();
+    grpc.merge(crate::http::routes(app))
+}
+
+/// Serves `router(app)` on `listener` (HTTP/1.1 and HTTP/2 without TLS) until `shutdown`
+/// resolves.
+pub async fn serve(
+    app: Arc<App>,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(app))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,17 @@
+//! The `strata` server, as a library so tests can run it in-process.
+//!
+//! - [`App`]: the engine plus ingest state (delta baselines, decode limits);
+//! - [`router`]: one `axum::Router` serving native gRPC (Parca's
+//!   `parca.profilestore.v1alpha1.ProfileStoreService/WriteRaw`, Pyroscope's
+//!   `push.v1.PusherService/Push`) and HTTP (`/healthy`, `/ready`) on one port;
+//! - [`serve`]: runs the router on a listener until shutdown.
+//!
+//! Still to come (issue [2/8]): gRPC-web under `/api`, Connect and `/ingest` for Pyroscope,
+//! OTLP, `/metrics`, `/debug/pprof/profile`, the scraper.
+#![deny(missing_docs)]
+
+mod app;
+mod grpc;
+mod http;
+
+pub use app::{App, router, serve};

@@ -1,0 +1,204 @@
+//! Push over real gRPC (h2c on a local port): Parca `WriteRaw` and Pyroscope `Push`, read back
+//! through the engine; bad input gets a clear status and stores nothing.
+
+use prost::Message;
+use strata_engine::{Engine, EngineConfig, LabelMatcher, ScanRequest, TimeRange};
+use strata_proto::parca::profile_store_service_client::ProfileStoreServiceClient;
+use strata_proto::parca::{Label, LabelSet, RawProfileSeries, RawSample, WriteRawRequest};
+use strata_proto::pprof::{Function, Line, Location, Profile, Sample, ValueType};
+use strata_proto::pyroscope::push::v1::pusher_service_client::PusherServiceClient;
+use strata_proto::pyroscope::{push::v1 as push, types::v1 as types};
+
+fn cpu_profile(samples: i64) -> Vec<u8> {
+    let strings: Vec<String> = ["", "samples", "count", "cpu", "nanoseconds", "main"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    Profile {
+        sample_type: vec![
+            ValueType { r#type: 1, unit: 2 },
+            ValueType { r#type: 3, unit: 4 },
+        ],
+        period_type: Some(ValueType { r#type: 3, unit: 4 }),
+        period: 10_000_000,
+        time_nanos: 1_700_000_000_000_000_000,
+        function: vec![Function {
+            id: 1,
+            name: 5,
+            ..Default::default()
+        }],
+        location: vec![Location {
+            id: 1,
+            line: vec![Line {
+                function_id: 1,
+                line: 2,
+                column: 0,
+            }],
+            ..Default::default()
+        }],
+        sample: vec![Sample {
+            location_id: vec![1],
+            value: vec![samples, samples * 10_000_000],
+            label: vec![],
+        }],
+        string_table: strings,
+        ..Default::default()
+    }
+    .encode_to_vec()
+}
+
+async fn total(engine: &Engine, matcher: LabelMatcher) -> i64 {
+    let out = engine
+        .scan(ScanRequest {
+            profile_type: "process_cpu:samples:count:cpu:nanoseconds:delta"
+                .parse()
+                .unwrap(),
+            matchers: vec![matcher],
+            range: TimeRange::ALL,
+        })
+        .await
+        .unwrap();
+    use arrow::array::AsArray;
+    out.collect()
+        .await
+        .unwrap()
+        .iter()
+        .map(|b| {
+            b.column(5)
+                .as_primitive::<arrow::datatypes::Int64Type>()
+                .values()
+                .iter()
+                .sum::<i64>()
+        })
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parca_and_pyroscope_pushes_over_grpc() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = EngineConfig::new(dir.path());
+    config.background = false;
+    let engine = Engine::open(config).await.unwrap();
+    let app = strata_server::App::new(engine.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(strata_server::serve(app, listener, async {
+        let _ = stopped.await;
+    }));
+    let url = format!("http://{addr}");
+
+    let mut parca = ProfileStoreServiceClient::connect(url.clone())
+        .await
+        .unwrap();
+    let labels = |pairs: &[(&str, &str)]| {
+        Some(LabelSet {
+            labels: pairs
+                .iter()
+                .map(|(n, v)| Label {
+                    name: n.to_string(),
+                    value: v.to_string(),
+                })
+                .collect(),
+        })
+    };
+    parca
+        .write_raw(WriteRawRequest {
+            series: vec![RawProfileSeries {
+                labels: labels(&[("__name__", "process_cpu"), ("job", "parca")]),
+                samples: vec![RawSample {
+                    raw_profile: cpu_profile(3),
+                }],
+            }],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(total(&engine, LabelMatcher::equal("job", "parca")).await, 3);
+
+    let mut pyroscope = PusherServiceClient::connect(url.clone()).await.unwrap();
+    pyroscope
+        .push(push::PushRequest {
+            series: vec![push::RawProfileSeries {
+                labels: vec![
+                    types::LabelPair {
+                        name: "__name__".into(),
+                        value: "process_cpu".into(),
+                    },
+                    types::LabelPair {
+                        name: "service_name".into(),
+                        value: "checkout".into(),
+                    },
+                ],
+                samples: vec![push::RawSample {
+                    raw_profile: cpu_profile(5),
+                    id: "a".into(),
+                }],
+                annotations: vec![],
+            }],
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        total(&engine, LabelMatcher::equal("service_name", "checkout")).await,
+        5
+    );
+
+    // Bad input: a clear status, nothing stored.
+    let before = engine.stats().head.samples;
+    let mut truncated = cpu_profile(1);
+    truncated.truncate(truncated.len() - 4);
+    let err = parca
+        .write_raw(WriteRawRequest {
+            series: vec![RawProfileSeries {
+                labels: labels(&[("__name__", "process_cpu")]),
+                samples: vec![
+                    RawSample {
+                        raw_profile: cpu_profile(1),
+                    },
+                    RawSample {
+                        raw_profile: truncated,
+                    },
+                ],
+            }],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(
+        err.message().contains("bad pprof protobuf"),
+        "{}",
+        err.message()
+    );
+    let err = parca
+        .write_raw(WriteRawRequest {
+            series: vec![RawProfileSeries {
+                labels: labels(&[("job", "x")]),
+                samples: vec![RawSample {
+                    raw_profile: cpu_profile(1),
+                }],
+            }],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(err.message().contains("__name__"), "{}", err.message());
+    assert_eq!(engine.stats().head.samples, before);
+
+    // Plain HTTP on the same port.
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream
+        .write_all(b"GET /healthy HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+    engine.close().await.unwrap();
+}
