@@ -1,16 +1,19 @@
-//! Plain HTTP routes: health and readiness.
+//! Plain HTTP routes: health, readiness, and Pyroscope's legacy `/ingest`.
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::get;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
 
 use crate::app::App;
 
-/// `/healthy` and `/ready` (the store is open once the app exists).
+/// `/healthy` and `/ready` (the store is open once the app exists), `/ingest`.
 pub(crate) fn routes(app: Arc<App>) -> Router {
     Router::new()
         .route("/healthy", get(|| async { "ok\n" }))
         .route("/ready", get(|| async { "ready\n" }))
+        .route("/ingest", post(crate::pyroscope_ingest::ingest))
+        .layer(DefaultBodyLimit::max(app.limits.max_body_bytes as usize))
         .with_state(app)
 }

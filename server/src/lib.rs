@@ -3,15 +3,17 @@
 //! - [`App`]: the engine plus ingest state (delta baselines, decode limits);
 //! - [`router`]: one `axum::Router` serving native gRPC (Parca's
 //!   `parca.profilestore.v1alpha1.ProfileStoreService/WriteRaw`, Pyroscope's
-//!   `push.v1.PusherService/Push`) and HTTP (`/healthy`, `/ready`) on one port;
+//!   `push.v1.PusherService/Push`) and HTTP (`/healthy`, `/ready`, Pyroscope's legacy
+//!   `/ingest` with pprof or folded bodies) on one port;
 //! - [`serve`]: runs the router on a listener until shutdown.
 //!
-//! Still to come (issue [2/8]): gRPC-web under `/api`, Connect and `/ingest` for Pyroscope,
-//! OTLP, `/metrics`, `/debug/pprof/profile`, the scraper.
+//! Still to come (issue [2/8]): gRPC-web under `/api`, Connect for Pyroscope, multipart
+//! `/ingest`, OTLP, `/metrics`, `/debug/pprof/profile`, the scraper.
 #![deny(missing_docs)]
 
 mod app;
 mod grpc;
 mod http;
+mod pyroscope_ingest;
 
 pub use app::{App, router, serve};

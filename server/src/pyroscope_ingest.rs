@@ -1,0 +1,149 @@
+//! Pyroscope's legacy `POST /ingest?name=app.cpu{k=v}&from=&until=&format=&sampleRate=&spyName=`
+//! with a raw pprof body or folded text (`format=folded`, the default for non-pprof bodies).
+//! The application name becomes the `service_name` label, as Pyroscope does.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use strata_engine::{Labels, ProfileType, SampleBatchBuilder};
+use strata_ingest::{
+    AppName, ProfileSource, decompress, folded_into, normalize_with_deltas, parse_app_name,
+    parse_folded,
+};
+
+use crate::app::App;
+
+/// The `__name__` Pyroscope gives a legacy profile kind.
+fn name_for_kind(kind: &str) -> &str {
+    match kind {
+        "cpu" | "itimer" | "wall" => "process_cpu",
+        "alloc_objects" | "alloc_space" | "inuse_objects" | "inuse_space" => "memory",
+        "goroutine" | "goroutines" => "goroutine",
+        "mutex_count" | "mutex_duration" => "mutex",
+        "block_count" | "block_duration" => "block",
+        other => other,
+    }
+}
+
+fn bad(message: impl ToString) -> (StatusCode, String) {
+    (StatusCode::BAD_REQUEST, message.to_string())
+}
+
+fn labels_of(app: &AppName, spy: Option<&String>) -> Vec<(String, String)> {
+    let mut labels: Vec<(String, String)> = app
+        .labels
+        .iter()
+        .filter(|(k, _)| k != "service_name")
+        .cloned()
+        .collect();
+    labels.push(("service_name".into(), app.service_name.clone()));
+    if let Some(spy) = spy {
+        labels.push(("pyroscope_spy".into(), spy.clone()));
+    }
+    labels
+}
+
+/// `POST /ingest`.
+pub(crate) async fn ingest(
+    State(app): State<Arc<App>>,
+    Query(params): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Result<StatusCode, (StatusCode, String)> {
+    let name = params
+        .get("name")
+        .ok_or_else(|| bad("missing query parameter name"))?;
+    let app_name = parse_app_name(name).map_err(bad)?;
+    let kind = app_name.kind.clone().unwrap_or_else(|| "cpu".into());
+    let seconds = |key: &str| -> Result<Option<i64>, (StatusCode, String)> {
+        params
+            .get(key)
+            .map(|v| {
+                v.parse::<i64>()
+                    .map_err(|_| bad(format!("{key}={v:?} is not a number of seconds")))
+            })
+            .transpose()
+    };
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let from = seconds("from")?.unwrap_or(now_s);
+    let until = seconds("until")?.unwrap_or(from).max(from);
+    let labels = labels_of(&app_name, params.get("spyName"));
+    let raw = decompress(&body, &app.limits).map_err(|e| (status_of(&e), e.to_string()))?;
+    let format = params.get("format").map(String::as_str).unwrap_or("folded");
+    let mut b = SampleBatchBuilder::new();
+    match format {
+        "pprof" => {
+            let profile = strata_ingest::decode_pprof(&raw, &app.limits).map_err(bad)?;
+            let mut with_name = labels.clone();
+            with_name.push(("__name__".into(), name_for_kind(&kind).into()));
+            let source = ProfileSource::from_labels(with_name, from.saturating_mul(1_000_000_000))
+                .map_err(bad)?;
+            let mut deltas = app.deltas.lock();
+            normalize_with_deltas(&profile, &source, &mut deltas, &mut b).map_err(bad)?;
+        }
+        "folded" => {
+            let text = std::str::from_utf8(&raw).map_err(|_| bad("folded body is not UTF-8"))?;
+            let stacks = parse_folded(text).map_err(bad)?;
+            let sample_rate: i64 =
+                match params.get("sampleRate") {
+                    Some(v) => v.parse().ok().filter(|r| *r > 0).ok_or_else(|| {
+                        bad(format!("sampleRate={v:?} is not a positive integer"))
+                    })?,
+                    None => 100,
+                };
+            let units = params.get("units").map(String::as_str).unwrap_or("samples");
+            let pt = if name_for_kind(&kind) == "process_cpu" {
+                ProfileType::new(
+                    "process_cpu",
+                    "samples",
+                    "count",
+                    "cpu",
+                    "nanoseconds",
+                    true,
+                )
+            } else {
+                ProfileType::new(name_for_kind(&kind), &kind, units, &kind, units, false)
+            }
+            .map_err(bad)?;
+            let labels = Labels::new(labels).map_err(bad)?;
+            folded_into(
+                &stacks,
+                &pt,
+                labels,
+                from.saturating_mul(1_000_000_000),
+                (until - from).saturating_mul(1_000_000_000),
+                1_000_000_000 / sample_rate,
+                &mut b,
+            );
+        }
+        other => {
+            return Err(bad(format!(
+                "format={other:?} is not supported (pprof, folded)"
+            )));
+        }
+    }
+    let batch = b.build().map_err(bad)?;
+    app.engine.append(&batch).await.map_err(|e| match e {
+        strata_engine::Error::LimitExceeded { .. } => {
+            (StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
+        }
+        strata_engine::Error::WalUnavailable { .. } => {
+            (StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+        }
+        other => (StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
+    })?;
+    Ok(StatusCode::OK)
+}
+
+fn status_of(e: &strata_ingest::Error) -> StatusCode {
+    match e {
+        strata_ingest::Error::BodyTooLarge { .. }
+        | strata_ingest::Error::DecompressedTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
