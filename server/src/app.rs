@@ -6,10 +6,9 @@ use parking_lot::Mutex;
 use strata_engine::Engine;
 use strata_ingest::{DecodeLimits, DeltaTracker};
 use strata_proto::parca::profile_store_service_server::ProfileStoreServiceServer;
-use strata_proto::pyroscope::push::v1::pusher_service_server::PusherServiceServer;
 use tokio::net::TcpListener;
 
-use crate::grpc::{ParcaProfileStore, PyroscopePusher};
+use crate::grpc::ParcaProfileStore;
 
 /// State shared by every handler.
 pub struct App {
@@ -35,12 +34,11 @@ impl App {
 /// Native gRPC and HTTP on one router.
 pub fn router(app: Arc<App>) -> axum::Router {
     let max = app.limits.max_body_bytes as usize;
+    // Pyroscope's Push path serves both gRPC and Connect, so it has its own route (see
+    // `connect`); Parca's service is plain gRPC.
     let grpc = tonic::service::Routes::new(
         ProfileStoreServiceServer::new(ParcaProfileStore(app.clone()))
             .max_decoding_message_size(max),
-    )
-    .add_service(
-        PusherServiceServer::new(PyroscopePusher(app.clone())).max_decoding_message_size(max),
     )
     .into_axum_router();
     grpc.merge(crate::http::routes(app))

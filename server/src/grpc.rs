@@ -11,7 +11,7 @@ use tonic::{Request, Response, Status};
 
 use crate::app::App;
 
-fn now_ns() -> i64 {
+pub(crate) fn now_ns() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as i64)
@@ -20,7 +20,7 @@ fn now_ns() -> i64 {
 
 /// A gRPC status that says what was wrong: bad input is `InvalidArgument`, a limit
 /// `ResourceExhausted`, a store that cannot take writes `Unavailable`.
-fn ingest_status(e: strata_ingest::Error) -> Status {
+pub(crate) fn ingest_status(e: strata_ingest::Error) -> Status {
     use strata_ingest::Error as E;
     match e {
         E::BodyTooLarge { .. } | E::DecompressedTooLarge { .. } => {
@@ -31,7 +31,7 @@ fn ingest_status(e: strata_ingest::Error) -> Status {
     }
 }
 
-fn engine_status(e: strata_engine::Error) -> Status {
+pub(crate) fn engine_status(e: strata_engine::Error) -> Status {
     use strata_engine::Error as E;
     match e {
         E::LimitExceeded { .. } => Status::resource_exhausted(e.to_string()),

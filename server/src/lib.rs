@@ -7,11 +7,14 @@
 //!   `/ingest` with pprof or folded bodies) on one port;
 //! - [`serve`]: runs the router on a listener until shutdown.
 //!
-//! Still to come (issue [2/8]): gRPC-web under `/api`, Connect for Pyroscope, multipart
+//! Pyroscope's Push also speaks Connect (`application/proto`, gzip) on the same path.
+//!
+//! Still to come (issue [2/8]): gRPC-web under `/api`, Connect JSON, multipart
 //! `/ingest`, OTLP, `/metrics`, `/debug/pprof/profile`, the scraper.
 #![deny(missing_docs)]
 
 mod app;
+mod connect;
 mod grpc;
 mod http;
 mod pyroscope_ingest;

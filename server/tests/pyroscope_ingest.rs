@@ -1,27 +1,12 @@
 //! Pyroscope's legacy `/ingest` over real HTTP: folded text and pprof bodies, read back through
 //! the engine; bad input gets a 4xx that says why and stores nothing.
 
+mod common;
+
+use common::post;
 use prost::Message;
 use strata_engine::{Engine, EngineConfig, LabelMatcher, ScanRequest, TimeRange};
 use strata_proto::pprof::{Function, Line, Location, Profile, Sample, ValueType};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-async fn post(addr: std::net::SocketAddr, path: &str, body: &[u8]) -> (u16, String) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).await.unwrap();
-    // A server refusing an oversized body may answer and close before reading it all.
-    let _ = s.write_all(body).await;
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out).await;
-    let text = String::from_utf8_lossy(&out).to_string();
-    let status = text[9..12].parse().unwrap();
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
-    (status, body)
-}
 
 async fn values(engine: &Engine, pt: &str, service: &str) -> Vec<i64> {
     let out = engine

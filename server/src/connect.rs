@@ -1,0 +1,100 @@
+//! `POST /push.v1.PusherService/Push`: gRPC (content type `application/grpc…`, handed to the
+//! tonic service) and the Connect protocol's unary call (`application/proto`, optionally
+//! `Content-Encoding: gzip`), which is what today's Pyroscope SDKs send.
+
+use std::sync::Arc;
+
+use axum::body::{Body, to_bytes};
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use prost::Message;
+use strata_proto::pyroscope::push::v1::pusher_service_server::PusherServiceServer;
+use strata_proto::pyroscope::push::v1::{PushRequest, PushResponse};
+use tonic::{Code, Status};
+use tower::ServiceExt;
+
+use crate::app::App;
+use crate::grpc::{PyroscopePusher, engine_status, ingest_status, now_ns};
+
+/// A Connect error: HTTP status by code, JSON body `{"code": …, "message": …}`.
+fn connect_error(status: Status) -> Response {
+    let (http, code) = match status.code() {
+        Code::InvalidArgument => (StatusCode::BAD_REQUEST, "invalid_argument"),
+        Code::ResourceExhausted => (StatusCode::TOO_MANY_REQUESTS, "resource_exhausted"),
+        Code::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        Code::Unimplemented => (StatusCode::NOT_FOUND, "unimplemented"),
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+    };
+    let body = serde_json::json!({ "code": code, "message": status.message() }).to_string();
+    (http, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// The Push route.
+pub(crate) async fn push(State(app): State<Arc<App>>, req: Request) -> Response {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    if content_type.starts_with("application/grpc") {
+        let svc = PusherServiceServer::new(PyroscopePusher(app.clone()))
+            .max_decoding_message_size(app.limits.max_body_bytes as usize);
+        return match svc.oneshot(req).await {
+            Ok(response) => response.map(Body::new),
+            Err(never) => match never {},
+        };
+    }
+    match connect_push(&app, &content_type, req).await {
+        Ok(()) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/proto")],
+            PushResponse {}.encode_to_vec(),
+        )
+            .into_response(),
+        Err(status) => connect_error(status),
+    }
+}
+
+async fn connect_push(app: &App, content_type: &str, req: Request) -> Result<(), Status> {
+    if content_type != "application/proto" {
+        return Err(Status::invalid_argument(format!(
+            "content type {content_type:?} is not supported here; send application/proto (Connect) or application/grpc"
+        )));
+    }
+    let encoding = req
+        .headers()
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("identity")
+        .to_owned();
+    let max = app.limits.max_body_bytes as usize;
+    let body = to_bytes(req.into_body(), max).await.map_err(|_| {
+        Status::resource_exhausted(format!("body over {max} bytes (ingest.max_body_bytes)"))
+    })?;
+    let raw = match encoding.as_str() {
+        "identity" => body.to_vec(),
+        "gzip" => {
+            if !strata_ingest::is_gzip(&body) {
+                return Err(Status::invalid_argument(
+                    "Content-Encoding is gzip but the body is not",
+                ));
+            }
+            strata_ingest::decompress(&body, &app.limits).map_err(ingest_status)?
+        }
+        other => {
+            return Err(Status::invalid_argument(format!(
+                "Content-Encoding {other:?} is not supported"
+            )));
+        }
+    };
+    let request = PushRequest::decode(raw.as_slice())
+        .map_err(|e| Status::invalid_argument(format!("bad push.v1.PushRequest protobuf: {e}")))?;
+    let batch = {
+        let mut deltas = app.deltas.lock();
+        strata_ingest::pyroscope_push(&request, &app.limits, now_ns(), &mut deltas)
+            .map_err(ingest_status)?
+    };
+    app.engine.append(&batch).await.map_err(engine_status)
+}

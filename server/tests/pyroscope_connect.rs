@@ -1,0 +1,141 @@
+//! Pyroscope's Push over the Connect protocol (what the SDKs send): `application/proto`,
+//! gzipped, on the same path as the gRPC service; errors are Connect JSON errors.
+
+mod common;
+
+use std::io::Write;
+
+use common::post_with;
+use prost::Message;
+use strata_engine::{Engine, EngineConfig, LabelMatcher, TimeRange};
+use strata_proto::pprof::{Function, Line, Location, Profile, Sample, ValueType};
+use strata_proto::pyroscope::{push::v1 as push, types::v1 as types};
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+fn push_request(service: &str) -> Vec<u8> {
+    let strings: Vec<String> = ["", "cpu", "nanoseconds", "main"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let profile = Profile {
+        sample_type: vec![ValueType { r#type: 1, unit: 2 }],
+        period_type: Some(ValueType { r#type: 1, unit: 2 }),
+        period: 10_000_000,
+        time_nanos: 1_700_000_000_000_000_000,
+        function: vec![Function {
+            id: 1,
+            name: 3,
+            ..Default::default()
+        }],
+        location: vec![Location {
+            id: 1,
+            line: vec![Line {
+                function_id: 1,
+                line: 2,
+                column: 0,
+            }],
+            ..Default::default()
+        }],
+        sample: vec![Sample {
+            location_id: vec![1],
+            value: vec![20_000_000],
+            label: vec![],
+        }],
+        string_table: strings,
+        ..Default::default()
+    };
+    push::PushRequest {
+        series: vec![push::RawProfileSeries {
+            labels: vec![
+                types::LabelPair {
+                    name: "__name__".into(),
+                    value: "process_cpu".into(),
+                },
+                types::LabelPair {
+                    name: "service_name".into(),
+                    value: service.into(),
+                },
+            ],
+            samples: vec![push::RawSample {
+                raw_profile: gzip(&profile.encode_to_vec()),
+                id: "1".into(),
+            }],
+            annotations: vec![],
+        }],
+    }
+    .encode_to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_push_gzipped_proto() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = EngineConfig::new(dir.path());
+    config.background = false;
+    let engine = Engine::open(config).await.unwrap();
+    let app = strata_server::App::new(engine.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(strata_server::serve(app, listener, std::future::pending()));
+    let path = "/push.v1.PusherService/Push";
+    let proto = [
+        ("Content-Type", "application/proto"),
+        ("Connect-Protocol-Version", "1"),
+    ];
+    let gzipped = [
+        ("Content-Type", "application/proto"),
+        ("Content-Encoding", "gzip"),
+    ];
+
+    let (status, body) = post_with(addr, path, &gzipped, &gzip(&push_request("cart"))).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = post_with(addr, path, &proto, &push_request("shop")).await;
+    assert_eq!(status, 200, "{body}");
+    let services = engine
+        .label_values("service_name", None, &[], TimeRange::ALL)
+        .await
+        .unwrap();
+    assert_eq!(services, vec!["cart", "shop"]);
+    let pt = "process_cpu:cpu:nanoseconds:cpu:nanoseconds:delta"
+        .parse()
+        .unwrap();
+    let names = engine
+        .label_names(
+            Some(&pt),
+            &[LabelMatcher::equal("service_name", "cart")],
+            TimeRange::ALL,
+        )
+        .await
+        .unwrap();
+    assert_eq!(names, vec!["service_name"]);
+
+    // Errors: Connect JSON with a code and a message; nothing stored.
+    let before = engine.stats().head.samples;
+    let (status, body) = post_with(addr, path, &gzipped, b"not gzip at all").await;
+    assert_eq!(status, 400);
+    assert!(
+        body.contains("\"code\":\"invalid_argument\"") && body.contains("gzip"),
+        "{body}"
+    );
+    let (status, body) = post_with(addr, path, &proto, &push_request("x")[..20]).await;
+    assert_eq!(status, 400);
+    assert!(body.contains("bad push.v1.PushRequest protobuf"), "{body}");
+    let (status, body) = post_with(addr, path, &[("Content-Type", "text/plain")], b"hi").await;
+    assert_eq!(status, 400);
+    assert!(body.contains("application/proto"), "{body}");
+    let bomb = gzip(&vec![0u8; 80 << 20]);
+    let (status, body) = post_with(addr, path, &gzipped, &bomb).await;
+    assert_eq!(status, 429, "{body}");
+    assert!(
+        body.contains("resource_exhausted") && body.contains("decompresses"),
+        "{body}"
+    );
+    assert_eq!(engine.stats().head.samples, before);
+
+    server.abort();
+    engine.close().await.unwrap();
+}
