@@ -18,6 +18,8 @@ pub struct App {
     pub deltas: Mutex<DeltaTracker>,
     /// Body and decompression limits.
     pub limits: DecodeLimits,
+    /// Push counters for `/metrics`.
+    pub counters: crate::metrics::IngestCounters,
 }
 
 impl App {
@@ -27,6 +29,7 @@ impl App {
             engine,
             deltas: Mutex::new(DeltaTracker::new(100_000)),
             limits: DecodeLimits::default(),
+            counters: Default::default(),
         })
     }
 }

@@ -46,8 +46,14 @@ pub(crate) async fn push(State(app): State<Arc<App>>, req: Request) -> Response 
             Err(never) => match never {},
         };
     }
-    match connect_push(&app, &content_type, req).await {
-        Ok(()) => (
+    let result = connect_push(&app, &content_type, req).await;
+    app.counters.record(
+        "pyroscope_connect",
+        result.is_ok(),
+        *result.as_ref().unwrap_or(&0),
+    );
+    match result {
+        Ok(_) => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, "application/proto")],
             PushResponse {}.encode_to_vec(),
@@ -57,7 +63,7 @@ pub(crate) async fn push(State(app): State<Arc<App>>, req: Request) -> Response 
     }
 }
 
-async fn connect_push(app: &App, content_type: &str, req: Request) -> Result<(), Status> {
+async fn connect_push(app: &App, content_type: &str, req: Request) -> Result<u64, Status> {
     if content_type != "application/proto" {
         return Err(Status::invalid_argument(format!(
             "content type {content_type:?} is not supported here; send application/proto (Connect) or application/grpc"
@@ -96,5 +102,6 @@ async fn connect_push(app: &App, content_type: &str, req: Request) -> Result<(),
         strata_ingest::pyroscope_push(&request, &app.limits, now_ns(), &mut deltas)
             .map_err(ingest_status)?
     };
-    app.engine.append(&batch).await.map_err(engine_status)
+    app.engine.append(&batch).await.map_err(engine_status)?;
+    Ok(batch.num_samples() as u64)
 }

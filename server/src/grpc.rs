@@ -53,13 +53,24 @@ impl ProfileStoreService for ParcaProfileStore {
         request: Request<WriteRawRequest>,
     ) -> Result<Response<WriteRawResponse>, Status> {
         let app = &self.0;
-        let batch = {
-            let mut deltas = app.deltas.lock();
-            strata_ingest::parca_write_raw(request.get_ref(), &app.limits, now_ns(), &mut deltas)
+        let result = async {
+            let batch = {
+                let mut deltas = app.deltas.lock();
+                strata_ingest::parca_write_raw(
+                    request.get_ref(),
+                    &app.limits,
+                    now_ns(),
+                    &mut deltas,
+                )
                 .map_err(ingest_status)?
-        };
-        app.engine.append(&batch).await.map_err(engine_status)?;
-        Ok(Response::new(WriteRawResponse {}))
+            };
+            app.engine.append(&batch).await.map_err(engine_status)?;
+            Ok(batch.num_samples() as u64)
+        }
+        .await;
+        app.counters
+            .record("parca_grpc", result.is_ok(), *result.as_ref().unwrap_or(&0));
+        result.map(|_| Response::new(WriteRawResponse {}))
     }
 }
 
@@ -70,12 +81,21 @@ pub(crate) struct PyroscopePusher(pub Arc<App>);
 impl PusherService for PyroscopePusher {
     async fn push(&self, request: Request<PushRequest>) -> Result<Response<PushResponse>, Status> {
         let app = &self.0;
-        let batch = {
-            let mut deltas = app.deltas.lock();
-            strata_ingest::pyroscope_push(request.get_ref(), &app.limits, now_ns(), &mut deltas)
-                .map_err(ingest_status)?
-        };
-        app.engine.append(&batch).await.map_err(engine_status)?;
-        Ok(Response::new(PushResponse {}))
+        let result = async {
+            let batch = {
+                let mut deltas = app.deltas.lock();
+                strata_ingest::pyroscope_push(request.get_ref(), &app.limits, now_ns(), &mut deltas)
+                    .map_err(ingest_status)?
+            };
+            app.engine.append(&batch).await.map_err(engine_status)?;
+            Ok(batch.num_samples() as u64)
+        }
+        .await;
+        app.counters.record(
+            "pyroscope_grpc",
+            result.is_ok(),
+            *result.as_ref().unwrap_or(&0),
+        );
+        result.map(|_| Response::new(PushResponse {}))
     }
 }

@@ -14,6 +14,7 @@ pub(crate) fn routes(app: Arc<App>) -> Router {
         .route("/healthy", get(|| async { "ok\n" }))
         .route("/ready", get(|| async { "ready\n" }))
         .route("/ingest", post(crate::pyroscope_ingest::ingest))
+        .route("/metrics", get(crate::metrics::metrics))
         .route("/push.v1.PusherService/Push", post(crate::connect::push))
         .layer(DefaultBodyLimit::max(app.limits.max_body_bytes as usize))
         .with_state(app)

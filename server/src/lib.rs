@@ -4,19 +4,21 @@
 //! - [`router`]: one `axum::Router` serving native gRPC (Parca's
 //!   `parca.profilestore.v1alpha1.ProfileStoreService/WriteRaw`, Pyroscope's
 //!   `push.v1.PusherService/Push`) and HTTP (`/healthy`, `/ready`, Pyroscope's legacy
-//!   `/ingest` with pprof or folded bodies) on one port;
+//!   `/ingest` with pprof or folded bodies, `/metrics`) on one port;
 //! - [`serve`]: runs the router on a listener until shutdown.
 //!
 //! Pyroscope's Push also speaks Connect (`application/proto`, gzip) on the same path.
 //!
 //! Still to come (issue [2/8]): gRPC-web under `/api`, Connect JSON, multipart
-//! `/ingest`, OTLP, `/metrics`, `/debug/pprof/profile`, the scraper.
+//! `/ingest`, OTLP, `/debug/pprof/profile`, the scraper.
 #![deny(missing_docs)]
 
 mod app;
 mod connect;
 mod grpc;
 mod http;
+mod metrics;
 mod pyroscope_ingest;
 
 pub use app::{App, router, serve};
+pub use metrics::IngestCounters;

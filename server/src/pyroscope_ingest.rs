@@ -52,6 +52,21 @@ pub(crate) async fn ingest(
     Query(params): Query<HashMap<String, String>>,
     body: Bytes,
 ) -> Result<StatusCode, (StatusCode, String)> {
+    let result = store(&app, &params, &body).await;
+    app.counters.record(
+        "pyroscope_ingest",
+        result.is_ok(),
+        *result.as_ref().unwrap_or(&0),
+    );
+    result.map(|_| StatusCode::OK)
+}
+
+/// Parses and stores one `/ingest` body; returns the samples stored.
+async fn store(
+    app: &App,
+    params: &HashMap<String, String>,
+    body: &[u8],
+) -> Result<u64, (StatusCode, String)> {
     let name = params
         .get("name")
         .ok_or_else(|| bad("missing query parameter name"))?;
@@ -73,7 +88,7 @@ pub(crate) async fn ingest(
     let from = seconds("from")?.unwrap_or(now_s);
     let until = seconds("until")?.unwrap_or(from).max(from);
     let labels = labels_of(&app_name, params.get("spyName"));
-    let raw = decompress(&body, &app.limits).map_err(|e| (status_of(&e), e.to_string()))?;
+    let raw = decompress(body, &app.limits).map_err(|e| (status_of(&e), e.to_string()))?;
     let format = params.get("format").map(String::as_str).unwrap_or("folded");
     let mut b = SampleBatchBuilder::new();
     match format {
@@ -137,7 +152,7 @@ pub(crate) async fn ingest(
         }
         other => (StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
     })?;
-    Ok(StatusCode::OK)
+    Ok(batch.num_samples() as u64)
 }
 
 fn status_of(e: &strata_ingest::Error) -> StatusCode {

@@ -5,7 +5,7 @@ mod common;
 
 use std::io::Write;
 
-use common::post_with;
+use common::{get, post_with};
 use prost::Message;
 use strata_engine::{Engine, EngineConfig, LabelMatcher, TimeRange};
 use strata_proto::pprof::{Function, Line, Location, Profile, Sample, ValueType};
@@ -135,6 +135,26 @@ async fn connect_push_gzipped_proto() {
         "{body}"
     );
     assert_eq!(engine.stats().head.samples, before);
+
+    // The server reports on itself.
+    let (status, metrics) = get(addr, "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains(
+            r#"strata_ingest_requests_total{protocol="pyroscope_connect",outcome="accepted"} 2"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            r#"strata_ingest_requests_total{protocol="pyroscope_connect",outcome="rejected"} 4"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!("strata_head_samples {before}")),
+        "{metrics}"
+    );
 
     server.abort();
     engine.close().await.unwrap();

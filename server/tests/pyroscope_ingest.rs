@@ -47,6 +47,7 @@ async fn legacy_ingest_takes_folded_and_pprof() {
             max_body_bytes: 1 << 20,
             ..Default::default()
         },
+        counters: Default::default(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -34,3 +34,17 @@ pub async fn post_with(
 pub async fn post(addr: std::net::SocketAddr, path: &str, body: &[u8]) -> (u16, String) {
     post_with(addr, path, &[], body).await
 }
+
+/// A raw HTTP/1.1 GET; returns the status and the body.
+pub async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    let text = String::from_utf8_lossy(&out).to_string();
+    let status = text[9..12].parse().unwrap();
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (status, body)
+}
