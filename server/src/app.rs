@@ -6,9 +6,10 @@ use parking_lot::Mutex;
 use strata_engine::Engine;
 use strata_ingest::{DecodeLimits, DeltaTracker};
 use strata_proto::parca::profile_store_service_server::ProfileStoreServiceServer;
+use strata_proto::pyroscope::push::v1::pusher_service_server::PusherServiceServer;
 use tokio::net::TcpListener;
 
-use crate::grpc::ParcaProfileStore;
+use crate::grpc::{ParcaProfileStore, PyroscopePusher};
 
 /// State shared by every handler.
 pub struct App {
@@ -44,7 +45,17 @@ pub fn router(app: Arc<App>) -> axum::Router {
             .max_decoding_message_size(max),
     )
     .into_axum_router();
-    grpc.merge(crate::http::routes(app))
+    // gRPC-web under /api, as Parca serves its UI: /api/<package.Service>/<Method>.
+    let grpc_web = tonic::service::Routes::new(
+        ProfileStoreServiceServer::new(ParcaProfileStore(app.clone()))
+            .max_decoding_message_size(max),
+    )
+    .add_service(
+        PusherServiceServer::new(PyroscopePusher(app.clone())).max_decoding_message_size(max),
+    )
+    .into_axum_router()
+    .layer(tonic_web::GrpcWebLayer::new());
+    grpc.merge(crate::http::routes(app)).nest("/api", grpc_web)
 }
 
 /// Serves `router(app)` on `listener` (HTTP/1.1 and HTTP/2 without TLS) until `shutdown`

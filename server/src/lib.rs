@@ -9,7 +9,9 @@
 //!
 //! Pyroscope's Push also speaks Connect (`application/proto`, gzip) on the same path.
 //!
-//! Still to come (issue [2/8]): gRPC-web under `/api`, Connect JSON, multipart
+//! The push services are also served over gRPC-web under `/api` (as Parca serves its UI).
+//!
+//! Still to come (issue [2/8]): Connect JSON, multipart
 //! `/ingest`, OTLP, `/debug/pprof/profile`, the scraper.
 #![deny(missing_docs)]
 

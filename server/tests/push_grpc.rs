@@ -1,6 +1,8 @@
 //! Push over real gRPC (h2c on a local port): Parca `WriteRaw` and Pyroscope `Push`, read back
 //! through the engine; bad input gets a clear status and stores nothing.
 
+mod common;
+
 use prost::Message;
 use strata_engine::{Engine, EngineConfig, LabelMatcher, ScanRequest, TimeRange};
 use strata_proto::parca::profile_store_service_client::ProfileStoreServiceClient;
@@ -186,6 +188,60 @@ async fn parca_and_pyroscope_pushes_over_grpc() {
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
     assert!(err.message().contains("__name__"), "{}", err.message());
     assert_eq!(engine.stats().head.samples, before);
+
+    // gRPC-web under /api, as Parca's UI calls it: a length-prefixed message in, the response
+    // and a trailer frame with grpc-status out.
+    let message = WriteRawRequest {
+        series: vec![RawProfileSeries {
+            labels: labels(&[("__name__", "process_cpu"), ("job", "web")]),
+            samples: vec![RawSample {
+                raw_profile: cpu_profile(7),
+            }],
+        }],
+        ..Default::default()
+    }
+    .encode_to_vec();
+    let grpc_web = |message: &[u8]| {
+        let mut frame = vec![0u8];
+        frame.extend_from_slice(&(message.len() as u32).to_be_bytes());
+        frame.extend_from_slice(message);
+        frame
+    };
+    let (status, body) = common::post_with(
+        addr,
+        "/api/parca.profilestore.v1alpha1.ProfileStoreService/WriteRaw",
+        &[
+            ("Content-Type", "application/grpc-web+proto"),
+            ("X-Grpc-Web", "1"),
+        ],
+        &grpc_web(&message),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("grpc-status:0"), "{body:?}");
+    assert_eq!(total(&engine, LabelMatcher::equal("job", "web")).await, 7);
+    let no_name = WriteRawRequest {
+        series: vec![RawProfileSeries {
+            labels: labels(&[("job", "web")]),
+            samples: vec![RawSample {
+                raw_profile: cpu_profile(1),
+            }],
+        }],
+        ..Default::default()
+    }
+    .encode_to_vec();
+    let response = common::post_full(
+        addr,
+        "/api/parca.profilestore.v1alpha1.ProfileStoreService/WriteRaw",
+        &[("Content-Type", "application/grpc-web+proto")],
+        &grpc_web(&no_name),
+    )
+    .await;
+    assert!(
+        response.contains("grpc-status: 3") || response.contains("grpc-status:3"),
+        "{response}"
+    );
+    assert!(response.contains("__name__"), "{response}");
 
     // Plain HTTP on the same port.
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
