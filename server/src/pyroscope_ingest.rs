@@ -1,5 +1,7 @@
 //! Pyroscope's legacy `POST /ingest?name=app.cpu{k=v}&from=&until=&format=&sampleRate=&spyName=`
-//! with a raw pprof body or folded text (`format=folded`, the default for non-pprof bodies).
+//! with a raw pprof body, folded text (`format=folded`, the default), or a `multipart/form-data`
+//! body whose `profile` part is a pprof (what Pyroscope's Go and Java agents send; the
+//! `prev_profile` and `sample_type_config` parts are not used).
 //! The application name becomes the `service_name` label, as Pyroscope does.
 
 use std::collections::HashMap;
@@ -7,7 +9,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use strata_engine::{Labels, ProfileType, SampleBatchBuilder};
 use strata_ingest::{
     AppName, ProfileSource, decompress, folded_into, normalize_with_deltas, parse_app_name,
@@ -50,9 +52,25 @@ fn labels_of(app: &AppName, spy: Option<&String>) -> Vec<(String, String)> {
 pub(crate) async fn ingest(
     State(app): State<Arc<App>>,
     Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<StatusCode, (StatusCode, String)> {
-    let result = store(&app, &params, &body).await;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let result = if content_type.starts_with("multipart/form-data") {
+        match profile_part(content_type, body).await {
+            Ok(profile) => {
+                let mut params = params.clone();
+                params.insert("format".into(), "pprof".into());
+                store(&app, &params, &profile).await
+            }
+            Err(e) => Err(e),
+        }
+    } else {
+        store(&app, &params, &body).await
+    };
     app.counters.record(
         "pyroscope_ingest",
         result.is_ok(),
@@ -153,6 +171,27 @@ async fn store(
         other => (StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
     })?;
     Ok(batch.num_samples() as u64)
+}
+
+/// The `profile` part of a multipart body.
+async fn profile_part(content_type: &str, body: Bytes) -> Result<Bytes, (StatusCode, String)> {
+    let boundary = multer::parse_boundary(content_type)
+        .map_err(|e| bad(format!("bad multipart content type: {e}")))?;
+    let stream = futures::stream::once(async move { Ok::<_, std::io::Error>(body) });
+    let mut form = multer::Multipart::new(stream, boundary);
+    while let Some(field) = form
+        .next_field()
+        .await
+        .map_err(|e| bad(format!("bad multipart body: {e}")))?
+    {
+        if field.name() == Some("profile") {
+            return field
+                .bytes()
+                .await
+                .map_err(|e| bad(format!("bad multipart body: {e}")));
+        }
+    }
+    Err(bad("multipart body has no profile part"))
 }
 
 fn status_of(e: &strata_ingest::Error) -> StatusCode {

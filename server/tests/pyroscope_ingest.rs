@@ -121,6 +121,37 @@ async fn legacy_ingest_takes_folded_and_pprof() {
         vec![4096]
     );
 
+    // The multipart form Pyroscope's agents send: the pprof in the `profile` part.
+    let boundary = "XyZ123";
+    let mut form = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"profile\"; filename=\"profile.pprof\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+    )
+    .into_bytes();
+    form.extend_from_slice(&pprof);
+    form.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let content_type = format!("multipart/form-data; boundary={boundary}");
+    let (status, body) = common::post_with(
+        addr,
+        "/ingest?name=form.alloc_space&from=1700000000",
+        &[("Content-Type", content_type.as_str())],
+        &form,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        values(&engine, "memory:alloc_space:bytes:space:bytes", "form").await,
+        vec![4096]
+    );
+    let (status, body) = common::post_with(
+        addr,
+        "/ingest?name=form.alloc_space",
+        &[("Content-Type", content_type.as_str())],
+        b"--XyZ123--\r\n",
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(body.contains("no profile part"), "{body}");
+
     // Bad input: a 400 that says why; nothing stored.
     let before = engine.stats().head.samples;
     let (status, body) = post(addr, "/ingest?name=shop.cpu&format=folded", b"main;work\n").await;
