@@ -26,10 +26,15 @@ pub struct App {
 impl App {
     /// An app over `engine` with default limits.
     pub fn new(engine: Engine) -> Arc<App> {
+        Self::with_limits(engine, DecodeLimits::default())
+    }
+
+    /// An app over `engine` with the given push limits.
+    pub fn with_limits(engine: Engine, limits: DecodeLimits) -> Arc<App> {
         Arc::new(App {
             engine,
             deltas: Mutex::new(DeltaTracker::new(100_000)),
-            limits: DecodeLimits::default(),
+            limits,
             counters: Default::default(),
         })
     }

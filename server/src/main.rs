@@ -41,7 +41,10 @@ enum Command {
 #[derive(serde::Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 struct FileConfig {
+    /// The store (`EngineConfig`; every field has a default).
     engine: Option<EngineConfig>,
+    /// Push limits: `max_body_bytes`, `max_decompressed_bytes`.
+    ingest: Option<strata_ingest::DecodeLimits>,
 }
 
 async fn wait_for_shutdown() -> anyhow::Result<()> {
@@ -58,16 +61,18 @@ async fn server(
     data_dir: PathBuf,
     config: Option<PathBuf>,
 ) -> anyhow::Result<()> {
-    let mut engine_config = match &config {
+    let file = match &config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading {}", path.display()))?;
-            let file: FileConfig = serde_yaml::from_str(&text)
-                .with_context(|| format!("parsing {}", path.display()))?;
-            file.engine.unwrap_or_default()
+            serde_yaml::from_str::<FileConfig>(&text)
+                .with_context(|| format!("parsing {}", path.display()))?
         }
-        None => EngineConfig::default(),
+        None => FileConfig::default(),
     };
+    let limits = file.ingest.unwrap_or_default();
+    limits.validate().context("ingest limits")?;
+    let mut engine_config = file.engine.unwrap_or_default();
     engine_config.data_dir = data_dir;
     let engine = Engine::open(engine_config)
         .await
@@ -82,7 +87,7 @@ async fn server(
         head_samples = stats.head.samples,
         "strata server running; Ctrl-C to stop"
     );
-    let app = strata_server::App::new(engine.clone());
+    let app = strata_server::App::with_limits(engine.clone(), limits);
     strata_server::serve(app, listener, async {
         if let Err(e) = wait_for_shutdown().await {
             tracing::error!(error = %e, "waiting for a shutdown signal failed");

@@ -40,15 +40,13 @@ async fn legacy_ingest_takes_folded_and_pprof() {
     let mut config = EngineConfig::new(dir.path());
     config.background = false;
     let engine = Engine::open(config).await.unwrap();
-    let app = std::sync::Arc::new(strata_server::App {
-        engine: engine.clone(),
-        deltas: parking_lot::Mutex::new(strata_ingest::DeltaTracker::new(100)),
-        limits: strata_ingest::DecodeLimits {
+    let app = strata_server::App::with_limits(
+        engine.clone(),
+        strata_ingest::DecodeLimits {
             max_body_bytes: 1 << 20,
             ..Default::default()
         },
-        counters: Default::default(),
-    });
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(strata_server::serve(app, listener, std::future::pending()));
