@@ -51,12 +51,20 @@ pub struct Increase {
     pub values: Vec<(StackId, i64)>,
 }
 
+/// Identifies a baseline: the series and the profile type (as text).
+pub type DeltaKey = (SeriesId, String);
+
 /// Previous cumulative profiles, per (series, profile type). Bounded: past `max_series`
 /// entries the oldest baselines are forgotten (those series restart from a new baseline).
+///
+/// Baselines move forward as profiles are normalized. If the batch is then not stored, the
+/// caller [`forgets`](DeltaTracker::forget) the baselines it [`touched`](DeltaTracker::take_touched),
+/// so the next profile starts a new baseline instead of yielding a wrong increase.
 #[derive(Debug)]
 pub struct DeltaTracker {
-    baselines: HashMap<(SeriesId, String), Baseline>,
+    baselines: HashMap<DeltaKey, Baseline>,
     max_series: usize,
+    touched: Vec<DeltaKey>,
 }
 
 impl DeltaTracker {
@@ -65,6 +73,19 @@ impl DeltaTracker {
         DeltaTracker {
             baselines: HashMap::new(),
             max_series: max_series.max(1),
+            touched: Vec::new(),
+        }
+    }
+
+    /// The baselines updated since the last call (and clears that list).
+    pub fn take_touched(&mut self) -> Vec<DeltaKey> {
+        std::mem::take(&mut self.touched)
+    }
+
+    /// Drops these baselines (their batch was not stored).
+    pub fn forget(&mut self, keys: &[DeltaKey]) {
+        for k in keys {
+            self.baselines.remove(k);
         }
     }
 
@@ -104,6 +125,7 @@ impl DeltaTracker {
                 self.baselines.remove(&oldest);
             }
         }
+        self.touched.push(key.clone());
         let prev = self.baselines.insert(
             key,
             Baseline {
@@ -194,6 +216,26 @@ mod tests {
         ] {
             assert_eq!(is_cumulative(&s.parse().unwrap()), want, "{s}");
         }
+    }
+
+    #[test]
+    fn forgotten_baselines_start_over() {
+        let mut t = DeltaTracker::new(10);
+        let s = SeriesId(1);
+        t.update(s, &pt(), 10, HashMap::from([(StackId(1), 5)]));
+        assert!(
+            t.update(s, &pt(), 20, HashMap::from([(StackId(1), 9)]))
+                .is_some()
+        );
+        // The batch with the second profile was not stored: its baseline is dropped, so the
+        // next profile starts over instead of claiming an increase over unstored data.
+        let touched = t.take_touched();
+        assert_eq!(touched.len(), 2);
+        t.forget(&touched);
+        assert_eq!(
+            t.update(s, &pt(), 30, HashMap::from([(StackId(1), 12)])),
+            None
+        );
     }
 
     #[test]

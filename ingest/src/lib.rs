@@ -29,7 +29,7 @@ mod pprof;
 mod push;
 
 pub use app_name::{AppName, parse_app_name};
-pub use delta::{DeltaTracker, Increase, delta_type, is_cumulative};
+pub use delta::{DeltaKey, DeltaTracker, Increase, delta_type, is_cumulative};
 pub use error::{Error, Result};
 pub use folded::{FoldedStack, folded_into, parse_folded};
 pub use limits::DecodeLimits;

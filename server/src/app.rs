@@ -40,6 +40,40 @@ impl App {
     }
 }
 
+impl App {
+    /// Normalizes a request with the delta baselines locked; returns the result and the
+    /// baselines it moved (forgotten at once if normalization failed).
+    pub(crate) fn normalize<T, E>(
+        &self,
+        f: impl FnOnce(&mut DeltaTracker) -> Result<T, E>,
+    ) -> Result<(T, Vec<strata_ingest::DeltaKey>), E> {
+        let mut tracker = self.deltas.lock();
+        tracker.take_touched();
+        let out = f(&mut tracker);
+        let touched = tracker.take_touched();
+        if out.is_err() {
+            tracker.forget(&touched);
+        }
+        out.map(|t| (t, touched))
+    }
+
+    /// Appends a normalized batch; if the store refuses it, the baselines it moved are
+    /// forgotten (no wrong increase later). Returns the samples stored.
+    pub(crate) async fn store(
+        &self,
+        batch: &strata_engine::SampleBatch,
+        touched: &[strata_ingest::DeltaKey],
+    ) -> strata_engine::Result<u64> {
+        match self.engine.append(batch).await {
+            Ok(()) => Ok(batch.num_samples() as u64),
+            Err(e) => {
+                self.deltas.lock().forget(touched);
+                Err(e)
+            }
+        }
+    }
+}
+
 /// Native gRPC and HTTP on one router.
 pub fn router(app: Arc<App>) -> axum::Router {
     let max = app.limits.max_body_bytes as usize;

@@ -97,11 +97,8 @@ async fn connect_push(app: &App, content_type: &str, req: Request) -> Result<u64
     };
     let request = PushRequest::decode(raw.as_slice())
         .map_err(|e| Status::invalid_argument(format!("bad push.v1.PushRequest protobuf: {e}")))?;
-    let batch = {
-        let mut deltas = app.deltas.lock();
-        strata_ingest::pyroscope_push(&request, &app.limits, now_ns(), &mut deltas)
-            .map_err(ingest_status)?
-    };
-    app.engine.append(&batch).await.map_err(engine_status)?;
-    Ok(batch.num_samples() as u64)
+    let (batch, touched) = app
+        .normalize(|deltas| strata_ingest::pyroscope_push(&request, &app.limits, now_ns(), deltas))
+        .map_err(ingest_status)?;
+    app.store(&batch, &touched).await.map_err(engine_status)
 }

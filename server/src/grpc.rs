@@ -54,18 +54,12 @@ impl ProfileStoreService for ParcaProfileStore {
     ) -> Result<Response<WriteRawResponse>, Status> {
         let app = &self.0;
         let result = async {
-            let batch = {
-                let mut deltas = app.deltas.lock();
-                strata_ingest::parca_write_raw(
-                    request.get_ref(),
-                    &app.limits,
-                    now_ns(),
-                    &mut deltas,
-                )
-                .map_err(ingest_status)?
-            };
-            app.engine.append(&batch).await.map_err(engine_status)?;
-            Ok(batch.num_samples() as u64)
+            let (batch, touched) = app
+                .normalize(|deltas| {
+                    strata_ingest::parca_write_raw(request.get_ref(), &app.limits, now_ns(), deltas)
+                })
+                .map_err(ingest_status)?;
+            app.store(&batch, &touched).await.map_err(engine_status)
         }
         .await;
         app.counters
@@ -82,13 +76,12 @@ impl PusherService for PyroscopePusher {
     async fn push(&self, request: Request<PushRequest>) -> Result<Response<PushResponse>, Status> {
         let app = &self.0;
         let result = async {
-            let batch = {
-                let mut deltas = app.deltas.lock();
-                strata_ingest::pyroscope_push(request.get_ref(), &app.limits, now_ns(), &mut deltas)
-                    .map_err(ingest_status)?
-            };
-            app.engine.append(&batch).await.map_err(engine_status)?;
-            Ok(batch.num_samples() as u64)
+            let (batch, touched) = app
+                .normalize(|deltas| {
+                    strata_ingest::pyroscope_push(request.get_ref(), &app.limits, now_ns(), deltas)
+                })
+                .map_err(ingest_status)?;
+            app.store(&batch, &touched).await.map_err(engine_status)
         }
         .await;
         app.counters.record(

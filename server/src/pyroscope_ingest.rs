@@ -109,6 +109,7 @@ async fn store(
     let raw = decompress(body, &app.limits).map_err(|e| (status_of(&e), e.to_string()))?;
     let format = params.get("format").map(String::as_str).unwrap_or("folded");
     let mut b = SampleBatchBuilder::new();
+    let mut touched = Vec::new();
     match format {
         "pprof" => {
             let profile = strata_ingest::decode_pprof(&raw, &app.limits).map_err(bad)?;
@@ -116,8 +117,10 @@ async fn store(
             with_name.push(("__name__".into(), name_for_kind(&kind).into()));
             let source = ProfileSource::from_labels(with_name, from.saturating_mul(1_000_000_000))
                 .map_err(bad)?;
-            let mut deltas = app.deltas.lock();
-            normalize_with_deltas(&profile, &source, &mut deltas, &mut b).map_err(bad)?;
+            let ((), moved) = app
+                .normalize(|deltas| normalize_with_deltas(&profile, &source, deltas, &mut b))
+                .map_err(bad)?;
+            touched = moved;
         }
         "folded" => {
             let text = std::str::from_utf8(&raw).map_err(|_| bad("folded body is not UTF-8"))?;
@@ -161,7 +164,7 @@ async fn store(
         }
     }
     let batch = b.build().map_err(bad)?;
-    app.engine.append(&batch).await.map_err(|e| match e {
+    app.store(&batch, &touched).await.map_err(|e| match e {
         strata_engine::Error::LimitExceeded { .. } => {
             (StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
         }
@@ -169,8 +172,7 @@ async fn store(
             (StatusCode::SERVICE_UNAVAILABLE, e.to_string())
         }
         other => (StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
-    })?;
-    Ok(batch.num_samples() as u64)
+    })
 }
 
 /// The `profile` part of a multipart body.
