@@ -1,6 +1,7 @@
 //! `POST /push.v1.PusherService/Push`: gRPC (content type `application/grpc…`, handed to the
-//! tonic service) and the Connect protocol's unary call (`application/proto`, optionally
-//! `Content-Encoding: gzip`), which is what today's Pyroscope SDKs send.
+//! tonic service) and the Connect protocol's unary call (`application/proto` or
+//! `application/json`, optionally `Content-Encoding: gzip`), which is what today's Pyroscope
+//! SDKs send.
 
 use std::sync::Arc;
 
@@ -53,6 +54,13 @@ pub(crate) async fn push(State(app): State<Arc<App>>, req: Request) -> Response 
         *result.as_ref().unwrap_or(&0),
     );
     match result {
+        // The response uses the request's codec: an empty PushResponse.
+        Ok(_) if content_type == "application/json" => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            "{}",
+        )
+            .into_response(),
         Ok(_) => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, "application/proto")],
@@ -63,12 +71,88 @@ pub(crate) async fn push(State(app): State<Arc<App>>, req: Request) -> Response 
     }
 }
 
+/// `push.v1.PushRequest` in the protobuf JSON mapping (Connect's `application/json`): field
+/// names in lowerCamelCase or as declared, bytes in base64.
+#[derive(serde::Deserialize)]
+struct PushJson {
+    #[serde(default)]
+    series: Vec<SeriesJson>,
+}
+
+#[derive(serde::Deserialize)]
+struct SeriesJson {
+    #[serde(default)]
+    labels: Vec<LabelJson>,
+    #[serde(default)]
+    samples: Vec<SampleJson>,
+}
+
+#[derive(serde::Deserialize)]
+struct LabelJson {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    value: String,
+}
+
+#[derive(serde::Deserialize)]
+struct SampleJson {
+    #[serde(default, rename = "rawProfile", alias = "raw_profile")]
+    raw_profile: String,
+    #[serde(default, rename = "ID", alias = "id")]
+    id: String,
+}
+
+fn push_from_json(body: &[u8]) -> Result<PushRequest, Status> {
+    use base64::Engine as _;
+    let json: PushJson = serde_json::from_slice(body)
+        .map_err(|e| Status::invalid_argument(format!("bad push.v1.PushRequest JSON: {e}")))?;
+    let series = json
+        .series
+        .into_iter()
+        .map(|s| {
+            let samples = s
+                .samples
+                .into_iter()
+                .map(|p| {
+                    let raw_profile = base64::engine::general_purpose::STANDARD
+                        .decode(p.raw_profile.as_bytes())
+                        .map_err(|e| {
+                            Status::invalid_argument(format!("rawProfile is not base64: {e}"))
+                        })?;
+                    Ok(strata_proto::pyroscope::push::v1::RawSample {
+                        raw_profile,
+                        id: p.id,
+                    })
+                })
+                .collect::<Result<Vec<_>, Status>>()?;
+            Ok(strata_proto::pyroscope::push::v1::RawProfileSeries {
+                labels: s
+                    .labels
+                    .into_iter()
+                    .map(|l| strata_proto::pyroscope::types::v1::LabelPair {
+                        name: l.name,
+                        value: l.value,
+                    })
+                    .collect(),
+                samples,
+                annotations: Vec::new(),
+            })
+        })
+        .collect::<Result<Vec<_>, Status>>()?;
+    Ok(PushRequest { series })
+}
+
 async fn connect_push(app: &App, content_type: &str, req: Request) -> Result<u64, Status> {
-    if content_type != "application/proto" {
-        return Err(Status::invalid_argument(format!(
-            "content type {content_type:?} is not supported here; send application/proto (Connect) or application/grpc"
-        )));
-    }
+    let json = match content_type {
+        "application/proto" => false,
+        "application/json" => true,
+        other => {
+            return Err(Status::invalid_argument(format!(
+                "content type {other:?} is not supported here; send application/proto or application/json (Connect) or application/grpc"
+            )));
+        }
+    };
     let encoding = req
         .headers()
         .get(header::CONTENT_ENCODING)
@@ -95,8 +179,13 @@ async fn connect_push(app: &App, content_type: &str, req: Request) -> Result<u64
             )));
         }
     };
-    let request = PushRequest::decode(raw.as_slice())
-        .map_err(|e| Status::invalid_argument(format!("bad push.v1.PushRequest protobuf: {e}")))?;
+    let request = if json {
+        push_from_json(&raw)?
+    } else {
+        PushRequest::decode(raw.as_slice()).map_err(|e| {
+            Status::invalid_argument(format!("bad push.v1.PushRequest protobuf: {e}"))
+        })?
+    };
     let (batch, touched) = app
         .normalize(|deltas| strata_ingest::pyroscope_push(&request, &app.limits, now_ns(), deltas))
         .map_err(ingest_status)?;

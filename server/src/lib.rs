@@ -7,12 +7,12 @@
 //!   `/ingest` with pprof or folded bodies, `/metrics`) on one port;
 //! - [`serve`]: runs the router on a listener until shutdown.
 //!
-//! Pyroscope's Push also speaks Connect (`application/proto`, gzip) on the same path.
+//! Pyroscope's Push also speaks Connect (`application/proto` or `application/json`, gzip) on
+//! the same path.
 //!
 //! The push services are also served over gRPC-web under `/api` (as Parca serves its UI).
 //!
-//! Still to come (issue [2/8]): Connect JSON, multipart
-//! `/ingest`, OTLP, `/debug/pprof/profile`, the scraper.
+//! Still to come (issue [2/8]): OTLP, `/debug/pprof/profile`, the scraper.
 #![deny(missing_docs)]
 
 mod app;

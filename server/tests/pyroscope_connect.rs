@@ -113,6 +113,35 @@ async fn connect_push_gzipped_proto() {
         .unwrap();
     assert_eq!(names, vec!["service_name"]);
 
+    // The JSON codec: the protobuf JSON mapping, bytes in base64.
+    let raw = push::PushRequest::decode(push_request("json").as_slice()).unwrap();
+    let profile = &raw.series[0].samples[0].raw_profile;
+    use base64::Engine as _;
+    let json = serde_json::json!({
+        "series": [{
+            "labels": [{"name": "__name__", "value": "process_cpu"}, {"name": "service_name", "value": "json"}],
+            "samples": [{"rawProfile": base64::engine::general_purpose::STANDARD.encode(profile), "ID": "j1"}]
+        }]
+    })
+    .to_string();
+    let json_headers = [("Content-Type", "application/json")];
+    let (status, body) = post_with(addr, path, &json_headers, json.as_bytes()).await;
+    assert_eq!((status, body.as_str()), (200, "{}"));
+    let services = engine
+        .label_values("service_name", None, &[], TimeRange::ALL)
+        .await
+        .unwrap();
+    assert_eq!(services, vec!["cart", "json", "shop"]);
+    let (status, body) = post_with(
+        addr,
+        path,
+        &json_headers,
+        br#"{"series":[{"samples":[{"rawProfile":"%%%"}]}]}"#,
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(body.contains("base64"), "{body}");
+
     // Errors: Connect JSON with a code and a message; nothing stored.
     let before = engine.stats().head.samples;
     let (status, body) = post_with(addr, path, &gzipped, b"not gzip at all").await;
@@ -141,13 +170,13 @@ async fn connect_push_gzipped_proto() {
     assert_eq!(status, 200);
     assert!(
         metrics.contains(
-            r#"strata_ingest_requests_total{protocol="pyroscope_connect",outcome="accepted"} 2"#
+            r#"strata_ingest_requests_total{protocol="pyroscope_connect",outcome="accepted"} 3"#
         ),
         "{metrics}"
     );
     assert!(
         metrics.contains(
-            r#"strata_ingest_requests_total{protocol="pyroscope_connect",outcome="rejected"} 4"#
+            r#"strata_ingest_requests_total{protocol="pyroscope_connect",outcome="rejected"} 5"#
         ),
         "{metrics}"
     );
