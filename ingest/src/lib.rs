@@ -14,6 +14,7 @@
 //!   [`parse_app_name`]: Pyroscope's `app.cpu{k=v}` names, for the legacy `/ingest` API.
 //!
 //! - [`parca_write_raw`], [`pyroscope_push`]: a push request into one batch, all or nothing.
+//! - [`PprofBuilder`]: pprof profiles from function-name stacks (fixtures, exporters).
 //!
 //! Still to come here (issue [2/8]): OTLP profiles and the scraper. `ingest` uses only the engine's public API and
 //! never depends on `query`.
@@ -26,6 +27,7 @@ mod folded;
 mod limits;
 mod normalize;
 mod pprof;
+mod pprof_builder;
 mod push;
 
 pub use app_name::{AppName, parse_app_name};
@@ -37,4 +39,5 @@ pub use normalize::{
     ProfileSource, normalize, normalize_into, normalize_with_deltas, sanitize_label_name,
 };
 pub use pprof::{decode_pprof, decompress, is_gzip};
+pub use pprof_builder::PprofBuilder;
 pub use push::{parca_write_raw, pyroscope_push};

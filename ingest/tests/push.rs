@@ -1,47 +1,20 @@
 //! Push payloads into engine batches: Parca WriteRaw and Pyroscope Push, all or nothing.
 
-use prost::Message;
-use strata_ingest::{DecodeLimits, DeltaTracker, Error, parca_write_raw, pyroscope_push};
+use strata_ingest::{
+    DecodeLimits, DeltaTracker, Error, PprofBuilder, parca_write_raw, pyroscope_push,
+};
 use strata_proto::parca::{Label, LabelSet, RawProfileSeries, RawSample, WriteRawRequest};
-use strata_proto::pprof::{Function, Line, Location, Profile, Sample, ValueType};
 use strata_proto::pyroscope::{push::v1 as push, types::v1 as types};
 
 fn cpu_profile(samples: i64) -> Vec<u8> {
-    let strings: Vec<String> = ["", "samples", "count", "cpu", "nanoseconds", "main"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    Profile {
-        sample_type: vec![
-            ValueType { r#type: 1, unit: 2 },
-            ValueType { r#type: 3, unit: 4 },
-        ],
-        period_type: Some(ValueType { r#type: 3, unit: 4 }),
-        period: 10_000_000,
-        time_nanos: 1_700_000_000_000_000_000,
-        function: vec![Function {
-            id: 1,
-            name: 5,
-            ..Default::default()
-        }],
-        location: vec![Location {
-            id: 1,
-            line: vec![Line {
-                function_id: 1,
-                line: 2,
-                column: 0,
-            }],
-            ..Default::default()
-        }],
-        sample: vec![Sample {
-            location_id: vec![1],
-            value: vec![samples, samples * 10_000_000],
-            label: vec![],
-        }],
-        string_table: strings,
-        ..Default::default()
-    }
-    .encode_to_vec()
+    let mut b = PprofBuilder::new(
+        &[("samples", "count"), ("cpu", "nanoseconds")],
+        ("cpu", "nanoseconds"),
+        10_000_000,
+    );
+    b.time(1_700_000_000_000_000_000, 0)
+        .sample(&["main"], &[samples, samples * 10_000_000], &[]);
+    b.encode()
 }
 
 fn labels(pairs: &[(&str, &str)]) -> Option<LabelSet> {

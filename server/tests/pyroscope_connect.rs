@@ -8,7 +8,7 @@ use std::io::Write;
 use common::{get, post_with};
 use prost::Message;
 use strata_engine::{Engine, EngineConfig, LabelMatcher, TimeRange};
-use strata_proto::pprof::{Function, Line, Location, Profile, Sample, ValueType};
+use strata_ingest::PprofBuilder;
 use strata_proto::pyroscope::{push::v1 as push, types::v1 as types};
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
@@ -18,37 +18,14 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 }
 
 fn push_request(service: &str) -> Vec<u8> {
-    let strings: Vec<String> = ["", "cpu", "nanoseconds", "main"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let profile = Profile {
-        sample_type: vec![ValueType { r#type: 1, unit: 2 }],
-        period_type: Some(ValueType { r#type: 1, unit: 2 }),
-        period: 10_000_000,
-        time_nanos: 1_700_000_000_000_000_000,
-        function: vec![Function {
-            id: 1,
-            name: 3,
-            ..Default::default()
-        }],
-        location: vec![Location {
-            id: 1,
-            line: vec![Line {
-                function_id: 1,
-                line: 2,
-                column: 0,
-            }],
-            ..Default::default()
-        }],
-        sample: vec![Sample {
-            location_id: vec![1],
-            value: vec![20_000_000],
-            label: vec![],
-        }],
-        string_table: strings,
-        ..Default::default()
-    };
+    let mut b = PprofBuilder::new(
+        &[("cpu", "nanoseconds")],
+        ("cpu", "nanoseconds"),
+        10_000_000,
+    );
+    b.time(1_700_000_000_000_000_000, 0)
+        .sample(&["main"], &[20_000_000], &[]);
+    let profile = b.build();
     push::PushRequest {
         series: vec![push::RawProfileSeries {
             labels: vec![

@@ -4,9 +4,8 @@
 mod common;
 
 use common::post;
-use prost::Message;
 use strata_engine::{Engine, EngineConfig, LabelMatcher, ScanRequest, TimeRange};
-use strata_proto::pprof::{Function, Line, Location, Profile, Sample, ValueType};
+use strata_ingest::PprofBuilder;
 
 async fn values(engine: &Engine, pt: &str, service: &str) -> Vec<i64> {
     let out = engine
@@ -77,36 +76,9 @@ async fn legacy_ingest_takes_folded_and_pprof() {
         .unwrap();
     assert_eq!(labels, vec!["env", "pyroscope_spy", "service_name"]);
 
-    let strings: Vec<String> = ["", "alloc_space", "bytes", "space", "main"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let pprof = Profile {
-        sample_type: vec![ValueType { r#type: 1, unit: 2 }],
-        period_type: Some(ValueType { r#type: 3, unit: 2 }),
-        function: vec![Function {
-            id: 1,
-            name: 4,
-            ..Default::default()
-        }],
-        location: vec![Location {
-            id: 1,
-            line: vec![Line {
-                function_id: 1,
-                line: 1,
-                column: 0,
-            }],
-            ..Default::default()
-        }],
-        sample: vec![Sample {
-            location_id: vec![1],
-            value: vec![4096],
-            label: vec![],
-        }],
-        string_table: strings,
-        ..Default::default()
-    }
-    .encode_to_vec();
+    let mut b = PprofBuilder::new(&[("alloc_space", "bytes")], ("space", "bytes"), 0);
+    b.sample(&["main"], &[4096], &[]);
+    let pprof = b.encode();
     let (status, body) = post(
         addr,
         "/ingest?name=shop.alloc_space&from=1700000000&format=pprof",
