@@ -17,6 +17,18 @@ struct PushedSeries<'a> {
     profiles: Vec<&'a [u8]>,
 }
 
+impl<'a> PushedSeries<'a> {
+    fn new(
+        labels: impl Iterator<Item = (&'a String, &'a String)>,
+        profiles: impl Iterator<Item = &'a Vec<u8>>,
+    ) -> Self {
+        PushedSeries {
+            labels: labels.map(|(n, v)| (n.clone(), v.clone())).collect(),
+            profiles: profiles.map(Vec::as_slice).collect(),
+        }
+    }
+}
+
 fn batch_from(
     series: Vec<PushedSeries<'_>>,
     limits: &DecodeLimits,
@@ -44,13 +56,12 @@ pub fn parca_write_raw(
     let series = req
         .series
         .iter()
-        .map(|s| PushedSeries {
-            labels: s
-                .labels
-                .iter()
-                .flat_map(|set| set.labels.iter().map(|l| (l.name.clone(), l.value.clone())))
-                .collect(),
-            profiles: s.samples.iter().map(|p| p.raw_profile.as_slice()).collect(),
+        .map(|s| {
+            let labels = s.labels.iter().flat_map(|set| &set.labels);
+            PushedSeries::new(
+                labels.map(|l| (&l.name, &l.value)),
+                s.samples.iter().map(|p| &p.raw_profile),
+            )
         })
         .collect();
     batch_from(series, limits, now_ns, deltas)
@@ -66,13 +77,11 @@ pub fn pyroscope_push(
     let series = req
         .series
         .iter()
-        .map(|s| PushedSeries {
-            labels: s
-                .labels
-                .iter()
-                .map(|l| (l.name.clone(), l.value.clone()))
-                .collect(),
-            profiles: s.samples.iter().map(|p| p.raw_profile.as_slice()).collect(),
+        .map(|s| {
+            PushedSeries::new(
+                s.labels.iter().map(|l| (&l.name, &l.value)),
+                s.samples.iter().map(|p| &p.raw_profile),
+            )
         })
         .collect();
     batch_from(series, limits, now_ns, deltas)

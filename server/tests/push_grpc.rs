@@ -4,7 +4,7 @@
 mod common;
 
 use prost::Message;
-use strata_engine::{Engine, EngineConfig, LabelMatcher, ScanRequest, TimeRange};
+use strata_engine::{Engine, LabelMatcher, ScanRequest, TimeRange};
 use strata_ingest::PprofBuilder;
 use strata_proto::parca::profile_store_service_client::ProfileStoreServiceClient;
 use strata_proto::parca::{Label, LabelSet, RawProfileSeries, RawSample, WriteRawRequest};
@@ -51,16 +51,13 @@ async fn total(engine: &Engine, matcher: LabelMatcher) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parca_and_pyroscope_pushes_over_grpc() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = EngineConfig::new(dir.path());
-    config.background = false;
-    let engine = Engine::open(config).await.unwrap();
+    let engine = common::open_engine(dir.path()).await;
     let app = strata_server::App::new(engine.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(strata_server::serve(app, listener, async {
+    let (addr, server) = common::spawn_server(app, async {
         let _ = stopped.await;
-    }));
+    })
+    .await;
     let url = format!("http://{addr}");
 
     let mut parca = ProfileStoreServiceClient::connect(url.clone())

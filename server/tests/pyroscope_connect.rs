@@ -7,7 +7,7 @@ use std::io::Write;
 
 use common::{get, post_with};
 use prost::Message;
-use strata_engine::{Engine, EngineConfig, LabelMatcher, TimeRange};
+use strata_engine::{LabelMatcher, TimeRange};
 use strata_ingest::PprofBuilder;
 use strata_proto::pyroscope::{push::v1 as push, types::v1 as types};
 
@@ -51,13 +51,9 @@ fn push_request(service: &str) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_push_gzipped_proto() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = EngineConfig::new(dir.path());
-    config.background = false;
-    let engine = Engine::open(config).await.unwrap();
+    let engine = common::open_engine(dir.path()).await;
     let app = strata_server::App::new(engine.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(strata_server::serve(app, listener, std::future::pending()));
+    let (addr, server) = common::spawn_server(app, std::future::pending()).await;
     let path = "/push.v1.PusherService/Push";
     let proto = [
         ("Content-Type", "application/proto"),

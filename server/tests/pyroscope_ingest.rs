@@ -4,7 +4,7 @@
 mod common;
 
 use common::post;
-use strata_engine::{Engine, EngineConfig, LabelMatcher, ScanRequest, TimeRange};
+use strata_engine::{Engine, LabelMatcher, ScanRequest, TimeRange};
 use strata_ingest::PprofBuilder;
 
 async fn values(engine: &Engine, pt: &str, service: &str) -> Vec<i64> {
@@ -36,9 +36,7 @@ async fn values(engine: &Engine, pt: &str, service: &str) -> Vec<i64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn legacy_ingest_takes_folded_and_pprof() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = EngineConfig::new(dir.path());
-    config.background = false;
-    let engine = Engine::open(config).await.unwrap();
+    let engine = common::open_engine(dir.path()).await;
     let app = strata_server::App::with_limits(
         engine.clone(),
         strata_ingest::DecodeLimits {
@@ -46,9 +44,7 @@ async fn legacy_ingest_takes_folded_and_pprof() {
             ..Default::default()
         },
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(strata_server::serve(app, listener, std::future::pending()));
+    let (addr, server) = common::spawn_server(app, std::future::pending()).await;
 
     let (status, body) = post(
         addr,

@@ -57,3 +57,26 @@ pub async fn post_full(
     let _ = s.read_to_end(&mut out).await;
     String::from_utf8_lossy(&out).to_string()
 }
+
+/// An engine in `dir` with no background maintenance.
+pub async fn open_engine(dir: &std::path::Path) -> strata_engine::Engine {
+    let mut config = strata_engine::EngineConfig::new(dir);
+    config.background = false;
+    strata_engine::Engine::open(config).await.unwrap()
+}
+
+/// Serves `app` on an ephemeral local port until `shutdown`; returns the address and the task.
+pub async fn spawn_server(
+    app: std::sync::Arc<strata_server::App>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> (
+    std::net::SocketAddr,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    (
+        addr,
+        tokio::spawn(strata_server::serve(app, listener, shutdown)),
+    )
+}
