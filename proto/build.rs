@@ -17,6 +17,7 @@ fn main() {
                 "proto/perftools/profiles/profile.proto",
                 "proto/parca/profilestore/v1alpha1/profilestore.proto",
                 "proto/push/v1/push.proto",
+                "proto/opentelemetry/proto/collector/profiles/v1development/profiles_service.proto",
             ],
             &["proto"],
         )

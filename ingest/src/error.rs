@@ -28,12 +28,12 @@ pub enum Error {
     #[error("bad gzip: {0}")]
     Gzip(std::io::Error),
 
-    /// The bytes are not a pprof `Profile` protobuf.
-    #[error("bad pprof protobuf: {0}")]
+    /// The bytes are not the expected protobuf message (a pprof `Profile`, an OTLP request).
+    #[error("bad protobuf: {0}")]
     Protobuf(#[from] prost::DecodeError),
 
     /// The protobuf decodes but its contents are inconsistent.
-    #[error("invalid pprof profile: {0}")]
+    #[error("invalid profile: {0}")]
     InvalidProfile(String),
 
     /// A pushed series lacks the `__name__` label that names its profile type.

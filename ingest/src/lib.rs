@@ -14,10 +14,11 @@
 //!   [`parse_app_name`]: Pyroscope's `app.cpu{k=v}` names, for the legacy `/ingest` API.
 //!
 //! - [`parca_write_raw`], [`pyroscope_push`]: a push request into one batch, all or nothing.
+//! - [`decode_otlp`] + [`otlp_export`]: an OTLP profiles `Export` request into one batch, its
+//!   dictionary resolved once per request.
 //! - [`PprofBuilder`]: pprof profiles from function-name stacks (fixtures, exporters).
 //!
-//! Still to come here (issue [2/8]): OTLP profiles and the scraper. `ingest` uses only the engine's public API and
-//! never depends on `query`.
+//! `ingest` uses only the engine's public API and never depends on `query`.
 #![deny(missing_docs)]
 
 mod app_name;
@@ -26,9 +27,11 @@ mod error;
 mod folded;
 mod limits;
 mod normalize;
+mod otlp;
 mod pprof;
 mod pprof_builder;
 mod push;
+mod sample_writer;
 
 pub use app_name::{AppName, parse_app_name};
 pub use delta::{DeltaKey, DeltaTracker, Increase, delta_type, is_cumulative};
@@ -38,6 +41,7 @@ pub use limits::DecodeLimits;
 pub use normalize::{
     ProfileSource, normalize, normalize_into, normalize_with_deltas, sanitize_label_name,
 };
+pub use otlp::{decode_otlp, otlp_export};
 pub use pprof::{decode_pprof, decompress, is_gzip};
 pub use pprof_builder::PprofBuilder;
 pub use push::{parca_write_raw, pyroscope_push};

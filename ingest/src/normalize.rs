@@ -4,11 +4,12 @@
 use std::collections::HashMap;
 
 use strata_engine::{
-    Function, Labels, Line, Location, Mapping, MappingId, ProfileType, SampleBatch,
-    SampleBatchBuilder, SampleRow, SeriesId, SeriesRef, StackId, StackRef, is_valid_label_name,
+    Function, Line, Location, Mapping, MappingId, ProfileType, SampleBatch, SampleBatchBuilder,
+    SeriesId, SeriesRef,
 };
 
-use crate::delta::{DeltaTracker, delta_type, is_cumulative};
+use crate::delta::DeltaTracker;
+use crate::sample_writer::{ProfileTiming, SampleWriter};
 use strata_proto::pprof::Profile;
 
 use crate::error::{Error, Result};
@@ -127,9 +128,6 @@ pub fn normalize_with_deltas(
     normalize_profile(profile, source, Some(deltas), b)
 }
 
-/// Per cumulative (type, series): the series' id and the profile's total per stack.
-type Totals = HashMap<(usize, SeriesRef), (SeriesId, HashMap<StackId, (StackRef, i64)>)>;
-
 fn normalize_profile(
     profile: &Profile,
     source: &ProfileSource,
@@ -203,34 +201,24 @@ fn normalize_profile(
         strings.get(period_type.unit, "the period unit")?,
     );
     let delta = source.delta.unwrap_or(period_name == "cpu");
-    let mut types = Vec::with_capacity(profile.sample_type.len());
-    let mut cumulative: Vec<Option<ProfileType>> = Vec::with_capacity(profile.sample_type.len());
-    for st in &profile.sample_type {
-        let (ty, unit) = (
-            strings.get(st.r#type, "a sample type")?,
-            strings.get(st.unit, "a sample unit")?,
-        );
-        // A profile without a period type (some exporters) uses the sample type in its place.
-        let (pt_name, pt_unit) = if period_name.is_empty() {
-            (ty, unit)
-        } else {
-            (period_name, period_unit)
-        };
-        let pt =
-            ProfileType::new(&source.name, ty, unit, pt_name, pt_unit, delta).map_err(|e| {
-                Error::InvalidProfile(format!(
-                    "sample type {ty:?}/{unit:?} gives no valid profile type: {e}"
-                ))
-            })?;
-        types.push(b.profile_type(&pt));
-        cumulative.push(is_cumulative(&pt).then_some(pt));
-    }
-    let mut totals: Totals = HashMap::new();
+    let types = profile
+        .sample_type
+        .iter()
+        .map(|st| {
+            let ty = strings.get(st.r#type, "a sample type")?;
+            let unit = strings.get(st.unit, "a sample unit")?;
+            profile_type(&source.name, (ty, unit), (period_name, period_unit), delta)
+        })
+        .collect::<Result<Vec<_>>>()?;
 
-    let timestamp_ns = if profile.time_nanos != 0 {
-        profile.time_nanos
-    } else {
-        source.default_time_ns
+    let timing = ProfileTiming {
+        timestamp_ns: if profile.time_nanos != 0 {
+            profile.time_nanos
+        } else {
+            source.default_time_ns
+        },
+        duration_ns: profile.duration_nanos,
+        period: profile.period,
     };
     let base: Vec<(String, String)> = source
         .labels
@@ -238,13 +226,14 @@ fn normalize_profile(
         .filter(|(k, _)| k != "__name__")
         .cloned()
         .collect();
+    let mut w = SampleWriter::new(b, &base, &types, timing, deltas.is_some());
     let mut series_cache: HashMap<Vec<(i64, i64)>, (SeriesRef, SeriesId)> = HashMap::new();
     for (n, sample) in profile.sample.iter().enumerate() {
-        if sample.value.len() != types.len() {
+        if sample.value.len() != w.num_types() {
             return Err(Error::InvalidProfile(format!(
                 "sample {n} has {} values for {} sample types",
                 sample.value.len(),
-                types.len()
+                w.num_types()
             )));
         }
         if sample.value.iter().all(|&v| v == 0) {
@@ -257,25 +246,19 @@ fn normalize_profile(
             .map(|l| (l.key, l.str))
             .collect();
         key.sort_unstable();
-        let (series, series_id) = match series_cache.get(&key) {
+        let series = match series_cache.get(&key) {
             Some(s) => *s,
             None => {
-                let mut labels = base.clone();
-                for &(k, v) in &key {
-                    let mut name = sanitize_label_name(strings.get(k, "a sample label key")?);
-                    if labels.iter().any(|(existing, _)| *existing == name) || name == "__name__" {
-                        name = format!("exported_{name}");
-                    }
-                    if !is_valid_label_name(&name) {
-                        return Err(Error::InvalidProfile(format!(
-                            "label name {name:?} is invalid"
-                        )));
-                    }
-                    labels.push((name, strings.get(v, "a sample label value")?.to_owned()));
-                }
-                let labels = Labels::new(labels)?;
-                let id = labels.id();
-                let s = (b.series(labels), id);
+                let extra = key
+                    .iter()
+                    .map(|&(k, v)| {
+                        Ok((
+                            strings.get(k, "a sample label key")?,
+                            strings.get(v, "a sample label value")?,
+                        ))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let s = w.series(extra)?;
                 series_cache.insert(key, s);
                 s
             }
@@ -289,52 +272,29 @@ fn normalize_profile(
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let stack = b.stack(&stack_locations);
-        for (i, (&value, &pt)) in sample.value.iter().zip(&types).enumerate() {
-            if value == 0 {
-                continue;
-            }
-            if deltas.is_some() && cumulative[i].is_some() {
-                let entry = totals
-                    .entry((i, series))
-                    .or_insert_with(|| (series_id, HashMap::new()));
-                entry.1.entry(b.stack_id(stack)).or_insert((stack, 0)).1 += value;
-            }
-            b.sample(SampleRow {
-                profile_type: pt,
-                series,
-                timestamp_ns,
-                duration_ns: profile.duration_nanos,
-                period: profile.period,
-                stack,
-                value,
-            });
-        }
+        let stack = w.builder().stack(&stack_locations);
+        w.sample(series, stack, &sample.value);
     }
-    if let Some(tracker) = deltas {
-        let mut groups: Vec<_> = totals.into_iter().collect();
-        groups.sort_by_key(|((i, s), _)| (*i, s.0));
-        for ((i, series), (series_id, per_stack)) in groups {
-            let pt = cumulative[i]
-                .as_ref()
-                .expect("only cumulative types are totalled");
-            let values = per_stack.iter().map(|(id, (_, v))| (*id, *v)).collect();
-            let Some(increase) = tracker.update(series_id, pt, timestamp_ns, values) else {
-                continue;
-            };
-            let delta_pt = b.profile_type(&delta_type(pt));
-            for (stack_id, value) in increase.values {
-                b.sample(SampleRow {
-                    profile_type: delta_pt,
-                    series,
-                    timestamp_ns,
-                    duration_ns: increase.duration_ns,
-                    period: profile.period,
-                    stack: per_stack[&stack_id].0,
-                    value,
-                });
-            }
-        }
-    }
+    w.finish(deltas);
     Ok(())
+}
+
+/// The profile type `name:ty:unit:period_type:period_unit[:delta]`. A profile without a period
+/// type (some exporters) uses the sample type in its place.
+pub(crate) fn profile_type(
+    name: &str,
+    (ty, unit): (&str, &str),
+    (period_name, period_unit): (&str, &str),
+    delta: bool,
+) -> Result<ProfileType> {
+    let (pt_name, pt_unit) = if period_name.is_empty() {
+        (ty, unit)
+    } else {
+        (period_name, period_unit)
+    };
+    ProfileType::new(name, ty, unit, pt_name, pt_unit, delta).map_err(|e| {
+        Error::InvalidProfile(format!(
+            "sample type {ty:?}/{unit:?} gives no valid profile type: {e}"
+        ))
+    })
 }

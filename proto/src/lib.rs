@@ -5,7 +5,10 @@
 //! - [`parca`]: `parca.profilestore.v1alpha1` — Parca's `ProfileStoreService/WriteRaw`.
 //! - [`pyroscope`]: `push.v1` and `types.v1` — Pyroscope's `PusherService/Push`.
 //!
-//! Messages come from prost; gRPC clients and servers from tonic. OTLP profiles will join here.
+//! - [`otlp`]: `opentelemetry.proto.*` — OTLP profiles (`ProfilesService/Export`, the
+//!   development revision of opentelemetry-proto 1.45, with a request-wide dictionary).
+//!
+//! Messages come from prost; gRPC clients and servers from tonic.
 #![deny(missing_docs)]
 
 /// pprof's `perftools.profiles` package (`profile.proto`).
@@ -38,6 +41,55 @@ pub mod pyroscope {
         #[allow(missing_docs, clippy::all)]
         pub mod v1 {
             include!(concat!(env!("OUT_DIR"), "/types.v1.rs"));
+        }
+    }
+}
+
+/// OTLP (`opentelemetry.proto.*`): the packages OTLP profiles use. Modules mirror the
+/// packages, as the generated code refers to its neighbours by relative path.
+pub mod otlp {
+    /// `opentelemetry.proto.common.v1`.
+    #[allow(missing_docs, clippy::all)]
+    pub mod common {
+        /// `opentelemetry.proto.common.v1`.
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/opentelemetry.proto.common.v1.rs"));
+        }
+    }
+
+    /// `opentelemetry.proto.resource.v1`.
+    #[allow(missing_docs, clippy::all)]
+    pub mod resource {
+        /// `opentelemetry.proto.resource.v1`.
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/opentelemetry.proto.resource.v1.rs"));
+        }
+    }
+
+    /// `opentelemetry.proto.profiles.v1development`.
+    #[allow(missing_docs, clippy::all)]
+    pub mod profiles {
+        /// `opentelemetry.proto.profiles.v1development`.
+        pub mod v1development {
+            include!(concat!(
+                env!("OUT_DIR"),
+                "/opentelemetry.proto.profiles.v1development.rs"
+            ));
+        }
+    }
+
+    /// `opentelemetry.proto.collector.profiles.v1development`.
+    #[allow(missing_docs, clippy::all)]
+    pub mod collector {
+        /// `opentelemetry.proto.collector.profiles`.
+        pub mod profiles {
+            /// `opentelemetry.proto.collector.profiles.v1development`.
+            pub mod v1development {
+                include!(concat!(
+                    env!("OUT_DIR"),
+                    "/opentelemetry.proto.collector.profiles.v1development.rs"
+                ));
+            }
         }
     }
 }

@@ -7,9 +7,11 @@ use strata_engine::Engine;
 use strata_ingest::{DecodeLimits, DeltaTracker};
 use strata_proto::parca::profile_store_service_server::ProfileStoreServiceServer;
 use strata_proto::pyroscope::push::v1::pusher_service_server::PusherServiceServer;
+use strata_proto::otlp::collector::profiles::v1development::profiles_service_server::ProfilesServiceServer;
 use tokio::net::TcpListener;
+use tonic::codec::CompressionEncoding;
 
-use crate::grpc::{ParcaProfileStore, PyroscopePusher};
+use crate::grpc::{OtlpProfiles, ParcaProfileStore, PyroscopePusher};
 
 /// State shared by every handler.
 pub struct App {
@@ -21,6 +23,10 @@ pub struct App {
     pub limits: DecodeLimits,
     /// Push counters for `/metrics`.
     pub counters: crate::metrics::IngestCounters,
+    /// Health of every scrape target, kept by the [`Scraper`](crate::Scraper).
+    pub targets: crate::scrape::TargetHealthMap,
+    /// Held while `/debug/pprof/profile` profiles this process (one profile at a time).
+    pub(crate) self_profile: tokio::sync::Mutex<()>,
 }
 
 impl App {
@@ -36,6 +42,8 @@ impl App {
             deltas: Mutex::new(DeltaTracker::new(100_000)),
             limits,
             counters: Default::default(),
+            targets: Default::default(),
+            self_profile: Default::default(),
         })
     }
 }
@@ -82,6 +90,11 @@ pub fn router(app: Arc<App>) -> axum::Router {
     let grpc = tonic::service::Routes::new(
         ProfileStoreServiceServer::new(ParcaProfileStore(app.clone()))
             .max_decoding_message_size(max),
+    )
+    .add_service(
+        ProfilesServiceServer::new(OtlpProfiles(app.clone()))
+            .max_decoding_message_size(app.limits.max_decompressed_bytes as usize)
+            .accept_compressed(CompressionEncoding::Gzip),
     )
     .into_axum_router();
     // gRPC-web under /api, as Parca serves its UI: /api/<package.Service>/<Method>.

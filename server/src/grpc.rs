@@ -1,8 +1,13 @@
-//! The push gRPC services: Parca's `WriteRaw` and Pyroscope's `Push`.
+//! The push gRPC services: Parca's `WriteRaw`, Pyroscope's `Push` and OTLP's profiles `Export`.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use strata_engine::SampleBatch;
+use strata_proto::otlp::collector::profiles::v1development::profiles_service_server::ProfilesService;
+use strata_proto::otlp::collector::profiles::v1development::{
+    ExportProfilesServiceRequest, ExportProfilesServiceResponse,
+};
 use strata_proto::parca::profile_store_service_server::ProfileStoreService;
 use strata_proto::parca::{WriteRawRequest, WriteRawResponse};
 use strata_proto::pyroscope::push::v1::pusher_service_server::PusherService;
@@ -43,6 +48,22 @@ pub(crate) fn engine_status(e: strata_engine::Error) -> Status {
     }
 }
 
+/// Normalizes a request with `f`, stores the batch and counts the outcome under `protocol`.
+async fn ingest(
+    app: &App,
+    protocol: &'static str,
+    f: impl FnOnce(&mut strata_ingest::DeltaTracker) -> strata_ingest::Result<SampleBatch>,
+) -> Result<u64, Status> {
+    let result = async {
+        let (batch, touched) = app.normalize(f).map_err(ingest_status)?;
+        app.store(&batch, &touched).await.map_err(engine_status)
+    }
+    .await;
+    app.counters
+        .record(protocol, result.is_ok(), *result.as_ref().unwrap_or(&0));
+    result
+}
+
 /// `parca.profilestore.v1alpha1.ProfileStoreService`.
 pub(crate) struct ParcaProfileStore(pub Arc<App>);
 
@@ -53,18 +74,11 @@ impl ProfileStoreService for ParcaProfileStore {
         request: Request<WriteRawRequest>,
     ) -> Result<Response<WriteRawResponse>, Status> {
         let app = &self.0;
-        let result = async {
-            let (batch, touched) = app
-                .normalize(|deltas| {
-                    strata_ingest::parca_write_raw(request.get_ref(), &app.limits, now_ns(), deltas)
-                })
-                .map_err(ingest_status)?;
-            app.store(&batch, &touched).await.map_err(engine_status)
-        }
-        .await;
-        app.counters
-            .record("parca_grpc", result.is_ok(), *result.as_ref().unwrap_or(&0));
-        result.map(|_| Response::new(WriteRawResponse {}))
+        ingest(app, "parca_grpc", |deltas| {
+            strata_ingest::parca_write_raw(request.get_ref(), &app.limits, now_ns(), deltas)
+        })
+        .await?;
+        Ok(Response::new(WriteRawResponse {}))
     }
 }
 
@@ -75,20 +89,32 @@ pub(crate) struct PyroscopePusher(pub Arc<App>);
 impl PusherService for PyroscopePusher {
     async fn push(&self, request: Request<PushRequest>) -> Result<Response<PushResponse>, Status> {
         let app = &self.0;
-        let result = async {
-            let (batch, touched) = app
-                .normalize(|deltas| {
-                    strata_ingest::pyroscope_push(request.get_ref(), &app.limits, now_ns(), deltas)
-                })
-                .map_err(ingest_status)?;
-            app.store(&batch, &touched).await.map_err(engine_status)
-        }
-        .await;
-        app.counters.record(
-            "pyroscope_grpc",
-            result.is_ok(),
-            *result.as_ref().unwrap_or(&0),
-        );
-        result.map(|_| Response::new(PushResponse {}))
+        ingest(app, "pyroscope_grpc", |deltas| {
+            strata_ingest::pyroscope_push(request.get_ref(), &app.limits, now_ns(), deltas)
+        })
+        .await?;
+        Ok(Response::new(PushResponse {}))
+    }
+}
+
+/// `opentelemetry.proto.collector.profiles.v1development.ProfilesService`.
+pub(crate) struct OtlpProfiles(pub Arc<App>);
+
+#[tonic::async_trait]
+impl ProfilesService for OtlpProfiles {
+    async fn export(
+        &self,
+        request: Request<ExportProfilesServiceRequest>,
+    ) -> Result<Response<ExportProfilesServiceResponse>, Status> {
+        let app = &self.0;
+        ingest(app, "otlp_grpc", |deltas| {
+            strata_ingest::otlp_export(request.get_ref(), now_ns(), deltas)
+        })
+        .await?;
+        // All or nothing: a refused request is an error status, so there is never a partial
+        // success to report.
+        Ok(Response::new(ExportProfilesServiceResponse {
+            partial_success: None,
+        }))
     }
 }

@@ -1,18 +1,16 @@
 //! The `strata` server, as a library so tests can run it in-process.
 //!
-//! - [`App`]: the engine plus ingest state (delta baselines, decode limits);
-//! - [`router`]: one `axum::Router` serving native gRPC (Parca's
-//!   `parca.profilestore.v1alpha1.ProfileStoreService/WriteRaw`, Pyroscope's
-//!   `push.v1.PusherService/Push`) and HTTP (`/healthy`, `/ready`, Pyroscope's legacy
-//!   `/ingest` with pprof or folded bodies, `/metrics`) on one port;
-//! - [`serve`]: runs the router on a listener until shutdown.
-//!
-//! Pyroscope's Push also speaks Connect (`application/proto` or `application/json`, gzip) on
-//! the same path.
-//!
-//! The push services are also served over gRPC-web under `/api` (as Parca serves its UI).
-//!
-//! Still to come (issue [2/8]): OTLP, `/debug/pprof/profile`, the scraper.
+//! - [`App`]: the engine plus ingest state (delta baselines, decode limits, target health);
+//! - [`router`]: one `axum::Router` serving, on one port:
+//!   - native gRPC: Parca's `parca.profilestore.v1alpha1.ProfileStoreService/WriteRaw`,
+//!     Pyroscope's `push.v1.PusherService/Push` (also over Connect: `application/proto` or
+//!     `application/json`, gzip) and OTLP's
+//!     `opentelemetry.proto.collector.profiles.v1development.ProfilesService/Export`;
+//!   - gRPC-web under `/api` (as Parca serves its UI);
+//!   - HTTP: `/healthy`, `/ready`, Pyroscope's legacy `/ingest` (pprof or folded), `/metrics`,
+//!     `/api/v1/targets` (scrape health), `/debug/pprof/profile` (this process' CPU);
+//! - [`serve`]: runs the router on a listener until shutdown;
+//! - [`Scraper`]: pulls `/debug/pprof` endpoints as a Prometheus-style `scrape_configs` says.
 #![deny(missing_docs)]
 
 mod app;
@@ -21,6 +19,9 @@ mod grpc;
 mod http;
 mod metrics;
 mod pyroscope_ingest;
+pub mod scrape;
+mod self_profile;
 
 pub use app::{App, router, serve};
 pub use metrics::IngestCounters;
+pub use scrape::{ScrapeJob, Scraper};

@@ -1,15 +1,21 @@
 //! The `strata` binary.
 //!
 //! `strata server` opens the store under `--data-dir` (replaying the WAL; flush, compaction and
-//! retention run in the background), serves the push APIs (Parca `WriteRaw`, Pyroscope `Push`
-//! over gRPC) and `/healthy`, `/ready` on `--listen`, and shuts down cleanly on SIGINT/SIGTERM
-//! with the WAL synced. The collector, scraping and queries are wired in by later issues.
+//! retention run in the background), serves the push APIs (Parca `WriteRaw`, Pyroscope `Push`,
+//! OTLP `Export`), `/metrics`, `/healthy`, `/ready` and its own `/debug/pprof/profile` on
+//! `--listen`, scrapes the `scrape_configs` of `--config` (by default, itself; reloaded on
+//! SIGHUP), and shuts down cleanly on SIGINT/SIGTERM with the WAL synced. The collector and
+//! queries are wired in by later issues.
 
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use strata_engine::{Engine, EngineConfig};
+use strata_server::{ScrapeJob, Scraper};
+use tokio::signal::unix::{SignalKind, signal};
 use tracing::info;
 
 #[derive(Parser)]
@@ -25,7 +31,7 @@ enum Command {
     Server {
         /// Address for gRPC and HTTP.
         #[arg(long, default_value = "127.0.0.1:7070")]
-        listen: std::net::SocketAddr,
+        listen: SocketAddr,
         /// Directory for the WAL and (by default) the blocks.
         #[arg(long, default_value = "./data")]
         data_dir: PathBuf,
@@ -38,17 +44,55 @@ enum Command {
     },
 }
 
-#[derive(serde::Deserialize, Default)]
+#[derive(serde::Deserialize, Default, Clone)]
 #[serde(default, deny_unknown_fields)]
 struct FileConfig {
     /// The store (`EngineConfig`; every field has a default).
     engine: Option<EngineConfig>,
     /// Push limits: `max_body_bytes`, `max_decompressed_bytes`.
     ingest: Option<strata_ingest::DecodeLimits>,
+    /// Prometheus-style scrape jobs. Absent: the server scrapes its own CPU profile. Reloaded
+    /// on SIGHUP.
+    scrape_configs: Option<strata_server::scrape::ScrapeConfigs>,
+}
+
+impl FileConfig {
+    fn read(path: Option<&Path>) -> anyhow::Result<FileConfig> {
+        let Some(path) = path else {
+            return Ok(FileConfig::default());
+        };
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        serde_yaml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+
+    /// The scrape jobs to run: the configured ones, or by default one that scrapes this
+    /// server's own CPU profile at `listen`.
+    fn scrape_jobs(&self, listen: SocketAddr) -> Vec<ScrapeJob> {
+        if let Some(jobs) = &self.scrape_configs {
+            return jobs.clone();
+        }
+        let host = if listen.ip().is_unspecified() {
+            SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), listen.port())
+        } else {
+            listen
+        };
+        let mut job = ScrapeJob::new("strata", vec![host.to_string()]);
+        for name in ["memory", "goroutine", "mutex", "block"] {
+            job.profiling_config.pprof_config.insert(
+                name.to_owned(),
+                strata_server::scrape::PprofEndpointConfig {
+                    enabled: Some(false),
+                    ..Default::default()
+                },
+            );
+        }
+        vec![job]
+    }
 }
 
 async fn wait_for_shutdown() -> anyhow::Result<()> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut term = signal(SignalKind::terminate())?;
     tokio::select! {
         r = tokio::signal::ctrl_c() => r?,
         _ = term.recv() => {}
@@ -56,22 +100,33 @@ async fn wait_for_shutdown() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// On every SIGHUP: re-reads the config file and applies its `scrape_configs` (other sections
+/// need a restart). A file that does not parse or validate is logged and ignored.
+async fn reload_on_sighup(config: Option<PathBuf>, listen: SocketAddr, scraper: Arc<Scraper>) {
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::error!("cannot listen for SIGHUP; scrape configs will not reload");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        let applied = FileConfig::read(config.as_deref())
+            .and_then(|file| Ok(scraper.apply(&file.scrape_jobs(listen))?));
+        match applied {
+            Ok(()) => info!("SIGHUP: scrape configuration reloaded"),
+            Err(e) => tracing::error!(error = format!("{e:#}"), "SIGHUP: reload failed; keeping the running configuration"),
+        }
+    }
+}
+
 async fn server(
-    listen: std::net::SocketAddr,
+    listen: SocketAddr,
     data_dir: PathBuf,
     config: Option<PathBuf>,
 ) -> anyhow::Result<()> {
-    let file = match &config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            serde_yaml::from_str::<FileConfig>(&text)
-                .with_context(|| format!("parsing {}", path.display()))?
-        }
-        None => FileConfig::default(),
-    };
-    let limits = file.ingest.unwrap_or_default();
+    let file = FileConfig::read(config.as_deref())?;
+    let limits = file.ingest.clone().unwrap_or_default();
     limits.validate().context("ingest limits")?;
+    let scrape_jobs = file.scrape_jobs(listen);
+    strata_server::scrape::validate(&scrape_jobs)?;
     let mut engine_config = file.engine.unwrap_or_default();
     engine_config.data_dir = data_dir;
     let engine = Engine::open(engine_config)
@@ -81,6 +136,7 @@ async fn server(
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
+    let listen = listener.local_addr()?;
     info!(
         %listen,
         blocks = stats.blocks,
@@ -88,6 +144,9 @@ async fn server(
         "strata server running; Ctrl-C to stop"
     );
     let app = strata_server::App::with_limits(engine.clone(), limits);
+    let scraper = Arc::new(Scraper::new(app.clone()));
+    scraper.apply(&scrape_jobs)?;
+    tokio::spawn(reload_on_sighup(config, listen, scraper.clone()));
     strata_server::serve(app, listener, async {
         if let Err(e) = wait_for_shutdown().await {
             tracing::error!(error = %e, "waiting for a shutdown signal failed");
@@ -96,6 +155,7 @@ async fn server(
     .await
     .context("serving")?;
     info!("shutting down");
+    scraper.stop();
     engine.close().await.context("closing the store")?;
     Ok(())
 }

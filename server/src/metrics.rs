@@ -19,7 +19,7 @@ pub struct IngestCounters {
 
 impl IngestCounters {
     /// Counts one request of `protocol` (`parca_grpc`, `pyroscope_grpc`, `pyroscope_connect`,
-    /// `pyroscope_ingest`) that was `accepted` or not, storing `samples`.
+    /// `pyroscope_ingest`, `otlp_grpc`, `scrape`) that was `accepted` or not, storing `samples`.
     pub fn record(&self, protocol: &'static str, accepted: bool, samples: u64) {
         let outcome = if accepted { "accepted" } else { "rejected" };
         *self.counts.lock().entry((protocol, outcome)).or_default() += 1;
@@ -83,5 +83,58 @@ pub(crate) async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
         "# HELP strata_ingest_samples_total Samples stored from pushes.\n# TYPE strata_ingest_samples_total counter\nstrata_ingest_samples_total {}",
         app.counters.samples.load(Ordering::Relaxed)
     );
+    write_target_health(&app, &mut out);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}
+
+/// Per scrape target: up, last duration, last samples, last scrape time.
+fn write_target_health(app: &App, out: &mut String) {
+    let targets = app.targets.read();
+    type Metric = (&'static str, &'static str, fn(&crate::scrape::TargetHealth) -> f64);
+    let metrics: [Metric; 4] = [
+        (
+            "strata_scrape_target_up",
+            "1 if the target's last scrape succeeded, 0 if it failed or none ran yet.",
+            |h| f64::from(u8::from(h.health() == "up")),
+        ),
+        (
+            "strata_scrape_last_duration_seconds",
+            "How long the target's last scrape took.",
+            |h| h.last_duration.as_secs_f64(),
+        ),
+        (
+            "strata_scrape_last_samples",
+            "Samples stored by the target's last scrape.",
+            |h| h.last_samples as f64,
+        ),
+        (
+            "strata_scrape_last_timestamp_seconds",
+            "When the target's last scrape started (0: never).",
+            |h| {
+                h.last_scrape
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0.0, |d| d.as_secs_f64())
+            },
+        ),
+    ];
+    for (name, help, value) in metrics {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for (k, h) in targets.iter() {
+            let _ = writeln!(
+                out,
+                "{name}{{job=\"{}\",instance=\"{}\",profile=\"{}\"}} {}",
+                escape(&k.job),
+                escape(&k.instance),
+                escape(&k.profile),
+                value(h)
+            );
+        }
+    }
+}
+
+/// A label value escaped for the text exposition format.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }

@@ -80,3 +80,70 @@ pub async fn spawn_server(
         tokio::spawn(strata_server::serve(app, listener, shutdown)),
     )
 }
+
+/// One stored (series, stack) of a profile type, values summed: the series' labels, the stack
+/// folded root first (`main;work`), the total.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct StoredStack {
+    /// Series labels as `name=value` pairs, sorted.
+    pub labels: Vec<(String, String)>,
+    /// Function names, root first, joined by `;`.
+    pub folded: String,
+    /// Sum of the values.
+    pub value: i64,
+}
+
+/// Every stored (series, stack) of profile type `pt`, read back through the engine.
+pub async fn stored_stacks(engine: &strata_engine::Engine, pt: &str) -> Vec<StoredStack> {
+    use arrow::array::AsArray;
+    use arrow::datatypes::{Int64Type, UInt64Type};
+    let out = engine
+        .scan(strata_engine::ScanRequest {
+            profile_type: pt.parse().unwrap(),
+            matchers: vec![],
+            range: strata_engine::TimeRange::ALL,
+        })
+        .await
+        .unwrap();
+    let series = out.series.clone();
+    let mut sums: std::collections::BTreeMap<(u64, u64), i64> = Default::default();
+    for b in out.collect().await.unwrap() {
+        let s = b.column(0).as_primitive::<UInt64Type>();
+        let st = b.column(4).as_primitive::<UInt64Type>();
+        let v = b.column(5).as_primitive::<Int64Type>();
+        for i in 0..b.num_rows() {
+            *sums.entry((s.value(i), st.value(i))).or_default() += v.value(i);
+        }
+    }
+    let ids: Vec<strata_engine::StackId> = sums
+        .keys()
+        .map(|&(_, st)| strata_engine::StackId(st))
+        .collect();
+    let symbols = engine.resolve_stacks(&ids).await.unwrap();
+    let mut rows: Vec<StoredStack> = sums
+        .into_iter()
+        .map(|((s, st), value)| {
+            let labels = series[&strata_engine::SeriesId(s)]
+                .iter()
+                .map(|l| (l.name.to_string(), l.value.to_string()))
+                .collect();
+            let mut frames: Vec<String> = symbols.stacks[&strata_engine::StackId(st)]
+                .iter()
+                .flat_map(|loc| {
+                    symbols.locations[loc]
+                        .lines
+                        .iter()
+                        .map(|line| symbols.functions[&line.function_id].name.clone())
+                })
+                .collect();
+            frames.reverse();
+            StoredStack {
+                labels,
+                folded: frames.join(";"),
+                value,
+            }
+        })
+        .collect();
+    rows.sort();
+    rows
+}

@@ -1,0 +1,161 @@
+//! OTLP profiles `Export` over real gRPC, sent by the OpenTelemetry Python stack
+//! (opentelemetry-proto 1.45 + grpcio, installed by `scripts/test`): read back through the
+//! engine; bad input gets a clear status and stores nothing.
+
+mod common;
+
+use common::StoredStack;
+
+const CPU: &str = "process_cpu:samples:count:cpu:nanoseconds:delta";
+const ALLOC: &str = "memory:alloc_space:bytes:space:bytes";
+
+/// Runs the fixture client against `addr`; returns (case, code, details) per case.
+fn export(addr: std::net::SocketAddr, cases: &[&str]) -> Vec<(String, String, String)> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/otlp_export.py");
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .arg(addr.to_string())
+        .args(cases)
+        .output()
+        .expect("python3 runs (./scripts/test installs what the OTLP client needs)");
+    assert!(
+        out.status.success(),
+        "the OTLP client failed (pip install opentelemetry-proto==1.45.0 grpcio): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let s = |k: &str| v[k].as_str().unwrap().to_owned();
+            (s("case"), s("code"), s("details"))
+        })
+        .collect()
+}
+
+fn labels(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut v: Vec<_> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otlp_export_is_stored_and_bad_requests_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = common::open_engine(dir.path()).await;
+    let limits = strata_ingest::DecodeLimits {
+        max_body_bytes: 1 << 20,
+        max_decompressed_bytes: 4 << 20,
+    };
+    let app = strata_server::App::with_limits(engine.clone(), limits);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (addr, server) = common::spawn_server(app, async {
+        let _ = stopped.await;
+    })
+    .await;
+
+    // Bad requests first: each is refused with a status that says why, and stores nothing.
+    let refused = tokio::task::spawn_blocking(move || {
+        export(addr, &["truncated", "bad_index", "bomb"])
+    })
+    .await
+    .unwrap();
+    let expect = [
+        ("truncated", "INVALID_ARGUMENT", "protobuf"),
+        ("bad_index", "INVALID_ARGUMENT", "sample 0's stack refers to entry 99"),
+        ("bomb", "RESOURCE_EXHAUSTED", "size limit"),
+    ];
+    for ((case, code, details), (want_case, want_code, want_details)) in refused.iter().zip(expect)
+    {
+        assert_eq!(case, want_case);
+        assert_eq!(code, want_code, "{case}: {details}");
+        assert!(details.contains(want_details), "{case}: {details}");
+    }
+    assert_eq!(refused.len(), 3);
+    assert_eq!(engine.stats().head.samples, 0, "a refused request stored samples");
+
+    // Not gRPC at all: a plain POST to the gRPC path is refused, and stores nothing.
+    let (status, body) = common::post_with(
+        addr,
+        "/opentelemetry.proto.collector.profiles.v1development.ProfilesService/Export",
+        &[("Content-Type", "text/plain")],
+        b"hello",
+    )
+    .await;
+    assert!(
+        (400..500).contains(&status) || body.contains("grpc"),
+        "{status} {body}"
+    );
+    assert_eq!(engine.stats().head.samples, 0);
+
+    let ok = tokio::task::spawn_blocking(move || export(addr, &["valid"]))
+        .await
+        .unwrap();
+    assert_eq!(ok[0].1, "OK", "{:?}", ok[0]);
+
+    let cpu = common::stored_stacks(&engine, CPU).await;
+    let checkout = [
+        ("host_name", "node-1"),
+        ("service_name", "checkout"),
+    ];
+    let mut with_thread = checkout.to_vec();
+    with_thread.push(("thread_name", "worker"));
+    assert_eq!(
+        cpu,
+        vec![
+            StoredStack {
+                labels: labels(&checkout),
+                folded: "main".into(),
+                value: 2, // two timestamps, no values
+            },
+            StoredStack {
+                labels: labels(&with_thread),
+                folded: "main;work".into(),
+                value: 3,
+            },
+        ]
+    );
+    let alloc = common::stored_stacks(&engine, ALLOC).await;
+    assert_eq!(
+        alloc,
+        vec![StoredStack {
+            labels: labels(&[("service_name", "cart")]),
+            folded: "main;alloc".into(),
+            value: 4096,
+        }]
+    );
+
+    // The mapping's build id came from its attribute.
+    let symbols = engine
+        .resolve_stacks(&[engine_stack_id(&engine, ALLOC).await])
+        .await
+        .unwrap();
+    let build_ids: Vec<_> = symbols.mappings.values().map(|m| m.build_id.as_str()).collect();
+    assert_eq!(build_ids, ["abc123"]);
+
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}
+
+async fn engine_stack_id(engine: &strata_engine::Engine, pt: &str) -> strata_engine::StackId {
+    use arrow::array::AsArray;
+    let out = engine
+        .scan(strata_engine::ScanRequest {
+            profile_type: pt.parse().unwrap(),
+            matchers: vec![],
+            range: strata_engine::TimeRange::ALL,
+        })
+        .await
+        .unwrap();
+    let batches = out.collect().await.unwrap();
+    strata_engine::StackId(
+        batches[0]
+            .column(4)
+            .as_primitive::<arrow::datatypes::UInt64Type>()
+            .value(0),
+    )
+}
