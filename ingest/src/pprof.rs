@@ -97,7 +97,7 @@ mod tests {
         };
         let bytes = p.encode_to_vec();
         let err = decode_pprof(&bytes[..bytes.len() - 3], &DecodeLimits::default()).unwrap_err();
-        assert!(err.to_string().starts_with("bad pprof protobuf"), "{err}");
+        assert!(err.to_string().starts_with("bad protobuf"), "{err}");
         let gz = gzip(&bytes);
         let err = decode_pprof(&gz[..gz.len() - 6], &DecodeLimits::default()).unwrap_err();
         assert!(err.to_string().starts_with("bad gzip"), "{err}");

@@ -96,7 +96,8 @@ pub fn router(app: Arc<App>) -> axum::Router {
             .max_decoding_message_size(app.limits.max_decompressed_bytes as usize)
             .accept_compressed(CompressionEncoding::Gzip),
     )
-    .into_axum_router();
+    .into_axum_router()
+    .layer(axum::middleware::from_fn(require_grpc_content_type));
     // gRPC-web under /api, as Parca serves its UI: /api/<package.Service>/<Method>.
     let grpc_web = tonic::service::Routes::new(
         ProfileStoreServiceServer::new(ParcaProfileStore(app.clone()))
@@ -106,7 +107,8 @@ pub fn router(app: Arc<App>) -> axum::Router {
         PusherServiceServer::new(PyroscopePusher(app.clone())).max_decoding_message_size(max),
     )
     .into_axum_router()
-    .layer(tonic_web::GrpcWebLayer::new());
+    .layer(tonic_web::GrpcWebLayer::new())
+    .layer(axum::middleware::from_fn(require_grpc_content_type));
     grpc.merge(crate::http::routes(app)).nest("/api", grpc_web)
 }
 
@@ -120,4 +122,29 @@ pub async fn serve(
     axum::serve(listener, router(app))
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+/// Refuses a request to a gRPC route whose content type is not gRPC's (`application/grpc*`,
+/// which covers gRPC-web) with HTTP 415 and a message, as the gRPC over HTTP/2 spec asks.
+async fn require_grpc_content_type(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let content_type = req
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type.starts_with("application/grpc") {
+        return next.run(req).await;
+    }
+    (
+        axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        format!(
+            "content type {content_type:?} is not gRPC; {} takes application/grpc (or application/grpc-web under /api)\n",
+            req.uri().path()
+        ),
+    )
+        .into_response()
 }

@@ -139,7 +139,7 @@ async fn parca_and_pyroscope_pushes_over_grpc() {
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
     assert!(
-        err.message().contains("bad pprof protobuf"),
+        err.message().contains("bad protobuf"),
         "{}",
         err.message()
     );
