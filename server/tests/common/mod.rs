@@ -147,3 +147,53 @@ pub async fn stored_stacks(engine: &strata_engine::Engine, pt: &str) -> Vec<Stor
     rows.sort();
     rows
 }
+
+/// The Go scrape target of `tests/fixtures/goapp`, built with the system's `go` and running
+/// until dropped.
+pub struct GoApp {
+    child: std::process::Child,
+    /// Where it serves `net/http/pprof`.
+    pub addr: String,
+}
+
+impl GoApp {
+    /// Builds (into `dir`) and starts the Go program on an ephemeral port.
+    pub fn start(dir: &std::path::Path) -> GoApp {
+        use std::io::BufRead;
+        let src = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/goapp");
+        let bin = dir.join("goapp");
+        let built = std::process::Command::new("go")
+            .args(["build", "-o"])
+            .arg(&bin)
+            .arg(".")
+            .current_dir(src)
+            .output()
+            .expect("`go` runs (./scripts/test installs Debian's golang-go)");
+        assert!(
+            built.status.success(),
+            "go build: {}",
+            String::from_utf8_lossy(&built.stderr)
+        );
+        let mut child = std::process::Command::new(&bin)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("goapp said {line:?}"))
+            .to_owned();
+        GoApp { child, addr }
+    }
+}
+
+impl Drop for GoApp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
