@@ -191,26 +191,34 @@ impl<'a> Dictionary<'a> {
                     build_id = v.clone().into_owned();
                 }
             }
-            mappings.push(b.mapping(Mapping {
-                build_id,
-                filename: dict.string(m.filename_strindex, "a mapping's file name")?.to_owned(),
-                memory_start: m.memory_start,
-                memory_limit: m.memory_limit,
-                file_offset: m.file_offset,
-            }));
+            mappings.push(
+                b.mapping(Mapping {
+                    build_id,
+                    filename: dict
+                        .string(m.filename_strindex, "a mapping's file name")?
+                        .to_owned(),
+                    memory_start: m.memory_start,
+                    memory_limit: m.memory_limit,
+                    file_offset: m.file_offset,
+                }),
+            );
         }
         let mut functions = Vec::with_capacity(d.function_table.len());
         for f in &d.function_table {
-            functions.push(b.function(Function {
-                name: dict.string(f.name_strindex, "a function's name")?.to_owned(),
-                system_name: dict
-                    .string(f.system_name_strindex, "a function's system name")?
-                    .to_owned(),
-                filename: dict
-                    .string(f.filename_strindex, "a function's file name")?
-                    .to_owned(),
-                start_line: f.start_line,
-            }));
+            functions.push(
+                b.function(Function {
+                    name: dict
+                        .string(f.name_strindex, "a function's name")?
+                        .to_owned(),
+                    system_name: dict
+                        .string(f.system_name_strindex, "a function's system name")?
+                        .to_owned(),
+                    filename: dict
+                        .string(f.filename_strindex, "a function's file name")?
+                        .to_owned(),
+                    start_line: f.start_line,
+                }),
+            );
         }
         for (n, l) in d.location_table.iter().enumerate() {
             let mapping_id = match l.mapping_index {

@@ -106,7 +106,11 @@ impl<'b> SampleWriter<'b> {
                     .totals
                     .entry((i, series.0))
                     .or_insert_with(|| (series.1, HashMap::new()));
-                entry.1.entry(self.b.stack_id(stack)).or_insert((stack, 0)).1 += value;
+                entry
+                    .1
+                    .entry(self.b.stack_id(stack))
+                    .or_insert((stack, 0))
+                    .1 += value;
             }
             self.b.sample(SampleRow {
                 profile_type: pt,

@@ -53,7 +53,10 @@ pub mod otlp {
     pub mod common {
         /// `opentelemetry.proto.common.v1`.
         pub mod v1 {
-            include!(concat!(env!("OUT_DIR"), "/opentelemetry.proto.common.v1.rs"));
+            include!(concat!(
+                env!("OUT_DIR"),
+                "/opentelemetry.proto.common.v1.rs"
+            ));
         }
     }
 
@@ -62,7 +65,10 @@ pub mod otlp {
     pub mod resource {
         /// `opentelemetry.proto.resource.v1`.
         pub mod v1 {
-            include!(concat!(env!("OUT_DIR"), "/opentelemetry.proto.resource.v1.rs"));
+            include!(concat!(
+                env!("OUT_DIR"),
+                "/opentelemetry.proto.resource.v1.rs"
+            ));
         }
     }
 

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use strata_engine::Engine;
 use strata_ingest::{DecodeLimits, DeltaTracker};
+use strata_proto::otlp::collector::profiles::v1development::profiles_service_server::ProfilesServiceServer;
 use strata_proto::parca::profile_store_service_server::ProfileStoreServiceServer;
 use strata_proto::pyroscope::push::v1::pusher_service_server::PusherServiceServer;
-use strata_proto::otlp::collector::profiles::v1development::profiles_service_server::ProfilesServiceServer;
 use tokio::net::TcpListener;
 use tonic::codec::CompressionEncoding;
 

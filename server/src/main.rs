@@ -112,7 +112,10 @@ async fn reload_on_sighup(config: Option<PathBuf>, listen: SocketAddr, scraper: 
             .and_then(|file| Ok(scraper.apply(&file.scrape_jobs(listen))?));
         match applied {
             Ok(()) => info!("SIGHUP: scrape configuration reloaded"),
-            Err(e) => tracing::error!(error = format!("{e:#}"), "SIGHUP: reload failed; keeping the running configuration"),
+            Err(e) => tracing::error!(
+                error = format!("{e:#}"),
+                "SIGHUP: reload failed; keeping the running configuration"
+            ),
         }
     }
 }
@@ -125,9 +128,10 @@ async fn server(
     let file = FileConfig::read(config.as_deref())?;
     let limits = file.ingest.clone().unwrap_or_default();
     limits.validate().context("ingest limits")?;
-    let scrape_jobs = file.scrape_jobs(listen);
-    strata_server::scrape::validate(&scrape_jobs)?;
-    let mut engine_config = file.engine.unwrap_or_default();
+    if let Some(jobs) = &file.scrape_configs {
+        strata_server::scrape::validate(jobs)?;
+    }
+    let mut engine_config = file.engine.clone().unwrap_or_default();
     engine_config.data_dir = data_dir;
     let engine = Engine::open(engine_config)
         .await
@@ -137,6 +141,7 @@ async fn server(
         .await
         .with_context(|| format!("listening on {listen}"))?;
     let listen = listener.local_addr()?;
+    let scrape_jobs = file.scrape_jobs(listen);
     info!(
         %listen,
         blocks = stats.blocks,

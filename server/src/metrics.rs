@@ -90,7 +90,11 @@ pub(crate) async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
 /// Per scrape target: up, last duration, last samples, last scrape time.
 fn write_target_health(app: &App, out: &mut String) {
     let targets = app.targets.read();
-    type Metric = (&'static str, &'static str, fn(&crate::scrape::TargetHealth) -> f64);
+    type Metric = (
+        &'static str,
+        &'static str,
+        fn(&crate::scrape::TargetHealth) -> f64,
+    );
     let metrics: [Metric; 4] = [
         (
             "strata_scrape_target_up",

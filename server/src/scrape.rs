@@ -195,7 +195,11 @@ async fn scrape_loop(
 }
 
 /// GETs the target's URL; the body, at most `max_bytes` long.
-async fn fetch(client: &reqwest::Client, t: &ScrapeTarget, max_bytes: u64) -> Result<Vec<u8>, String> {
+async fn fetch(
+    client: &reqwest::Client,
+    t: &ScrapeTarget,
+    max_bytes: u64,
+) -> Result<Vec<u8>, String> {
     let response = client
         .get(&t.url)
         .timeout(t.request_timeout)
@@ -239,7 +243,11 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 async fn store(app: &App, t: &ScrapeTarget, body: &[u8]) -> Result<u64, String> {
     let source = ProfileSource {
         name: t.key.profile.clone(),
-        labels: t.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        labels: t
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
         delta: t.delta.then_some(true),
         default_time_ns: now_ns(),
     };

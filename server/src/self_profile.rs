@@ -48,7 +48,10 @@ pub(crate) async fn profile(
         Ok(bytes) => (
             [
                 (header::CONTENT_TYPE, "application/octet-stream"),
-                (header::CONTENT_DISPOSITION, "attachment; filename=\"profile\""),
+                (
+                    header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"profile\"",
+                ),
             ],
             bytes,
         )

@@ -59,15 +59,18 @@ async fn otlp_export_is_stored_and_bad_requests_are_refused() {
     .await;
 
     // Bad requests first: each is refused with a status that says why, and stores nothing.
-    let refused = tokio::task::spawn_blocking(move || {
-        export(addr, &["truncated", "bad_index", "bomb"])
-    })
-    .await
-    .unwrap();
+    let refused =
+        tokio::task::spawn_blocking(move || export(addr, &["truncated", "bad_index", "bomb"]))
+            .await
+            .unwrap();
     let expect = [
         // As grpc-go and tonic answer a request that does not parse.
         ("truncated", "INTERNAL", "failed to decode Protobuf message"),
-        ("bad_index", "INVALID_ARGUMENT", "sample 0's stack refers to entry 99"),
+        (
+            "bad_index",
+            "INVALID_ARGUMENT",
+            "sample 0's stack refers to entry 99",
+        ),
         ("bomb", "RESOURCE_EXHAUSTED", "size limit"),
     ];
     for ((case, code, details), (want_case, want_code, want_details)) in refused.iter().zip(expect)
@@ -77,7 +80,11 @@ async fn otlp_export_is_stored_and_bad_requests_are_refused() {
         assert!(details.contains(want_details), "{case}: {details}");
     }
     assert_eq!(refused.len(), 3);
-    assert_eq!(engine.stats().head.samples, 0, "a refused request stored samples");
+    assert_eq!(
+        engine.stats().head.samples,
+        0,
+        "a refused request stored samples"
+    );
 
     // Not gRPC at all: a plain POST to the gRPC path is refused, and stores nothing.
     let (status, body) = common::post_with(
@@ -97,10 +104,7 @@ async fn otlp_export_is_stored_and_bad_requests_are_refused() {
     assert_eq!(ok[0].1, "OK", "{:?}", ok[0]);
 
     let cpu = common::stored_stacks(&engine, CPU).await;
-    let checkout = [
-        ("host_name", "node-1"),
-        ("service_name", "checkout"),
-    ];
+    let checkout = [("host_name", "node-1"), ("service_name", "checkout")];
     let mut with_thread = checkout.to_vec();
     with_thread.push(("thread_name", "worker"));
     assert_eq!(
@@ -133,7 +137,11 @@ async fn otlp_export_is_stored_and_bad_requests_are_refused() {
         .resolve_stacks(&[engine_stack_id(&engine, ALLOC).await])
         .await
         .unwrap();
-    let build_ids: Vec<_> = symbols.mappings.values().map(|m| m.build_id.as_str()).collect();
+    let build_ids: Vec<_> = symbols
+        .mappings
+        .values()
+        .map(|m| m.build_id.as_str())
+        .collect();
     assert_eq!(build_ids, ["abc123"]);
 
     let _ = stop.send(());

@@ -138,11 +138,7 @@ async fn parca_and_pyroscope_pushes_over_grpc() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
-    assert!(
-        err.message().contains("bad protobuf"),
-        "{}",
-        err.message()
-    );
+    assert!(err.message().contains("bad protobuf"), "{}", err.message());
     let err = parca
         .write_raw(WriteRawRequest {
             series: vec![RawProfileSeries {

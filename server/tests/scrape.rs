@@ -178,9 +178,14 @@ async fn go_program_is_scraped_for_every_profile_type() {
     );
 
     // A new configuration replaces the old: one job left, the other's targets gone.
-    let invalid: ScrapeConfigs = serde_yaml::from_str("- job_name: x\n  scrape_interval: 0s").unwrap();
+    let invalid: ScrapeConfigs =
+        serde_yaml::from_str("- job_name: x\n  scrape_interval: 0s").unwrap();
     assert!(scraper.apply(&invalid).is_err());
-    assert_eq!(app.targets.read().len(), 6, "an invalid config changed nothing");
+    assert_eq!(
+        app.targets.read().len(),
+        6,
+        "an invalid config changed nothing"
+    );
     scraper.apply(&jobs[1..]).unwrap();
     let keys: Vec<_> = app.targets.read().keys().map(|k| k.job.clone()).collect();
     assert_eq!(keys, ["nowhere"]);

@@ -300,8 +300,14 @@ mod tests {
     #[test]
     fn bad_configs_say_what_is_wrong() {
         for (yaml, want) in [
-            ("- job_name: a\n  scrape_interval: 5s\n  scrape_timeout: 6s", "scrape_timeout"),
-            ("- job_name: a\n  static_configs: [{targets: [nohost]}]", "host:port"),
+            (
+                "- job_name: a\n  scrape_interval: 5s\n  scrape_timeout: 6s",
+                "scrape_timeout",
+            ),
+            (
+                "- job_name: a\n  static_configs: [{targets: [nohost]}]",
+                "host:port",
+            ),
             ("- job_name: a\n- job_name: a", "used twice"),
             (
                 "- job_name: a\n  profiling_config: {pprof_config: {x: {enabled: true}}}",
