@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, SamplingMode, Throughput};
 use futures::StreamExt;
 use strata_benches::{
-    Workload, WorkloadConfig, cpu_profile_type, realistic_batches, series_matchers, total_samples,
+    Workload, process_cpu_time, WorkloadConfig, cpu_profile_type, realistic_batches, series_matchers, total_samples,
 };
 use strata_engine::{Engine, EngineConfig, FsyncPolicy, SampleBatch, ScanRequest, TimeRange};
 use tempfile::TempDir;
@@ -259,17 +259,6 @@ fn scan(c: &mut Criterion, rt: &Runtime) {
     g.finish();
     rt.block_on(head.close());
     rt.block_on(blocks.close());
-}
-
-/// User plus system CPU time of the whole process (every thread) so far, from
-/// `/proc/self/stat` (clock ticks of 1/100 s, Linux's `USER_HZ`).
-fn process_cpu_time() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    // Fields 14 and 15 of proc(5) (utime, stime); `fields[0]` is field 3.
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    Some(Duration::from_millis(ticks * 10))
 }
 
 /// Ingests `samples` samples of the workload `cfg` describes (fsync `never`, one appender),

@@ -31,6 +31,7 @@
 #![deny(missing_docs)]
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use strata_engine::{
     Function, FunctionId, LabelMatcher, Labels, Line, Location, LocationId, Mapping, MappingId,
@@ -753,4 +754,15 @@ mod tests {
         }
         assert_eq!(w.rounds(), 2);
     }
+}
+
+/// User plus system CPU time of the whole process (every thread) so far, from
+/// `/proc/self/stat` (clock ticks of 1/100 s, Linux's `USER_HZ`).
+pub fn process_cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // Fields 14 and 15 of proc(5) (utime, stime); `fields[0]` is field 3.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
 }

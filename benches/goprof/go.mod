@@ -1,0 +1,3 @@
+module strata.bench/goprof
+
+go 1.19
