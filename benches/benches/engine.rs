@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, SamplingMode, Throughput};
 use futures::StreamExt;
 use strata_benches::{
-    Workload, process_cpu_time, WorkloadConfig, cpu_profile_type, realistic_batches, series_matchers, total_samples,
+    Workload, WorkloadConfig, cpu_profile_type, process_cpu_time, realistic_batches,
+    series_matchers, total_samples,
 };
 use strata_engine::{Engine, EngineConfig, FsyncPolicy, SampleBatch, ScanRequest, TimeRange};
 use tempfile::TempDir;

@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 
 use strata_benches::process_cpu_time;
 use strata_engine::{Engine, EngineConfig, SampleBatchBuilder};
-use strata_ingest::{DecodeLimits, DeltaTracker, ProfileSource, decode_pprof, normalize_with_deltas};
+use strata_ingest::{
+    DecodeLimits, DeltaTracker, ProfileSource, decode_pprof, normalize_with_deltas,
+};
 
 /// Builds and runs the Go generator unless its profiles are there already.
 fn go_profiles() -> PathBuf {

@@ -5,8 +5,8 @@
 use proptest::prelude::*;
 use strata_engine::{Labels, ProfileType, SampleBatchBuilder};
 use strata_ingest::{
-    DecodeLimits, DeltaTracker, ProfileSource, decode_otlp, decode_pprof, decompress,
-    folded_into, normalize_with_deltas, otlp_export, parse_folded,
+    DecodeLimits, DeltaTracker, ProfileSource, decode_otlp, decode_pprof, decompress, folded_into,
+    normalize_with_deltas, otlp_export, parse_folded,
 };
 
 fn seeds(kind: &str) -> Vec<Vec<u8>> {
