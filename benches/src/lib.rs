@@ -718,6 +718,17 @@ pub fn total_samples(batches: &[SampleBatch]) -> u64 {
     batches.iter().map(|b| b.num_samples() as u64).sum()
 }
 
+/// User plus system CPU time of the whole process (every thread) so far, from
+/// `/proc/self/stat` (clock ticks of 1/100 s, Linux's `USER_HZ`).
+pub fn process_cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // Fields 14 and 15 of proc(5) (utime, stime); `fields[0]` is field 3.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -754,15 +765,4 @@ mod tests {
         }
         assert_eq!(w.rounds(), 2);
     }
-}
-
-/// User plus system CPU time of the whole process (every thread) so far, from
-/// `/proc/self/stat` (clock ticks of 1/100 s, Linux's `USER_HZ`).
-pub fn process_cpu_time() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    // Fields 14 and 15 of proc(5) (utime, stime); `fields[0]` is field 3.
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    Some(Duration::from_millis(ticks * 10))
 }
