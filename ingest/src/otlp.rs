@@ -53,8 +53,13 @@ pub fn otlp_export(
         let mut base = Vec::with_capacity(attributes.len() + 1);
         for kv in attributes {
             let key = dict.key_of(kv)?;
+            let name = sanitize_label_name(key);
+            // Two keys that sanitize alike (`host.name`, `host_name`): the first one wins.
+            if base.iter().any(|(k, _)| *k == name) {
+                continue;
+            }
             if let Some(value) = kv.value.as_ref().and_then(|v| dict.value_string(v)) {
-                base.push((sanitize_label_name(key), value.into_owned()));
+                base.push((name, value.into_owned()));
             }
         }
         if !base.iter().any(|(k, _)| k == "service_name") {
