@@ -74,9 +74,14 @@ fn strata_ingest(bytes: &[u8], name: &str, copies: usize) -> (Measured, u64) {
         let limits = DecodeLimits::default();
         let mut deltas = DeltaTracker::new(100_000);
         let (mut samples, mut rows) = (0u64, 0u64);
+        // Wall time per phase: decode, normalize (+ build), append.
+        let mut phases = [Duration::ZERO; 3];
         let (cpu0, t0) = (process_cpu_time().unwrap(), Instant::now());
         for i in 0..copies {
+            let t = Instant::now();
             let mut profile = decode_pprof(bytes, &limits).unwrap();
+            phases[0] += t.elapsed();
+            let t = Instant::now();
             profile.time_nanos += (i / 20) as i64 * 10_000_000_000;
             let source = ProfileSource {
                 name: name.to_owned(),
@@ -90,9 +95,12 @@ fn strata_ingest(bytes: &[u8], name: &str, copies: usize) -> (Measured, u64) {
             let mut b = SampleBatchBuilder::new();
             normalize_with_deltas(&profile, &source, &mut deltas, &mut b).unwrap();
             let batch = b.build().unwrap();
+            phases[1] += t.elapsed();
             samples += profile.sample.len() as u64;
             rows += batch.num_samples() as u64;
+            let t = Instant::now();
             engine.append(&batch).await.unwrap();
+            phases[2] += t.elapsed();
         }
         let m = Measured {
             samples,
@@ -100,6 +108,13 @@ fn strata_ingest(bytes: &[u8], name: &str, copies: usize) -> (Measured, u64) {
             cpu: process_cpu_time().unwrap() - cpu0,
         };
         engine.close().await.unwrap();
+        let total: f64 = phases.iter().map(Duration::as_secs_f64).sum();
+        println!(
+            "  strata wall by phase: decode {:.0} %, normalize + build {:.0} %, append (WAL + head) {:.0} %",
+            100.0 * phases[0].as_secs_f64() / total,
+            100.0 * phases[1].as_secs_f64() / total,
+            100.0 * phases[2].as_secs_f64() / total,
+        );
         (m, rows)
     })
 }
@@ -143,6 +158,27 @@ fn main() {
         let file = dir.join(format!("{kind}.pb.gz"));
         let bytes = std::fs::read(&file).unwrap();
         let profile = decode_pprof(&bytes, &DecodeLimits::default()).unwrap();
+        {
+            let n = 20;
+            let t = Instant::now();
+            for _ in 0..n {
+                std::hint::black_box(
+                    strata_ingest::decompress(&bytes, &DecodeLimits::default()).unwrap(),
+                );
+            }
+            let gunzip = t.elapsed() / n;
+            let raw = strata_ingest::decompress(&bytes, &DecodeLimits::default()).unwrap();
+            let t = Instant::now();
+            for _ in 0..n {
+                std::hint::black_box(decode_pprof(&raw, &DecodeLimits::default()).unwrap());
+            }
+            println!(
+                "{kind}: gunzip {:?}, protobuf decode {:?} per copy ({} bytes raw)",
+                gunzip,
+                t.elapsed() / n,
+                raw.len()
+            );
+        }
         let per_copy = profile.sample.len() as u64;
         let copies = target.div_ceil(per_copy).max(1) as usize;
         println!(

@@ -12,7 +12,7 @@
 //! the delta. The first profile of a series only sets the baseline (no delta: the interval's
 //! start is unknown). A profile not newer than the previous one is ignored.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use strata_engine::{ProfileType, SeriesId, StackId};
 
@@ -71,7 +71,7 @@ impl DeltaTracker {
     /// A tracker keeping at most `max_series` baselines.
     pub fn new(max_series: usize) -> Self {
         DeltaTracker {
-            baselines: HashMap::new(),
+            baselines: HashMap::default(),
             max_series: max_series.max(1),
             touched: Vec::new(),
         }
@@ -161,6 +161,10 @@ impl DeltaTracker {
 
 #[cfg(test)]
 mod tests {
+    fn map<const N: usize>(a: [(StackId, i64); N]) -> rustc_hash::FxHashMap<StackId, i64> {
+        a.into_iter().collect()
+    }
+
     use super::*;
 
     fn pt() -> ProfileType {
@@ -172,13 +176,8 @@ mod tests {
         let mut t = DeltaTracker::new(10);
         let s = SeriesId(7);
         let (a, b) = (StackId(1), StackId(2));
-        assert_eq!(
-            t.update(s, &pt(), 10, HashMap::from([(a, 100), (b, 5)])),
-            None
-        );
-        let inc = t
-            .update(s, &pt(), 20, HashMap::from([(a, 150), (b, 5)]))
-            .unwrap();
+        assert_eq!(t.update(s, &pt(), 10, map([(a, 100), (b, 5)])), None);
+        let inc = t.update(s, &pt(), 20, map([(a, 150), (b, 5)])).unwrap();
         assert_eq!(
             inc,
             Increase {
@@ -188,11 +187,9 @@ mod tests {
             }
         );
         // Out of order: ignored, baseline kept.
-        assert_eq!(t.update(s, &pt(), 15, HashMap::from([(a, 1)])), None);
+        assert_eq!(t.update(s, &pt(), 15, map([(a, 1)])), None);
         // A restart: values went down; the new totals are the increase.
-        let inc = t
-            .update(s, &pt(), 30, HashMap::from([(a, 40), (b, 9)]))
-            .unwrap();
+        let inc = t.update(s, &pt(), 30, map([(a, 40), (b, 9)])).unwrap();
         assert_eq!(
             inc,
             Increase {
@@ -222,27 +219,21 @@ mod tests {
     fn forgotten_baselines_start_over() {
         let mut t = DeltaTracker::new(10);
         let s = SeriesId(1);
-        t.update(s, &pt(), 10, HashMap::from([(StackId(1), 5)]));
-        assert!(
-            t.update(s, &pt(), 20, HashMap::from([(StackId(1), 9)]))
-                .is_some()
-        );
+        t.update(s, &pt(), 10, map([(StackId(1), 5)]));
+        assert!(t.update(s, &pt(), 20, map([(StackId(1), 9)])).is_some());
         // The batch with the second profile was not stored: its baseline is dropped, so the
         // next profile starts over instead of claiming an increase over unstored data.
         let touched = t.take_touched();
         assert_eq!(touched.len(), 2);
         t.forget(&touched);
-        assert_eq!(
-            t.update(s, &pt(), 30, HashMap::from([(StackId(1), 12)])),
-            None
-        );
+        assert_eq!(t.update(s, &pt(), 30, map([(StackId(1), 12)])), None);
     }
 
     #[test]
     fn baselines_are_bounded() {
         let mut t = DeltaTracker::new(2);
         for i in 0..5 {
-            t.update(SeriesId(i), &pt(), i as i64, HashMap::new());
+            t.update(SeriesId(i), &pt(), i as i64, map([]));
         }
         assert_eq!(t.len(), 2);
     }

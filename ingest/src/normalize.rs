@@ -1,7 +1,7 @@
 //! Normalizing a pprof profile into an engine [`SampleBatch`]: one profile type per sample type,
 //! pprof string labels added to the series, zero values dropped, stacks and symbols interned.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use strata_engine::{
     Function, Line, Location, Mapping, MappingId, ProfileType, SampleBatch, SampleBatchBuilder,
@@ -83,6 +83,42 @@ fn table_ids(ids: impl Iterator<Item = u64> + Clone) -> Vec<u64> {
     }
 }
 
+/// pprof ids to interned ids: a vector indexed by id when the ids are small (as they are in
+/// practice: 1..=n), a hash map otherwise. Looked up once per frame of every sample.
+struct IdIndex<T> {
+    dense: Vec<Option<T>>,
+    sparse: FxHashMap<u64, T>,
+}
+
+impl<T: Copy> IdIndex<T> {
+    fn with_capacity(n: usize) -> Self {
+        IdIndex {
+            dense: Vec::with_capacity(n + 1),
+            sparse: FxHashMap::default(),
+        }
+    }
+
+    fn insert(&mut self, id: u64, value: T) {
+        let dense_limit = 4 * self.dense.capacity() as u64 + 64;
+        if id < dense_limit {
+            let i = id as usize;
+            if self.dense.len() <= i {
+                self.dense.resize(i + 1, None);
+            }
+            self.dense[i] = Some(value);
+        } else {
+            self.sparse.insert(id, value);
+        }
+    }
+
+    fn get(&self, id: u64) -> Option<T> {
+        match self.dense.get(id as usize) {
+            Some(v) => *v,
+            None => self.sparse.get(&id).copied(),
+        }
+    }
+}
+
 struct Strings<'a>(&'a [String]);
 
 impl Strings<'_> {
@@ -135,7 +171,7 @@ fn normalize_profile(
     b: &mut SampleBatchBuilder,
 ) -> Result<()> {
     let strings = Strings(&profile.string_table);
-    let mut mappings = HashMap::with_capacity(profile.mapping.len());
+    let mut mappings = IdIndex::with_capacity(profile.mapping.len());
     let mapping_ids = table_ids(profile.mapping.iter().map(|m| m.id));
     for (m, &pprof_id) in profile.mapping.iter().zip(&mapping_ids) {
         let id = b.mapping(Mapping {
@@ -147,7 +183,7 @@ fn normalize_profile(
         });
         mappings.insert(pprof_id, id);
     }
-    let mut functions = HashMap::with_capacity(profile.function.len());
+    let mut functions = IdIndex::with_capacity(profile.function.len());
     let function_ids = table_ids(profile.function.iter().map(|f| f.id));
     for (f, &pprof_id) in profile.function.iter().zip(&function_ids) {
         let id = b.function(Function {
@@ -162,12 +198,12 @@ fn normalize_profile(
         });
         functions.insert(pprof_id, id);
     }
-    let mut locations = HashMap::with_capacity(profile.location.len());
+    let mut locations = IdIndex::with_capacity(profile.location.len());
     let location_ids = table_ids(profile.location.iter().map(|l| l.id));
     for (l, &pprof_id) in profile.location.iter().zip(&location_ids) {
         let mapping_id = match l.mapping_id {
             0 => MappingId::NONE,
-            m => *mappings.get(&m).ok_or_else(|| {
+            m => mappings.get(m).ok_or_else(|| {
                 Error::InvalidProfile(format!("location {} refers to unknown mapping {m}", l.id))
             })?,
         };
@@ -175,7 +211,7 @@ fn normalize_profile(
             .line
             .iter()
             .map(|line| {
-                let function_id = *functions.get(&line.function_id).ok_or_else(|| {
+                let function_id = functions.get(line.function_id).ok_or_else(|| {
                     Error::InvalidProfile(format!(
                         "location {} refers to unknown function {}",
                         l.id, line.function_id
@@ -227,7 +263,8 @@ fn normalize_profile(
         .cloned()
         .collect();
     let mut w = SampleWriter::new(b, &base, &types, timing, deltas.is_some());
-    let mut series_cache: HashMap<Vec<(i64, i64)>, (SeriesRef, SeriesId)> = HashMap::new();
+    let mut series_cache: FxHashMap<Vec<(i64, i64)>, (SeriesRef, SeriesId)> = FxHashMap::default();
+    let mut frames = Vec::new();
     for (n, sample) in profile.sample.iter().enumerate() {
         if sample.value.len() != w.num_types() {
             return Err(Error::InvalidProfile(format!(
@@ -263,16 +300,13 @@ fn normalize_profile(
                 s
             }
         };
-        let stack_locations = sample
-            .location_id
-            .iter()
-            .map(|id| {
-                locations.get(id).copied().ok_or_else(|| {
-                    Error::InvalidProfile(format!("sample {n} refers to unknown location {id}"))
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let stack = w.builder().stack(&stack_locations);
+        frames.clear();
+        for &id in &sample.location_id {
+            frames.push(locations.get(id).ok_or_else(|| {
+                Error::InvalidProfile(format!("sample {n} refers to unknown location {id}"))
+            })?);
+        }
+        let stack = w.builder().stack(&frames);
         w.sample(series, stack, &sample.value);
     }
     w.finish(deltas);

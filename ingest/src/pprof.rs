@@ -9,6 +9,8 @@ use strata_proto::pprof::Profile;
 use crate::error::{Error, Result};
 use crate::limits::DecodeLimits;
 
+mod sample_decoder;
+
 /// Whether `bytes` start with the gzip magic.
 pub fn is_gzip(bytes: &[u8]) -> bool {
     bytes.starts_with(&[0x1f, 0x8b])
@@ -43,9 +45,13 @@ pub fn decompress(bytes: &[u8], limits: &DecodeLimits) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Decodes a pprof profile, gzipped or not.
+/// Decodes a pprof profile, gzipped or not. Samples take a faster path than prost's generic
+/// decoder (same result); anything that path does not handle, errors included, goes to prost.
 pub fn decode_pprof(bytes: &[u8], limits: &DecodeLimits) -> Result<Profile> {
     let raw = decompress(bytes, limits)?;
+    if let Some(profile) = sample_decoder::decode_profile(&raw) {
+        return Ok(profile);
+    }
     Ok(Profile::decode(raw.as_slice())?)
 }
 

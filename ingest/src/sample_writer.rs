@@ -2,7 +2,7 @@
 //! sample's stack and labels, [`SampleWriter`] names its series, drops zero values, writes the
 //! rows and, for cumulative types, the `:delta` increase since the series' previous profile.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use strata_engine::{
     Labels, ProfileType, ProfileTypeRef, SampleBatchBuilder, SampleRow, SeriesId, SeriesRef,
@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::normalize::sanitize_label_name;
 
 /// Per cumulative (type, series): the series' id and the profile's total per stack.
-type Totals = HashMap<(usize, SeriesRef), (SeriesId, HashMap<StackId, (StackRef, i64)>)>;
+type Totals = FxHashMap<(usize, SeriesRef), (SeriesId, FxHashMap<StackId, (StackRef, i64)>)>;
 
 /// Timing shared by every sample of one profile.
 #[derive(Clone, Copy, Debug)]
@@ -57,7 +57,7 @@ impl<'b> SampleWriter<'b> {
             b,
             base,
             timing,
-            totals: HashMap::new(),
+            totals: FxHashMap::default(),
         }
     }
 
@@ -105,7 +105,7 @@ impl<'b> SampleWriter<'b> {
                 let entry = self
                     .totals
                     .entry((i, series.0))
-                    .or_insert_with(|| (series.1, HashMap::new()));
+                    .or_insert_with(|| (series.1, FxHashMap::default()));
                 entry
                     .1
                     .entry(self.b.stack_id(stack))
