@@ -16,6 +16,8 @@ fn main() {
             &[
                 "proto/perftools/profiles/profile.proto",
                 "proto/parca/profilestore/v1alpha1/profilestore.proto",
+                "proto/parca/metastore/v1alpha1/metastore.proto",
+                "proto/parca/query/v1alpha1/query.proto",
                 "proto/push/v1/push.proto",
                 "proto/opentelemetry/proto/collector/profiles/v1development/profiles_service.proto",
             ],

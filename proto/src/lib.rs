@@ -2,7 +2,9 @@
 //!
 //! - [`pprof`]: `perftools.profiles` — pprof's `profile.proto`, the format every profiler
 //!   in the field can emit and `go tool pprof` reads.
-//! - [`parca`]: `parca.profilestore.v1alpha1` — Parca's `ProfileStoreService/WriteRaw`.
+//! - [`parca`]: `parca.profilestore.v1alpha1` — Parca's `ProfileStoreService/WriteRaw`
+//!   (also at `parca::*`); `parca.query.v1alpha1` — Parca's `QueryService`, with the
+//!   `parca.metastore.v1alpha1` messages it uses.
 //! - [`pyroscope`]: `push.v1` and `types.v1` — Pyroscope's `PusherService/Push`.
 //!
 //! - [`otlp`]: `opentelemetry.proto.*` — OTLP profiles (`ProfilesService/Export`, the
@@ -11,16 +13,49 @@
 //! Messages come from prost; gRPC clients and servers from tonic.
 #![deny(missing_docs)]
 
+/// `google.protobuf` well-known types (`Timestamp`, `Duration`) used by the generated code.
+pub use prost_types;
+
 /// pprof's `perftools.profiles` package (`profile.proto`).
 #[allow(missing_docs, clippy::all)]
 pub mod pprof {
     include!(concat!(env!("OUT_DIR"), "/perftools.profiles.rs"));
 }
 
-/// Parca's push API: `parca.profilestore.v1alpha1`.
-#[allow(missing_docs, clippy::all)]
+/// Parca's APIs: `parca.profilestore.v1alpha1` (push), `parca.query.v1alpha1` (query) and the
+/// `parca.metastore.v1alpha1` symbol messages the query API uses. Modules mirror the packages,
+/// as the generated code refers to its neighbours by relative path; the push API is also
+/// re-exported at `parca::*`.
 pub mod parca {
-    include!(concat!(env!("OUT_DIR"), "/parca.profilestore.v1alpha1.rs"));
+    pub use self::profilestore::v1alpha1::*;
+
+    /// `parca.profilestore.*`.
+    pub mod profilestore {
+        /// `parca.profilestore.v1alpha1`: `ProfileStoreService/WriteRaw`.
+        #[allow(missing_docs, clippy::all)]
+        pub mod v1alpha1 {
+            include!(concat!(env!("OUT_DIR"), "/parca.profilestore.v1alpha1.rs"));
+        }
+    }
+
+    /// `parca.metastore.*`.
+    pub mod metastore {
+        /// `parca.metastore.v1alpha1`: `Location`, `Line`, `Function`, `Mapping`.
+        #[allow(missing_docs, clippy::all)]
+        pub mod v1alpha1 {
+            include!(concat!(env!("OUT_DIR"), "/parca.metastore.v1alpha1.rs"));
+        }
+    }
+
+    /// `parca.query.*`.
+    pub mod query {
+        /// `parca.query.v1alpha1`: `QueryService` (QueryRange, Query, Series, ProfileTypes,
+        /// Labels, Values, ShareProfile, HasProfileData).
+        #[allow(missing_docs, clippy::all)]
+        pub mod v1alpha1 {
+            include!(concat!(env!("OUT_DIR"), "/parca.query.v1alpha1.rs"));
+        }
+    }
 }
 
 /// Pyroscope's push API: `push.v1`, with the `types.v1` it uses (modules mirror the packages,
@@ -165,5 +200,53 @@ mod tests {
         let back = push::PushRequest::decode(push.encode_to_vec().as_slice()).unwrap();
         assert_eq!(back, push);
         assert_eq!(push.encode_to_vec()[0], 0x0a, "series is field 1");
+    }
+    #[test]
+    fn parca_query_api_has_the_wire_layout_of_the_original() {
+        use super::parca::metastore::v1alpha1 as metastore;
+        use super::parca::query::v1alpha1 as query;
+        let req = query::QueryRequest {
+            mode: query::query_request::Mode::Merge as i32,
+            options: Some(query::query_request::Options::Merge(query::MergeProfile {
+                query: "q".into(),
+                start: None,
+                end: None,
+            })),
+            report_type: query::query_request::ReportType::FlamegraphArrow as i32,
+            invert_call_stack: Some(true),
+            ..Default::default()
+        };
+        // mode = field 1 (0x08) = 2; merge = field 3 (0x1a) {query = field 1}; report_type =
+        // field 5 (0x28) = 5; invert_call_stack = field 11 (0x58) = 1.
+        assert_eq!(
+            req.encode_to_vec(),
+            vec![0x08, 2, 0x1a, 3, 0x0a, 1, b'q', 0x28, 5, 0x58, 1]
+        );
+        let resp = query::QueryResponse {
+            report: Some(query::query_response::Report::Pprof(vec![7])),
+            total: 3,
+            filtered: 1,
+        };
+        // pprof = field 6 (0x32); total = field 9 (0x48); filtered = field 10 (0x50).
+        let mut bytes = resp.encode_to_vec();
+        bytes.sort_unstable();
+        let mut want = vec![0x32, 1, 7, 0x48, 3, 0x50, 1];
+        want.sort_unstable();
+        assert_eq!(bytes, want);
+        let loc = metastore::Location {
+            mapping_id: "m".into(),
+            lines: vec![metastore::Line {
+                function_id: "f".into(),
+                line: 4,
+                function_index: 0,
+            }],
+            ..Default::default()
+        };
+        // mapping_id = field 4 (0x22); lines = field 6 (0x32) {function_id = 1, line = 2}.
+        assert_eq!(
+            loc.encode_to_vec(),
+            vec![0x22, 1, b'm', 0x32, 5, 0x0a, 1, b'f', 0x10, 4]
+        );
+        assert_eq!(query::query_request::ReportType::Flamechart as i32, 9);
     }
 }
