@@ -1,12 +1,36 @@
 //! Strata query: the profile query language and the operators that answer it.
 //!
-//! This crate is filled by issue [3/8]. What will live here:
-//! - `language`: Parca's selector `<profile type>{label="v", l=~"re"}` with positioned errors
-//!   and completion;
-//! - `provider`: the engine as DataFusion `TableProvider`s (`samples`, `stacks`, `locations`,
-//!   `functions`, `mappings`) with filter pushdown;
-//! - `range`, `merge`, `diff`, `filter`: the operators;
-//! - `report`: flame graph, top, call graph, pprof export.
+//! - [`language`]: Parca's selector `<profile type>{label="v", l=~"re"}`
+//!   ([`parse_selector`]) with positioned [`ParseError`]s, and [`complete`] for the UI's
+//!   autocomplete.
+//! - [`QueryEngine`]: the operators, as DataFusion plans over the engine's tables
+//!   ([`table`]): [`QueryEngine::merge`], [`QueryEngine::single`], [`QueryEngine::diff`]
+//!   (each a [`MergedProfile`]), [`QueryEngine::range`] (values per step bucket,
+//!   `sum by` labels) and [`QueryEngine::sql`] (with the `merge(...)` table function).
+//! - [`FrameProfile`]: a merged profile as frame stacks; [`Filters`] keep or drop stacks, hide
+//!   frames and regroup (function, binary, line).
+//! - [`report`]: flame graph, top, call graph, pprof, folded, LLVM sample profile.
 //!
 //! `query` uses only the engine's public API and never depends on `ingest`.
 #![deny(missing_docs)]
+
+mod error;
+mod filter;
+mod frames;
+pub mod language;
+mod profile;
+mod query_engine;
+mod range;
+pub mod report;
+mod sql;
+pub mod table;
+
+pub use error::{Error, Result};
+pub use filter::{FrameField, FrameMatcher, Filters, Grouping, StackFilter};
+pub use frames::{Frame, FrameId, FrameProfile, FrameStack};
+pub use language::{
+    Completion, CompletionContext, OPERATORS, ParseError, Selector, complete, parse_selector,
+};
+pub use profile::{MergedProfile, StackValue};
+pub use query_engine::{ProfileQuery, QueryEngine};
+pub use range::{RangeAggregation, RangePoint, RangeQuery, RangeSeries};

@@ -5,6 +5,8 @@ mod common;
 
 use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// A running `strata server`; killed when dropped.
@@ -91,10 +93,15 @@ async fn binary_scrapes_itself_reloads_on_sighup_and_stops_on_sigterm() {
     );
 
     // Its CPU profile, taken while it is kept busy, is a pprof file `go tool pprof` reads.
-    let busy = tokio::spawn(async move {
-        let stop = Instant::now() + Duration::from_secs(3);
-        while Instant::now() < stop {
-            let _ = common::get(addr, "/metrics").await;
+    // (The request may first wait for the self-scrape's own 10 s profile to end, so the server
+    // is kept busy until the response arrives.)
+    let done = Arc::new(AtomicBool::new(false));
+    let busy = tokio::spawn({
+        let done = done.clone();
+        async move {
+            while !done.load(Ordering::Relaxed) {
+                let _ = common::get(addr, "/metrics").await;
+            }
         }
     });
     let profile = {
@@ -115,6 +122,7 @@ async fn binary_scrapes_itself_reloads_on_sighup_and_stops_on_sigterm() {
         );
         out[split + 4..].to_vec()
     };
+    done.store(true, Ordering::Relaxed);
     busy.await.unwrap();
     let decoded = strata_ingest::decode_pprof(&profile, &Default::default()).unwrap();
     assert!(
