@@ -63,7 +63,7 @@ mod tests {
     use std::io::Write;
 
     fn gzip(bytes: &[u8]) -> Vec<u8> {
-        let mut e = GzEncoder::new(Vec::new(), Compression::fast());
+        let mut e = GzEncoder::new(Vec::new(), Compression::best());
         e.write_all(bytes).unwrap();
         e.finish().unwrap()
     }
