@@ -17,6 +17,8 @@ use crate::grpc::{OtlpProfiles, ParcaProfileStore, PyroscopePusher};
 pub struct App {
     /// The store.
     pub engine: Engine,
+    /// Queries over the store.
+    pub query: strata_query::QueryEngine,
     /// Baselines for server-side deltas of cumulative profiles.
     pub deltas: Mutex<DeltaTracker>,
     /// Body and decompression limits.
@@ -38,6 +40,7 @@ impl App {
     /// An app over `engine` with the given push limits.
     pub fn with_limits(engine: Engine, limits: DecodeLimits) -> Arc<App> {
         Arc::new(App {
+            query: strata_query::QueryEngine::new(engine.clone()),
             engine,
             deltas: Mutex::new(DeltaTracker::new(100_000)),
             limits,
