@@ -15,6 +15,8 @@ pub enum FrameField {
     Binary,
     /// Source file name.
     File,
+    /// Function name as in the binary (mangled).
+    SystemName,
 }
 
 /// Matches frames by a field: a substring, or a regular expression (unanchored).
@@ -22,6 +24,7 @@ pub enum FrameField {
 pub struct FrameMatcher {
     field: FrameField,
     pattern: Pattern,
+    negated: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -36,7 +39,31 @@ impl FrameMatcher {
         FrameMatcher {
             field,
             pattern: Pattern::Contains(text.into()),
+            negated: false,
         }
+    }
+
+    /// Frames whose `field` is exactly `text`.
+    pub fn equals(field: FrameField, text: &str) -> Self {
+        let re = format!("^{}$", regex::escape(text));
+        Self::regex(field, &re).expect("an escaped literal is a valid regex")
+    }
+
+    /// Frames whose `field` starts with `text`.
+    pub fn starts_with(field: FrameField, text: &str) -> Self {
+        let re = format!("^{}", regex::escape(text));
+        Self::regex(field, &re).expect("an escaped literal is a valid regex")
+    }
+
+    /// `text` escaped for use inside a regular expression.
+    pub fn escape(text: &str) -> String {
+        regex::escape(text)
+    }
+
+    /// The frames this one does not match.
+    pub fn not(mut self) -> Self {
+        self.negated = !self.negated;
+        self
     }
 
     /// Frames whose `field` matches the regular expression `re` anywhere.
@@ -48,6 +75,7 @@ impl FrameMatcher {
         Ok(FrameMatcher {
             field,
             pattern: Pattern::Regex(re),
+            negated: false,
         })
     }
 
@@ -61,11 +89,13 @@ impl FrameMatcher {
             }
             FrameField::Binary => frame.binary.as_str(),
             FrameField::File => frame.file.as_str(),
+            FrameField::SystemName => frame.system_name.as_str(),
         };
-        match &self.pattern {
+        let hit = match &self.pattern {
             Pattern::Contains(s) => text.contains(s.as_str()),
             Pattern::Regex(r) => r.is_match(text),
-        }
+        };
+        hit != self.negated
     }
 }
 
@@ -136,6 +166,7 @@ impl FrameProfile {
                     build_id: f.build_id.clone(),
                     // Unsymbolized frames stay apart by address.
                     address: if f.function.is_empty() { f.address } else { 0 },
+                    inlined: f.inlined,
                     ..Frame::default()
                 },
                 Grouping::Binary => Frame {

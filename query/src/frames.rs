@@ -32,6 +32,8 @@ pub struct Frame {
     pub address: u64,
     /// A `name=value` group frame (from `group by` labels) rather than code.
     pub is_label: bool,
+    /// Inlined into the frame after it (its caller): both come from one location.
+    pub inlined: bool,
 }
 
 impl Frame {
@@ -165,9 +167,11 @@ fn location_to_frames(p: &MergedProfile, id: LocationId, interner: &mut Interner
             ..Frame::default()
         })]);
     }
+    let last = loc.lines.len() - 1;
     loc.lines
         .iter()
-        .map(|line| {
+        .enumerate()
+        .map(|(i, line)| {
             let f = p.symbols.functions.get(&line.function_id);
             interner.intern(Frame {
                 function: f.map(|f| f.name.clone()).unwrap_or_default(),
@@ -179,6 +183,7 @@ fn location_to_frames(p: &MergedProfile, id: LocationId, interner: &mut Interner
                 build_id: build_id.clone(),
                 address: loc.address,
                 is_label: false,
+                inlined: i != last,
             })
         })
         .collect()

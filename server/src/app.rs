@@ -11,7 +11,11 @@ use strata_proto::pyroscope::push::v1::pusher_service_server::PusherServiceServe
 use tokio::net::TcpListener;
 use tonic::codec::CompressionEncoding;
 
+use strata_proto::parca::query::v1alpha1::query_service_server::QueryServiceServer;
+
+use crate::flight_sql::FlightSql;
 use crate::grpc::{OtlpProfiles, ParcaProfileStore, PyroscopePusher};
+use crate::query_grpc::ParcaQuery;
 
 /// State shared by every handler.
 pub struct App {
@@ -94,11 +98,13 @@ pub fn router(app: Arc<App>) -> axum::Router {
         ProfileStoreServiceServer::new(ParcaProfileStore(app.clone()))
             .max_decoding_message_size(max),
     )
+    .add_service(QueryServiceServer::new(ParcaQuery(app.clone())))
     .add_service(
         ProfilesServiceServer::new(OtlpProfiles(app.clone()))
             .max_decoding_message_size(app.limits.max_decompressed_bytes as usize)
             .accept_compressed(CompressionEncoding::Gzip),
     )
+    .add_service(FlightSql::server(app.clone()))
     .into_axum_router()
     .layer(axum::middleware::from_fn(require_grpc_content_type));
     // gRPC-web under /api, as Parca serves its UI: /api/<package.Service>/<Method>.
@@ -109,10 +115,13 @@ pub fn router(app: Arc<App>) -> axum::Router {
     .add_service(
         PusherServiceServer::new(PyroscopePusher(app.clone())).max_decoding_message_size(max),
     )
+    .add_service(QueryServiceServer::new(ParcaQuery(app.clone())))
     .into_axum_router()
     .layer(tonic_web::GrpcWebLayer::new())
     .layer(axum::middleware::from_fn(require_grpc_content_type));
-    grpc.merge(crate::http::routes(app)).nest("/api", grpc_web)
+    grpc.merge(crate::http::routes(app.clone()))
+        .merge(crate::query_http::routes(app))
+        .nest("/api", grpc_web)
 }
 
 /// Serves `router(app)` on `listener` (HTTP/1.1 and HTTP/2 without TLS) until `shutdown`

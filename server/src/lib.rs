@@ -6,6 +6,8 @@
 //!     Pyroscope's `push.v1.PusherService/Push` (also over Connect: `application/proto` or
 //!     `application/json`, gzip) and OTLP's
 //!     `opentelemetry.proto.collector.profiles.v1development.ProfilesService/Export`;
+//!   - Arrow Flight SQL (`arrow.flight.protocol.FlightService`): SQL over the store for Flight
+//!     SQL clients (ADBC, JDBC), see `flight_sql`;
 //!   - gRPC-web under `/api` (as Parca serves its UI);
 //!   - HTTP: `/healthy`, `/ready`, Pyroscope's legacy `/ingest` (pprof or folded), `/metrics`,
 //!     `/api/v1/targets` (scrape health), `/debug/pprof/profile` (this process' CPU);
@@ -15,10 +17,14 @@
 
 mod app;
 mod connect;
+mod flight_sql;
 mod grpc;
 mod http;
 mod metrics;
 mod pyroscope_ingest;
+mod query_api;
+mod query_grpc;
+mod query_http;
 pub mod scrape;
 mod self_profile;
 

@@ -54,76 +54,12 @@ pub fn pprof_profile(p: &FrameProfile) -> pb::Profile {
     let mut mapping_ids: FxHashMap<(&str, &str), u64> = FxHashMap::default();
     let mut functions: Vec<pb::Function> = Vec::new();
     let mut function_ids: FxHashMap<(&str, &str, &str, i64), u64> = FxHashMap::default();
-    // Location of each code frame (0 for label frames).
-    let mut location_of = vec![0u64; p.frames.len()];
-    let mut locations = Vec::new();
-    for (i, f) in p.frames.iter().enumerate() {
-        if f.is_label {
-            continue;
-        }
-        let mapping_id = if f.binary.is_empty() && f.build_id.is_empty() {
-            0
-        } else {
-            let next = mappings.len() as u64 + 1;
-            let id = *mapping_ids
-                .entry((f.binary.as_str(), f.build_id.as_str()))
-                .or_insert(next);
-            if id == next {
-                mappings.push(pb::Mapping {
-                    id,
-                    filename: s.id(&f.binary),
-                    build_id: s.id(&f.build_id),
-                    has_functions: true,
-                    has_filenames: true,
-                    has_line_numbers: true,
-                    ..Default::default()
-                });
-            }
-            id
-        };
-        let line = if f.function.is_empty() {
-            Vec::new()
-        } else {
-            let next = functions.len() as u64 + 1;
-            let id = *function_ids
-                .entry((
-                    f.function.as_str(),
-                    f.system_name.as_str(),
-                    f.file.as_str(),
-                    f.start_line,
-                ))
-                .or_insert(next);
-            if id == next {
-                let system_name = if f.system_name.is_empty() {
-                    &f.function
-                } else {
-                    &f.system_name
-                };
-                functions.push(pb::Function {
-                    id,
-                    name: s.id(&f.function),
-                    system_name: s.id(system_name),
-                    filename: s.id(&f.file),
-                    start_line: f.start_line,
-                });
-            }
-            vec![pb::Line {
-                function_id: id,
-                line: f.line,
-                column: 0,
-            }]
-        };
-        let id = locations.len() as u64 + 1;
-        locations.push(pb::Location {
-            id,
-            mapping_id,
-            address: f.address,
-            line,
-            is_folded: false,
-        });
-        location_of[i] = id;
-    }
+    // A location per run of frames that came from one location (inlined frames and the
+    // frame they were inlined into), so `go tool pprof` still sees them as inlined.
+    let mut locations: Vec<pb::Location> = Vec::new();
+    let mut location_ids: FxHashMap<Vec<u32>, u64> = FxHashMap::default();
     let mut samples = Vec::with_capacity(p.stacks.len());
+    let mut run: Vec<u32> = Vec::new();
     for st in &p.stacks {
         let v = st.value - st.base;
         if v == 0 {
@@ -131,8 +67,8 @@ pub fn pprof_profile(p: &FrameProfile) -> pb::Profile {
         }
         let mut location_id = Vec::with_capacity(st.frames.len());
         let mut label = Vec::new();
-        for &f in &st.frames {
-            let frame = &p.frames[f as usize];
+        for (i, &id) in st.frames.iter().enumerate() {
+            let frame = &p.frames[id as usize];
             if frame.is_label {
                 let (k, val) = frame.function.split_once('=').unwrap_or((&frame.function, ""));
                 label.push(pb::Label {
@@ -140,9 +76,86 @@ pub fn pprof_profile(p: &FrameProfile) -> pb::Profile {
                     str: s.id(val),
                     ..Default::default()
                 });
-            } else {
-                location_id.push(location_of[f as usize]);
+                continue;
             }
+            run.push(id);
+            let next_is_code = st
+                .frames
+                .get(i + 1)
+                .is_some_and(|&n| !p.frames[n as usize].is_label);
+            if frame.inlined && next_is_code {
+                continue;
+            }
+            let next = locations.len() as u64 + 1;
+            let loc = *location_ids.entry(run.clone()).or_insert(next);
+            if loc == next {
+                let outer = &p.frames[*run.last().expect("a run has a frame") as usize];
+                let mapping_id = if outer.binary.is_empty() && outer.build_id.is_empty() {
+                    0
+                } else {
+                    let next = mappings.len() as u64 + 1;
+                    let id = *mapping_ids
+                        .entry((outer.binary.as_str(), outer.build_id.as_str()))
+                        .or_insert(next);
+                    if id == next {
+                        mappings.push(pb::Mapping {
+                            id,
+                            filename: s.id(&outer.binary),
+                            build_id: s.id(&outer.build_id),
+                            has_functions: true,
+                            has_filenames: true,
+                            has_line_numbers: true,
+                            has_inline_frames: true,
+                            ..Default::default()
+                        });
+                    }
+                    id
+                };
+                let mut line = Vec::with_capacity(run.len());
+                for &fid in &run {
+                    let f = &p.frames[fid as usize];
+                    if f.function.is_empty() {
+                        continue;
+                    }
+                    let next = functions.len() as u64 + 1;
+                    let id = *function_ids
+                        .entry((
+                            f.function.as_str(),
+                            f.system_name.as_str(),
+                            f.file.as_str(),
+                            f.start_line,
+                        ))
+                        .or_insert(next);
+                    if id == next {
+                        let system_name = if f.system_name.is_empty() {
+                            &f.function
+                        } else {
+                            &f.system_name
+                        };
+                        functions.push(pb::Function {
+                            id,
+                            name: s.id(&f.function),
+                            system_name: s.id(system_name),
+                            filename: s.id(&f.file),
+                            start_line: f.start_line,
+                        });
+                    }
+                    line.push(pb::Line {
+                        function_id: id,
+                        line: f.line,
+                        column: 0,
+                    });
+                }
+                locations.push(pb::Location {
+                    id: loc,
+                    mapping_id,
+                    address: outer.address,
+                    line,
+                    is_folded: false,
+                });
+            }
+            run.clear();
+            location_id.push(loc);
         }
         samples.push(pb::Sample {
             location_id,

@@ -1,0 +1,221 @@
+//! What the query front ends (Parca's gRPC `QueryService`, the HTTP/JSON API, the CLI through
+//! that API) share: time parsing, the profile selection of a request, filters, and errors
+//! that map to gRPC statuses and HTTP codes.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use strata_engine::TimeRange;
+use strata_query::{
+    Filters, FrameProfile, Grouping, MergedProfile, ProfileQuery, Selector, parse_selector,
+};
+
+use crate::app::App;
+
+/// A query that failed: the caller's fault (bad selector, range, filter, SQL) or ours.
+#[derive(Debug)]
+pub(crate) enum QueryError {
+    /// 400 / INVALID_ARGUMENT.
+    BadRequest(String),
+    /// 500 / INTERNAL.
+    Internal(String),
+}
+
+impl From<strata_query::Error> for QueryError {
+    fn from(e: strata_query::Error) -> Self {
+        use strata_query::Error as E;
+        match e {
+            E::Engine(e) => QueryError::Internal(e.to_string()),
+            E::DataFusion(datafusion_error) => {
+                let text = datafusion_error.to_string();
+                // Planning errors (unknown table or column, bad syntax) are the caller's.
+                if text.contains("Error during planning")
+                    || text.contains("SQL error")
+                    || text.contains("Schema error")
+                    || text.contains("not implemented")
+                {
+                    QueryError::BadRequest(text)
+                } else {
+                    QueryError::Internal(text)
+                }
+            }
+            other => QueryError::BadRequest(other.to_string()),
+        }
+    }
+}
+
+impl From<QueryError> for tonic::Status {
+    fn from(e: QueryError) -> Self {
+        match e {
+            QueryError::BadRequest(m) => tonic::Status::invalid_argument(m),
+            QueryError::Internal(m) => tonic::Status::internal(m),
+        }
+    }
+}
+
+impl axum::response::IntoResponse for QueryError {
+    fn into_response(self) -> axum::response::Response {
+        use axum::http::StatusCode;
+        let (code, message) = match self {
+            QueryError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+            QueryError::Internal(m) => (StatusCode::INTERNAL_SERVER_ERROR, m),
+        };
+        (code, axum::Json(serde_json::json!({ "error": message }))).into_response()
+    }
+}
+
+pub(crate) fn bad(message: impl Into<String>) -> QueryError {
+    QueryError::BadRequest(message.into())
+}
+
+/// Now, in ns since the epoch.
+pub(crate) fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
+/// A time: `now`, `now-<duration>` (`now-1h`, `now-90s`), RFC 3339, or a number since the epoch
+/// (up to 10 digits seconds, 13 milliseconds, 16 microseconds, else nanoseconds).
+pub(crate) fn parse_time(text: &str, what: &str) -> Result<i64, QueryError> {
+    let t = text.trim();
+    let fail = |why: String| bad(format!("{what} {t:?}: {why}"));
+    if let Some(rest) = t.strip_prefix("now") {
+        let now = now_ns();
+        let rest = rest.trim();
+        if rest.is_empty() {
+            return Ok(now);
+        }
+        let (sign, dur) = match rest.split_at(1) {
+            ("-", d) => (-1i64, d),
+            ("+", d) => (1, d),
+            _ => return Err(fail("expected now, now-<duration> or now+<duration>".into())),
+        };
+        let d = humantime::parse_duration(dur.trim()).map_err(|e| fail(e.to_string()))?;
+        return Ok(now + sign * d.as_nanos() as i64);
+    }
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        let n: i64 = t.parse().map_err(|e: std::num::ParseIntError| fail(e.to_string()))?;
+        let scale = match t.len() {
+            0..=10 => 1_000_000_000,
+            11..=13 => 1_000_000,
+            14..=16 => 1_000,
+            _ => 1,
+        };
+        return n.checked_mul(scale).ok_or_else(|| fail("out of range".into()));
+    }
+    let st = humantime::parse_rfc3339_weak(t).map_err(|e| {
+        fail(format!(
+            "{e} (use now, now-1h, RFC 3339 or a Unix time in s/ms/ns)"
+        ))
+    })?;
+    Ok(st
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64))
+}
+
+/// A duration: `15s`, `1m`, or a number of seconds.
+pub(crate) fn parse_duration(text: &str, what: &str) -> Result<Duration, QueryError> {
+    let t = text.trim();
+    if let Ok(s) = t.parse::<f64>() {
+        if s.is_finite() && s > 0.0 {
+            return Ok(Duration::from_secs_f64(s));
+        }
+    }
+    humantime::parse_duration(t).map_err(|e| bad(format!("{what} {t:?}: {e}")))
+}
+
+pub(crate) fn selector(query: &str) -> Result<Selector, QueryError> {
+    parse_selector(query).map_err(|e| bad(format!("query {query:?}: {e}")))
+}
+
+/// `[start, end)` that must not be empty.
+pub(crate) fn range(start: i64, end: i64) -> Result<TimeRange, QueryError> {
+    if start >= end {
+        return Err(bad(format!(
+            "empty time range: start {start} is not before end {end}"
+        )));
+    }
+    Ok(TimeRange::new(start, end))
+}
+
+/// One side of a query: a merge over a range or the profile at one time.
+#[derive(Clone, Debug)]
+pub(crate) enum Side {
+    /// Everything in a range.
+    Merge(ProfileQuery),
+    /// The profile(s) at exactly this timestamp.
+    Single(Selector, i64),
+}
+
+impl Side {
+    fn group_by(&mut self, labels: &[String]) {
+        if let Side::Merge(q) = self {
+            q.group_by = labels.to_vec();
+        }
+    }
+}
+
+/// A profile request: one side, or a diff of two.
+#[derive(Clone, Debug)]
+pub(crate) struct ProfileRequest {
+    /// The profile (the compared side for a diff).
+    pub side: Side,
+    /// The base of a diff.
+    pub base: Option<Side>,
+    /// Stack and frame filters, grouping.
+    pub filters: Filters,
+    /// Labels to group by (root nodes).
+    pub group_by_labels: Vec<String>,
+}
+
+async fn run_side(app: &App, side: &Side) -> Result<MergedProfile, QueryError> {
+    Ok(match side {
+        Side::Merge(q) => app.query.merge(q).await?,
+        Side::Single(s, t) => app.query.single(s, *t).await?,
+    })
+}
+
+/// Runs a request into a filtered frame profile.
+pub(crate) async fn run(app: &App, req: &ProfileRequest) -> Result<FrameProfile, QueryError> {
+    let mut side = req.side.clone();
+    side.group_by(&req.group_by_labels);
+    let merged = match &req.base {
+        None => run_side(app, &side).await?,
+        Some(base) => {
+            let mut base = base.clone();
+            base.group_by(&req.group_by_labels);
+            let (b, c) = futures::try_join!(run_side(app, &base), run_side(app, &side))?;
+            if b.profile_type != c.profile_type {
+                return Err(bad(format!(
+                    "a diff compares one profile type: {} vs {}",
+                    b.profile_type, c.profile_type
+                )));
+            }
+            c.diff_against(b)
+        }
+    };
+    Ok(FrameProfile::resolve(&merged).filter(&req.filters))
+}
+
+/// Parca's `group_by` fields: `function_name`, `binary` (or `mapping_filename`),
+/// `filename`/`line` (per line), `labels.<name>`. Returns the grouping and the labels.
+pub(crate) fn group_by(fields: &[String]) -> Result<(Grouping, Vec<String>), QueryError> {
+    let mut grouping = Grouping::Function;
+    let mut labels = Vec::new();
+    for f in fields {
+        match f.as_str() {
+            "" | "function_name" | "function" => grouping = Grouping::Function,
+            "binary" | "mapping_filename" => grouping = Grouping::Binary,
+            "filename" | "line" | "location_address" => grouping = Grouping::Line,
+            other => match other.strip_prefix("labels.") {
+                Some(l) if !l.is_empty() => labels.push(l.to_owned()),
+                _ => {
+                    return Err(bad(format!(
+                        "group by {other:?}: expected function_name, binary, filename or labels.<name>"
+                    )));
+                }
+            },
+        }
+    }
+    Ok((grouping, labels))
+}
