@@ -158,7 +158,10 @@ async fn adbc_runs_sql_over_flight_sql() {
     // (2) The merged profile of one job, top stacks first.
     let merge = case("merge");
     assert_eq!(merge["ok"], true, "{merge}");
-    assert_eq!(merge["columns"], json!(["stack_id", "value", "leaf", "stack"]));
+    assert_eq!(
+        merge["columns"],
+        json!(["stack_id", "value", "leaf", "stack"])
+    );
     let rows = merge["rows"].as_array().unwrap();
     let top: Vec<(&str, &str, i64)> = rows
         .iter()
@@ -172,7 +175,11 @@ async fn adbc_runs_sql_over_flight_sql() {
         .collect();
     assert_eq!(
         top,
-        vec![("main;work", "work", 7), ("main;idle", "idle", 2), ("main", "main", 1)]
+        vec![
+            ("main;work", "work", 7),
+            ("main;idle", "idle", 2),
+            ("main", "main", 1)
+        ]
     );
 
     // (3) Bad SQL: the driver raises with DataFusion's message.
