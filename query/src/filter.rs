@@ -61,7 +61,7 @@ impl FrameMatcher {
     }
 
     /// The frames this one does not match.
-    pub fn not(mut self) -> Self {
+    pub fn negate(mut self) -> Self {
         self.negated = !self.negated;
         self
     }

@@ -149,7 +149,11 @@ impl FrameProfile {
     }
 }
 
-fn location_to_frames(p: &MergedProfile, id: LocationId, interner: &mut Interner) -> Arc<[FrameId]> {
+fn location_to_frames(
+    p: &MergedProfile,
+    id: LocationId,
+    interner: &mut Interner,
+) -> Arc<[FrameId]> {
     let Some(loc) = p.symbols.locations.get(&id) else {
         return Arc::from(vec![interner.intern(Frame {
             function: format!("unknown location {:#x}", id.0),

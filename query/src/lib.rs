@@ -26,7 +26,7 @@ mod sql;
 pub mod table;
 
 pub use error::{Error, Result};
-pub use filter::{FrameField, FrameMatcher, Filters, Grouping, StackFilter};
+pub use filter::{Filters, FrameField, FrameMatcher, Grouping, StackFilter};
 pub use frames::{Frame, FrameId, FrameProfile, FrameStack};
 pub use language::{
     Completion, CompletionContext, OPERATORS, ParseError, Selector, complete, parse_selector,

@@ -60,9 +60,7 @@ pub(crate) fn column(name: &str) -> Expr {
 
 /// A session for one query.
 pub(crate) fn session() -> SessionContext {
-    SessionContext::new_with_config(
-        SessionConfig::new().with_information_schema(true),
-    )
+    SessionContext::new_with_config(SessionConfig::new().with_information_schema(true))
 }
 
 impl QueryEngine {
@@ -106,19 +104,16 @@ impl QueryEngine {
             )));
         }
         let pt = &q.selector.profile_type;
-        let table =
-            self.selection_table(pt, &q.selector.matchers, q.range, q.group_by.clone());
+        let table = self.selection_table(pt, &q.selector.matchers, q.range, q.group_by.clone());
         let mut keys: Vec<Expr> = q.group_by.iter().map(|l| label_column(&table, l)).collect();
         keys.push(column("stack_id"));
-        let df = session()
-            .read_table(Arc::new(table))?
-            .aggregate(
-                keys,
-                vec![
-                    sum(column("value")).alias("value"),
-                    max(column("period")).alias("period"),
-                ],
-            )?;
+        let df = session().read_table(Arc::new(table))?.aggregate(
+            keys,
+            vec![
+                sum(column("value")).alias("value"),
+                max(column("period")).alias("period"),
+            ],
+        )?;
         let batches = df.collect().await?;
         self.collect_merged(pt.clone(), q.range, &q.group_by, &batches)
             .await
@@ -143,9 +138,15 @@ impl QueryEngine {
             let stacks = b.column(n_labels).as_primitive::<UInt64Type>();
             let values = b.column(n_labels + 1).as_primitive::<Int64Type>();
             let periods = b.column(n_labels + 2).as_primitive::<Int64Type>();
-            let labels: Vec<_> = (0..n_labels).map(|i| b.column(i).as_string::<i32>()).collect();
+            let labels: Vec<_> = (0..n_labels)
+                .map(|i| b.column(i).as_string::<i32>())
+                .collect();
             for r in 0..b.num_rows() {
-                let value = if values.is_null(r) { 0 } else { values.value(r) };
+                let value = if values.is_null(r) {
+                    0
+                } else {
+                    values.value(r)
+                };
                 if value == 0 {
                     continue;
                 }
@@ -193,9 +194,9 @@ impl QueryEngine {
 
     /// The profile(s) of `selector` at exactly `timestamp_ns`.
     pub async fn single(&self, selector: &Selector, timestamp_ns: i64) -> Result<MergedProfile> {
-        let end = timestamp_ns.checked_add(1).ok_or_else(|| {
-            Error::InvalidQuery(format!("timestamp {timestamp_ns} out of range"))
-        })?;
+        let end = timestamp_ns
+            .checked_add(1)
+            .ok_or_else(|| Error::InvalidQuery(format!("timestamp {timestamp_ns} out of range")))?;
         self.merge(&ProfileQuery::new(
             selector.clone(),
             TimeRange::new(timestamp_ns, end),

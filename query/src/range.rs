@@ -83,7 +83,10 @@ impl QueryEngine {
     /// Values over time for `q`.
     pub async fn range(&self, q: &RangeQuery) -> Result<Vec<RangeSeries>> {
         if q.step_ns <= 0 {
-            return Err(Error::InvalidQuery(format!("step must be positive, got {} ns", q.step_ns)));
+            return Err(Error::InvalidQuery(format!(
+                "step must be positive, got {} ns",
+                q.step_ns
+            )));
         }
         if q.start_ns >= q.end_ns {
             return Err(Error::InvalidQuery(format!(
@@ -144,7 +147,11 @@ impl QueryEngine {
                 );
                 let k = (t - q.start_ns) / q.step_ns;
                 let bucket = per_series.entry(key).or_default().entry(k).or_default();
-                let v = if values.is_null(r) { 0 } else { values.value(r) };
+                let v = if values.is_null(r) {
+                    0
+                } else {
+                    values.value(r)
+                };
                 bucket.sum += v;
                 bucket.count += 1;
                 bucket.duration += durations.value(r);

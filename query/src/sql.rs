@@ -38,7 +38,10 @@ impl QueryEngine {
             SymbolTableKind::Functions,
             SymbolTableKind::Mappings,
         ] {
-            ctx.register_table(kind.name(), Arc::new(SymbolsTable::new(self.engine().clone(), kind)))?;
+            ctx.register_table(
+                kind.name(),
+                Arc::new(SymbolsTable::new(self.engine().clone(), kind)),
+            )?;
         }
         ctx.register_udtf(
             "merge",
@@ -106,11 +109,16 @@ impl TableFunctionImpl for MergeFunction {
             ));
         };
         let selector = match constant(sel)? {
-            ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)) => s,
-            v => return Err(plan_err(format!("merge(): selector must be a string, got {v:?}"))),
+            ScalarValue::Utf8(Some(s))
+            | ScalarValue::Utf8View(Some(s))
+            | ScalarValue::LargeUtf8(Some(s)) => s,
+            v => {
+                return Err(plan_err(format!(
+                    "merge(): selector must be a string, got {v:?}"
+                )));
+            }
         };
-        let selector =
-            parse_selector(&selector).map_err(|e| plan_err(format!("merge(): {e}")))?;
+        let selector = parse_selector(&selector).map_err(|e| plan_err(format!("merge(): {e}")))?;
         let range = TimeRange::new(time_arg(start, "start")?, time_arg(end, "end")?);
         Ok(Arc::new(MergeTable {
             query: self.query.clone(),

@@ -9,7 +9,7 @@ use common::*;
 use proptest::prelude::*;
 use strata_engine::{LabelMatcher, TimeRange};
 use strata_query::{
-    FrameField, FrameMatcher, FrameProfile, Filters, Grouping, ProfileQuery, QueryEngine,
+    Filters, FrameField, FrameMatcher, FrameProfile, Grouping, ProfileQuery, QueryEngine,
     RangeAggregation, RangeQuery, StackFilter, report,
 };
 
@@ -25,7 +25,12 @@ fn folded_map(p: &FrameProfile) -> BTreeMap<String, i64> {
 }
 
 /// The naive fold: every sample of matching profiles, summed per stack.
-fn naive(profiles: &[Profile], pt: &str, job: Option<&str>, range: TimeRange) -> BTreeMap<String, i64> {
+fn naive(
+    profiles: &[Profile],
+    pt: &str,
+    job: Option<&str>,
+    range: TimeRange,
+) -> BTreeMap<String, i64> {
     let mut out = BTreeMap::new();
     for p in profiles {
         if p.profile_type != pt
@@ -99,20 +104,45 @@ proptest! {
 
 fn sample_profiles() -> Vec<Profile> {
     vec![
-        Profile::new(CPU, &[("job", "api"), ("instance", "a:1")], 10, &[
-            (&["work", "handle", "main"], 50),
-            (&["gc", "main"], 10),
-        ]),
-        Profile::new(CPU, &[("job", "api"), ("instance", "b:1")], 20, &[
-            (&["work", "handle", "main"], 30),
-            (&["parse", "handle", "main"], 20),
-        ]),
-        Profile::new(CPU, &[("job", "db"), ("instance", "c:1")], 30, &[
-            (&["query", "main"], 40),
-        ]),
-        Profile::new(HEAP, &[("job", "api"), ("instance", "a:1")], 10, &[(&["alloc", "main"], 100)]),
-        Profile::new(HEAP, &[("job", "api"), ("instance", "a:1")], 15, &[(&["alloc", "main"], 300)]),
-        Profile::new(HEAP, &[("job", "api"), ("instance", "a:1")], 25, &[(&["alloc", "main"], 200)]),
+        Profile::new(
+            CPU,
+            &[("job", "api"), ("instance", "a:1")],
+            10,
+            &[(&["work", "handle", "main"], 50), (&["gc", "main"], 10)],
+        ),
+        Profile::new(
+            CPU,
+            &[("job", "api"), ("instance", "b:1")],
+            20,
+            &[
+                (&["work", "handle", "main"], 30),
+                (&["parse", "handle", "main"], 20),
+            ],
+        ),
+        Profile::new(
+            CPU,
+            &[("job", "db"), ("instance", "c:1")],
+            30,
+            &[(&["query", "main"], 40)],
+        ),
+        Profile::new(
+            HEAP,
+            &[("job", "api"), ("instance", "a:1")],
+            10,
+            &[(&["alloc", "main"], 100)],
+        ),
+        Profile::new(
+            HEAP,
+            &[("job", "api"), ("instance", "a:1")],
+            15,
+            &[(&["alloc", "main"], 300)],
+        ),
+        Profile::new(
+            HEAP,
+            &[("job", "api"), ("instance", "a:1")],
+            25,
+            &[(&["alloc", "main"], 200)],
+        ),
     ]
 }
 
@@ -137,19 +167,34 @@ async fn group_by_diff_single_and_filters() {
     assert_eq!(single.total(), 50);
 
     // Diff: instance b (compare) against instance a (base), different ranges.
-    let base = ProfileQuery::new(sel(&format!("{CPU}{{instance=\"a:1\"}}")), TimeRange::new(0, 15));
-    let compare = ProfileQuery::new(sel(&format!("{CPU}{{instance=~\"b.*\"}}")), TimeRange::new(15, 100));
+    let base = ProfileQuery::new(
+        sel(&format!("{CPU}{{instance=\"a:1\"}}")),
+        TimeRange::new(0, 15),
+    );
+    let compare = ProfileQuery::new(
+        sel(&format!("{CPU}{{instance=~\"b.*\"}}")),
+        TimeRange::new(15, 100),
+    );
     let d = q.diff(&base, &compare).await.unwrap();
     assert!(d.diff);
     assert_eq!((d.total(), d.base_total()), (50, 60));
     let fp = FrameProfile::resolve(&d);
     let top = report::top(&fp);
-    let row = |name: &str| top.iter().find(|r| fp.frames[r.frame as usize].function == name).unwrap().clone();
+    let row = |name: &str| {
+        top.iter()
+            .find(|r| fp.frames[r.frame as usize].function == name)
+            .unwrap()
+            .clone()
+    };
     assert_eq!((row("work").flat, row("work").base_flat), (30, 50));
     assert_eq!((row("gc").flat, row("gc").base_flat), (0, 10));
     assert_eq!((row("parse").flat, row("parse").base_flat), (20, 0));
     // Mismatched types are refused.
-    assert!(q.diff(&base, &ProfileQuery::new(sel(HEAP), all)).await.is_err());
+    assert!(
+        q.diff(&base, &ProfileQuery::new(sel(HEAP), all))
+            .await
+            .is_err()
+    );
 
     // Stack filters: keep stacks through `handle`, drop those with `parse`; hide `handle`.
     let m = q.merge(&ProfileQuery::new(sel(CPU), all)).await.unwrap();
@@ -162,7 +207,10 @@ async fn group_by_diff_single_and_filters() {
         grouping: Grouping::Function,
     };
     let filtered = FrameProfile::resolve(&m).filter(&filters);
-    assert_eq!(folded_map(&filtered), BTreeMap::from([("main;work".to_owned(), 80)]));
+    assert_eq!(
+        folded_map(&filtered),
+        BTreeMap::from([("main;work".to_owned(), 80)])
+    );
     assert_eq!(filtered.filtered, 150 - 80);
     assert!(FrameMatcher::regex(FrameField::Function, "(").is_err());
 
@@ -171,15 +219,25 @@ async fn group_by_diff_single_and_filters() {
         grouping: Grouping::Binary,
         ..Filters::default()
     });
-    assert_eq!(folded_map(&by_binary), BTreeMap::from([("/bin/app".to_owned(), 150)]));
+    assert_eq!(
+        folded_map(&by_binary),
+        BTreeMap::from([("/bin/app".to_owned(), 150)])
+    );
 
     // Matchers select series; an empty range is refused.
     let db = q
-        .merge(&ProfileQuery::new(sel(&format!("{CPU}{{job!=\"api\"}}")), all))
+        .merge(&ProfileQuery::new(
+            sel(&format!("{CPU}{{job!=\"api\"}}")),
+            all,
+        ))
         .await
         .unwrap();
     assert_eq!(db.total(), 40);
-    assert!(q.merge(&ProfileQuery::new(sel(CPU), TimeRange::new(5, 5))).await.is_err());
+    assert!(
+        q.merge(&ProfileQuery::new(sel(CPU), TimeRange::new(5, 5)))
+            .await
+            .is_err()
+    );
     let _ = LabelMatcher::equal("job", "api");
 }
 
@@ -208,21 +266,37 @@ async fn range_buckets_sum_deltas_and_take_last_or_mean_of_gauges() {
     assert_eq!((a.points[0].timestamp_ns, a.points[0].value), (0, 60.0));
     assert_eq!(a.points[0].value_per_second, 60.0 / 20e-9);
     // sum by job: api has 60 in bucket 0 and 50 in bucket 1; db 40 in bucket 1.
-    let by_job = q.range(&range(CPU, Some(vec!["job".into()]), None)).await.unwrap();
-    let values: Vec<(Vec<(String, String)>, Vec<(i64, f64)>)> = by_job
+    let by_job = q
+        .range(&range(CPU, Some(vec!["job".into()]), None))
+        .await
+        .unwrap();
+    type Line = (Vec<(String, String)>, Vec<(i64, f64)>);
+    let values: Vec<Line> = by_job
         .iter()
-        .map(|s| (s.labels.clone(), s.points.iter().map(|p| (p.timestamp_ns, p.value)).collect()))
+        .map(|s| {
+            (
+                s.labels.clone(),
+                s.points.iter().map(|p| (p.timestamp_ns, p.value)).collect(),
+            )
+        })
         .collect();
     assert_eq!(
         values,
         vec![
-            (vec![("job".into(), "api".into())], vec![(0, 60.0), (20, 50.0)]),
+            (
+                vec![("job".into(), "api".into())],
+                vec![(0, 60.0), (20, 50.0)]
+            ),
             (vec![("job".into(), "db".into())], vec![(20, 40.0)]),
         ]
     );
     // Heap (a gauge): the last snapshot per bucket by default, or the mean; never the sum.
     let last = q.range(&range(HEAP, Some(vec![]), None)).await.unwrap();
-    let points: Vec<(i64, f64)> = last[0].points.iter().map(|p| (p.timestamp_ns, p.value)).collect();
+    let points: Vec<(i64, f64)> = last[0]
+        .points
+        .iter()
+        .map(|p| (p.timestamp_ns, p.value))
+        .collect();
     assert_eq!(points, vec![(0, 300.0), (20, 200.0)]);
     let mean = q
         .range(&range(HEAP, Some(vec![]), Some(RangeAggregation::Mean)))

@@ -11,7 +11,9 @@ use strata_query::report::{self, CallGraph, FlameGraph, FlameGraphOptions};
 use strata_query::{FrameProfile, ProfileQuery, QueryEngine};
 
 fn check(name: &str, actual: &str) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
     if std::env::var_os("STRATA_BLESS").is_some() {
         std::fs::write(&path, actual).unwrap();
         return;
@@ -26,17 +28,27 @@ fn check(name: &str, actual: &str) {
 
 fn profiles() -> Vec<Profile> {
     vec![
-        Profile::new(CPU, &[("job", "api")], 10, &[
-            (&["work", "handle", "main"], 500),
-            (&["work", "work", "handle", "main"], 100),
-            (&["parse", "handle", "main"], 200),
-            (&["gc", "main"], 150),
-            (&["tiny", "main"], 1),
-        ]),
-        Profile::new(CPU, &[("job", "api")], 20, &[
-            (&["work", "handle", "main"], 300),
-            (&["query", "main"], 400),
-        ]),
+        Profile::new(
+            CPU,
+            &[("job", "api")],
+            10,
+            &[
+                (&["work", "handle", "main"], 500),
+                (&["work", "work", "handle", "main"], 100),
+                (&["parse", "handle", "main"], 200),
+                (&["gc", "main"], 150),
+                (&["tiny", "main"], 1),
+            ],
+        ),
+        Profile::new(
+            CPU,
+            &[("job", "api")],
+            20,
+            &[
+                (&["work", "handle", "main"], 300),
+                (&["query", "main"], 400),
+            ],
+        ),
     ]
 }
 
@@ -57,7 +69,10 @@ async fn reports_match_golden_files() {
     let p = FrameProfile::resolve(&m);
 
     let fg = FlameGraph::build(&p, &FlameGraphOptions::default());
-    check("flamegraph.json", &serde_json::to_string_pretty(&fg).unwrap());
+    check(
+        "flamegraph.json",
+        &serde_json::to_string_pretty(&fg).unwrap(),
+    );
     // Pruned: nodes under 1 % and at most 5 nodes; the pruned mass stays in `pruned`.
     let pruned = FlameGraph::build(
         &p,
@@ -68,17 +83,32 @@ async fn reports_match_golden_files() {
     );
     assert_eq!(pruned.nodes.len(), 5);
     for n in &pruned.nodes {
-        let children: i64 = n.children.iter().map(|&c| pruned.nodes[c as usize].cumulative).sum();
+        let children: i64 = n
+            .children
+            .iter()
+            .map(|&c| pruned.nodes[c as usize].cumulative)
+            .sum();
         assert_eq!(n.cumulative, n.flat + children + n.pruned);
     }
-    check("flamegraph_pruned.json", &serde_json::to_string_pretty(&pruned).unwrap());
+    check(
+        "flamegraph_pruned.json",
+        &serde_json::to_string_pretty(&pruned).unwrap(),
+    );
 
     let top: Vec<_> = report::top(&p)
         .into_iter()
-        .map(|r| format!("{:>6} {:>6}  {}", r.flat, r.cumulative, p.frames[r.frame as usize].function))
+        .map(|r| {
+            format!(
+                "{:>6} {:>6}  {}",
+                r.flat, r.cumulative, p.frames[r.frame as usize].function
+            )
+        })
         .collect();
     check("top.txt", &(top.join("\n") + "\n"));
-    check("callgraph.json", &serde_json::to_string_pretty(&CallGraph::build(&p)).unwrap());
+    check(
+        "callgraph.json",
+        &serde_json::to_string_pretty(&CallGraph::build(&p)).unwrap(),
+    );
     check("folded.txt", &report::folded(&p));
     check("llvm_sample.txt", &report::llvm_sample(&p));
     check("pprof.txt", &format!("{:#?}\n", report::pprof_profile(&p)));
@@ -94,7 +124,8 @@ async fn reports_match_golden_files() {
     let dp = FrameProfile::resolve(&d);
     check(
         "flamegraph_diff.json",
-        &serde_json::to_string_pretty(&FlameGraph::build(&dp, &FlameGraphOptions::default())).unwrap(),
+        &serde_json::to_string_pretty(&FlameGraph::build(&dp, &FlameGraphOptions::default()))
+            .unwrap(),
     );
     check("folded_diff.txt", &report::folded(&dp));
 }

@@ -4,8 +4,11 @@
 //! retention run in the background), serves the push APIs (Parca `WriteRaw`, Pyroscope `Push`,
 //! OTLP `Export`), `/metrics`, `/healthy`, `/ready` and its own `/debug/pprof/profile` on
 //! `--listen`, scrapes the `scrape_configs` of `--config` (by default, itself; reloaded on
-//! SIGHUP), and shuts down cleanly on SIGINT/SIGTERM with the WAL synced. The collector and
-//! queries are wired in by later issues.
+//! SIGHUP), serves queries (Parca's `QueryService`, the HTTP/JSON API, Flight SQL), and shuts
+//! down cleanly on SIGINT/SIGTERM with the WAL synced. `strata query …` and `strata export …`
+//! are clients of a running server.
+
+mod client;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -41,6 +44,20 @@ enum Command {
         /// YAML config file; its `engine:` section is an `EngineConfig`.
         #[arg(long)]
         config: Option<PathBuf>,
+    },
+    /// Query a running server (range, merge, top, diff, sql).
+    Query {
+        #[command(flatten)]
+        client: client::ClientArgs,
+        #[command(subcommand)]
+        command: client::QueryCommand,
+    },
+    /// Export a merged profile from a running server (pprof, folded, pgo-go, llvm-sample).
+    Export {
+        #[command(flatten)]
+        client: client::ClientArgs,
+        #[command(flatten)]
+        export: client::ExportArgs,
     },
 }
 
@@ -167,6 +184,7 @@ async fn server(
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
@@ -182,5 +200,7 @@ fn main() -> anyhow::Result<()> {
             config,
             no_collector: _,
         } => runtime.block_on(server(listen, data_dir, config)),
+        Command::Query { client, command } => runtime.block_on(client::query(client, command)),
+        Command::Export { client, export } => runtime.block_on(client::export(client, export)),
     }
 }

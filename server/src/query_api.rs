@@ -88,20 +88,28 @@ pub(crate) fn parse_time(text: &str, what: &str) -> Result<i64, QueryError> {
         let (sign, dur) = match rest.split_at(1) {
             ("-", d) => (-1i64, d),
             ("+", d) => (1, d),
-            _ => return Err(fail("expected now, now-<duration> or now+<duration>".into())),
+            _ => {
+                return Err(fail(
+                    "expected now, now-<duration> or now+<duration>".into(),
+                ));
+            }
         };
         let d = humantime::parse_duration(dur.trim()).map_err(|e| fail(e.to_string()))?;
         return Ok(now + sign * d.as_nanos() as i64);
     }
     if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
-        let n: i64 = t.parse().map_err(|e: std::num::ParseIntError| fail(e.to_string()))?;
+        let n: i64 = t
+            .parse()
+            .map_err(|e: std::num::ParseIntError| fail(e.to_string()))?;
         let scale = match t.len() {
             0..=10 => 1_000_000_000,
             11..=13 => 1_000_000,
             14..=16 => 1_000,
             _ => 1,
         };
-        return n.checked_mul(scale).ok_or_else(|| fail("out of range".into()));
+        return n
+            .checked_mul(scale)
+            .ok_or_else(|| fail("out of range".into()));
     }
     let st = humantime::parse_rfc3339_weak(t).map_err(|e| {
         fail(format!(
@@ -116,10 +124,11 @@ pub(crate) fn parse_time(text: &str, what: &str) -> Result<i64, QueryError> {
 /// A duration: `15s`, `1m`, or a number of seconds.
 pub(crate) fn parse_duration(text: &str, what: &str) -> Result<Duration, QueryError> {
     let t = text.trim();
-    if let Ok(s) = t.parse::<f64>() {
-        if s.is_finite() && s > 0.0 {
-            return Ok(Duration::from_secs_f64(s));
-        }
+    if let Ok(s) = t.parse::<f64>()
+        && s.is_finite()
+        && s > 0.0
+    {
+        return Ok(Duration::from_secs_f64(s));
     }
     humantime::parse_duration(t).map_err(|e| bad(format!("{what} {t:?}: {e}")))
 }

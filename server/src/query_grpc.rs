@@ -4,11 +4,11 @@
 
 use std::sync::Arc;
 
-use strata_proto::prost_types::Timestamp;
 use strata_engine::TimeRange;
 use strata_proto::parca::metastore::v1alpha1 as meta;
 use strata_proto::parca::profilestore::v1alpha1::{Label, LabelSet};
 use strata_proto::parca::query::v1alpha1 as pb;
+use strata_proto::prost_types::Timestamp;
 use strata_query::report::{CallGraph, FlameGraph, FlameGraphOptions};
 use strata_query::{
     FrameField, FrameMatcher, FrameProfile, ProfileQuery, RangeQuery, StackFilter, report,
@@ -36,16 +36,27 @@ fn timestamp(ns: i64) -> Timestamp {
 }
 
 /// A range from optional timestamps (absent: unbounded).
-fn optional_range(start: Option<&Timestamp>, end: Option<&Timestamp>) -> Result<TimeRange, QueryError> {
+fn optional_range(
+    start: Option<&Timestamp>,
+    end: Option<&Timestamp>,
+) -> Result<TimeRange, QueryError> {
     Ok(TimeRange::new(
-        start.map(|t| ns(Some(t), "start")).transpose()?.unwrap_or(i64::MIN),
-        end.map(|t| ns(Some(t), "end")).transpose()?.unwrap_or(i64::MAX),
+        start
+            .map(|t| ns(Some(t), "start"))
+            .transpose()?
+            .unwrap_or(i64::MIN),
+        end.map(|t| ns(Some(t), "end"))
+            .transpose()?
+            .unwrap_or(i64::MAX),
     ))
 }
 
 fn merge_side(m: &pb::MergeProfile) -> Result<Side, QueryError> {
     let range = query_api::range(ns(m.start.as_ref(), "start")?, ns(m.end.as_ref(), "end")?)?;
-    Ok(Side::Merge(ProfileQuery::new(query_api::selector(&m.query)?, range)))
+    Ok(Side::Merge(ProfileQuery::new(
+        query_api::selector(&m.query)?,
+        range,
+    )))
 }
 
 fn single_side(s: &pb::SingleProfile) -> Result<Side, QueryError> {
@@ -64,18 +75,15 @@ fn diff_side(s: Option<&pb::ProfileDiffSelection>, which: &str) -> Result<Side, 
     }
 }
 
-fn string_matcher(
-    field: FrameField,
-    c: &pb::StringCondition,
-) -> Option<FrameMatcher> {
+fn string_matcher(field: FrameField, c: &pb::StringCondition) -> Option<FrameMatcher> {
     use pb::string_condition::Condition as C;
     Some(match c.condition.as_ref()? {
         C::Equal(v) => FrameMatcher::equals(field, v),
-        C::NotEqual(v) => FrameMatcher::equals(field, v).not(),
+        C::NotEqual(v) => FrameMatcher::equals(field, v).negate(),
         C::Contains(v) => FrameMatcher::contains(field, v.clone()),
-        C::NotContains(v) => FrameMatcher::contains(field, v.clone()).not(),
+        C::NotContains(v) => FrameMatcher::contains(field, v.clone()).negate(),
         C::StartsWith(v) => FrameMatcher::starts_with(field, v),
-        C::NotStartsWith(v) => FrameMatcher::starts_with(field, v).not(),
+        C::NotStartsWith(v) => FrameMatcher::starts_with(field, v).negate(),
     })
 }
 
@@ -119,14 +127,18 @@ fn profile_request(q: &pb::QueryRequest) -> Result<ProfileRequest, QueryError> {
     if let Some(f) = q.filter_query.as_deref().filter(|f| !f.is_empty()) {
         filters
             .stacks
-            .push(StackFilter::Keep(FrameMatcher::contains(FrameField::Function, f)));
+            .push(StackFilter::Keep(FrameMatcher::contains(
+                FrameField::Function,
+                f,
+            )));
     }
     for f in &q.filter {
         use pb::filter::Filter as F;
         match f.filter.as_ref() {
             Some(F::StackFilter(s)) => match s.filter.as_ref() {
                 Some(pb::stack_filter::Filter::FunctionNameStackFilter(n)) => {
-                    let m = FrameMatcher::contains(FrameField::Function, n.function_to_filter.clone());
+                    let m =
+                        FrameMatcher::contains(FrameField::Function, n.function_to_filter.clone());
                     filters.stacks.push(if n.exclude {
                         StackFilter::Drop(m)
                     } else {
@@ -134,7 +146,9 @@ fn profile_request(q: &pb::QueryRequest) -> Result<ProfileRequest, QueryError> {
                     });
                 }
                 Some(pb::stack_filter::Filter::Criteria(c)) => {
-                    filters.stacks.extend(criteria(c).into_iter().map(StackFilter::Keep));
+                    filters
+                        .stacks
+                        .extend(criteria(c).into_iter().map(StackFilter::Keep));
                 }
                 None => {}
             },
@@ -147,10 +161,12 @@ fn profile_request(q: &pb::QueryRequest) -> Result<ProfileRequest, QueryError> {
                         .collect::<Vec<_>>()
                         .join("|");
                     let m = FrameMatcher::regex(FrameField::Binary, &format!("(^|/)({any})$"))?;
-                    filters.hide_frames.push(m.not());
+                    filters.hide_frames.push(m.negate());
                 }
                 Some(pb::frame_filter::Filter::Criteria(c)) => {
-                    filters.hide_frames.extend(criteria(c).into_iter().map(FrameMatcher::not));
+                    filters
+                        .hide_frames
+                        .extend(criteria(c).into_iter().map(FrameMatcher::negate));
                 }
                 None => {}
             },
@@ -170,10 +186,16 @@ fn regex_escape_alternative(s: &str) -> String {
 }
 
 /// The Parca metadata of a frame.
-fn frame_meta(f: &strata_query::Frame) -> (meta::Location, meta::Mapping, meta::Function, meta::Line) {
+fn frame_meta(
+    f: &strata_query::Frame,
+) -> (meta::Location, meta::Mapping, meta::Function, meta::Line) {
     let function = meta::Function {
         start_line: f.start_line,
-        name: if f.function.is_empty() { String::new() } else { f.function.clone() },
+        name: if f.function.is_empty() {
+            String::new()
+        } else {
+            f.function.clone()
+        },
         system_name: f.system_name.clone(),
         filename: f.file.clone(),
         ..Default::default()
@@ -190,7 +212,11 @@ fn frame_meta(f: &strata_query::Frame) -> (meta::Location, meta::Mapping, meta::
     };
     let location = meta::Location {
         address: f.address,
-        lines: if f.function.is_empty() { vec![] } else { vec![line.clone()] },
+        lines: if f.function.is_empty() {
+            vec![]
+        } else {
+            vec![line.clone()]
+        },
         ..Default::default()
     };
     (location, mapping, function, line)
@@ -215,7 +241,11 @@ fn top(p: &FrameProfile) -> pb::Top {
                     }),
                     cumulative: r.cumulative,
                     flat: r.flat,
-                    diff: if p.diff { r.cumulative - r.base_cumulative } else { 0 },
+                    diff: if p.diff {
+                        r.cumulative - r.base_cumulative
+                    } else {
+                        0
+                    },
                 }
             })
             .collect(),
@@ -298,7 +328,14 @@ fn flamegraph(p: &FrameProfile, threshold_percent: f32) -> pb::Flamegraph {
         }];
         locations.push(location);
     }
-    fn node(fg: &FlameGraph, i: u32, diff: bool, locations: &[meta::Location], mappings: &[meta::Mapping], functions: &[meta::Function]) -> pb::FlamegraphNode {
+    fn node(
+        fg: &FlameGraph,
+        i: u32,
+        diff: bool,
+        locations: &[meta::Location],
+        mappings: &[meta::Mapping],
+        functions: &[meta::Function],
+    ) -> pb::FlamegraphNode {
         let n = &fg.nodes[i as usize];
         let f = n.frame as usize;
         pb::FlamegraphNode {
@@ -311,7 +348,11 @@ fn flamegraph(p: &FrameProfile, threshold_percent: f32) -> pb::Flamegraph {
                 line_index: 0,
             }),
             cumulative: n.cumulative,
-            diff: if diff { n.cumulative - n.base_cumulative } else { 0 },
+            diff: if diff {
+                n.cumulative - n.base_cumulative
+            } else {
+                0
+            },
             children: n
                 .children
                 .iter()
@@ -324,7 +365,11 @@ fn flamegraph(p: &FrameProfile, threshold_percent: f32) -> pb::Flamegraph {
     pb::Flamegraph {
         root: Some(pb::FlamegraphRootNode {
             cumulative: root.cumulative,
-            diff: if fg.diff { root.cumulative - root.base_cumulative } else { 0 },
+            diff: if fg.diff {
+                root.cumulative - root.base_cumulative
+            } else {
+                0
+            },
             children: root
                 .children
                 .iter()
@@ -359,7 +404,9 @@ impl pb::query_service_server::QueryService for ParcaQuery {
         query_api::range(start, end).map_err(status)?;
         let selector = query_api::selector(&r.query).map_err(status)?;
         let step_ns = match &r.step {
-            Some(d) if d.seconds > 0 || d.nanos > 0 => d.seconds * 1_000_000_000 + i64::from(d.nanos),
+            Some(d) if d.seconds > 0 || d.nanos > 0 => {
+                d.seconds * 1_000_000_000 + i64::from(d.nanos)
+            }
             // No step: one point per stored profile.
             _ => 1,
         };
@@ -377,7 +424,11 @@ impl pb::query_service_server::QueryService for ParcaQuery {
             })
             .await
             .map_err(|e| status(e.into()))?;
-        let limit = if r.limit == 0 { usize::MAX } else { r.limit as usize };
+        let limit = if r.limit == 0 {
+            usize::MAX
+        } else {
+            r.limit as usize
+        };
         Ok(Response::new(pb::QueryRangeResponse {
             series: series
                 .into_iter()
@@ -546,7 +597,13 @@ impl pb::query_service_server::QueryService for ParcaQuery {
 pub(crate) fn scope(
     profile_type: Option<&str>,
     matches: &[String],
-) -> Result<(Option<strata_engine::ProfileType>, Vec<strata_engine::LabelMatcher>), QueryError> {
+) -> Result<
+    (
+        Option<strata_engine::ProfileType>,
+        Vec<strata_engine::LabelMatcher>,
+    ),
+    QueryError,
+> {
     let mut pt = match profile_type.filter(|s| !s.is_empty()) {
         Some(s) => Some(
             s.parse()

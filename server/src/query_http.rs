@@ -98,7 +98,13 @@ async fn profile_types(State(app): State<Arc<App>>, Query(s): Query<Scope>) -> A
 
 fn scope_selector(
     s: &Scope,
-) -> Result<(Option<strata_engine::ProfileType>, Vec<strata_engine::LabelMatcher>), QueryError> {
+) -> Result<
+    (
+        Option<strata_engine::ProfileType>,
+        Vec<strata_engine::LabelMatcher>,
+    ),
+    QueryError,
+> {
     let matches: Vec<String> = s.query.iter().cloned().collect();
     crate::query_grpc::scope(None, &matches)
 }
@@ -172,7 +178,10 @@ async fn completion(State(app): State<Arc<App>>, Query(p): Query<CompleteParams>
         ),
         CompletionContext::Operator { label } => (
             json!({"kind": "operator", "label": label}),
-            strata_query::OPERATORS.iter().map(|s| s.to_string()).collect(),
+            strata_query::OPERATORS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
         ),
         CompletionContext::LabelValue { label, op } => (
             json!({"kind": "label_value", "label": label, "operator": op.as_str()}),
@@ -226,7 +235,11 @@ async fn query_range(State(app): State<Arc<App>>, Query(p): Query<RangeParams>) 
         Some("sum") => Some(RangeAggregation::Sum),
         Some("last") => Some(RangeAggregation::Last),
         Some("mean") => Some(RangeAggregation::Mean),
-        Some(other) => return Err(bad(format!("aggregation {other:?}: expected sum, last or mean"))),
+        Some(other) => {
+            return Err(bad(format!(
+                "aggregation {other:?}: expected sum, last or mean"
+            )));
+        }
     };
     let selector = query_api::selector(&p.query)?;
     let series = app
@@ -309,8 +322,16 @@ fn frame_matcher(text: &str) -> Result<FrameMatcher, QueryError> {
 }
 
 fn profile_request(p: &ProfileParams) -> Result<ProfileRequest, QueryError> {
-    let mode = p.mode.as_deref().unwrap_or(if p.time.is_some() { "single" } else { "merge" });
-    let side_ = side(&p.query, p.start.as_deref(), p.end.as_deref(), p.time.as_deref())?;
+    let mode = p
+        .mode
+        .as_deref()
+        .unwrap_or(if p.time.is_some() { "single" } else { "merge" });
+    let side_ = side(
+        &p.query,
+        p.start.as_deref(),
+        p.end.as_deref(),
+        p.time.as_deref(),
+    )?;
     let base = match mode {
         "merge" | "single" => None,
         "diff" => Some(side(
@@ -319,7 +340,11 @@ fn profile_request(p: &ProfileParams) -> Result<ProfileRequest, QueryError> {
             p.base_end.as_deref(),
             p.base_time.as_deref(),
         )?),
-        other => return Err(bad(format!("mode {other:?}: expected merge, single or diff"))),
+        other => {
+            return Err(bad(format!(
+                "mode {other:?}: expected merge, single or diff"
+            )));
+        }
     };
     let fields = p.group_by.as_deref().map(split_list).unwrap_or_default();
     let (grouping, group_by_labels) = query_api::group_by(&fields)?;
@@ -492,7 +517,8 @@ fn cell(a: &dyn arrow::array::Array, r: usize, f: &arrow::util::display::ArrayFo
     let text = f.value(r).to_string();
     match a.data_type() {
         T::Int8 | T::Int16 | T::Int32 | T::Int64 | T::UInt8 | T::UInt16 | T::UInt32 | T::UInt64 => {
-            text.parse::<serde_json::Number>().map_or(Value::String(text), Value::Number)
+            text.parse::<serde_json::Number>()
+                .map_or(Value::String(text), Value::Number)
         }
         T::Float16 | T::Float32 | T::Float64 => text
             .parse::<f64>()

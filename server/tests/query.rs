@@ -26,7 +26,11 @@ fn go_top(args: &[&str], files: &[&Path]) -> (String, Vec<(String, String, Strin
         .output()
         .expect("go tool pprof runs");
     let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut rows: Vec<(String, String, String)> = text
         .lines()
         .skip_while(|l| !l.trim_start().starts_with("flat"))
@@ -125,7 +129,10 @@ async fn go_profiles_merge_and_diff_as_go_tool_pprof_does() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 
-    for (pt, index, originals) in [(CPU, "cpu", &files[0..2]), (HEAP, "inuse_space", &files[2..4])] {
+    for (pt, index, originals) in [
+        (CPU, "cpu", &files[0..2]),
+        (HEAP, "inuse_space", &files[2..4]),
+    ] {
         // Merge of everything = go tool pprof over both files.
         let (status, ours) = api(
             addr,
@@ -145,7 +152,10 @@ async fn go_profiles_merge_and_diff_as_go_tool_pprof_does() {
         let expected = go_top(&[&format!("-sample_index={index}")], &paths);
         let got = go_top(&[], &[&ours_file]);
         assert!(!expected.1.is_empty());
-        assert_eq!(got, expected, "{pt}: merged top differs from go tool pprof's");
+        assert_eq!(
+            got, expected,
+            "{pt}: merged top differs from go tool pprof's"
+        );
 
         // Diff of the second profile against the first = go tool pprof -diff_base.
         let (a, b) = (time_nanos(&originals[0].1), time_nanos(&originals[1].1));
@@ -175,7 +185,11 @@ async fn go_profiles_merge_and_diff_as_go_tool_pprof_does() {
 }
 
 /// A store with two series of a synthetic CPU profile.
-async fn synthetic() -> (tempfile::TempDir, Arc<strata_server::App>, std::net::SocketAddr) {
+async fn synthetic() -> (
+    tempfile::TempDir,
+    Arc<strata_server::App>,
+    std::net::SocketAddr,
+) {
     let dir = tempfile::tempdir().unwrap();
     let engine = common::open_engine(dir.path()).await;
     let app = strata_server::App::new(engine);
@@ -197,11 +211,19 @@ async fn synthetic() -> (tempfile::TempDir, Arc<strata_server::App>, std::net::S
                 series: vec![RawProfileSeries {
                     labels: Some(LabelSet {
                         labels: vec![
-                            Label { name: "__name__".into(), value: "process_cpu".into() },
-                            Label { name: "job".into(), value: job.into() },
+                            Label {
+                                name: "__name__".into(),
+                                value: "process_cpu".into(),
+                            },
+                            Label {
+                                name: "job".into(),
+                                value: job.into(),
+                            },
                         ],
                     }),
-                    samples: vec![RawSample { raw_profile: b.encode() }],
+                    samples: vec![RawSample {
+                        raw_profile: b.encode(),
+                    }],
                 }],
                 ..Default::default()
             })
@@ -223,23 +245,35 @@ const T0: i64 = 1_700_000_000_000_000_000;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parca_query_service_over_grpc_and_grpc_web() {
     let (_dir, _app, addr) = synthetic().await;
-    let mut q = QueryServiceClient::connect(format!("http://{addr}")).await.unwrap();
+    let mut q = QueryServiceClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
     let types = q
         .profile_types(pb::ProfileTypesRequest::default())
         .await
         .unwrap()
         .into_inner()
         .types;
-    assert!(types.iter().any(|t| t.name == "process_cpu" && t.sample_type == "cpu" && t.delta));
+    assert!(
+        types
+            .iter()
+            .any(|t| t.name == "process_cpu" && t.sample_type == "cpu" && t.delta)
+    );
     let labels = q
-        .labels(pb::LabelsRequest { profile_type: Some(CPU.into()), ..Default::default() })
+        .labels(pb::LabelsRequest {
+            profile_type: Some(CPU.into()),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()
         .label_names;
     assert!(labels.contains(&"job".to_owned()), "{labels:?}");
     let values = q
-        .values(pb::ValuesRequest { label_name: "job".into(), ..Default::default() })
+        .values(pb::ValuesRequest {
+            label_name: "job".into(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()
@@ -260,9 +294,17 @@ async fn parca_query_service_over_grpc_and_grpc_web() {
     let totals: Vec<(String, i64)> = range
         .series
         .iter()
-        .map(|s| (s.labelset.as_ref().unwrap().labels[0].value.clone(), s.samples[0].value))
+        .map(|s| {
+            (
+                s.labelset.as_ref().unwrap().labels[0].value.clone(),
+                s.samples[0].value,
+            )
+        })
         .collect();
-    assert_eq!(totals, [("api".into(), 350_000_000), ("db".into(), 150_000_000)]);
+    assert_eq!(
+        totals,
+        [("api".into(), 350_000_000), ("db".into(), 150_000_000)]
+    );
 
     let merge = |report: pb::query_request::ReportType| pb::QueryRequest {
         mode: pb::query_request::Mode::Merge as i32,
@@ -275,11 +317,20 @@ async fn parca_query_service_over_grpc_and_grpc_web() {
         ..Default::default()
     };
     use pb::query_response::Report;
-    let top = q.query(merge(pb::query_request::ReportType::Top)).await.unwrap().into_inner();
+    let top = q
+        .query(merge(pb::query_request::ReportType::Top))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(top.total, 500_000_000);
-    let Some(Report::Top(top)) = top.report else { panic!("a top report") };
+    let Some(Report::Top(top)) = top.report else {
+        panic!("a top report")
+    };
     let first = &top.list[0];
-    assert_eq!(first.meta.as_ref().unwrap().function.as_ref().unwrap().name, "work");
+    assert_eq!(
+        first.meta.as_ref().unwrap().function.as_ref().unwrap().name,
+        "work"
+    );
     assert_eq!((first.flat, first.cumulative), (400_000_000, 400_000_000));
 
     let fg = q
@@ -287,33 +338,65 @@ async fn parca_query_service_over_grpc_and_grpc_web() {
         .await
         .unwrap()
         .into_inner();
-    let Some(Report::Flamegraph(fg)) = fg.report else { panic!("a flame graph") };
+    let Some(Report::Flamegraph(fg)) = fg.report else {
+        panic!("a flame graph")
+    };
     let root = fg.root.unwrap();
     assert_eq!(root.cumulative, 500_000_000);
     assert_eq!(root.children.len(), 1);
     let main = &root.children[0];
-    let name = |n: &pb::FlamegraphNode| fg.string_table[n.meta.as_ref().unwrap().function.as_ref().unwrap().name_string_index as usize].clone();
+    let name = |n: &pb::FlamegraphNode| {
+        fg.string_table[n
+            .meta
+            .as_ref()
+            .unwrap()
+            .function
+            .as_ref()
+            .unwrap()
+            .name_string_index as usize]
+            .clone()
+    };
     assert_eq!(name(main), "main");
-    assert_eq!(main.children.iter().map(name).collect::<Vec<_>>(), ["gc", "handle"]);
+    assert_eq!(
+        main.children.iter().map(name).collect::<Vec<_>>(),
+        ["gc", "handle"]
+    );
 
-    let cg = q.query(merge(pb::query_request::ReportType::Callgraph)).await.unwrap().into_inner();
-    let Some(Report::Callgraph(cg)) = cg.report else { panic!("a call graph") };
+    let cg = q
+        .query(merge(pb::query_request::ReportType::Callgraph))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(Report::Callgraph(cg)) = cg.report else {
+        panic!("a call graph")
+    };
     assert_eq!(cg.nodes.len(), 4);
     assert_eq!(cg.edges.len(), 3);
 
-    let pprof = q.query(merge(pb::query_request::ReportType::Pprof)).await.unwrap().into_inner();
-    let Some(Report::Pprof(bytes)) = pprof.report else { panic!("pprof") };
+    let pprof = q
+        .query(merge(pb::query_request::ReportType::Pprof))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(Report::Pprof(bytes)) = pprof.report else {
+        panic!("pprof")
+    };
     let decoded = strata_ingest::decode_pprof(&bytes, &Default::default()).unwrap();
-    assert_eq!(decoded.sample.iter().map(|s| s.value[0]).sum::<i64>(), 500_000_000);
+    assert_eq!(
+        decoded.sample.iter().map(|s| s.value[0]).sum::<i64>(),
+        500_000_000
+    );
 
     // A diff: job=api against job=db, with a stack filter dropping `gc`.
     let sel = |query: &str| pb::ProfileDiffSelection {
         mode: pb::profile_diff_selection::Mode::Merge as i32,
-        options: Some(pb::profile_diff_selection::Options::Merge(pb::MergeProfile {
-            query: query.into(),
-            start: ts(T0 - 1),
-            end: ts(T0 + 1),
-        })),
+        options: Some(pb::profile_diff_selection::Options::Merge(
+            pb::MergeProfile {
+                query: query.into(),
+                start: ts(T0 - 1),
+                end: ts(T0 + 1),
+            },
+        )),
     };
     let diff = q
         .query(pb::QueryRequest {
@@ -327,7 +410,10 @@ async fn parca_query_service_over_grpc_and_grpc_web() {
             filter: vec![pb::Filter {
                 filter: Some(pb::filter::Filter::StackFilter(pb::StackFilter {
                     filter: Some(pb::stack_filter::Filter::FunctionNameStackFilter(
-                        pb::FunctionNameStackFilter { function_to_filter: "gc".into(), exclude: true },
+                        pb::FunctionNameStackFilter {
+                            function_to_filter: "gc".into(),
+                            exclude: true,
+                        },
                     )),
                 })),
             }],
@@ -338,8 +424,14 @@ async fn parca_query_service_over_grpc_and_grpc_web() {
         .into_inner();
     assert_eq!(diff.total, 300_000_000);
     assert_eq!(diff.filtered, 50_000_000);
-    let Some(Report::Top(top)) = diff.report else { panic!("top") };
-    let work = top.list.iter().find(|n| n.meta.as_ref().unwrap().function.as_ref().unwrap().name == "work").unwrap();
+    let Some(Report::Top(top)) = diff.report else {
+        panic!("top")
+    };
+    let work = top
+        .list
+        .iter()
+        .find(|n| n.meta.as_ref().unwrap().function.as_ref().unwrap().name == "work")
+        .unwrap();
     assert_eq!((work.cumulative, work.diff), (300_000_000, 200_000_000));
 
     // Bad requests: a clear INVALID_ARGUMENT with the position.
@@ -354,18 +446,27 @@ async fn parca_query_service_over_grpc_and_grpc_web() {
     assert!(err.message().contains("column 56"), "{}", err.message());
     let mut empty = merge(pb::query_request::ReportType::Top);
     empty.options = None;
-    assert_eq!(q.query(empty).await.unwrap_err().code(), tonic::Code::InvalidArgument);
+    assert_eq!(
+        q.query(empty).await.unwrap_err().code(),
+        tonic::Code::InvalidArgument
+    );
 
     // gRPC-web under /api.
     let (status, body) = common::post_with(
         addr,
         "/api/parca.query.v1alpha1.QueryService/ProfileTypes",
-        &[("Content-Type", "application/grpc-web+proto"), ("X-Grpc-Web", "1")],
+        &[
+            ("Content-Type", "application/grpc-web+proto"),
+            ("X-Grpc-Web", "1"),
+        ],
         &[0, 0, 0, 0, 0],
     )
     .await;
     assert_eq!(status, 200);
-    assert!(body.contains("process_cpu") && body.contains("grpc-status:0"), "{body:?}");
+    assert!(
+        body.contains("process_cpu") && body.contains("grpc-status:0"),
+        "{body:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -378,17 +479,34 @@ async fn http_json_api_answers_and_explains_errors() {
     assert!(json(b).as_array().unwrap().iter().any(|t| t["id"] == CPU));
     let (_, b) = api(addr, "/api/v1/labels/job/values", &[("query", CPU)]).await;
     assert_eq!(json(b), serde_json::json!(["api", "db"]));
-    let (_, b) = api(addr, "/api/v1/complete", &[("query", &format!("{CPU}{{job=\"a"))]).await;
+    let (_, b) = api(
+        addr,
+        "/api/v1/complete",
+        &[("query", &format!("{CPU}{{job=\"a"))],
+    )
+    .await;
     let c = json(b);
     assert_eq!(c["context"]["kind"], "label_value");
     assert_eq!(c["suggestions"], serde_json::json!(["api"]));
     let (_, b) = api(addr, "/api/v1/complete", &[("query", "process_cpu:c")]).await;
-    assert!(json(b)["suggestions"].as_array().unwrap().iter().any(|s| s == CPU));
+    assert!(
+        json(b)["suggestions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s == CPU)
+    );
 
     let (s, b) = api(
         addr,
         "/api/v1/query_range",
-        &[("query", CPU), ("start", &t(-10)), ("end", &t(10)), ("step", "1m"), ("sum_by", "job")],
+        &[
+            ("query", CPU),
+            ("start", &t(-10)),
+            ("end", &t(10)),
+            ("step", "1m"),
+            ("sum_by", "job"),
+        ],
     )
     .await;
     assert_eq!(s, 200);
@@ -399,13 +517,32 @@ async fn http_json_api_answers_and_explains_errors() {
     let (s, b) = api(
         addr,
         "/api/v1/query",
-        &[("query", CPU), ("start", &t(-10)), ("end", &t(10)), ("report", "folded"), ("group_by", "labels.job")],
+        &[
+            ("query", CPU),
+            ("start", &t(-10)),
+            ("end", &t(10)),
+            ("report", "folded"),
+            ("group_by", "labels.job"),
+        ],
     )
     .await;
     assert_eq!(s, 200);
     let text = String::from_utf8(b).unwrap();
-    assert!(text.contains("job=api;main;handle;work 300000000"), "{text}");
-    let (s, b) = api(addr, "/api/v1/query", &[("query", CPU), ("time", &t(0)), ("report", "flamegraph"), ("max_nodes", "3")]).await;
+    assert!(
+        text.contains("job=api;main;handle;work 300000000"),
+        "{text}"
+    );
+    let (s, b) = api(
+        addr,
+        "/api/v1/query",
+        &[
+            ("query", CPU),
+            ("time", &t(0)),
+            ("report", "flamegraph"),
+            ("max_nodes", "3"),
+        ],
+    )
+    .await;
     assert_eq!(s, 200);
     let fg = json(b);
     assert_eq!(fg["nodes"].as_array().unwrap().len(), 3);
@@ -413,17 +550,35 @@ async fn http_json_api_answers_and_explains_errors() {
 
     // Errors: 400 with a message that says what is wrong.
     for (params, says) in [
-        (vec![("query", "nonsense{"), ("time", "0")], "is not a profile type"),
-        (vec![("query", CPU), ("start", "yesterday"), ("end", "now")], "start \"yesterday\""),
-        (vec![("query", CPU), ("start", "now"), ("end", "now-1h")], "empty time range"),
-        (vec![("query", CPU), ("time", "0"), ("report", "svg")], "report \"svg\""),
-        (vec![("query", CPU), ("time", "0"), ("keep", "re:(")], "invalid filter"),
+        (
+            vec![("query", "nonsense{"), ("time", "0")],
+            "is not a profile type",
+        ),
+        (
+            vec![("query", CPU), ("start", "yesterday"), ("end", "now")],
+            "start \"yesterday\"",
+        ),
+        (
+            vec![("query", CPU), ("start", "now"), ("end", "now-1h")],
+            "empty time range",
+        ),
+        (
+            vec![("query", CPU), ("time", "0"), ("report", "svg")],
+            "report \"svg\"",
+        ),
+        (
+            vec![("query", CPU), ("time", "0"), ("keep", "re:(")],
+            "invalid filter",
+        ),
         (vec![("query", CPU)], "give start and end"),
     ] {
         let (s, b) = api(addr, "/api/v1/query", &params).await;
         assert_eq!(s, 400, "{params:?}");
         let e = json(b);
-        assert!(e["error"].as_str().unwrap().contains(says), "{params:?}: {e}");
+        assert!(
+            e["error"].as_str().unwrap().contains(says),
+            "{params:?}: {e}"
+        );
     }
     // SQL over HTTP, and its errors.
     let r = reqwest::Client::new()
@@ -434,7 +589,10 @@ async fn http_json_api_answers_and_explains_errors() {
         .unwrap();
     assert_eq!(r.status(), 200);
     let v: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
-    assert_eq!(v["rows"], serde_json::json!([["api", 350_000_000], ["db", 150_000_000]]));
+    assert_eq!(
+        v["rows"],
+        serde_json::json!([["api", 350_000_000], ["db", 150_000_000]])
+    );
     let r = reqwest::Client::new()
         .post(format!("http://{addr}/api/v1/sql"))
         .body("SELECT nope FROM samples")

@@ -152,22 +152,49 @@ mod tests {
             ("cpu{job=\"a\", |", LabelName, ""),
             ("cpu{job=\"a\",in|}", LabelName, "in"),
             ("cpu{job|", LabelName, "job"),
-            ("cpu{job |", Operator { label: "job".into() }, ""),
-            ("cpu{job!|", Operator { label: "job".into() }, "!"),
-            ("cpu{job=|", Operator { label: "job".into() }, "="),
+            (
+                "cpu{job |",
+                Operator {
+                    label: "job".into(),
+                },
+                "",
+            ),
+            (
+                "cpu{job!|",
+                Operator {
+                    label: "job".into(),
+                },
+                "!",
+            ),
+            (
+                "cpu{job=|",
+                Operator {
+                    label: "job".into(),
+                },
+                "=",
+            ),
             (
                 "cpu{job=~|",
-                LabelValue { label: "job".into(), op: MatchOp::Regex },
+                LabelValue {
+                    label: "job".into(),
+                    op: MatchOp::Regex,
+                },
                 "",
             ),
             (
                 "cpu{job= \"ap|",
-                LabelValue { label: "job".into(), op: MatchOp::Equal },
+                LabelValue {
+                    label: "job".into(),
+                    op: MatchOp::Equal,
+                },
                 "ap",
             ),
             (
                 "cpu{job!=\"a\\\"b|",
-                LabelValue { label: "job".into(), op: MatchOp::NotEqual },
+                LabelValue {
+                    label: "job".into(),
+                    op: MatchOp::NotEqual,
+                },
                 "a\\\"b",
             ),
             ("cpu{job=\"api\" |", Separator, ""),
@@ -175,8 +202,16 @@ mod tests {
         ];
         for (marked, context, prefix) in cases {
             let c = at(marked);
-            assert_eq!((&c.context, c.prefix.as_str()), (&context, prefix), "{marked}");
-            assert_eq!(c.start + c.prefix.len(), marked.find('|').unwrap(), "{marked}");
+            assert_eq!(
+                (&c.context, c.prefix.as_str()),
+                (&context, prefix),
+                "{marked}"
+            );
+            assert_eq!(
+                c.start + c.prefix.len(),
+                marked.find('|').unwrap(),
+                "{marked}"
+            );
         }
     }
 

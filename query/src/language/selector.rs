@@ -277,7 +277,12 @@ mod tests {
             ]
         );
         assert!(parse_selector(CPU).unwrap().matchers.is_empty());
-        assert!(parse_selector(&format!("{CPU}{{}}")).unwrap().matchers.is_empty());
+        assert!(
+            parse_selector(&format!("{CPU}{{}}"))
+                .unwrap()
+                .matchers
+                .is_empty()
+        );
         // Display round-trips.
         let again = parse_selector(&s.to_string()).unwrap();
         assert_eq!(again.to_string(), s.to_string());
@@ -289,13 +294,33 @@ mod tests {
             ("", 1, "expected a profile type"),
             ("{job=\"a\"}", 1, "expected a profile type"),
             ("cpu{job=\"a\"}", 1, "is not a profile type"),
-            (&format!("{CPU}{{job<\"a\"}}"), 54, "expected \"=\", \"!=\", \"=~\" or \"!~\", found '<'"),
-            (&format!("{CPU}{{job=a}}"), 55, "expected a quoted label value, found 'a'"),
+            (
+                &format!("{CPU}{{job<\"a\"}}"),
+                54,
+                "expected \"=\", \"!=\", \"=~\" or \"!~\", found '<'",
+            ),
+            (
+                &format!("{CPU}{{job=a}}"),
+                55,
+                "expected a quoted label value, found 'a'",
+            ),
             (&format!("{CPU}{{job=\"a}}"), 55, "unterminated string"),
-            (&format!("{CPU}{{job=\"a\" x=\"b\"}}"), 59, "expected \",\" or \"}\", found 'x'"),
-            (&format!("{CPU}{{1job=\"a\"}}"), 51, "expected a label name, found '1'"),
+            (
+                &format!("{CPU}{{job=\"a\" x=\"b\"}}"),
+                59,
+                "expected \",\" or \"}\", found 'x'",
+            ),
+            (
+                &format!("{CPU}{{1job=\"a\"}}"),
+                51,
+                "expected a label name, found '1'",
+            ),
             (&format!("{CPU}{{job=~\"(\"}}"), 56, "invalid matcher"),
-            (&format!("{CPU}{{job=\"a\"}} x"), 60, "expected the end of the selector"),
+            (
+                &format!("{CPU}{{job=\"a\"}} x"),
+                60,
+                "expected the end of the selector",
+            ),
             (&format!("{CPU}{{job=\"\\q\"}}"), 56, "unknown escape"),
             (&format!("{CPU}{{job=\"a\""), 58, "found the end"),
         ];

@@ -60,7 +60,12 @@ impl CallGraph {
                 base_cumulative: r.base_cumulative,
             })
             .collect();
-        nodes.sort_by(|a, b| b.cumulative.abs().cmp(&a.cumulative.abs()).then(a.frame.cmp(&b.frame)));
+        nodes.sort_by(|a, b| {
+            b.cumulative
+                .abs()
+                .cmp(&a.cumulative.abs())
+                .then(a.frame.cmp(&b.frame))
+        });
         for (i, n) in nodes.iter().enumerate() {
             index.insert(n.frame, i as u32);
         }
@@ -82,12 +87,14 @@ impl CallGraph {
         }
         let mut edges: Vec<CallGraphEdge> = edges
             .into_iter()
-            .map(|((source, target), (cumulative, base_cumulative))| CallGraphEdge {
-                source,
-                target,
-                cumulative,
-                base_cumulative,
-            })
+            .map(
+                |((source, target), (cumulative, base_cumulative))| CallGraphEdge {
+                    source,
+                    target,
+                    cumulative,
+                    base_cumulative,
+                },
+            )
             .collect();
         edges.sort_by_key(|e| (e.source, e.target));
         CallGraph {

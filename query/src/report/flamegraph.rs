@@ -171,7 +171,8 @@ impl FlameGraph {
                 .filter(|&c| kept[c as usize])
                 .collect();
             children.sort_by(|&x, &y| {
-                names[nodes[x as usize].frame as usize].cmp(&names[nodes[y as usize].frame as usize])
+                names[nodes[x as usize].frame as usize]
+                    .cmp(&names[nodes[y as usize].frame as usize])
             });
             let in_children: i64 = children.iter().map(|&c| nodes[c as usize].cumulative).sum();
             out.push(FlameNode {

@@ -34,7 +34,8 @@ fn name(f: &Frame) -> Option<&str> {
     })
 }
 
-/// The profile in LLVM's text sample-profile format; functions by total, hottest first.
+/// The profile in LLVM's text sample-profile format; functions by total (their own lines'
+/// samples), hottest first.
 /// Negative (diff) values are left out.
 pub fn llvm_sample(p: &FrameProfile) -> String {
     let mut bodies: BTreeMap<String, Body> = BTreeMap::new();
@@ -56,7 +57,12 @@ pub fn llvm_sample(p: &FrameProfile) -> String {
             }
         }
         // The outermost named frame's caller is unknown; its entry counts as a head sample.
-        if let Some(root) = s.frames.iter().rev().find_map(|&id| name(&p.frames[id as usize])) {
+        if let Some(root) = s
+            .frames
+            .iter()
+            .rev()
+            .find_map(|&id| name(&p.frames[id as usize]))
+        {
             bodies.entry(root.to_owned()).or_default().head += v;
         }
     }
@@ -72,11 +78,9 @@ pub fn llvm_sample(p: &FrameProfile) -> String {
     let mut functions: Vec<(i64, &String, &Body)> = bodies
         .iter()
         .map(|(n, b)| {
-            let total = b
-                .lines
-                .values()
-                .map(|(s, calls)| s + calls.values().sum::<i64>())
-                .sum();
+            // As AutoFDO: a function's total is its own lines' samples; calls are branch
+            // counts to the callee, which has its own total.
+            let total = b.lines.values().map(|(s, _)| s).sum();
             (total, n, b)
         })
         .collect();

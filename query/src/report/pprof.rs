@@ -70,7 +70,10 @@ pub fn pprof_profile(p: &FrameProfile) -> pb::Profile {
         for (i, &id) in st.frames.iter().enumerate() {
             let frame = &p.frames[id as usize];
             if frame.is_label {
-                let (k, val) = frame.function.split_once('=').unwrap_or((&frame.function, ""));
+                let (k, val) = frame
+                    .function
+                    .split_once('=')
+                    .unwrap_or((&frame.function, ""));
                 label.push(pb::Label {
                     key: s.id(k),
                     str: s.id(val),

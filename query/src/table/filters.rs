@@ -54,7 +54,10 @@ fn time_literal(v: &ScalarValue) -> Option<i64> {
     }
 }
 
-fn recognise(expr: &Expr, label_columns: &[LabelColumn]) -> Option<(Pushed, TableProviderFilterPushDown)> {
+fn recognise(
+    expr: &Expr,
+    label_columns: &[LabelColumn],
+) -> Option<(Pushed, TableProviderFilterPushDown)> {
     let (column, op, value) = column_op_literal(expr)?;
     use TableProviderFilterPushDown::{Exact, Inexact};
     if column == "profile_type" {
@@ -102,7 +105,10 @@ fn recognise(expr: &Expr, label_columns: &[LabelColumn]) -> Option<(Pushed, Tabl
 }
 
 /// How each filter is pushed down.
-pub(crate) fn support(filters: &[&Expr], label_columns: &[LabelColumn]) -> Vec<TableProviderFilterPushDown> {
+pub(crate) fn support(
+    filters: &[&Expr],
+    label_columns: &[LabelColumn],
+) -> Vec<TableProviderFilterPushDown> {
     filters
         .iter()
         .map(|f| {
@@ -115,7 +121,11 @@ pub(crate) fn support(filters: &[&Expr], label_columns: &[LabelColumn]) -> Vec<T
 
 /// Narrows `base` by the recognised filters. `None` when they cannot all hold (two different
 /// profile types, an empty range).
-pub(crate) fn narrow(base: &Pushdown, filters: &[Expr], label_columns: &[LabelColumn]) -> Option<Pushdown> {
+pub(crate) fn narrow(
+    base: &Pushdown,
+    filters: &[Expr],
+    label_columns: &[LabelColumn],
+) -> Option<Pushdown> {
     let mut out = base.clone();
     for f in filters {
         match recognise(f, label_columns) {

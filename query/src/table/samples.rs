@@ -273,7 +273,11 @@ impl PartitionStream for SampleStream {
             .try_flatten()
             .and_then({
                 let schema = schema.clone();
-                move |(batch, series, pt): (RecordBatch, Arc<BTreeMap<SeriesId, Labels>>, Arc<str>)| {
+                move |(batch, series, pt): (
+                    RecordBatch,
+                    Arc<BTreeMap<SeriesId, Labels>>,
+                    Arc<str>,
+                )| {
                     let out = project(&batch, &series, &pt, &columns, &schema);
                     async move { out }
                 }

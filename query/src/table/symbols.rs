@@ -164,7 +164,8 @@ fn to_batch(kind: SymbolTableKind, t: &SymbolTables, schema: &SchemaRef) -> DfRe
         SymbolTableKind::Stacks => {
             let mut list = ListBuilder::new(UInt64Builder::new());
             for locs in t.stacks.values() {
-                list.values().append_slice(&locs.iter().map(|l| l.0).collect::<Vec<_>>());
+                list.values()
+                    .append_slice(&locs.iter().map(|l| l.0).collect::<Vec<_>>());
                 list.append(true);
             }
             vec![
@@ -207,16 +208,24 @@ fn to_batch(kind: SymbolTableKind, t: &SymbolTables, schema: &SchemaRef) -> DfRe
                 Arc::new(StringArray::from_iter_values(
                     f.values().map(|v| &v.system_name),
                 )),
-                Arc::new(StringArray::from_iter_values(f.values().map(|v| &v.filename))),
-                Arc::new(Int64Array::from_iter_values(f.values().map(|v| v.start_line))),
+                Arc::new(StringArray::from_iter_values(
+                    f.values().map(|v| &v.filename),
+                )),
+                Arc::new(Int64Array::from_iter_values(
+                    f.values().map(|v| v.start_line),
+                )),
             ]
         }
         SymbolTableKind::Mappings => {
             let m = &t.mappings;
             vec![
                 Arc::new(UInt64Array::from_iter_values(m.keys().map(|k| k.0))),
-                Arc::new(StringArray::from_iter_values(m.values().map(|v| &v.build_id))),
-                Arc::new(StringArray::from_iter_values(m.values().map(|v| &v.filename))),
+                Arc::new(StringArray::from_iter_values(
+                    m.values().map(|v| &v.build_id),
+                )),
+                Arc::new(StringArray::from_iter_values(
+                    m.values().map(|v| &v.filename),
+                )),
                 Arc::new(UInt64Array::from_iter_values(
                     m.values().map(|v| v.memory_start),
                 )),

@@ -80,7 +80,10 @@ pub fn batch(profiles: &[Profile]) -> SampleBatch {
                         });
                         // A distinct address per function.
                         let address = 0x1000
-                            + name.bytes().fold(0u64, |h, c| h.wrapping_mul(31) + c as u64) % 0xf000;
+                            + name
+                                .bytes()
+                                .fold(0u64, |h, c| h.wrapping_mul(31) + c as u64)
+                                % 0xf000;
                         b.location(Location {
                             mapping_id: mapping,
                             address,
