@@ -54,7 +54,8 @@ pub struct RangePoint {
     pub timestamp_ns: i64,
     /// The bucket's value.
     pub value: f64,
-    /// For summed buckets, value per second of the bucket width; otherwise 0.
+    /// For summed buckets, value per second: over the bucket width, or over the profiles'
+    /// durations when those are longer; otherwise 0.
     pub value_per_second: f64,
     /// Sum of the durations of the profiles in the bucket, ns.
     pub duration_ns: i64,
@@ -181,7 +182,10 @@ impl QueryEngine {
                 });
                 p.value += value;
                 if aggregation == RangeAggregation::Sum {
-                    p.value_per_second += value / step_s;
+                    // Over the bucket, or over the profiles' own durations when they are
+                    // longer (a step finer than the profiles: one point per profile).
+                    let seconds = step_s.max(b.duration as f64 / 1e9);
+                    p.value_per_second += value / seconds;
                 }
                 p.duration_ns += b.duration;
                 p.profiles += b.count;

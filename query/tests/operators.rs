@@ -264,7 +264,8 @@ async fn range_buckets_sum_deltas_and_take_last_or_mean_of_gauges() {
         .unwrap();
     assert_eq!(a.points.len(), 1);
     assert_eq!((a.points[0].timestamp_ns, a.points[0].value), (0, 60.0));
-    assert_eq!(a.points[0].value_per_second, 60.0 / 20e-9);
+    // Profiles of 10 s in a 20 ns bucket: per second over the profile duration.
+    assert_eq!(a.points[0].value_per_second, 60.0 / 10.0);
     // sum by job: api has 60 in bucket 0 and 50 in bucket 1; db 40 in bucket 1.
     let by_job = q
         .range(&range(CPU, Some(vec!["job".into()]), None))

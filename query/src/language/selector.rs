@@ -30,7 +30,18 @@ impl fmt::Display for Selector {
             if i > 0 {
                 f.write_str(", ")?;
             }
-            write!(f, "{m}")?;
+            write!(f, "{}{}\"", m.name(), m.op().as_str())?;
+            // Only the escapes the parser knows; everything else as is.
+            for c in m.value().chars() {
+                match c {
+                    '\\' => f.write_str("\\\\")?,
+                    '"' => f.write_str("\\\"")?,
+                    '\n' => f.write_str("\\n")?,
+                    '\t' => f.write_str("\\t")?,
+                    c => write!(f, "{c}")?,
+                }
+            }
+            f.write_str("\"")?;
         }
         f.write_str("}")
     }
