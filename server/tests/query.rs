@@ -157,6 +157,10 @@ async fn go_profiles_merge_and_diff_as_go_tool_pprof_does() {
             "{pt}: merged top differs from go tool pprof's"
         );
 
+        if pt == CPU {
+            pgo_build(addr, dir.path()).await;
+        }
+
         // Diff of the second profile against the first = go tool pprof -diff_base.
         let (a, b) = (time_nanos(&originals[0].1), time_nanos(&originals[1].1));
         let (status, diff) = api(
@@ -182,6 +186,91 @@ async fn go_profiles_merge_and_diff_as_go_tool_pprof_does() {
         assert_eq!(got.1, expected.1, "{pt}: diff differs from -diff_base");
     }
     drop(go);
+}
+
+/// The `pgo-go` export of the Go program's CPU profiles builds that program with
+/// `go build -pgo` (Go 1.23 from bookworm-backports; Debian's default Go predates PGO).
+async fn pgo_build(addr: std::net::SocketAddr, dir: &Path) {
+    let go = "/usr/lib/go-1.23/bin/go";
+    if !Path::new(go).exists() {
+        eprintln!("skipping the go build -pgo check: {go} is missing (./scripts/test installs it)");
+        return;
+    }
+    // A profile of the program built by that Go (Go 1.20+ records the functions' start lines,
+    // which PGO needs).
+    let build_dir = dir.join("go123");
+    std::fs::create_dir_all(&build_dir).unwrap();
+    let app = common::GoApp::start_with(&build_dir, go);
+    let bytes = fetch(&format!(
+        "http://{}/debug/pprof/profile?seconds=1",
+        app.addr
+    ))
+    .await;
+    drop(app);
+    let mut client = ProfileStoreServiceClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    client
+        .write_raw(WriteRawRequest {
+            series: vec![RawProfileSeries {
+                labels: Some(LabelSet {
+                    labels: vec![
+                        Label {
+                            name: "__name__".into(),
+                            value: "process_cpu".into(),
+                        },
+                        Label {
+                            name: "job".into(),
+                            value: "goapp-1.23".into(),
+                        },
+                    ],
+                }),
+                samples: vec![RawSample { raw_profile: bytes }],
+            }],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let (status, pgo) = api(
+        addr,
+        "/api/v1/query",
+        &[
+            ("query", &format!("{CPU}{{job=\"goapp-1.23\"}}")),
+            ("start", "0"),
+            ("end", "now+1h"),
+            ("report", "pgo-go"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200);
+    let profile = dir.join("default.pgo");
+    std::fs::write(&profile, &pgo).unwrap();
+    let bin = dir.join("goapp-pgo");
+    let built = Command::new(go)
+        .args(["build", "-o"])
+        .arg(&bin)
+        .arg(format!("-pgo={}", profile.display()))
+        .arg(".")
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/goapp"))
+        .env("GOTOOLCHAIN", "local")
+        .env("GOFLAGS", "")
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "go build -pgo: {}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let info = Command::new(go)
+        .args(["version", "-m"])
+        .arg(&bin)
+        .output()
+        .unwrap();
+    let info = String::from_utf8_lossy(&info.stdout);
+    assert!(
+        info.contains("-pgo="),
+        "the build did not use the profile:\n{info}"
+    );
 }
 
 /// A store with two series of a synthetic CPU profile.

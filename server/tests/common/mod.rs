@@ -159,10 +159,16 @@ pub struct GoApp {
 impl GoApp {
     /// Builds (into `dir`) and starts the Go program on an ephemeral port.
     pub fn start(dir: &std::path::Path) -> GoApp {
+        Self::start_with(dir, "go")
+    }
+
+    /// Builds with the given `go` binary and starts the program.
+    pub fn start_with(dir: &std::path::Path, go: &str) -> GoApp {
         use std::io::BufRead;
         let src = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/goapp");
         let bin = dir.join("goapp");
-        let built = std::process::Command::new("go")
+        let built = std::process::Command::new(go)
+            .env("GOTOOLCHAIN", "local")
             .args(["build", "-o"])
             .arg(&bin)
             .arg(".")
