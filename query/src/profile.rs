@@ -60,6 +60,20 @@ impl MergedProfile {
         self.stacks.iter().map(|s| s.base).sum()
     }
 
+    /// For a relative diff: scales the base values so the base total equals the compared
+    /// total, so each stack's diff shows its change in share rather than in amount. Rounds to
+    /// whole units; no-op when either total is 0.
+    pub fn normalize_base(&mut self) {
+        let (total, base_total) = (self.total(), self.base_total());
+        if total == 0 || base_total == 0 {
+            return;
+        }
+        let scale = total as f64 / base_total as f64;
+        for s in &mut self.stacks {
+            s.base = (s.base as f64 * scale).round() as i64;
+        }
+    }
+
     /// `self` as the compared side and `base` as the base of a diff. Both must hold the same
     /// groups layout (ungrouped).
     pub fn diff_against(self, base: MergedProfile) -> MergedProfile {

@@ -21,7 +21,11 @@ fn check(input: &str) {
         Err(e) => {
             assert!(e.offset <= input.len(), "{input:?}: {e:?}");
             assert!(input.is_char_boundary(e.offset), "{input:?}: {e:?}");
-            assert_eq!(e.column, input[..e.offset].chars().count() + 1, "{input:?}: {e:?}");
+            assert_eq!(
+                e.column,
+                input[..e.offset].chars().count() + 1,
+                "{input:?}: {e:?}"
+            );
         }
     }
     for cursor in 0..=input.len() + 1 {

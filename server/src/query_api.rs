@@ -175,6 +175,8 @@ pub(crate) struct ProfileRequest {
     pub filters: Filters,
     /// Labels to group by (root nodes).
     pub group_by_labels: Vec<String>,
+    /// For a diff: compare shares (the base scaled to the compared total) rather than amounts.
+    pub relative: bool,
 }
 
 async fn run_side(app: &App, side: &Side) -> Result<MergedProfile, QueryError> {
@@ -200,7 +202,11 @@ pub(crate) async fn run(app: &App, req: &ProfileRequest) -> Result<FrameProfile,
                     b.profile_type, c.profile_type
                 )));
             }
-            c.diff_against(b)
+            let mut d = c.diff_against(b);
+            if req.relative {
+                d.normalize_base();
+            }
+            d
         }
     };
     Ok(FrameProfile::resolve(&merged).filter(&req.filters))

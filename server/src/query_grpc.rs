@@ -104,6 +104,13 @@ fn criteria(c: &pb::FilterCriteria) -> Vec<FrameMatcher> {
 /// them (others hidden).
 fn profile_request(q: &pb::QueryRequest) -> Result<ProfileRequest, QueryError> {
     use pb::query_request::{Mode, Options};
+    let relative = matches!(
+        q.options.as_ref(),
+        Some(Options::Diff(pb::DiffProfile {
+            absolute: Some(false),
+            ..
+        }))
+    );
     let (side, base) = match (q.mode(), q.options.as_ref()) {
         (Mode::Merge, Some(Options::Merge(m))) => (merge_side(m)?, None),
         (Mode::SingleUnspecified, Some(Options::Single(s))) => (single_side(s)?, None),
@@ -178,6 +185,7 @@ fn profile_request(q: &pb::QueryRequest) -> Result<ProfileRequest, QueryError> {
         base,
         filters,
         group_by_labels,
+        relative,
     })
 }
 

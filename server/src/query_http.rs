@@ -11,7 +11,7 @@
 //! | `POST /api/v1/sql` (body: one statement) | `{columns, rows}` |
 //!
 //! `/api/v1/query` takes `mode=merge|single|diff` (diff adds `base_query`, `base_start`,
-//! `base_end` or `base_time`), `report=flamegraph|top|callgraph|pprof|folded|llvm-sample|pgo-go`,
+//! `base_end` or `base_time`, and `diff=absolute|relative`), `report=flamegraph|top|callgraph|pprof|folded|llvm-sample|pgo-go`,
 //! `group_by=function_name|binary|filename|labels.<name>` (comma separated), `keep=`/`drop=`
 //! (stacks with a frame whose function contains the text; `re:` prefix for a regex), `hide=`
 //! (frames), `min_fraction=`, `max_nodes=`. Times: `now`, `now-1h`, RFC 3339, or Unix s/ms/ns.
@@ -291,6 +291,8 @@ pub(crate) struct ProfileParams {
     hide: Option<String>,
     min_fraction: Option<f64>,
     max_nodes: Option<usize>,
+    /// For a diff: `absolute` (default) or `relative`.
+    diff: Option<String>,
 }
 
 fn side(
@@ -361,11 +363,21 @@ fn profile_request(p: &ProfileParams) -> Result<ProfileRequest, QueryError> {
     if let Some(h) = p.hide.as_deref().filter(|s| !s.is_empty()) {
         filters.hide_frames.push(frame_matcher(h)?);
     }
+    let relative = match p.diff.as_deref() {
+        None | Some("") | Some("absolute") => false,
+        Some("relative") => true,
+        Some(other) => {
+            return Err(bad(format!(
+                "diff {other:?}: expected absolute or relative"
+            )));
+        }
+    };
     Ok(ProfileRequest {
         side: side_,
         base,
         filters,
         group_by_labels,
+        relative,
     })
 }
 

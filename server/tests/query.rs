@@ -523,6 +523,34 @@ async fn parca_query_service_over_grpc_and_grpc_web() {
         .unwrap();
     assert_eq!((work.cumulative, work.diff), (300_000_000, 200_000_000));
 
+    // Relative: the base is scaled to the compared total (150 -> 350) before the difference.
+    let relative = q
+        .query(pb::QueryRequest {
+            mode: pb::query_request::Mode::Diff as i32,
+            options: Some(pb::query_request::Options::Diff(pb::DiffProfile {
+                a: Some(sel(&format!("{CPU}{{job=\"db\"}}"))),
+                b: Some(sel(&format!("{CPU}{{job=\"api\"}}"))),
+                absolute: Some(false),
+            })),
+            report_type: pb::query_request::ReportType::Top as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(Report::Top(top)) = relative.report else {
+        panic!("top")
+    };
+    let diff_of = |name: &str| {
+        top.list
+            .iter()
+            .find(|n| n.meta.as_ref().unwrap().function.as_ref().unwrap().name == name)
+            .unwrap()
+            .diff
+    };
+    assert_eq!(diff_of("work"), 300_000_000 - 233_333_333);
+    assert_eq!(diff_of("gc"), 50_000_000 - 116_666_667);
+
     // Bad requests: a clear INVALID_ARGUMENT with the position.
     let mut bad = merge(pb::query_request::ReportType::Top);
     bad.options = Some(pb::query_request::Options::Merge(pb::MergeProfile {
