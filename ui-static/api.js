@@ -3,7 +3,7 @@
 export class ApiError extends Error {}
 
 async function getJson(path, params, { signal, raw } = {}) {
-  const url = `${path}?${new URLSearchParams(Object.entries(params).filter(([, v]) => v !== undefined && v !== null && v !== ''))}`;
+  const url = `${path}?${new URLSearchParams(Object.entries(params).filter(([k, v]) => v !== undefined && v !== null && (v !== '' || k === 'query')))}`;
   const res = await fetch(url, { signal });
   const text = await res.text();
   if (!res.ok) {
@@ -41,5 +41,5 @@ export function queryProfile(params, signal) {
 
 /** The URL of `/api/v1/query` with these parameters (downloads). */
 export function profileUrl(params) {
-  return `/api/v1/query?${new URLSearchParams(Object.entries(params).filter(([, v]) => v !== undefined && v !== null && v !== ''))}`;
+  return `/api/v1/query?${new URLSearchParams(Object.entries(params).filter(([k, v]) => v !== undefined && v !== null && (v !== '' || k === 'query')))}`;
 }

@@ -27,7 +27,8 @@ const context = await browser.newContext({ viewport: { width: 1400, height: 1000
 const page = await context.newPage();
 const errors = [];
 page.on('pageerror', (e) => errors.push(e.message));
-page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+page.on('console', (m) => m.type() === 'error' && !m.text().startsWith('Failed to load resource') && errors.push(m.text()));
+page.on('response', (r) => r.status() >= 400 && errors.push(`${r.status()} ${r.url()}`));
 let step = 0;
 async function shot(name) {
   const file = path.join(shots, `${String(++step).padStart(2, '0')}-${name}.png`);
