@@ -168,6 +168,19 @@ await check('search highlights and shows % of total', async () => {
   await page.waitForFunction(() => document.querySelector('#match').textContent === '');
 });
 
+await check('invert into a flame graph; colour by binary', async () => {
+  const y0 = await page.evaluate(() => window.__strata.flame.rectOf(0).y);
+  await page.check('#invert');
+  await page.waitForFunction(() => new URL(location.href).searchParams.get('invert') === '1');
+  const y1 = await page.evaluate(() => window.__strata.flame.rectOf(0).y);
+  assert(y0 === 0 && y1 > 0, `root row moves to the bottom: ${y0} -> ${y1}`);
+  await page.selectOption('#colorby', 'binary');
+  await page.waitForFunction(() => new URL(location.href).searchParams.get('color') === 'binary');
+  await shot('flame-inverted-by-binary');
+  await page.uncheck('#invert');
+  await page.selectOption('#colorby', 'package');
+});
+
 await check('top table sorts; sandwich view', async () => {
   await page.click('#views button[data-view="table"]');
   await page.waitForSelector('table.top tbody tr');
