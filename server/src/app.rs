@@ -121,6 +121,7 @@ pub fn router(app: Arc<App>) -> axum::Router {
     .layer(axum::middleware::from_fn(require_grpc_content_type));
     grpc.merge(crate::http::routes(app.clone()))
         .merge(crate::query_http::routes(app))
+        .merge(crate::ui::routes())
         .nest("/api", grpc_web)
 }
 

@@ -11,6 +11,7 @@
 //!   - gRPC-web under `/api` (as Parca serves its UI);
 //!   - HTTP: `/healthy`, `/ready`, Pyroscope's legacy `/ingest` (pprof or folded), `/metrics`,
 //!     `/api/v1/targets` (scrape health), `/debug/pprof/profile` (this process' CPU);
+//!   - the web UI at `/` (embedded `ui-static/`, see `ui`);
 //! - [`serve`]: runs the router on a listener until shutdown;
 //! - [`Scraper`]: pulls `/debug/pprof` endpoints as a Prometheus-style `scrape_configs` says.
 #![deny(missing_docs)]
@@ -27,6 +28,7 @@ mod query_grpc;
 mod query_http;
 pub mod scrape;
 mod self_profile;
+mod ui;
 
 pub use app::{App, router, serve};
 pub use metrics::IngestCounters;

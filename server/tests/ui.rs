@@ -1,0 +1,257 @@
+//! The web UI: served at `/` from the binary (content types, caching, no clobbered routes), and
+//! driven in headless Chromium (`ui-tests/run.mjs`, playwright-core) against a real `strata
+//! server` scraping the Go fixture program; plus the icicle graph's performance at 1 M stacks
+//! (`ui-tests/perf.mjs`). Screenshots land in `target/ui-screenshots`. The browser tests skip,
+//! saying so, when `node` or `chromium` is missing (`./scripts/test` installs both).
+
+mod common;
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn chromium() -> String {
+    std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned())
+}
+
+/// Whether node, chromium and the test's npm packages are there (installing the packages with
+/// `npm ci` if only they are missing); otherwise says why the browser test is skipped.
+fn browser_ready() -> bool {
+    let has = |cmd: &str, arg: &str| {
+        Command::new(cmd)
+            .arg(arg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !has("node", "--version") {
+        eprintln!("SKIPPED: `node` is missing (./scripts/test installs Debian's nodejs and npm)");
+        return false;
+    }
+    if !Path::new(&chromium()).exists() {
+        eprintln!(
+            "SKIPPED: {} is missing (./scripts/test installs Debian's chromium)",
+            chromium()
+        );
+        return false;
+    }
+    let tests = workspace().join("ui-tests");
+    if !tests.join("node_modules/playwright-core").exists() {
+        let ok = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&tests)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "npm ci in ui-tests/ failed (./scripts/test runs it)");
+    }
+    true
+}
+
+/// Runs `node ui-tests/<script> <args>`, echoing its output; panics if it fails.
+fn node(script: &str, args: &[&str]) -> String {
+    let out = Command::new("node")
+        .arg(workspace().join("ui-tests").join(script))
+        .args(args)
+        .env("CHROMIUM", chromium())
+        .current_dir(workspace())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    println!("{stdout}");
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "node {script} failed:\n{stdout}");
+    stdout
+}
+
+/// A raw GET with extra headers; the whole response text.
+async fn get_full(addr: std::net::SocketAddr, path: &str, headers: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\n{headers}Connection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn header<'a>(response: &'a str, name: &str) -> Option<&'a str> {
+    let head = response.split("\r\n\r\n").next()?;
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ui_is_served_without_clobbering_other_routes() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = common::open_engine(dir.path()).await;
+    let app = strata_server::App::new(engine);
+    let (addr, _server) = common::spawn_server(app, std::future::pending()).await;
+
+    let index = get_full(addr, "/", "").await;
+    assert!(index.starts_with("HTTP/1.1 200"), "{index}");
+    assert_eq!(
+        header(&index, "content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert_eq!(header(&index, "cache-control"), Some("no-cache"));
+    assert!(index.contains("<script type=\"module\" src=\"/ui/app.js\">"));
+    let etag = header(&index, "etag").expect("an ETag").to_owned();
+    let again = get_full(addr, "/", &format!("If-None-Match: {etag}\r\n")).await;
+    assert!(again.starts_with("HTTP/1.1 304"), "{again}");
+
+    for (path, ty) in [
+        ("/ui/app.js", "text/javascript; charset=utf-8"),
+        ("/ui/flame.js", "text/javascript; charset=utf-8"),
+        ("/ui/style.css", "text/css; charset=utf-8"),
+        ("/ui/favicon.svg", "image/svg+xml"),
+        ("/index.html", "text/html; charset=utf-8"),
+    ] {
+        let r = get_full(addr, path, "").await;
+        assert!(r.starts_with("HTTP/1.1 200"), "{path}: {r}");
+        assert_eq!(header(&r, "content-type"), Some(ty), "{path}");
+        assert_eq!(header(&r, "cache-control"), Some("no-cache"), "{path}");
+    }
+    let missing = get_full(addr, "/ui/nope.js", "").await;
+    assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
+
+    // The other routes are untouched.
+    let (status, body) = common::get(addr, "/healthy").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = common::get(addr, "/api/v1/profile_types").await;
+    assert_eq!((status, body.as_str()), (200, "[]"));
+    let (status, body) = common::get(addr, "/metrics").await;
+    assert_eq!(status, 200, "{body}");
+    // A gRPC path without the gRPC content type is still refused as before.
+    let (status, _) =
+        common::post(addr, "/parca.query.v1alpha1.QueryService/ProfileTypes", b"").await;
+    assert_eq!(status, 415);
+}
+
+/// A running `strata server`; killed when dropped.
+struct Strata {
+    child: Child,
+    addr: std::net::SocketAddr,
+}
+
+impl Strata {
+    fn start(data: &Path, config: &Path) -> Strata {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
+            .args([
+                "server",
+                "--listen",
+                "127.0.0.1:0",
+                "--no-collector",
+                "--data-dir",
+            ])
+            .arg(data)
+            .arg("--config")
+            .arg(config)
+            .env("NO_COLOR", "1")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let addr = loop {
+            let line = lines.next().expect("strata printed its address").unwrap();
+            if let Some(rest) = line.split("listen=").nth(1) {
+                break rest.split_whitespace().next().unwrap().parse().unwrap();
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        Strata { child, addr }
+    }
+}
+
+impl Drop for Strata {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ui_in_chromium_against_real_go_profiles() {
+    if !browser_ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let go = common::GoApp::start(dir.path());
+    let config = dir.path().join("strata.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+scrape_configs:
+  - job_name: goapp
+    scrape_interval: 1s
+    static_configs:
+      - targets: ["{}"]
+        labels: {{ env: test }}
+"#,
+            go.addr
+        ),
+    )
+    .unwrap();
+    let strata = Strata::start(&dir.path().join("data"), &config);
+    let addr = strata.addr;
+
+    // Enough CPU profiles for a graph, a single profile and two ranges to compare.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let (status, body) = common::get(
+            addr,
+            "/api/v1/query_range?query=process_cpu:cpu:nanoseconds:cpu:nanoseconds:delta&start=now-15m&end=now",
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let points = v["series"][0]["points"].as_array().map_or(0, |p| p.len());
+        let types = common::get(addr, "/api/v1/profile_types").await.1;
+        if points >= 8 && types.contains("goroutine") && types.contains("block:delay") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no CPU profiles after 90 s");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    let shots = workspace().join("target/ui-screenshots");
+    let url = format!("http://{addr}/");
+    let out =
+        tokio::task::spawn_blocking(move || node("run.mjs", &[&url, shots.to_str().unwrap()]))
+            .await
+            .unwrap();
+    assert!(out.contains("all UI checks passed"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn icicle_graph_paints_1m_stacks_within_budget() {
+    if !browser_ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let engine = common::open_engine(dir.path()).await;
+    let app = strata_server::App::new(engine);
+    let (addr, _server) = common::spawn_server(app, std::future::pending()).await;
+    let json = workspace().join("target/ui-screenshots/perf.json");
+    std::fs::create_dir_all(json.parent().unwrap()).unwrap();
+    let url = format!("http://{addr}");
+    let out = tokio::task::spawn_blocking(move || {
+        node("perf.mjs", &[&url, "--json", json.to_str().unwrap()])
+    })
+    .await
+    .unwrap();
+    assert!(out.contains("UI perf within budget"), "{out}");
+}
