@@ -1,7 +1,37 @@
-//! Strata's eBPF collector: samples stacks of every process on the host.
+//! Strata's eBPF collector: whole-host CPU profiling with user and kernel stacks and container
+//! labels.
 //!
-//! Filled by a later issue; what will live here:
-//! - `bpf/`: the C BPF programs (compiled with clang, loaded with aya);
-//! - `sampler`: perf events per CPU, stack maps, per-process mappings;
-//! - `batch`: turning raw samples into engine batches via `ingest`.
+//! - [`spawn`] a [`Sampler`] (config: [`SamplerConfig`]) on its own thread; every interval it
+//!   hands over [`IntervalProfiles`] — one [`ProcessProfile`] per process, stacks of
+//!   [`Frame`]s with sample counts — which [`IntervalProfiles::to_batch`] turns into an engine
+//!   batch of type [`PROFILE_TYPE`]. [`SamplerStats`] counts samples and drops.
+//! - [`BpfProfiler`]: the C program `bpf/profiler.bpf.c` (compiled object committed as
+//!   [`PROFILER_OBJECT`], rebuilt by `bpf/build.sh`), loaded with aya and attached to a
+//!   cpu-clock perf event on every online CPU; samples ([`RawSample`]) reach userspace through
+//!   a BPF ring buffer.
+//! - Address resolution: `/proc/<pid>/maps` ([`ProcessInfo`]), ELF build ids and symbol tables
+//!   ([`ElfInfo`]), kernel symbols ([`KernelSymbols`]), container ids from cgroup paths
+//!   ([`parse_cgroup_path`]).
 #![deny(missing_docs)]
+
+mod bpf;
+mod cgroup;
+mod config;
+mod elf;
+mod error;
+mod event;
+mod kallsyms;
+mod process;
+mod profile;
+mod sampler;
+
+pub use bpf::{BpfProfiler, KernelCounters, PROFILER_OBJECT};
+pub use cgroup::{ContainerInfo, parse_cgroup_path};
+pub use config::SamplerConfig;
+pub use elf::{ElfCache, ElfInfo};
+pub use error::{Error, Result};
+pub use event::{FLAG_USER_REGS, MAX_STACK_DEPTH, RawSample};
+pub use kallsyms::KernelSymbols;
+pub use process::{MapEntry, ProcessInfo, parse_maps};
+pub use profile::{Frame, FrameMapping, IntervalProfiles, PROFILE_TYPE, ProcessProfile};
+pub use sampler::{Sampler, SamplerHandle, SamplerStats, spawn};

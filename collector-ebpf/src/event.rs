@@ -1,0 +1,155 @@
+//! [`RawSample`]: the userspace view of the BPF program's `struct strata_sample`.
+//!
+//! The record is read field by field from the ring buffer's bytes (little endian, the layout of
+//! `bpf/profiler.bpf.c`), so no unsafe cast is needed; [`RawSample::SIZE`] is checked against
+//! every record.
+
+/// Deepest stack the BPF program records (user and kernel each).
+pub const MAX_STACK_DEPTH: usize = 127;
+const COMM_LEN: usize = 16;
+
+/// `flags` bit: `user_regs` holds the interrupted user registers.
+pub const FLAG_USER_REGS: u32 = 1;
+
+/// One sample as the BPF program recorded it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawSample {
+    /// Process (thread group) id.
+    pub pid: u32,
+    /// Thread id.
+    pub tid: u32,
+    /// The cgroup (v2) id of the task: the inode of its cgroup directory.
+    pub cgroup_id: u64,
+    /// `bpf_ktime_get_ns()` at the sample (CLOCK_MONOTONIC).
+    pub ktime_ns: u64,
+    /// The CPU sampled.
+    pub cpu: u32,
+    /// `FLAG_*` bits.
+    pub flags: u32,
+    /// User registers ip, sp, bp at the interruption (when `flags & FLAG_USER_REGS`); the
+    /// starting point of a future `.eh_frame` unwinder.
+    pub user_regs: [u64; 3],
+    /// The task's command name.
+    pub comm: String,
+    /// User stack, instruction pointers, leaf first (frame-pointer walk by the kernel).
+    pub user_stack: Vec<u64>,
+    /// Kernel stack, instruction pointers, leaf first.
+    pub kernel_stack: Vec<u64>,
+    /// Negative errno of the user-stack read, if it failed.
+    pub user_error: Option<i32>,
+    /// Negative errno of the kernel-stack read, if it failed.
+    pub kernel_error: Option<i32>,
+}
+
+struct Reader<'a>(&'a [u8], usize);
+
+impl Reader<'_> {
+    fn bytes<const N: usize>(&mut self) -> [u8; N] {
+        let mut out = [0u8; N];
+        out.copy_from_slice(&self.0[self.1..self.1 + N]);
+        self.1 += N;
+        out
+    }
+    fn u32(&mut self) -> u32 {
+        u32::from_le_bytes(self.bytes())
+    }
+    fn i32(&mut self) -> i32 {
+        i32::from_le_bytes(self.bytes())
+    }
+    fn u64(&mut self) -> u64 {
+        u64::from_le_bytes(self.bytes())
+    }
+    fn stack(&mut self, len: i32) -> Vec<u64> {
+        let n = (len.max(0) as usize / 8).min(MAX_STACK_DEPTH);
+        let start = self.1;
+        let out = (0..n)
+            .map(|i| {
+                let o = start + i * 8;
+                u64::from_le_bytes(self.0[o..o + 8].try_into().expect("8 bytes"))
+            })
+            .collect();
+        self.1 = start + MAX_STACK_DEPTH * 8;
+        out
+    }
+}
+
+impl RawSample {
+    /// Size in bytes of one record.
+    pub const SIZE: usize = 4 + 4 + 8 + 8 + 4 + 4 + 4 + 4 + 24 + COMM_LEN + 2 * MAX_STACK_DEPTH * 8;
+
+    /// Parses one ring-buffer record; `None` when it has the wrong size.
+    pub fn parse(bytes: &[u8]) -> Option<RawSample> {
+        if bytes.len() < Self::SIZE {
+            return None;
+        }
+        let mut r = Reader(bytes, 0);
+        let pid = r.u32();
+        let tid = r.u32();
+        let cgroup_id = r.u64();
+        let ktime_ns = r.u64();
+        let cpu = r.u32();
+        let flags = r.u32();
+        let user_len = r.i32();
+        let kernel_len = r.i32();
+        let user_regs = [r.u64(), r.u64(), r.u64()];
+        let comm_bytes: [u8; COMM_LEN] = r.bytes();
+        let end = comm_bytes.iter().position(|&b| b == 0).unwrap_or(COMM_LEN);
+        let comm = String::from_utf8_lossy(&comm_bytes[..end]).into_owned();
+        let user_stack = r.stack(user_len);
+        let kernel_stack = r.stack(kernel_len);
+        Some(RawSample {
+            pid,
+            tid,
+            cgroup_id,
+            ktime_ns,
+            cpu,
+            flags,
+            user_regs,
+            comm,
+            user_stack,
+            kernel_stack,
+            user_error: (user_len < 0).then_some(user_len),
+            kernel_error: (kernel_len < 0).then_some(kernel_len),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_c_layout() {
+        let mut b = Vec::new();
+        b.extend(7u32.to_le_bytes());
+        b.extend(8u32.to_le_bytes());
+        b.extend(99u64.to_le_bytes());
+        b.extend(5u64.to_le_bytes());
+        b.extend(1u32.to_le_bytes());
+        b.extend(FLAG_USER_REGS.to_le_bytes());
+        b.extend(16i32.to_le_bytes()); // two user frames
+        b.extend((-14i32).to_le_bytes()); // EFAULT
+        for r in [0x10u64, 0x20, 0x30] {
+            b.extend(r.to_le_bytes());
+        }
+        let mut comm = [0u8; 16];
+        comm[..4].copy_from_slice(b"busy");
+        b.extend(comm);
+        let mut user = vec![0u64; MAX_STACK_DEPTH];
+        user[0] = 0x401000;
+        user[1] = 0x402000;
+        for v in user {
+            b.extend(v.to_le_bytes());
+        }
+        b.extend(vec![0u8; MAX_STACK_DEPTH * 8]);
+        assert_eq!(b.len(), RawSample::SIZE);
+        let s = RawSample::parse(&b).unwrap();
+        assert_eq!((s.pid, s.tid, s.cgroup_id, s.cpu), (7, 8, 99, 1));
+        assert_eq!(s.comm, "busy");
+        assert_eq!(s.user_stack, vec![0x401000, 0x402000]);
+        assert!(s.kernel_stack.is_empty());
+        assert_eq!(s.kernel_error, Some(-14));
+        assert_eq!(s.user_regs, [0x10, 0x20, 0x30]);
+        assert!(RawSample::parse(&b[..100]).is_none());
+    }
+}

@@ -1,0 +1,394 @@
+//! [`Sampler`]: drains the BPF ring buffer, resolves user addresses against the sampled
+//! processes' mappings while they are alive, aggregates per (process, stack) and closes each
+//! interval into [`IntervalProfiles`]. [`spawn`] runs it on its own thread.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rustc_hash::FxHashMap;
+
+use crate::bpf::BpfProfiler;
+use crate::config::SamplerConfig;
+use crate::elf::ElfCache;
+use crate::error::Result;
+use crate::event::RawSample;
+use crate::kallsyms::KernelSymbols;
+use crate::process::{ProcessInfo, start_time};
+use crate::profile::{Frame, FrameMapping, IntervalProfiles, ProcessProfile};
+
+/// Counters about the collector itself, shared with whoever exports metrics.
+#[derive(Debug, Default)]
+pub struct SamplerStats {
+    /// Samples received from the ring buffer.
+    pub samples: AtomicU64,
+    /// Samples the kernel side dropped (ring buffer full).
+    pub drops: AtomicU64,
+    /// Processes whose state is held.
+    pub processes: AtomicU64,
+    /// ELF files cached.
+    pub elf_files: AtomicU64,
+    /// Intervals closed.
+    pub intervals: AtomicU64,
+}
+
+/// A process as sampled in this interval: its `/proc` snapshot (kept until the interval is
+/// closed even if the process exits) under a generation that changes on exec.
+type ProcKey = (u32, u32);
+
+#[derive(Hash, PartialEq, Eq)]
+struct StackKey {
+    proc: ProcKey,
+    user: Box<[u64]>,
+    kernel: Box<[u64]>,
+}
+
+struct Tracked {
+    generation: u32,
+    info: Arc<ProcessInfo>,
+}
+
+/// The userspace half of the collector.
+pub struct Sampler {
+    config: SamplerConfig,
+    bpf: BpfProfiler,
+    kernel_symbols: KernelSymbols,
+    kernel_mapping: Arc<FrameMapping>,
+    elfs: ElfCache,
+    processes: HashMap<u32, Tracked>,
+    snapshots: FxHashMap<ProcKey, Arc<ProcessInfo>>,
+    counts: FxHashMap<StackKey, u64>,
+    interval_start: SystemTime,
+    stats: Arc<SamplerStats>,
+    last_drops: u64,
+}
+
+impl std::fmt::Debug for Sampler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sampler")
+            .field("config", &self.config)
+            .field("processes", &self.processes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sampler {
+    /// Validates the config, loads and attaches the BPF program and reads `/proc/kallsyms`.
+    /// Fails with [`Error::Bpf`](crate::Error::Bpf) when the kernel refuses BPF.
+    pub fn start(config: SamplerConfig) -> Result<Sampler> {
+        config.validate()?;
+        let self_pid = if config.exclude_self {
+            std::process::id()
+        } else {
+            0
+        };
+        let bpf = BpfProfiler::load(config.frequency_hz, self_pid)?;
+        let kernel_symbols = KernelSymbols::load().unwrap_or_default();
+        if kernel_symbols.is_empty() {
+            tracing::warn!("no kernel symbols readable in /proc/kallsyms");
+        }
+        let elfs = ElfCache::new(config.symbolize_user);
+        Ok(Sampler {
+            config,
+            bpf,
+            kernel_symbols,
+            kernel_mapping: Arc::new(FrameMapping {
+                filename: "[kernel.kallsyms]".into(),
+                build_id: String::new(),
+                memory_start: 0,
+                memory_limit: u64::MAX,
+                file_offset: 0,
+            }),
+            elfs,
+            processes: HashMap::new(),
+            snapshots: FxHashMap::default(),
+            counts: FxHashMap::default(),
+            interval_start: SystemTime::now(),
+            stats: Arc::default(),
+            last_drops: 0,
+        })
+    }
+
+    /// The shared counters.
+    pub fn stats(&self) -> Arc<SamplerStats> {
+        self.stats.clone()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SamplerConfig {
+        &self.config
+    }
+
+    /// Drains the ring buffer into the current interval; returns the number of samples.
+    /// New processes' `/proc` state is read here, while they are (most likely) alive.
+    pub fn poll(&mut self) -> usize {
+        let mut raw = Vec::new();
+        self.bpf.drain(|s| raw.push(s));
+        let n = raw.len();
+        let mut reread: HashSet<u32> = HashSet::new();
+        for s in raw {
+            self.add(s, &mut reread);
+        }
+        self.stats.samples.fetch_add(n as u64, Ordering::Relaxed);
+        if let Ok(c) = self.bpf.counters() {
+            let new = c.drops.saturating_sub(self.last_drops);
+            self.last_drops = c.drops;
+            self.stats.drops.fetch_add(new, Ordering::Relaxed);
+        }
+        n
+    }
+
+    fn add(&mut self, s: RawSample, reread: &mut HashSet<u32>) {
+        let stale = match self.processes.get(&s.pid) {
+            None => true,
+            // An exec changes comm; a user address outside every known mapping means new
+            // mappings (dlopen, exec keeping comm): read /proc again, once per poll.
+            Some(t) => {
+                !reread.contains(&s.pid)
+                    && (t.info.comm != s.comm
+                        || s.user_stack
+                            .iter()
+                            .take(1)
+                            .any(|&a| t.info.mapping(a).is_none()))
+            }
+        };
+        if stale {
+            reread.insert(s.pid);
+            let generation = self
+                .processes
+                .get(&s.pid)
+                .map_or(0, |t| t.generation.wrapping_add(1));
+            let info =
+                ProcessInfo::read(s.pid, &s.comm, &mut self.elfs).unwrap_or_else(|| ProcessInfo {
+                    pid: s.pid,
+                    comm: s.comm.clone(),
+                    executable: String::new(),
+                    cgroup: String::new(),
+                    container: Default::default(),
+                    maps: Vec::new(),
+                    start_time: 0,
+                });
+            self.processes.insert(
+                s.pid,
+                Tracked {
+                    generation,
+                    info: Arc::new(info),
+                },
+            );
+        }
+        let t = &self.processes[&s.pid];
+        let proc = (s.pid, t.generation);
+        self.snapshots.entry(proc).or_insert_with(|| t.info.clone());
+        *self
+            .counts
+            .entry(StackKey {
+                proc,
+                user: s.user_stack.into_boxed_slice(),
+                kernel: s.kernel_stack.into_boxed_slice(),
+            })
+            .or_default() += 1;
+    }
+
+    /// Closes the interval: symbolizes and groups its samples per process, then forgets the
+    /// processes that were not sampled in it or have exited.
+    pub fn finish_interval(&mut self) -> IntervalProfiles {
+        let now = SystemTime::now();
+        let duration = now
+            .duration_since(self.interval_start)
+            .unwrap_or(Duration::ZERO);
+        self.interval_start = now;
+        let mut by_proc: FxHashMap<ProcKey, ProcessProfile> = FxHashMap::default();
+        let mut mappings: FxHashMap<(ProcKey, u64), Arc<FrameMapping>> = FxHashMap::default();
+        let counts = std::mem::take(&mut self.counts);
+        for (key, count) in counts {
+            let info = &self.snapshots[&key.proc];
+            let mut frames = Vec::with_capacity(key.kernel.len() + key.user.len());
+            for (i, &addr) in key.kernel.iter().enumerate() {
+                let lookup = if i == 0 { addr } else { addr.saturating_sub(1) };
+                frames.push(Frame {
+                    address: addr,
+                    kernel: true,
+                    mapping: Some(self.kernel_mapping.clone()),
+                    function: self.kernel_symbols.lookup(lookup).map(Arc::from),
+                });
+            }
+            for (i, &addr) in key.user.iter().enumerate() {
+                let lookup = if i == 0 { addr } else { addr.saturating_sub(1) };
+                let mut frame = Frame {
+                    address: addr,
+                    kernel: false,
+                    mapping: None,
+                    function: None,
+                };
+                if let Some(m) = info.mapping(lookup) {
+                    frame.mapping = Some(
+                        mappings
+                            .entry((key.proc, m.start))
+                            .or_insert_with(|| {
+                                Arc::new(FrameMapping {
+                                    filename: m.path.clone(),
+                                    build_id: m
+                                        .elf
+                                        .as_ref()
+                                        .map(|e| e.build_id.clone())
+                                        .unwrap_or_default(),
+                                    memory_start: m.start,
+                                    memory_limit: m.end,
+                                    file_offset: m.offset,
+                                })
+                            })
+                            .clone(),
+                    );
+                    if let Some(elf) = &m.elf {
+                        frame.function = elf.symbolize_offset(m.file_offset(lookup)).map(Arc::from);
+                    }
+                }
+                frames.push(frame);
+            }
+            by_proc
+                .entry(key.proc)
+                .or_insert_with(|| ProcessProfile {
+                    pid: info.pid,
+                    labels: labels(info),
+                    stacks: Vec::new(),
+                })
+                .stacks
+                .push((frames, count));
+        }
+        // Forget processes not sampled in this interval, and those that have exited (or whose
+        // pid was reused).
+        let sampled: HashSet<u32> = self.snapshots.keys().map(|k| k.0).collect();
+        self.snapshots.clear();
+        self.processes.retain(|pid, t| {
+            sampled.contains(pid) && start_time(*pid).is_some_and(|st| st == t.info.start_time)
+        });
+        drop(mappings);
+        self.elfs.prune();
+        self.stats
+            .processes
+            .store(self.processes.len() as u64, Ordering::Relaxed);
+        self.stats
+            .elf_files
+            .store(self.elfs.len() as u64, Ordering::Relaxed);
+        self.stats.intervals.fetch_add(1, Ordering::Relaxed);
+        let mut processes: Vec<ProcessProfile> = by_proc.into_values().collect();
+        processes.sort_by_key(|p| p.pid);
+        IntervalProfiles {
+            timestamp_ns: now
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as i64),
+            duration_ns: duration.as_nanos() as i64,
+            period_ns: self.config.period_ns(),
+            processes,
+        }
+    }
+
+    /// Polls every `poll_interval` and hands each closed interval to `emit` until `stop` is
+    /// set; the last, partial interval is emitted too.
+    pub fn run(&mut self, stop: &AtomicBool, mut emit: impl FnMut(IntervalProfiles)) {
+        let mut next_close = Instant::now() + self.config.interval;
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(self.config.poll_interval);
+            self.poll();
+            if Instant::now() >= next_close {
+                next_close += self.config.interval;
+                emit(self.finish_interval());
+            }
+        }
+        self.poll();
+        emit(self.finish_interval());
+    }
+}
+
+fn labels(info: &ProcessInfo) -> Vec<(String, String)> {
+    let mut l = vec![
+        ("pid".to_owned(), info.pid.to_string()),
+        ("comm".to_owned(), info.comm.clone()),
+        ("executable".to_owned(), info.executable.clone()),
+        ("cgroup".to_owned(), info.cgroup.clone()),
+    ];
+    if let Some(id) = &info.container.container_id {
+        l.push(("container_id".to_owned(), id.clone()));
+    }
+    if let Some(uid) = &info.container.pod_uid {
+        l.push(("pod_uid".to_owned(), uid.clone()));
+    }
+    l.retain(|(_, v)| !v.is_empty());
+    l
+}
+
+/// A sampler running on its own thread; dropping the handle stops it (after emitting the last
+/// partial interval).
+#[derive(Debug)]
+pub struct SamplerHandle {
+    stop: Arc<AtomicBool>,
+    stats: Arc<SamplerStats>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SamplerHandle {
+    /// The sampler's counters.
+    pub fn stats(&self) -> &Arc<SamplerStats> {
+        &self.stats
+    }
+
+    /// Stops the sampler and waits for its thread.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for SamplerHandle {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Starts a [`Sampler`] on a thread of its own, handing every interval to `emit` (called on
+/// that thread). Returns once the BPF program is attached, or with the kernel's refusal.
+pub fn spawn(
+    config: SamplerConfig,
+    emit: impl FnMut(IntervalProfiles) + Send + 'static,
+) -> Result<SamplerHandle> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let thread = std::thread::Builder::new()
+        .name("strata-collector".into())
+        .spawn(move || match Sampler::start(config) {
+            Ok(mut s) => {
+                let _ = tx.send(Ok(s.stats()));
+                s.run(&stop2, emit);
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e));
+            }
+        })
+        .map_err(|e| crate::Error::io("spawning the collector thread", e))?;
+    match rx.recv() {
+        Ok(Ok(stats)) => Ok(SamplerHandle {
+            stop,
+            stats,
+            thread: Some(thread),
+        }),
+        Ok(Err(e)) => {
+            let _ = thread.join();
+            Err(e)
+        }
+        Err(_) => {
+            let _ = thread.join();
+            Err(crate::Error::io(
+                "the collector thread",
+                std::io::Error::other("exited before starting"),
+            ))
+        }
+    }
+}
