@@ -14,9 +14,13 @@
 //!   - the web UI at `/` (embedded `ui-static/`, see `ui`);
 //! - [`serve`]: runs the router on a listener until shutdown;
 //! - [`Scraper`]: pulls `/debug/pprof` endpoints as a Prometheus-style `scrape_configs` says.
+//! - [`collector`]: the eBPF collector in-process (into the engine); [`agent`]: the collector
+//!   pushing to a remote store through Parca `WriteRaw`.
 #![deny(missing_docs)]
 
+pub mod agent;
 mod app;
+pub mod collector;
 mod connect;
 mod flight_sql;
 mod grpc;

@@ -38,12 +38,27 @@ enum Command {
         /// Directory for the WAL and (by default) the blocks.
         #[arg(long, default_value = "./data")]
         data_dir: PathBuf,
-        /// Do not start the eBPF collector (accepted now; the collector comes later).
+        /// Do not start the eBPF collector (it starts whenever the kernel allows BPF).
         #[arg(long)]
         no_collector: bool,
         /// YAML config file; its `engine:` section is an `EngineConfig`.
         #[arg(long)]
         config: Option<PathBuf>,
+    },
+    /// Profile this host with the eBPF collector and push to a remote store via Parca WriteRaw.
+    Agent {
+        /// The store to push to (Strata or Parca), e.g. `http://host:7070`.
+        #[arg(long)]
+        remote_store: String,
+        /// Samples per second per CPU.
+        #[arg(long, default_value_t = 19)]
+        frequency: u64,
+        /// One profile per process per interval.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        interval: std::time::Duration,
+        /// Extra label on every series, `name=value` (repeatable), e.g. `node=web-1`.
+        #[arg(long = "label", value_parser = parse_label)]
+        labels: Vec<(String, String)>,
     },
     /// Query a running server (range, merge, top, diff, sql).
     Query {
@@ -71,6 +86,8 @@ struct FileConfig {
     /// Prometheus-style scrape jobs. Absent: the server scrapes its own CPU profile. Reloaded
     /// on SIGHUP.
     scrape_configs: Option<strata_server::scrape::ScrapeConfigs>,
+    /// The in-process eBPF collector (`SamplerConfig`: `frequency_hz`, `interval`, …).
+    collector: Option<strata_collector_ebpf::SamplerConfig>,
 }
 
 impl FileConfig {
@@ -141,6 +158,7 @@ async fn server(
     listen: SocketAddr,
     data_dir: PathBuf,
     config: Option<PathBuf>,
+    no_collector: bool,
 ) -> anyhow::Result<()> {
     let file = FileConfig::read(config.as_deref())?;
     let limits = file.ingest.clone().unwrap_or_default();
@@ -148,6 +166,8 @@ async fn server(
     if let Some(jobs) = &file.scrape_configs {
         strata_server::scrape::validate(jobs)?;
     }
+    let collector_config = file.collector.clone().unwrap_or_default();
+    collector_config.validate()?;
     let mut engine_config = file.engine.clone().unwrap_or_default();
     engine_config.data_dir = data_dir;
     let engine = Engine::open(engine_config)
@@ -169,6 +189,10 @@ async fn server(
     let scraper = Arc::new(Scraper::new(app.clone()));
     scraper.apply(&scrape_jobs)?;
     tokio::spawn(reload_on_sighup(config, listen, scraper.clone()));
+    // The eBPF collector, when not switched off and the kernel allows it.
+    let collector = (!no_collector)
+        .then(|| strata_server::collector::start_in_process(engine.clone(), collector_config))
+        .flatten();
     strata_server::serve(app, listener, async {
         if let Err(e) = wait_for_shutdown().await {
             tracing::error!(error = %e, "waiting for a shutdown signal failed");
@@ -177,9 +201,41 @@ async fn server(
     .await
     .context("serving")?;
     info!("shutting down");
+    if let Some(c) = collector {
+        tokio::task::spawn_blocking(move || c.stop()).await?;
+    }
     scraper.stop();
     engine.close().await.context("closing the store")?;
     Ok(())
+}
+
+/// `strata agent`: the collector pushing to `remote_store` until SIGINT/SIGTERM.
+async fn agent(
+    remote_store: String,
+    frequency_hz: u64,
+    interval: std::time::Duration,
+    labels: Vec<(String, String)>,
+) -> anyhow::Result<()> {
+    let config = strata_collector_ebpf::SamplerConfig {
+        frequency_hz,
+        interval,
+        ..Default::default()
+    };
+    config.validate()?;
+    let handle = strata_server::agent::start(remote_store.clone(), config, labels)
+        .context("the kernel refused the eBPF collector (root or CAP_BPF+CAP_PERFMON needed)")?;
+    info!(%remote_store, frequency_hz, "strata agent running; Ctrl-C to stop");
+    wait_for_shutdown().await?;
+    tokio::task::spawn_blocking(move || handle.stop()).await?;
+    // Let the last interval's push finish.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    Ok(())
+}
+
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(n, v)| (n.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("expected name=value, got {s:?}"))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -198,8 +254,14 @@ fn main() -> anyhow::Result<()> {
             listen,
             data_dir,
             config,
-            no_collector: _,
-        } => runtime.block_on(server(listen, data_dir, config)),
+            no_collector,
+        } => runtime.block_on(server(listen, data_dir, config, no_collector)),
+        Command::Agent {
+            remote_store,
+            frequency,
+            interval,
+            labels,
+        } => runtime.block_on(agent(remote_store, frequency, interval, labels)),
         Command::Query { client, command } => runtime.block_on(client::query(client, command)),
         Command::Export { client, export } => runtime.block_on(client::export(client, export)),
     }

@@ -84,6 +84,7 @@ pub(crate) async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
         app.counters.samples.load(Ordering::Relaxed)
     );
     write_target_health(&app, &mut out);
+    crate::collector::write_metrics(&mut out);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 
