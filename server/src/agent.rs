@@ -175,7 +175,7 @@ pub fn start(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use strata_collector_ebpf::{Frame, FrameMapping};
 
@@ -237,5 +237,92 @@ mod tests {
             "{names:?}"
         );
         assert_eq!(batch.symbols().mappings[0].build_id, "abcd");
+    }
+
+    /// Spins a shell loop as a child process, killed on drop.
+    pub(crate) struct Burner(pub(crate) std::process::Child);
+
+    impl Burner {
+        pub(crate) fn start() -> Burner {
+            Burner(
+                std::process::Command::new("sh")
+                    .args(["-c", "while :; do :; done"])
+                    .spawn()
+                    .unwrap(),
+            )
+        }
+    }
+
+    impl Drop for Burner {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    /// The pids (label `pid`) stored under the collector's profile type.
+    pub(crate) async fn stored_pids(engine: &strata_engine::Engine) -> Vec<String> {
+        let pt: strata_engine::ProfileType = strata_collector_ebpf::PROFILE_TYPE.parse().unwrap();
+        engine
+            .label_values("pid", Some(&pt), &[], strata_engine::TimeRange::ALL)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn agent_pushes_to_a_server_over_write_raw() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = strata_engine::EngineConfig::new(dir.path());
+        config.background = false;
+        let engine = strata_engine::Engine::open(config).await.unwrap();
+        let app = crate::App::new(engine.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(crate::serve(app, listener, async {
+            let _ = stop_rx.await;
+        }));
+        let burner = Burner::start();
+        let config = SamplerConfig {
+            frequency_hz: 99,
+            interval: std::time::Duration::from_secs(1),
+            ..Default::default()
+        };
+        let Some(handle) = start(
+            format!("http://{addr}"),
+            config,
+            vec![("node".into(), "test".into())],
+        ) else {
+            eprintln!("SKIPPED: the kernel refused BPF here");
+            return;
+        };
+        let want = burner.0.id().to_string();
+        let mut found = false;
+        for _ in 0..60 {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            if stored_pids(&engine).await.contains(&want) {
+                found = true;
+                break;
+            }
+        }
+        tokio::task::spawn_blocking(move || handle.stop())
+            .await
+            .unwrap();
+        let _ = stop_tx.send(());
+        let _ = server.await;
+        assert!(
+            found,
+            "the busy shell (pid {want}) never reached the server"
+        );
+        let nodes = engine
+            .label_values(
+                "node",
+                Some(&strata_collector_ebpf::PROFILE_TYPE.parse().unwrap()),
+                &[],
+                strata_engine::TimeRange::ALL,
+            )
+            .await
+            .unwrap();
+        assert_eq!(nodes, vec!["test".to_string()]);
     }
 }

@@ -130,3 +130,43 @@ pub fn self_usage() -> Option<(f64, f64)> {
     let pages: f64 = statm.split(' ').nth(1)?.parse().ok()?;
     Some((ticks / 100.0, pages * 4096.0))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::tests::{Burner, stored_pids};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn in_process_collector_appends_to_the_engine() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = strata_engine::EngineConfig::new(dir.path());
+        config.background = false;
+        let engine = Engine::open(config).await.unwrap();
+        let burner = Burner::start();
+        let config = SamplerConfig {
+            frequency_hz: 99,
+            interval: std::time::Duration::from_secs(1),
+            ..Default::default()
+        };
+        let Some(handle) = start_in_process(engine.clone(), config) else {
+            eprintln!("SKIPPED: the kernel refused BPF here");
+            return;
+        };
+        let want = burner.0.id().to_string();
+        let mut found = false;
+        for _ in 0..60 {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            if stored_pids(&engine).await.contains(&want) {
+                found = true;
+                break;
+            }
+        }
+        tokio::task::spawn_blocking(move || handle.stop())
+            .await
+            .unwrap();
+        assert!(found, "the busy shell (pid {want}) was never stored");
+        let mut out = String::new();
+        write_metrics(&mut out);
+        assert!(out.contains("strata_collector_samples_total"), "{out}");
+    }
+}
