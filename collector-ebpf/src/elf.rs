@@ -18,42 +18,69 @@ pub struct ElfInfo {
     pub build_id: String,
     /// `PT_LOAD` segments: (file offset, file size, virtual address).
     segments: Vec<(u64, u64, u64)>,
-    /// Function symbols sorted by address: (address, size, name).
-    symbols: Vec<(u64, u64, Box<str>)>,
+    /// Function symbols sorted by address: (address, size, name); read on first use.
+    symbols: std::sync::OnceLock<Vec<(u64, u64, Box<str>)>>,
+    /// Paths to read the symbols from (through `/proc/<pid>/root`, then the plain path).
+    paths: Vec<String>,
 }
 
 impl ElfInfo {
-    /// Parses an ELF file's bytes; `None` when they are not ELF.
-    pub fn parse(data: &[u8], with_symbols: bool) -> Option<ElfInfo> {
+    /// Parses an ELF file (its bytes, or a [`object::ReadCache`] over the file so only the
+    /// headers, notes and symbol tables are read); `None` when it is not ELF.
+    pub fn parse<'d, R: object::ReadRef<'d>>(data: R, with_symbols: bool) -> Option<ElfInfo> {
         let file = object::File::parse(data).ok()?;
         let build_id = file.build_id().ok().flatten().map(hex).unwrap_or_default();
         let segments = segments(data).unwrap_or_default();
-        let mut symbols: Vec<(u64, u64, Box<str>)> = Vec::new();
+        let symbols = std::sync::OnceLock::new();
         if with_symbols {
-            for s in file.symbols().chain(file.dynamic_symbols()) {
-                if s.kind() != SymbolKind::Text || s.address() == 0 {
-                    continue;
-                }
-                if let Ok(name) = s.name()
-                    && !name.is_empty()
-                {
-                    symbols.push((s.address(), s.size(), name.into()));
-                }
-            }
-            symbols.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
-            symbols.dedup_by_key(|s| s.0);
-            symbols.shrink_to_fit();
+            let _ = symbols.set(read_symbols(&file));
         }
         Some(ElfInfo {
             build_id,
             segments,
             symbols,
+            paths: Vec::new(),
         })
     }
 
+    fn symbols(&self) -> &[(u64, u64, Box<str>)] {
+        self.symbols.get_or_init(|| {
+            self.paths
+                .iter()
+                .find_map(|p| {
+                    let cache = object::ReadCache::new(open_file(p)?);
+                    let file = object::File::parse(&cache).ok()?;
+                    Some(read_symbols(&file))
+                })
+                .unwrap_or_default()
+        })
+    }
+}
+
+fn read_symbols<'d, R: object::ReadRef<'d>>(
+    file: &object::File<'d, R>,
+) -> Vec<(u64, u64, Box<str>)> {
+    let mut symbols: Vec<(u64, u64, Box<str>)> = Vec::new();
+    for s in file.symbols().chain(file.dynamic_symbols()) {
+        if s.kind() != SymbolKind::Text || s.address() == 0 {
+            continue;
+        }
+        if let Ok(name) = s.name()
+            && !name.is_empty()
+        {
+            symbols.push((s.address(), s.size(), name.into()));
+        }
+    }
+    symbols.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+    symbols.dedup_by_key(|s| s.0);
+    symbols.shrink_to_fit();
+    symbols
+}
+
+impl ElfInfo {
     /// Whether the file has function symbols.
     pub fn has_symbols(&self) -> bool {
-        !self.symbols.is_empty()
+        !self.symbols().is_empty()
     }
 
     /// The virtual address (as in the symbol table) of a file offset.
@@ -67,13 +94,14 @@ impl ElfInfo {
     /// The function at a file offset.
     pub fn symbolize_offset(&self, offset: u64) -> Option<&str> {
         let vaddr = self.offset_to_vaddr(offset)?;
-        let i = self.symbols.partition_point(|s| s.0 <= vaddr);
-        let (addr, size, name) = self.symbols.get(i.checked_sub(1)?)?;
+        let symbols = self.symbols();
+        let i = symbols.partition_point(|s| s.0 <= vaddr);
+        let (addr, size, name) = symbols.get(i.checked_sub(1)?)?;
         (*size == 0 || vaddr < addr + size).then_some(&**name)
     }
 }
 
-fn segments(data: &[u8]) -> Option<Vec<(u64, u64, u64)>> {
+fn segments<'d, R: object::ReadRef<'d>>(data: R) -> Option<Vec<(u64, u64, u64)>> {
     use object::read::elf::FileHeader;
     let header = object::elf::FileHeader64::<object::Endianness>::parse(data).ok()?;
     let endian = header.endian().ok()?;
@@ -120,9 +148,19 @@ impl ElfCache {
         if let Some(e) = self.by_inode.get(&dev_inode) {
             return e.clone();
         }
-        let info = read_file(open_path)
-            .or_else(|| read_file(path))
-            .and_then(|data| ElfInfo::parse(&data, self.with_symbols));
+        // Build id and segments now; symbols on first use (only for mappings samples hit).
+        let parse = |p: &str| {
+            let file = open_file(p)?;
+            ElfInfo::parse(&object::ReadCache::new(file), false)
+        };
+        let info = parse(open_path).or_else(|| parse(path)).map(|mut info| {
+            if self.with_symbols {
+                info.paths = vec![open_path.to_owned(), path.to_owned()];
+            } else {
+                let _ = info.symbols.set(Vec::new());
+            }
+            info
+        });
         let info = info.map(|info| {
             if info.build_id.is_empty() {
                 return Arc::new(info);
@@ -157,12 +195,10 @@ impl ElfCache {
     }
 }
 
-fn read_file(path: &str) -> Option<Vec<u8>> {
-    let meta = std::fs::metadata(path).ok()?;
-    if !meta.is_file() || meta.len() > MAX_ELF_BYTES {
-        return None;
-    }
-    std::fs::read(path).ok()
+fn open_file(path: &str) -> Option<std::fs::File> {
+    let file = std::fs::File::open(path).ok()?;
+    let meta = file.metadata().ok()?;
+    (meta.is_file() && meta.len() <= MAX_ELF_BYTES).then_some(file)
 }
 
 #[cfg(test)]
@@ -173,7 +209,7 @@ mod tests {
     fn symbolizes_this_test_binary() {
         let exe = std::env::current_exe().unwrap();
         let data = std::fs::read(&exe).unwrap();
-        let elf = ElfInfo::parse(&data, true).unwrap();
+        let elf = ElfInfo::parse(&*data, true).unwrap();
         assert!(!elf.build_id.is_empty());
         assert!(elf.has_symbols());
         // Find this function's file offset through our own maps and symbolize it.
