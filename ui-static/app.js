@@ -602,6 +602,6 @@ async function start() {
 }
 
 // For tests and debugging.
-window.__strata = { state, timings, get flame() { return flame; }, get tree() { return tree; }, panes };
+window.__strata = { state, timings, get flame() { return flame; }, get tree() { return tree; }, get table() { return table; }, panes };
 
 start();

@@ -53,8 +53,13 @@ fn browser_ready() -> bool {
     true
 }
 
+/// One browser at a time: the perf test's budgets assume chromium is not sharing the 2 cores
+/// with the other browser test.
+static BROWSER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Runs `node ui-tests/<script> <args>`, echoing its output; panics if it fails.
 fn node(script: &str, args: &[&str]) -> String {
+    let _one = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
     let out = Command::new("node")
         .arg(workspace().join("ui-tests").join(script))
         .args(args)
@@ -160,17 +165,32 @@ impl Strata {
             .env("NO_COLOR", "1")
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-        let addr = loop {
-            let line = lines.next().expect("strata printed its address").unwrap();
-            if let Some(rest) = line.split("listen=").nth(1) {
-                break rest.split_whitespace().next().unwrap().parse().unwrap();
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
+        // The address is in the log (stderr) or on stdout; keep draining both so the server
+        // never blocks on a full pipe.
+        let (tx, rx) = std::sync::mpsc::channel();
+        fn scan(
+            out: impl std::io::Read + Send + 'static,
+            tx: std::sync::mpsc::Sender<std::net::SocketAddr>,
+        ) {
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(out).lines() {
+                    let Ok(line) = line else { break };
+                    if let Some(rest) = line.split("listen=").nth(1)
+                        && let Ok(addr) = rest.split_whitespace().next().unwrap_or("").parse()
+                    {
+                        let _ = tx.send(addr);
+                    }
+                }
+            });
+        }
+        scan(child.stdout.take().unwrap(), tx.clone());
+        scan(child.stderr.take().unwrap(), tx);
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("strata logged its address");
         Strata { child, addr }
     }
 }
