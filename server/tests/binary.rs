@@ -28,13 +28,14 @@ impl Strata {
         .arg(data)
         .env("NO_COLOR", "1")
         .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::piped());
         if let Some(c) = config {
             cmd.arg("--config").arg(c);
         }
         let mut child = cmd.spawn().unwrap();
-        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        // Logs go to stderr.
+        let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
         let addr = loop {
             let line = lines.next().expect("strata printed its address").unwrap();
             if let Some(rest) = line.split("listen=").nth(1) {
