@@ -6,8 +6,6 @@ mod common;
 use std::process::{Command, Output};
 
 use prost::Message;
-use strata_proto::parca::profile_store_service_client::ProfileStoreServiceClient;
-use strata_proto::parca::{Label, LabelSet, RawProfileSeries, RawSample, WriteRawRequest};
 use strata_proto::pprof as pb;
 
 const CPU: &str = "process_cpu:cpu:nanoseconds:cpu:nanoseconds:delta";
@@ -116,33 +114,8 @@ async fn query_and_export_commands() {
     let engine = common::open_engine(&dir.path().join("data")).await;
     let app = strata_server::App::new(engine);
     let (addr, _server) = common::spawn_server(app, std::future::pending()).await;
-    let mut client = ProfileStoreServiceClient::connect(format!("http://{addr}"))
-        .await
-        .unwrap();
     for (t, scale) in [(T0, 1), (T0 + 10_000_000_000, 3)] {
-        client
-            .write_raw(WriteRawRequest {
-                series: vec![RawProfileSeries {
-                    labels: Some(LabelSet {
-                        labels: vec![
-                            Label {
-                                name: "__name__".into(),
-                                value: "process_cpu".into(),
-                            },
-                            Label {
-                                name: "job".into(),
-                                value: "prog".into(),
-                            },
-                        ],
-                    }),
-                    samples: vec![RawSample {
-                        raw_profile: c_profile(t, scale),
-                    }],
-                }],
-                ..Default::default()
-            })
-            .await
-            .unwrap();
+        common::write_raw(addr, "process_cpu", "prog", c_profile(t, scale)).await;
     }
     let from = (T0 / 1_000_000_000 - 60).to_string();
     let to = (T0 / 1_000_000_000 + 60).to_string();

@@ -9,10 +9,8 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
-use strata_proto::parca::profile_store_service_client::ProfileStoreServiceClient;
 use strata_proto::parca::query::v1alpha1 as pb;
 use strata_proto::parca::query::v1alpha1::query_service_client::QueryServiceClient;
-use strata_proto::parca::{Label, LabelSet, RawProfileSeries, RawSample, WriteRawRequest};
 
 const CPU: &str = "process_cpu:cpu:nanoseconds:cpu:nanoseconds:delta";
 const HEAP: &str = "memory:inuse_space:bytes:space:bytes";
@@ -63,32 +61,7 @@ fn time_nanos(bytes: &[u8]) -> i64 {
 }
 
 async fn push(addr: std::net::SocketAddr, name: &str, raw: &[u8]) {
-    let mut client = ProfileStoreServiceClient::connect(format!("http://{addr}"))
-        .await
-        .unwrap();
-    client
-        .write_raw(WriteRawRequest {
-            series: vec![RawProfileSeries {
-                labels: Some(LabelSet {
-                    labels: vec![
-                        Label {
-                            name: "__name__".into(),
-                            value: name.into(),
-                        },
-                        Label {
-                            name: "job".into(),
-                            value: "goapp".into(),
-                        },
-                    ],
-                }),
-                samples: vec![RawSample {
-                    raw_profile: raw.to_vec(),
-                }],
-            }],
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    common::write_raw(addr, name, "goapp", raw.to_vec()).await;
 }
 
 /// GET an HTTP API path with query parameters; status and body bytes.
@@ -207,30 +180,7 @@ async fn pgo_build(addr: std::net::SocketAddr, dir: &Path) {
     ))
     .await;
     drop(app);
-    let mut client = ProfileStoreServiceClient::connect(format!("http://{addr}"))
-        .await
-        .unwrap();
-    client
-        .write_raw(WriteRawRequest {
-            series: vec![RawProfileSeries {
-                labels: Some(LabelSet {
-                    labels: vec![
-                        Label {
-                            name: "__name__".into(),
-                            value: "process_cpu".into(),
-                        },
-                        Label {
-                            name: "job".into(),
-                            value: "goapp-1.23".into(),
-                        },
-                    ],
-                }),
-                samples: vec![RawSample { raw_profile: bytes }],
-            }],
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    common::write_raw(addr, "process_cpu", "goapp-1.23", bytes).await;
     let (status, pgo) = api(
         addr,
         "/api/v1/query",
@@ -292,32 +242,7 @@ async fn synthetic() -> (
         b.time(1_700_000_000_000_000_000, 10_000_000_000)
             .sample(&["work", "handle", "main"], &[work, work * 10_000_000], &[])
             .sample(&["gc", "main"], &[5, 50_000_000], &[]);
-        let mut client = ProfileStoreServiceClient::connect(format!("http://{addr}"))
-            .await
-            .unwrap();
-        client
-            .write_raw(WriteRawRequest {
-                series: vec![RawProfileSeries {
-                    labels: Some(LabelSet {
-                        labels: vec![
-                            Label {
-                                name: "__name__".into(),
-                                value: "process_cpu".into(),
-                            },
-                            Label {
-                                name: "job".into(),
-                                value: job.into(),
-                            },
-                        ],
-                    }),
-                    samples: vec![RawSample {
-                        raw_profile: b.encode(),
-                    }],
-                }],
-                ..Default::default()
-            })
-            .await
-            .unwrap();
+        common::write_raw(addr, "process_cpu", job, b.encode()).await;
     }
     (dir, app, addr)
 }

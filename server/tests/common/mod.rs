@@ -203,3 +203,27 @@ impl Drop for GoApp {
         let _ = self.child.wait();
     }
 }
+
+/// Pushes one raw pprof over Parca's `WriteRaw` (gRPC) with labels `__name__` and `job`.
+pub async fn write_raw(addr: std::net::SocketAddr, name: &str, job: &str, raw_profile: Vec<u8>) {
+    use strata_proto::parca::profile_store_service_client::ProfileStoreServiceClient;
+    use strata_proto::parca::{Label, LabelSet, RawProfileSeries, RawSample, WriteRawRequest};
+    let label = |name: &str, value: &str| Label {
+        name: name.into(),
+        value: value.into(),
+    };
+    ProfileStoreServiceClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap()
+        .write_raw(WriteRawRequest {
+            series: vec![RawProfileSeries {
+                labels: Some(LabelSet {
+                    labels: vec![label("__name__", name), label("job", job)],
+                }),
+                samples: vec![RawSample { raw_profile }],
+            }],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+}
