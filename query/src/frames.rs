@@ -1,10 +1,12 @@
 //! [`FrameProfile`]: a [`MergedProfile`] with every stack spelled out as frames (inlined
 //! functions expanded), which the filters and reports work on.
 
+use std::collections::{BTreeMap, btree_map};
+use std::iter::Peekable;
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
-use strata_engine::{LocationId, ProfileType, TimeRange};
+use strata_engine::{LocationId, ProfileType, StackId, TimeRange};
 
 use crate::profile::MergedProfile;
 
@@ -102,9 +104,12 @@ impl FrameProfile {
             );
         }
         let mut stacks = Vec::with_capacity(p.stacks.len());
+        let mut lookup = StackLookup::new(&p.symbols.stacks);
+        // Frames are gathered here, then copied out in one allocation of the right size.
+        let mut frames: Vec<FrameId> = Vec::new();
         for s in &p.stacks {
-            let mut frames = Vec::new();
-            match p.symbols.stacks.get(&s.stack_id) {
+            frames.clear();
+            match lookup.get(s.stack_id) {
                 Some(locs) => {
                     for l in locs {
                         let fs = location_frames
@@ -122,7 +127,7 @@ impl FrameProfile {
                 frames.extend_from_slice(g);
             }
             stacks.push(FrameStack {
-                frames,
+                frames: frames.as_slice().to_vec(),
                 value: s.value,
                 base: s.base,
             });
@@ -146,6 +151,41 @@ impl FrameProfile {
     /// Sum of base values.
     pub fn base_total(&self) -> i64 {
         self.stacks.iter().map(|s| s.base).sum()
+    }
+}
+
+/// Finds stacks in the symbol tables' sorted map, stepping through it in order while the IDs
+/// asked for ascend (they do within each group of a merged profile) instead of searching the
+/// whole tree for every stack.
+struct StackLookup<'a> {
+    map: &'a BTreeMap<StackId, Vec<LocationId>>,
+    cursor: Peekable<btree_map::Range<'a, StackId, Vec<LocationId>>>,
+}
+
+impl<'a> StackLookup<'a> {
+    fn new(map: &'a BTreeMap<StackId, Vec<LocationId>>) -> Self {
+        StackLookup {
+            map,
+            cursor: map.range(..).peekable(),
+        }
+    }
+
+    fn get(&mut self, id: StackId) -> Option<&'a Vec<LocationId>> {
+        // A few steps forward, else a search from the root.
+        for _ in 0..8 {
+            match self.cursor.peek() {
+                Some(&(k, v)) if *k == id => return Some(v),
+                Some(&(k, _)) if *k < id => {
+                    self.cursor.next();
+                }
+                _ => break,
+            }
+        }
+        self.cursor = self.map.range(id..).peekable();
+        match self.cursor.peek() {
+            Some(&(k, v)) if *k == id => Some(v),
+            _ => None,
+        }
     }
 }
 

@@ -4,7 +4,6 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use rustc_hash::FxHashMap;
 use serde::Serialize;
 
 use crate::frames::{Frame, FrameId, FrameProfile};
@@ -71,18 +70,396 @@ pub struct FlameGraph {
     pub height: u32,
 }
 
-struct Building {
-    frame: FrameId,
-    cumulative: i64,
-    flat: i64,
-    base_cumulative: i64,
-    base_flat: i64,
-    children: Vec<u32>,
+/// The tree before pruning, as parallel arrays indexed by node id (node 0 is the root). The
+/// children of a node have consecutive ids, all greater than the node's own.
+///
+/// When no value or base is negative, a node's weight bounds its descendants'; subtrees that
+/// pruning would drop anyway (weight 0 or below the threshold) are then only counted, not
+/// built: their values are in their parent's `cumulative` (they show as pruned) and their
+/// nodes in `hidden_nodes`.
+struct Tree {
+    frame: Vec<FrameId>,
+    first_child: Vec<u32>,
+    n_children: Vec<u32>,
+    flat: Vec<i64>,
+    cumulative: Vec<i64>,
+    /// Empty when no stack has a base value (all zero).
+    base_flat: Vec<i64>,
+    /// Empty when no stack has a base value (all zero).
+    base_cumulative: Vec<i64>,
+    /// The first stack (index in the profile) through the node. A single pass over the stacks
+    /// in profile order would create the nodes in `(first, depth)` order; that order breaks
+    /// ties where the result depends on it.
+    first: Vec<u32>,
+    /// Whether any stack has a base value.
+    has_base: bool,
+    /// Nodes of the full tree that were counted but not built.
+    hidden_nodes: u64,
+}
+
+/// Stacks `order[lo..hi]`, which share their first `depth` frames: the path to `node`.
+struct Group {
+    lo: usize,
+    hi: usize,
+    depth: usize,
+    node: u32,
+}
+
+/// The frames of stack `s` of `p` below the first `depth` (root first), as stored: leaf first.
+fn below(p: &FrameProfile, s: u32, depth: usize) -> &[FrameId] {
+    let frames = &p.stacks[s as usize].frames;
+    &frames[..frames.len() - depth]
+}
+
+/// Number of distinct non-empty root-first prefixes of the frames below `depth` of the stacks
+/// `stacks`: the nodes of their subtree below `depth`. (Sorted, each sequence adds the frames
+/// it does not share with the one before.)
+fn count_nodes(p: &FrameProfile, stacks: &mut [u32], depth: usize) -> u64 {
+    stacks.sort_unstable_by(|&a, &b| {
+        below(p, a, depth)
+            .iter()
+            .rev()
+            .cmp(below(p, b, depth).iter().rev())
+    });
+    let mut prev: &[FrameId] = &[];
+    let mut count = 0;
+    for &s in stacks.iter() {
+        let cur = below(p, s, depth);
+        let shared = cur
+            .iter()
+            .rev()
+            .zip(prev.iter().rev())
+            .take_while(|(a, b)| a == b)
+            .count();
+        count += (cur.len() - shared) as u64;
+        prev = cur;
+    }
+    count
+}
+
+impl Tree {
+    fn len(&self) -> usize {
+        self.frame.len()
+    }
+
+    fn push(&mut self, frame: FrameId, first: u32) -> u32 {
+        let id = self.frame.len() as u32;
+        self.frame.push(frame);
+        self.first_child.push(0);
+        self.n_children.push(0);
+        self.flat.push(0);
+        self.cumulative.push(0);
+        if self.has_base {
+            self.base_flat.push(0);
+            self.base_cumulative.push(0);
+        }
+        self.first.push(first);
+        id
+    }
+
+    fn base_cumulative(&self, n: usize) -> i64 {
+        self.base_cumulative.get(n).copied().unwrap_or(0)
+    }
+
+    fn base_flat(&self, n: usize) -> i64 {
+        self.base_flat.get(n).copied().unwrap_or(0)
+    }
+
+    fn children(&self, n: usize) -> std::ops::Range<usize> {
+        let first = self.first_child[n] as usize;
+        first..first + self.n_children[n] as usize
+    }
+
+    /// The call tree of `p`. Stacks are grouped by their next frame, level by level (a
+    /// most-significant-digit radix sort of the root-first frame sequences), so every node is
+    /// made once, with its children together, and no (parent, frame) lookup per frame. Nodes
+    /// whose weight (the larger of |cumulative| and |base cumulative|) is 0 or below
+    /// `threshold` are not built when no value is negative (see [`Tree`]).
+    fn build(p: &FrameProfile, threshold: i64) -> Tree {
+        let n = p.stacks.len();
+        assert!(n < u32::MAX as usize, "too many stacks for a flame graph");
+        let has_base = p.stacks.iter().any(|s| s.base != 0);
+        let can_hide = p.stacks.iter().all(|s| s.value >= 0 && s.base >= 0);
+        let mut t = Tree {
+            frame: Vec::new(),
+            first_child: Vec::new(),
+            n_children: Vec::new(),
+            flat: Vec::new(),
+            cumulative: Vec::new(),
+            base_flat: Vec::new(),
+            base_cumulative: Vec::new(),
+            first: Vec::new(),
+            has_base,
+            hidden_nodes: 0,
+        };
+        t.push(0, u32::MAX);
+        let mut order: Vec<u32> = (0..n as u32).collect();
+        let mut keys: Vec<u64> = Vec::with_capacity(n);
+        let mut work = vec![Group {
+            lo: 0,
+            hi: n,
+            depth: 0,
+            node: 0,
+        }];
+        while let Some(Group {
+            lo,
+            hi,
+            depth,
+            node,
+        }) = work.pop()
+        {
+            if lo == hi {
+                continue; // no stacks at all
+            }
+            if hi - lo == 1 {
+                // One stack: the rest of its frames are a chain (all of its weight).
+                let s = order[lo] as usize;
+                let mut at = node;
+                for &f in below(p, s as u32, depth).iter().rev() {
+                    let id = t.push(f, s as u32);
+                    t.first_child[at as usize] = id;
+                    t.n_children[at as usize] = 1;
+                    at = id;
+                }
+                let (a, stack) = (at as usize, &p.stacks[s]);
+                t.flat[a] += stack.value;
+                if has_base {
+                    t.base_flat[a] += stack.base;
+                }
+                t.first[a] = t.first[a].min(s as u32);
+                continue;
+            }
+            // Key: 0 if the stack ends here, else 1 + its next frame; then the stack.
+            keys.clear();
+            keys.extend(order[lo..hi].iter().map(|&s| {
+                let frames = &p.stacks[s as usize].frames;
+                let next = match frames.len().checked_sub(depth + 1) {
+                    Some(at) => u64::from(frames[at]) + 1,
+                    None => 0,
+                };
+                (next << 32) | u64::from(s)
+            }));
+            let k0 = keys[0] >> 32;
+            if keys.iter().any(|k| k >> 32 != k0) {
+                keys.sort_unstable_by_key(|k| k >> 32);
+                for (o, k) in order[lo..hi].iter_mut().zip(&keys) {
+                    *o = *k as u32;
+                }
+            }
+            let stack_of = |k: u64| k as u32 as usize;
+            let mut i = keys.partition_point(|k| k >> 32 == 0);
+            let nd = node as usize;
+            for &k in &keys[..i] {
+                let s = stack_of(k);
+                t.flat[nd] += p.stacks[s].value;
+                if has_base {
+                    t.base_flat[nd] += p.stacks[s].base;
+                }
+                t.first[nd] = t.first[nd].min(s as u32);
+            }
+            let first_child = t.len() as u32;
+            let mut n_children = 0;
+            while i < keys.len() {
+                let k = keys[i] >> 32;
+                let j = i + keys[i..].partition_point(|x| x >> 32 == k);
+                let (mut value, mut base, mut first) = (0i64, 0i64, u32::MAX);
+                for &k in &keys[i..j] {
+                    let s = stack_of(k);
+                    value += p.stacks[s].value;
+                    base += p.stacks[s].base;
+                    first = first.min(s as u32);
+                }
+                let weight = value.max(base);
+                if can_hide && (weight == 0 || weight < threshold) {
+                    // Never kept: count its subtree, keep its value in the parent's.
+                    t.cumulative[nd] += value;
+                    if has_base {
+                        t.base_cumulative[nd] += base;
+                    }
+                    t.first[nd] = t.first[nd].min(first);
+                    t.hidden_nodes += count_nodes(p, &mut order[lo + i..lo + j], depth);
+                } else {
+                    let child = t.push((k - 1) as FrameId, u32::MAX);
+                    n_children += 1;
+                    work.push(Group {
+                        lo: lo + i,
+                        hi: lo + j,
+                        depth: depth + 1,
+                        node: child,
+                    });
+                }
+                i = j;
+            }
+            t.first_child[nd] = first_child;
+            t.n_children[nd] = n_children;
+        }
+        // Cumulative values and first stacks: children have larger ids than their parents.
+        for i in (0..t.len()).rev() {
+            let (mut value, mut base, mut first) = (
+                t.cumulative[i] + t.flat[i],
+                t.base_cumulative(i) + t.base_flat(i),
+                t.first[i],
+            );
+            for c in t.children(i) {
+                value += t.cumulative[c];
+                base += t.base_cumulative(c);
+                first = first.min(t.first[c]);
+            }
+            t.cumulative[i] = value;
+            if has_base {
+                t.base_cumulative[i] = base;
+            }
+            t.first[i] = first;
+        }
+        t
+    }
 }
 
 impl FlameGraph {
     /// Builds the tree of `p`.
     pub fn build(p: &FrameProfile, options: &FlameGraphOptions) -> FlameGraph {
+        let total: i64 = p.stacks.iter().map(|s| s.value).sum();
+        let base_total: i64 = p.stacks.iter().map(|s| s.base).sum();
+        let threshold = (options.min_fraction * total.abs().max(base_total.abs()) as f64) as i64;
+        let t = Tree::build(p, threshold);
+        let weight = |n: usize| t.cumulative[n].abs().max(t.base_cumulative(n).abs());
+        let eligible = |n: usize| {
+            let w = weight(n);
+            w > 0 && w >= threshold
+        };
+        let limit = if options.max_nodes == 0 {
+            usize::MAX
+        } else {
+            options.max_nodes
+        };
+        // Keep the heaviest nodes whose parent is kept, best first (ties: the node a pass over
+        // the stacks would meet first), until `limit`. When every eligible node fits, that is
+        // all of them: found without a heap.
+        let mut kept = vec![false; t.len()];
+        kept[0] = true;
+        let mut n_kept = 1usize;
+        let mut todo: Vec<usize> = vec![0];
+        while let Some(id) = todo.pop() {
+            for c in t.children(id) {
+                if eligible(c) {
+                    kept[c] = true;
+                    n_kept += 1;
+                    todo.push(c);
+                }
+            }
+            if n_kept > limit {
+                break;
+            }
+        }
+        if n_kept > limit {
+            kept.fill(false);
+            kept[0] = true;
+            n_kept = 1;
+            // (weight, Reverse((first stack, depth)), node)
+            type Entry = (i64, Reverse<(u32, u32)>, u32);
+            let mut heap: BinaryHeap<Entry> = BinaryHeap::new();
+            let push_children = |heap: &mut BinaryHeap<_>, id: usize, depth: u32| {
+                for c in t.children(id) {
+                    if eligible(c) {
+                        heap.push((weight(c), Reverse((t.first[c], depth + 1)), c as u32));
+                    }
+                }
+            };
+            push_children(&mut heap, 0, 0);
+            while let Some((_, Reverse((_, depth)), id)) = heap.pop() {
+                if n_kept >= limit {
+                    break;
+                }
+                kept[id as usize] = true;
+                n_kept += 1;
+                push_children(&mut heap, id as usize, depth);
+            }
+        }
+        // Children are ordered by name: rank the frames by name once (equal names, equal rank;
+        // then by the first stack, as a pass over the stacks would have met them).
+        let mut by_name: Vec<(String, FrameId)> = p
+            .frames
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.display_name(), i as FrameId))
+            .collect();
+        by_name.sort_unstable();
+        let mut rank = vec![0u32; p.frames.len()];
+        for (i, (name, f)) in by_name.iter().enumerate() {
+            rank[*f as usize] = if i > 0 && by_name[i - 1].0 == *name {
+                rank[by_name[i - 1].1 as usize]
+            } else {
+                i as u32
+            };
+        }
+        // Emit kept nodes depth-first.
+        let mut out: Vec<FlameNode> = Vec::with_capacity(n_kept);
+        let mut height = 0;
+        let mut children: Vec<u32> = Vec::new();
+        // (tree node, new parent id, depth)
+        let mut stack: Vec<(u32, u32, u32)> = vec![(0, 0, 0)];
+        while let Some((id, parent, depth)) = stack.pop() {
+            let n = id as usize;
+            let new_id = out.len() as u32;
+            if id != 0 {
+                out[parent as usize].children.push(new_id);
+            }
+            height = height.max(depth);
+            children.clear();
+            children.extend(t.children(n).filter(|&c| kept[c]).map(|c| c as u32));
+            children.sort_unstable_by_key(|&c| {
+                (rank[t.frame[c as usize] as usize], t.first[c as usize])
+            });
+            let in_children: i64 = children.iter().map(|&c| t.cumulative[c as usize]).sum();
+            out.push(FlameNode {
+                frame: t.frame[n],
+                parent,
+                depth,
+                cumulative: t.cumulative[n],
+                flat: t.flat[n],
+                base_cumulative: t.base_cumulative(n),
+                base_flat: t.base_flat(n),
+                children: Vec::with_capacity(children.len()),
+                pruned: t.cumulative[n] - t.flat[n] - in_children,
+            });
+            for &c in children.iter().rev() {
+                stack.push((c, new_id, depth + 1));
+            }
+        }
+        FlameGraph {
+            frames: p.frames.clone(),
+            pruned_nodes: (t.len() - out.len()) as u64 + t.hidden_nodes,
+            nodes: out,
+            total,
+            base_total,
+            diff: p.diff,
+            height,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+
+    use proptest::prelude::*;
+    use rustc_hash::FxHashMap;
+
+    use super::*;
+    use crate::frames::FrameStack;
+
+    struct Building {
+        frame: FrameId,
+        cumulative: i64,
+        flat: i64,
+        base_cumulative: i64,
+        base_flat: i64,
+        children: Vec<u32>,
+    }
+
+    /// The first version: one hash lookup per frame, a heap over every node. The oracle.
+    fn naive_build(p: &FrameProfile, options: &FlameGraphOptions) -> FlameGraph {
         let mut nodes = vec![Building {
             frame: 0,
             cumulative: 0,
@@ -198,6 +575,65 @@ impl FlameGraph {
             base_total,
             diff: p.diff,
             height,
+        }
+    }
+
+    fn profile(frames: usize, stacks: Vec<(Vec<u32>, i64, i64)>, diff: bool) -> FrameProfile {
+        // Frames 2k and 2k + 1 share a name (different lines), so children tie by name.
+        let frames = (0..frames)
+            .map(|i| Frame {
+                function: format!("f{}", i / 2),
+                line: i as i64,
+                ..Frame::default()
+            })
+            .collect();
+        FrameProfile {
+            profile_type: "process_cpu:cpu:nanoseconds:cpu:nanoseconds:delta"
+                .parse()
+                .unwrap(),
+            range: strata_engine::TimeRange::ALL,
+            period: 1,
+            diff,
+            frames,
+            stacks: stacks
+                .into_iter()
+                .map(|(frames, value, base)| FrameStack {
+                    frames,
+                    value,
+                    base: if diff { base } else { 0 },
+                })
+                .collect(),
+            filtered: 0,
+        }
+    }
+
+    fn json(g: &FlameGraph) -> String {
+        serde_json::to_string(g).unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        /// Same tree, same pruning, same order as the straightforward build, ties included.
+        #[test]
+        fn build_equals_naive_build(
+            stacks in prop::collection::vec(
+                (prop::collection::vec(0u32..6, 0..7), -3i64..20, -3i64..20),
+                0..40,
+            ),
+            diff in any::<bool>(),
+            negative in any::<bool>(),
+            min_fraction in prop::sample::select(vec![0.0, 0.01, 0.05, 0.2, 1.0]),
+            max_nodes in prop::sample::select(vec![0usize, 1, 2, 3, 5, 10, 1000]),
+        ) {
+            // Without negative values, subtrees pruning drops are counted, not built.
+            let stacks = stacks
+                .into_iter()
+                .map(|(f, v, b)| if negative { (f, v, b) } else { (f, v.abs(), b.abs()) })
+                .collect();
+            let p = profile(6, stacks, diff);
+            let options = FlameGraphOptions { min_fraction, max_nodes };
+            prop_assert_eq!(json(&FlameGraph::build(&p, &options)), json(&naive_build(&p, &options)));
         }
     }
 }
