@@ -228,11 +228,10 @@ fn one_batch(schema: SchemaRef, batch: Result<RecordBatch, FlightError>) -> Resp
 /// The status for an error while running a planned query.
 fn execution_status(e: DataFusionError) -> Status {
     let message = e.strip_backtrace();
+    if crate::query_api::is_caller_error(&e) {
+        return Status::invalid_argument(message);
+    }
     match e.find_root() {
-        DataFusionError::Plan(_)
-        | DataFusionError::SQL(..)
-        | DataFusionError::SchemaError(..)
-        | DataFusionError::NotImplemented(_) => Status::invalid_argument(message),
         DataFusionError::ResourcesExhausted(_) => Status::resource_exhausted(message),
         _ => Status::internal(message),
     }

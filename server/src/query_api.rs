@@ -20,24 +20,23 @@ pub(crate) enum QueryError {
     Internal(String),
 }
 
+/// Whether a DataFusion error is the caller's (bad SQL, unknown table or column, an unsupported
+/// construct, a bad table-function argument) rather than ours: decided by the root error's kind.
+pub(crate) fn is_caller_error(e: &datafusion::error::DataFusionError) -> bool {
+    use datafusion::error::DataFusionError as D;
+    matches!(
+        e.find_root(),
+        D::Plan(_) | D::SQL(..) | D::SchemaError(..) | D::NotImplemented(_)
+    )
+}
+
 impl From<strata_query::Error> for QueryError {
     fn from(e: strata_query::Error) -> Self {
         use strata_query::Error as E;
         match e {
             E::Engine(e) => QueryError::Internal(e.to_string()),
-            E::DataFusion(datafusion_error) => {
-                let text = datafusion_error.to_string();
-                // Planning errors (unknown table or column, bad syntax) are the caller's.
-                if text.contains("Error during planning")
-                    || text.contains("SQL error")
-                    || text.contains("Schema error")
-                    || text.contains("not implemented")
-                {
-                    QueryError::BadRequest(text)
-                } else {
-                    QueryError::Internal(text)
-                }
-            }
+            E::DataFusion(e) if is_caller_error(&e) => QueryError::BadRequest(e.strip_backtrace()),
+            E::DataFusion(e) => QueryError::Internal(e.strip_backtrace()),
             other => QueryError::BadRequest(other.to_string()),
         }
     }
