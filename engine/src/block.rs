@@ -17,7 +17,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 
 pub(crate) use index_file::BlockIndex;
-pub(crate) use reader::{SymbolFilter, read_symbols, scan_block};
+pub(crate) use reader::{BlockScan, SymbolFilter, read_symbols};
 pub(crate) use schema::samples_schema;
 pub(crate) use writer::{BlockSource, EncodedBlock, encode_block};
 

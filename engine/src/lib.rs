@@ -53,6 +53,6 @@ pub use model::{
     Function, FunctionId, Label, Labels, Line, Location, LocationId, Mapping, MappingId,
     ProfileType, SeriesId, StackId, is_valid_label_name, stack_id,
 };
-pub use scan::{ScanOutput, ScanRequest, TimeRange, scan_schema};
+pub use scan::{ScanOutput, ScanPart, ScanParts, ScanRequest, TimeRange, scan_schema};
 pub use symbol_tables::SymbolTables;
 pub use wal::{ReplayReport, WalDamage, WalDamageKind};

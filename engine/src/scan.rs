@@ -86,3 +86,87 @@ impl ScanOutput {
         self.batches.try_collect().await
     }
 }
+
+/// A scan split into independent parts (one per block, one for the in-memory heads) that can be
+/// read concurrently; from [`Engine::scan_parts`](crate::Engine::scan_parts).
+pub struct ScanParts {
+    /// Labels of every series that may appear in the parts' batches.
+    pub series: BTreeMap<SeriesId, Labels>,
+    /// The parts; together they hold exactly the rows [`Engine::scan`](crate::Engine::scan)
+    /// returns for the same request.
+    pub parts: Vec<ScanPart>,
+}
+
+/// One independently readable piece of a scan. Cheap to clone; nothing is read until
+/// [`ScanPart::batches`] is polled.
+#[derive(Clone)]
+pub struct ScanPart {
+    pub(crate) source: PartSource,
+    /// Scan-schema column indexes to return (`None`: all).
+    pub(crate) projection: Option<Arc<[usize]>>,
+    /// The schema of the part's batches.
+    pub(crate) schema: SchemaRef,
+}
+
+/// Where a part's rows come from.
+#[derive(Clone)]
+pub(crate) enum PartSource {
+    /// Rows already copied out of the heads (scan schema, all columns).
+    Memory(Vec<RecordBatch>),
+    /// Rows of one block, read on demand.
+    Block(crate::block::BlockScan),
+}
+
+impl ScanPart {
+    /// An estimate of the part's rows, for balancing parts over workers.
+    pub fn estimated_rows(&self) -> u64 {
+        match &self.source {
+            PartSource::Memory(b) => b.iter().map(|b| b.num_rows() as u64).sum(),
+            PartSource::Block(scan) => scan.estimated_rows(),
+        }
+    }
+
+    /// The schema of [`ScanPart::batches`]: [`scan_schema`] projected.
+    pub fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    /// The part's rows.
+    pub fn batches(self) -> BoxStream<'static, Result<RecordBatch>> {
+        use futures::{StreamExt, TryStreamExt, stream};
+        let ScanPart {
+            source,
+            projection,
+            schema,
+        } = self;
+        match source {
+            PartSource::Memory(batches) => stream::iter(batches.into_iter().map(move |b| {
+                match &projection {
+                    None => Ok(b),
+                    Some(p) => b
+                        .project(p)
+                        .map_err(crate::error::Error::arrow("projecting head samples")),
+                }
+            }))
+            .boxed(),
+            PartSource::Block(scan) => {
+                stream::once(async move { scan.read(projection, schema).await })
+                    .map_ok(|batches| stream::iter(batches.into_iter().map(Ok)))
+                    .try_flatten()
+                    .boxed()
+            }
+        }
+    }
+}
+
+/// [`scan_schema`] restricted to `projection`, checked.
+pub(crate) fn projected_scan_schema(projection: Option<&[usize]>) -> Result<SchemaRef> {
+    match projection {
+        None => Ok(scan_schema()),
+        Some(p) => {
+            Ok(Arc::new(scan_schema().project(p).map_err(
+                crate::error::Error::arrow("projecting the scan schema"),
+            )?))
+        }
+    }
+}

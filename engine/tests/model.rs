@@ -5,7 +5,12 @@ mod common;
 
 use common::*;
 use proptest::prelude::*;
-use strata_engine::{Engine, LabelMatcher, MatchOp, TimeRange};
+use std::collections::BTreeMap;
+
+use arrow::array::AsArray;
+use arrow::datatypes::{Int64Type, UInt64Type};
+use futures::TryStreamExt;
+use strata_engine::{Engine, LabelMatcher, MatchOp, ScanRequest, TimeRange};
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -102,6 +107,33 @@ async fn check(ops: Vec<Op>, queries: Vec<(usize, Vec<LabelMatcher>, TimeRange)>
         let got = scan_all(&engine, &types[pt], ms.clone(), range).await;
         let want = model_scan(&model, pt, &ms, range);
         assert_eq!(got, want, "scan of {} {:?} {:?}", types[pt], ms, range);
+        // The same rows as independent parts, projected to (stack_id, value).
+        let req = ScanRequest {
+            profile_type: types[pt].clone(),
+            matchers: ms.clone(),
+            range,
+        };
+        let parts = engine.scan_parts(&req, Some(&[4, 5])).unwrap();
+        let mut by_stack: BTreeMap<u64, i64> = BTreeMap::new();
+        for part in parts.parts {
+            for b in part.batches().try_collect::<Vec<_>>().await.unwrap() {
+                assert_eq!(b.num_columns(), 2);
+                let st = b.column(0).as_primitive::<UInt64Type>();
+                let v = b.column(1).as_primitive::<Int64Type>();
+                for i in 0..b.num_rows() {
+                    *by_stack.entry(st.value(i)).or_default() += v.value(i);
+                }
+            }
+        }
+        let mut want_by_stack: BTreeMap<u64, i64> = BTreeMap::new();
+        for (_, _, stack, value) in &want {
+            *want_by_stack.entry(*stack).or_default() += value;
+        }
+        assert_eq!(
+            by_stack, want_by_stack,
+            "projected parts of {} {:?} {:?}",
+            types[pt], ms, range
+        );
         let names = engine.label_names(None, &ms, TimeRange::ALL).await.unwrap();
         assert_eq!(
             names,

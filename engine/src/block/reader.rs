@@ -94,91 +94,186 @@ async fn read_file(
     stream.try_collect().await.map_err(corrupt(block, file))
 }
 
-/// Samples of `pt` for the given series (sorted ids) in `range`, in scan schema. Row groups
-/// are pruned by their statistics on profile type, series id and timestamp; within the kept
-/// row groups a row filter evaluates those three columns first, so the other columns are
-/// decoded only for matching rows. The file's footer is read once per block and cached.
-pub(crate) async fn scan_block(
-    store: &Arc<dyn ObjectStore>,
-    block: &BlockHandle,
-    pt: &ProfileType,
-    series: &[u64],
-    range: TimeRange,
-) -> Result<Vec<RecordBatch>> {
-    let file = files::SAMPLES;
-    let reader = BlockFileReader::new(
-        store.clone(),
-        block_path(block.id(), file),
-        block.file_size(file),
-    );
-    let footer = block
-        .samples_footer
-        .get_or_try_init(|| async {
-            let mut r = BlockFileReader::new(
-                store.clone(),
+/// The samples of one profile type in one block, for a set of its series and a time range: a
+/// part of a scan, read on demand by [`BlockScan::read`].
+#[derive(Clone)]
+pub(crate) struct BlockScan {
+    pub(crate) store: Arc<dyn ObjectStore>,
+    pub(crate) block: Arc<BlockHandle>,
+    pub(crate) profile_type: ProfileType,
+    /// Selected series ids, sorted.
+    pub(crate) series: Arc<[u64]>,
+    /// Whether `series` holds every series of `profile_type` in the block, so rows need no
+    /// series test.
+    pub(crate) every_series: bool,
+    pub(crate) range: TimeRange,
+}
+
+impl BlockScan {
+    /// The block's samples scaled by the share of its series selected.
+    pub(crate) fn estimated_rows(&self) -> u64 {
+        let meta = &self.block.meta;
+        let share = self.series.len() as f64 / meta.num_series.max(1) as f64;
+        (meta.num_samples as f64 * share.min(1.0)) as u64
+    }
+
+    /// The footer of `samples.parquet`, read once per block and cached.
+    async fn footer(&self) -> Result<ArrowReaderMetadata> {
+        let file = files::SAMPLES;
+        let (store, block) = (&self.store, &self.block);
+        let footer = block
+            .samples_footer
+            .get_or_try_init(|| async {
+                let mut r = BlockFileReader::new(
+                    store.clone(),
+                    block_path(block.id(), file),
+                    block.file_size(file),
+                );
+                ArrowReaderMetadata::load_async(
+                    &mut r,
+                    ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional),
+                )
+                .await
+                .map_err(corrupt(block, file))
+            })
+            .await?
+            .clone();
+        check_schema(block, file, footer.schema(), &samples_schema())?;
+        Ok(footer)
+    }
+
+    /// The rows, `projection` of the scan schema (output `schema`). Row groups are pruned by
+    /// their statistics on profile type, series id and timestamp, then pages by the page
+    /// index. A row group whose statistics show that every row is selected (one profile type,
+    /// every series of it selected, its time span inside the range) is decoded without a row
+    /// filter and only for the projected columns; in the others a row filter evaluates the
+    /// three selection columns first, so the rest are decoded only for matching rows.
+    pub(crate) async fn read(
+        self,
+        projection: Option<Arc<[usize]>>,
+        schema: SchemaRef,
+    ) -> Result<Vec<RecordBatch>> {
+        let file = files::SAMPLES;
+        let block = &self.block;
+        let footer = self.footer().await?;
+        let meta = footer.metadata().clone();
+        let selected =
+            prune_row_groups(&meta, block, &self.profile_type, &self.series, self.range)?;
+        if selected.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (whole, partial): (Vec<usize>, Vec<usize>) = selected.iter().partition(|&&g| {
+            self.every_series && row_group_inside(&meta, g, &self.profile_type, self.range)
+        });
+        let schema_descr = meta.file_metadata().schema_descr();
+        // Scan column i is the file's root column i + 1 (root 0 is `profile_type`).
+        let roots: Vec<usize> = match &projection {
+            Some(p) => p.iter().map(|&i| i + 1).collect(),
+            None => (1..=scan_schema().fields().len()).collect(),
+        };
+        let mut out = Vec::new();
+        for (groups, filtered) in [(whole, false), (partial, true)] {
+            if groups.is_empty() {
+                continue;
+            }
+            let reader = BlockFileReader::new(
+                self.store.clone(),
                 block_path(block.id(), file),
                 block.file_size(file),
             );
-            ArrowReaderMetadata::load_async(
-                &mut r,
-                ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional),
-            )
-            .await
-            .map_err(corrupt(block, file))
-        })
-        .await?
-        .clone();
-    check_schema(block, file, footer.schema(), &samples_schema())?;
-    let meta = footer.metadata().clone();
-    let selected = prune_row_groups(&meta, block, pt, series, range)?;
-    if selected.is_empty() {
-        return Ok(Vec::new());
+            let mut builder =
+                ParquetRecordBatchStreamBuilder::new_with_metadata(reader, footer.clone());
+            if filtered {
+                if let Some(pages) = page_selection(&meta, &groups, &self.series, self.range) {
+                    builder = builder.with_row_selection(pages);
+                }
+                builder = builder.with_row_filter(RowFilter::new(vec![Box::new(
+                    self.row_predicate(schema_descr),
+                )]));
+            }
+            let stream = builder
+                .with_row_groups(groups)
+                .with_projection(ProjectionMask::roots(schema_descr, roots.iter().copied()))
+                .build()
+                .map_err(corrupt(block, file))?;
+            let batches: Vec<RecordBatch> =
+                stream.try_collect().await.map_err(corrupt(block, file))?;
+            for b in batches.into_iter().filter(|b| b.num_rows() > 0) {
+                out.push(
+                    RecordBatch::try_new(schema.clone(), b.columns().to_vec())
+                        .map_err(Error::arrow("projecting samples"))?,
+                );
+            }
+        }
+        Ok(out)
     }
+
+    /// The row filter: this profile type, inside the range, one of the series. Rows are sorted
+    /// by series, so the series test is a binary search only when the id changes.
+    fn row_predicate(
+        &self,
+        schema_descr: &parquet::schema::types::SchemaDescriptor,
+    ) -> impl parquet::arrow::arrow_reader::ArrowPredicate + use<> {
+        let pt_name = self.profile_type.to_string();
+        let series = self.series.clone();
+        let range = self.range;
+        ArrowPredicateFn::new(
+            ProjectionMask::roots(schema_descr, [0, 1, 2]),
+            move |b: RecordBatch| {
+                let dict = b.column(0).as_dictionary::<Int32Type>();
+                let names = dict.values().as_string::<i32>();
+                let key_ok: Vec<bool> = (0..names.len())
+                    .map(|k| names.value(k) == pt_name)
+                    .collect();
+                let keys = dict.keys();
+                let sid = b.column(1).as_primitive::<UInt64Type>();
+                let ts = b.column(2).as_primitive::<Int64Type>();
+                let mut last: Option<(u64, bool)> = None;
+                Ok((0..b.num_rows())
+                    .map(|r| {
+                        let id = sid.value(r);
+                        let wanted = match last {
+                            Some((l, w)) if l == id => w,
+                            _ => {
+                                let w = series.binary_search(&id).is_ok();
+                                last = Some((id, w));
+                                w
+                            }
+                        };
+                        Some(
+                            wanted && key_ok[keys.value(r) as usize] && range.contains(ts.value(r)),
+                        )
+                    })
+                    .collect::<BooleanArray>())
+            },
+        )
+    }
+}
+
+/// Whether row group `g`'s statistics show every row is of `pt` and inside `range`.
+fn row_group_inside(meta: &ParquetMetaData, g: usize, pt: &ProfileType, range: TimeRange) -> bool {
+    use parquet::file::statistics::Statistics;
+    let rg = meta.row_group(g);
+    let stats = |col: usize| rg.column(col).statistics();
     let pt_name = pt.to_string();
-    let wanted: HashSet<u64> = series.iter().copied().collect();
-    let schema_descr = meta.file_metadata().schema_descr();
-    let predicate = ArrowPredicateFn::new(
-        ProjectionMask::roots(schema_descr, [0, 1, 2]),
-        move |b: RecordBatch| {
-            let dict = b.column(0).as_dictionary::<Int32Type>();
-            let names = dict.values().as_string::<i32>();
-            let key_ok: Vec<bool> = (0..names.len())
-                .map(|k| names.value(k) == pt_name)
-                .collect();
-            let keys = dict.keys();
-            let sid = b.column(1).as_primitive::<UInt64Type>();
-            let ts = b.column(2).as_primitive::<Int64Type>();
-            Ok((0..b.num_rows())
-                .map(|r| {
-                    Some(
-                        key_ok[keys.value(r) as usize]
-                            && range.contains(ts.value(r))
-                            && wanted.contains(&sid.value(r)),
-                    )
-                })
-                .collect::<BooleanArray>())
+    let pt_ok = match stats(0) {
+        Some(Statistics::ByteArray(s)) => {
+            let (lo, hi) = (s.min_bytes_opt(), s.max_bytes_opt());
+            s.min_is_exact()
+                && s.max_is_exact()
+                && lo == Some(pt_name.as_bytes())
+                && hi == Some(pt_name.as_bytes())
+        }
+        _ => false,
+    };
+    let time_ok = match stats(2) {
+        Some(Statistics::Int64(s)) => match (s.min_opt(), s.max_opt()) {
+            (Some(&lo), Some(&hi)) => range.contains(lo) && range.contains(hi),
+            _ => false,
         },
-    );
-    let pages = page_selection(&meta, &selected, series, range);
-    let mut builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, footer);
-    if let Some(pages) = pages {
-        builder = builder.with_row_selection(pages);
-    }
-    let stream = builder
-        .with_row_groups(selected)
-        .with_projection(ProjectionMask::roots(schema_descr, [1, 2, 3, 4, 5, 6]))
-        .with_row_filter(RowFilter::new(vec![Box::new(predicate)]))
-        .build()
-        .map_err(corrupt(block, file))?;
-    let batches: Vec<RecordBatch> = stream.try_collect().await.map_err(corrupt(block, file))?;
-    batches
-        .into_iter()
-        .filter(|b| b.num_rows() > 0)
-        .map(|b| {
-            RecordBatch::try_new(scan_schema(), b.columns().to_vec())
-                .map_err(Error::arrow("projecting samples"))
-        })
-        .collect()
+        _ => false,
+    };
+    pt_ok && time_ok
 }
 
 /// Within the chosen row groups, the rows of data pages whose page-index statistics admit one of

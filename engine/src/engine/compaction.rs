@@ -16,8 +16,8 @@ use tracing::{info, warn};
 
 use super::Engine;
 use crate::block::{
-    self, BlockHandle, BlockMeta, BlockSource, SymbolFilter, encode_block, read_symbols,
-    samples_schema, scan_block,
+    self, BlockHandle, BlockMeta, BlockScan, BlockSource, SymbolFilter, encode_block, read_symbols,
+    samples_schema,
 };
 use crate::error::{Error, Result};
 use crate::model::{Labels, ProfileType, SeriesId};
@@ -98,10 +98,17 @@ async fn merge_chunk(
     chunk: &Chunk,
 ) -> Result<Option<RecordBatch>> {
     let mut parts = Vec::new();
+    let series: Arc<[u64]> = chunk.series.as_slice().into();
     for b in group {
-        parts.extend(
-            scan_block(store, b, &chunk.profile_type, &chunk.series, TimeRange::ALL).await?,
-        );
+        let scan = BlockScan {
+            store: store.clone(),
+            block: b.clone(),
+            profile_type: chunk.profile_type.clone(),
+            series: series.clone(),
+            every_series: false,
+            range: TimeRange::ALL,
+        };
+        parts.extend(scan.read(None, scan_schema()).await?);
     }
     if parts.is_empty() {
         return Ok(None);

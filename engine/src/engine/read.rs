@@ -3,82 +3,105 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
-use futures::{StreamExt, TryStreamExt, stream};
+use futures::{StreamExt, stream};
 use roaring::RoaringBitmap;
 
 use super::Engine;
-use crate::block::{BlockHandle, SymbolFilter, read_symbols, scan_block};
+use crate::block::{BlockHandle, BlockScan, SymbolFilter, read_symbols};
 use crate::error::Result;
 use crate::matcher::LabelMatcher;
 use crate::model::{LocationId, ProfileType, StackId};
-use crate::scan::{ScanOutput, ScanRequest, TimeRange};
+use crate::scan::{
+    PartSource, ScanOutput, ScanPart, ScanParts, ScanRequest, TimeRange, projected_scan_schema,
+};
 use crate::symbol_tables::SymbolTables;
 
 /// Series ordinals of a block selected by type, matchers and time (block-level time pruning:
-/// a profile type's samples in a block are taken to span its min..max time).
+/// a profile type's samples in a block are taken to span its min..max time), and whether they
+/// are every series of the selected types there.
 fn block_selection(
     block: &BlockHandle,
     profile_type: Option<&ProfileType>,
     matchers: &[LabelMatcher],
     range: TimeRange,
-) -> RoaringBitmap {
+) -> (RoaringBitmap, bool) {
     let types = block.index.types.iter().filter(|t| {
         profile_type.is_none_or(|pt| &t.profile_type == pt)
             && range.overlaps(t.min_time, t.max_time)
     });
     let with_type = types.fold(RoaringBitmap::new(), |acc, t| acc | &t.series);
     if with_type.is_empty() {
-        return with_type;
+        return (with_type, true);
     }
-    with_type & block.index.postings.select(matchers)
+    let selected = &with_type & block.index.postings.select(matchers);
+    let every = selected.len() == with_type.len();
+    (selected, every)
 }
 
 impl Engine {
     /// Samples of one profile type whose series match every matcher, in `range`. Blocks are
     /// pruned by time, series by the index, row groups by Parquet statistics.
     pub async fn scan(&self, req: ScanRequest) -> Result<ScanOutput> {
+        let ScanParts { series, parts } = self.scan_parts(&req, None)?;
+        let batches = stream::iter(parts).flat_map(|p| p.batches()).boxed();
+        Ok(ScanOutput { series, batches })
+    }
+
+    /// The same rows as [`Engine::scan`], as independent parts (the heads' rows, then one
+    /// part per block) that can be read concurrently, with only the `projection` columns of
+    /// [`scan_schema`](crate::scan_schema) (`None`: all). The set of blocks is fixed when this
+    /// returns.
+    pub fn scan_parts(&self, req: &ScanRequest, projection: Option<&[usize]>) -> Result<ScanParts> {
+        let schema = projected_scan_schema(projection)?;
+        let projection: Option<Arc<[usize]>> = projection.map(Arc::from);
         let (heads, blocks) = {
             let st = self.inner.state.read();
             (st.heads(), st.blocks.clone())
         };
         let mut series = BTreeMap::new();
+        let mut parts = Vec::new();
         let mut head_batches = Vec::new();
         for h in heads {
             let (s, b) = h.read().scan(&req.profile_type, &req.matchers, req.range);
             series.extend(s);
             head_batches.extend(b);
         }
-        let mut jobs: Vec<(Arc<BlockHandle>, Vec<u64>)> = Vec::new();
-        for b in blocks {
-            let sel = block_selection(&b, Some(&req.profile_type), &req.matchers, req.range);
+        if !head_batches.is_empty() {
+            parts.push(ScanPart {
+                source: PartSource::Memory(head_batches),
+                projection: projection.clone(),
+                schema: schema.clone(),
+            });
+        }
+        for block in blocks {
+            let (sel, every_series) =
+                block_selection(&block, Some(&req.profile_type), &req.matchers, req.range);
             if sel.is_empty() {
                 continue;
             }
-            let ids: Vec<u64> = sel
+            let mut ids: Vec<u64> = sel
                 .iter()
                 .map(|o| {
-                    let (id, labels) = &b.index.series[o as usize];
+                    let (id, labels) = &block.index.series[o as usize];
                     series.insert(*id, labels.clone());
                     id.0
                 })
                 .collect();
-            jobs.push((b, ids));
+            ids.sort_unstable();
+            parts.push(ScanPart {
+                source: PartSource::Block(BlockScan {
+                    store: self.inner.store.clone(),
+                    block,
+                    profile_type: req.profile_type.clone(),
+                    series: ids.into(),
+                    every_series,
+                    range: req.range,
+                }),
+                projection: projection.clone(),
+                schema: schema.clone(),
+            });
         }
-        let store = self.inner.store.clone();
-        let pt = req.profile_type.clone();
-        let range = req.range;
-        let from_blocks = stream::iter(jobs)
-            .then(move |(block, ids)| {
-                let store = store.clone();
-                let pt = pt.clone();
-                async move { scan_block(&store, &block, &pt, &ids, range).await }
-            })
-            .map_ok(|batches| stream::iter(batches.into_iter().map(Ok)))
-            .try_flatten();
-        let batches = stream::iter(head_batches.into_iter().map(Ok))
-            .chain(from_blocks)
-            .boxed();
-        Ok(ScanOutput { series, batches })
+        Ok(ScanParts { series, parts })
     }
 
     /// Profile types with data in `range`, from the heads and the block indexes.
@@ -113,7 +136,7 @@ impl Engine {
             out.extend(from_head(&h.read()));
         }
         for b in &st.blocks {
-            let sel = block_selection(b, profile_type, matchers, range);
+            let (sel, _) = block_selection(b, profile_type, matchers, range);
             if !sel.is_empty() {
                 out.extend(from_block(&b.index.postings, &sel));
             }

@@ -19,8 +19,10 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
-use futures::{TryStreamExt, stream};
-use strata_engine::{Engine, LabelMatcher, Labels, ProfileType, ScanRequest, SeriesId, TimeRange};
+use futures::{StreamExt, stream};
+use strata_engine::{
+    Engine, LabelMatcher, Labels, ProfileType, ScanPart, ScanRequest, SeriesId, TimeRange,
+};
 
 use super::filters::{self, LabelColumn, Pushdown};
 
@@ -158,7 +160,7 @@ impl TableProvider for SamplesTable {
 
     async fn scan(
         &self,
-        _state: &dyn Session,
+        state: &dyn Session,
         projection: Option<&Vec<usize>>,
         filters: &[Expr],
         limit: Option<usize>,
@@ -176,22 +178,60 @@ impl TableProvider for SamplesTable {
         let Some(pushdown) = filters::narrow(&base, filters, &self.labels) else {
             return Ok(Arc::new(EmptyExec::new(schema)));
         };
-        let columns = columns
+        let columns: Vec<Column> = columns
             .into_iter()
             .map(|i| match i.checked_sub(FIXED.len()) {
                 None => Column::Fixed(i),
                 Some(l) => Column::Label(self.labels[l].label.clone()),
             })
             .collect();
-        let partition = SampleStream {
-            engine: self.engine.clone(),
-            pushdown,
-            schema: schema.clone(),
-            columns,
+        let scan_columns = scan_columns(&columns);
+        let types = match &pushdown.profile_type {
+            Some(pt) => vec![pt.clone()],
+            None => self
+                .engine
+                .profile_types(pushdown.range)
+                .await
+                .map_err(external)?,
         };
+        let mut parts = Vec::new();
+        for pt in types {
+            let req = ScanRequest {
+                profile_type: pt.clone(),
+                matchers: pushdown.matchers.clone(),
+                range: pushdown.range,
+            };
+            let scan = self
+                .engine
+                .scan_parts(&req, Some(&scan_columns))
+                .map_err(external)?;
+            let context = Arc::new(PartContext {
+                series: scan.series,
+                profile_type: pt.to_string().into(),
+            });
+            parts.extend(scan.parts.into_iter().map(|p| (p, context.clone())));
+        }
+        let projection = Arc::new(Projection {
+            columns,
+            scan_columns,
+        });
+        let partitions: Vec<Arc<dyn PartitionStream>> =
+            balance(parts, state.config().target_partitions())
+                .into_iter()
+                .map(|parts| -> Arc<dyn PartitionStream> {
+                    Arc::new(SamplePartition {
+                        parts,
+                        schema: schema.clone(),
+                        projection: projection.clone(),
+                    })
+                })
+                .collect();
+        if partitions.is_empty() {
+            return Ok(Arc::new(EmptyExec::new(schema)));
+        }
         Ok(Arc::new(StreamingTableExec::try_new(
             schema,
-            vec![Arc::new(partition)],
+            partitions,
             None,
             Vec::new(),
             false,
@@ -209,19 +249,80 @@ enum Column {
     Label(String),
 }
 
-/// The scan of one table: every profile type the pushdown admits, in turn.
-struct SampleStream {
-    engine: Engine,
-    pushdown: Pushdown,
-    schema: SchemaRef,
-    columns: Vec<Column>,
+/// The engine scan columns ([`strata_engine::scan_schema`]) the output columns need, sorted:
+/// `profile_type` needs none (it is constant per part), a label needs `series_id`. Never
+/// empty, so batches keep their row counts.
+fn scan_columns(columns: &[Column]) -> Vec<usize> {
+    let mut out: Vec<usize> = columns
+        .iter()
+        .filter_map(|c| match c {
+            Column::Fixed(0) => None,
+            Column::Fixed(i) => Some(i - 1),
+            Column::Label(_) => Some(0),
+        })
+        .collect();
+    if out.is_empty() {
+        out.push(0);
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
-impl fmt::Debug for SampleStream {
+/// How engine batches become table batches.
+#[derive(Debug)]
+struct Projection {
+    columns: Vec<Column>,
+    /// The engine columns read, sorted (see [`scan_columns`]).
+    scan_columns: Vec<usize>,
+}
+
+impl Projection {
+    /// Position of engine scan column `i` in the read batches.
+    fn position(&self, i: usize) -> DfResult<usize> {
+        self.scan_columns
+            .binary_search(&i)
+            .map_err(|_| DataFusionError::Internal(format!("scan column {i} was not read")))
+    }
+}
+
+/// What every batch of a part shares: its series' labels and its profile type.
+struct PartContext {
+    series: BTreeMap<SeriesId, Labels>,
+    profile_type: Arc<str>,
+}
+
+/// Spreads scan parts over at most `n` partitions, largest first onto the lightest.
+fn balance<T>(mut parts: Vec<(ScanPart, T)>, n: usize) -> Vec<Vec<(ScanPart, T)>> {
+    let n = n.clamp(1, parts.len().max(1));
+    parts.sort_by_key(|(p, _)| std::cmp::Reverse(p.estimated_rows()));
+    let mut out: Vec<(u64, Vec<(ScanPart, T)>)> = (0..n).map(|_| (0, Vec::new())).collect();
+    for (part, ctx) in parts {
+        let lightest = out
+            .iter_mut()
+            .min_by_key(|(rows, _)| *rows)
+            .expect("n >= 1");
+        lightest.0 += part.estimated_rows();
+        lightest.1.push((part, ctx));
+    }
+    out.into_iter()
+        .map(|(_, parts)| parts)
+        .filter(|parts| !parts.is_empty())
+        .collect()
+}
+
+/// One partition of a table scan: some of the engine's scan parts, read in turn.
+struct SamplePartition {
+    parts: Vec<(ScanPart, Arc<PartContext>)>,
+    schema: SchemaRef,
+    projection: Arc<Projection>,
+}
+
+impl fmt::Debug for SamplePartition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SampleStream")
-            .field("pushdown", &self.pushdown)
-            .field("columns", &self.columns)
+        f.debug_struct("SamplePartition")
+            .field("parts", &self.parts.len())
+            .field("projection", &self.projection)
             .finish_non_exhaustive()
     }
 }
@@ -230,88 +331,45 @@ fn external(e: strata_engine::Error) -> DataFusionError {
     DataFusionError::External(Box::new(e))
 }
 
-impl PartitionStream for SampleStream {
+impl PartitionStream for SamplePartition {
     fn schema(&self) -> &SchemaRef {
         &self.schema
     }
 
     fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
-        let engine = self.engine.clone();
-        let pushdown = self.pushdown.clone();
         let schema = self.schema.clone();
-        let columns = Arc::new(self.columns.clone());
-        let types = {
-            let engine = engine.clone();
-            let pushdown = pushdown.clone();
-            async move {
-                match pushdown.profile_type {
-                    Some(pt) => Ok(vec![pt]),
-                    None => engine.profile_types(pushdown.range).await.map_err(external),
-                }
-            }
-        };
-        let batches = stream::once(types)
-            .map_ok(move |types| stream::iter(types.into_iter().map(Ok::<_, DataFusionError>)))
-            .try_flatten()
-            .and_then(move |pt: ProfileType| {
-                let engine = engine.clone();
-                let req = ScanRequest {
-                    profile_type: pt.clone(),
-                    matchers: pushdown.matchers.clone(),
-                    range: pushdown.range,
-                };
-                async move {
-                    let out = engine.scan(req).await.map_err(external)?;
-                    let series = Arc::new(out.series);
-                    let name: Arc<str> = pt.to_string().into();
-                    Ok(out
-                        .batches
-                        .map_err(external)
-                        .map_ok(move |b| (b, series.clone(), name.clone())))
-                }
-            })
-            .try_flatten()
-            .and_then({
-                let schema = schema.clone();
-                move |(batch, series, pt): (
-                    RecordBatch,
-                    Arc<BTreeMap<SeriesId, Labels>>,
-                    Arc<str>,
-                )| {
-                    let out = project(&batch, &series, &pt, &columns, &schema);
-                    async move { out }
-                }
-            });
-        Box::pin(RecordBatchStreamAdapter::new(schema, batches))
+        let projection = self.projection.clone();
+        let batches = stream::iter(self.parts.clone()).flat_map(move |(part, ctx)| {
+            let schema = schema.clone();
+            let projection = projection.clone();
+            part.batches()
+                .map(move |b| project(&b.map_err(external)?, &ctx, &projection, &schema))
+        });
+        Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), batches))
     }
 }
 
-/// One engine batch (scan schema) as the table's projected columns.
+/// One engine batch (projected scan schema) as the table's projected columns.
 fn project(
     batch: &RecordBatch,
-    series: &BTreeMap<SeriesId, Labels>,
-    profile_type: &str,
-    columns: &[Column],
+    ctx: &PartContext,
+    projection: &Projection,
     schema: &SchemaRef,
 ) -> DfResult<RecordBatch> {
     let n = batch.num_rows();
-    let series_ids = batch
-        .column(0)
-        .as_any()
-        .downcast_ref::<UInt64Array>()
-        .ok_or_else(|| DataFusionError::Internal("scan series_id is not UInt64".into()))?;
-    let out: Vec<ArrayRef> = columns
+    let scan_column =
+        |i: usize| -> DfResult<&ArrayRef> { Ok(batch.column(projection.position(i)?)) };
+    let out: Vec<ArrayRef> = projection
+        .columns
         .iter()
         .map(|c| -> DfResult<ArrayRef> {
             Ok(match c {
                 Column::Fixed(0) => Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
-                    profile_type,
+                    &*ctx.profile_type,
                     n,
                 ))),
-                Column::Fixed(1) => batch.column(0).clone(),
                 Column::Fixed(2) => {
-                    let ts = batch
-                        .column(1)
+                    let ts = scan_column(1)?
                         .as_any()
                         .downcast_ref::<Int64Array>()
                         .ok_or_else(|| {
@@ -322,16 +380,22 @@ fn project(
                             .with_timezone("UTC"),
                     )
                 }
-                // duration_ns, period, stack_id, value: scan columns 2..=5.
-                Column::Fixed(i) => batch.column(i - 1).clone(),
+                // series_id, duration_ns, period, stack_id, value: scan columns 0, 2..=5.
+                Column::Fixed(i) => scan_column(i - 1)?.clone(),
                 Column::Label(name) => {
+                    let series_ids = scan_column(0)?
+                        .as_any()
+                        .downcast_ref::<UInt64Array>()
+                        .ok_or_else(|| {
+                            DataFusionError::Internal("scan series_id is not UInt64".into())
+                        })?;
                     let mut b = StringBuilder::with_capacity(n, n * 8);
                     let mut last: Option<(u64, Option<&str>)> = None;
                     for id in series_ids.values().iter() {
                         let v = match last {
                             Some((l, v)) if l == *id => v,
                             _ => {
-                                let v = series.get(&SeriesId(*id)).and_then(|l| l.get(name));
+                                let v = ctx.series.get(&SeriesId(*id)).and_then(|l| l.get(name));
                                 last = Some((*id, v));
                                 v
                             }
