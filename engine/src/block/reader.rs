@@ -94,6 +94,10 @@ async fn read_file(
     stream.try_collect().await.map_err(corrupt(block, file))
 }
 
+/// Rows per batch a block scan decodes (the Parquet reader's default is 1,024; DataFusion's
+/// operators work best near their own default of 8,192).
+const SCAN_BATCH_ROWS: usize = 8192;
+
 /// The samples of one profile type in one block, for a set of its series and a time range: a
 /// part of a scan, read on demand by [`BlockScan::read`].
 #[derive(Clone)]
@@ -192,6 +196,7 @@ impl BlockScan {
                 )]));
             }
             let stream = builder
+                .with_batch_size(SCAN_BATCH_ROWS)
                 .with_row_groups(groups)
                 .with_projection(ProjectionMask::roots(schema_descr, roots.iter().copied()))
                 .build()
