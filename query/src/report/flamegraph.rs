@@ -137,6 +137,36 @@ fn count_nodes(p: &FrameProfile, stacks: &mut [u32], depth: usize) -> u64 {
     count
 }
 
+/// Groups at least this large are sorted by counting (two linear passes over the keys and one
+/// over the frame table) rather than by comparison.
+const COUNTING_SORT_MIN: usize = 1 << 14;
+
+/// Sorts `keys` (`next frame + 1` in the high 32 bits, a stack in the low) by their high half,
+/// which is at most `n_frames`: a stable counting sort.
+fn counting_sort_by_frame(
+    keys: &mut Vec<u64>,
+    scratch: &mut Vec<u64>,
+    counts: &mut Vec<usize>,
+    n_frames: usize,
+) {
+    counts.clear();
+    counts.resize(n_frames + 2, 0);
+    for k in keys.iter() {
+        counts[(k >> 32) as usize + 1] += 1;
+    }
+    for i in 1..counts.len() {
+        counts[i] += counts[i - 1];
+    }
+    scratch.clear();
+    scratch.resize(keys.len(), 0);
+    for &k in keys.iter() {
+        let slot = &mut counts[(k >> 32) as usize];
+        scratch[*slot] = k;
+        *slot += 1;
+    }
+    std::mem::swap(keys, scratch);
+}
+
 impl Tree {
     fn len(&self) -> usize {
         self.frame.len()
@@ -195,6 +225,7 @@ impl Tree {
         t.push(0, u32::MAX);
         let mut order: Vec<u32> = (0..n as u32).collect();
         let mut keys: Vec<u64> = Vec::with_capacity(n);
+        let (mut scratch, mut counts) = (Vec::new(), Vec::new());
         let mut work = vec![Group {
             lo: 0,
             hi: n,
@@ -241,7 +272,11 @@ impl Tree {
             }));
             let k0 = keys[0] >> 32;
             if keys.iter().any(|k| k >> 32 != k0) {
-                keys.sort_unstable_by_key(|k| k >> 32);
+                if keys.len() >= COUNTING_SORT_MIN {
+                    counting_sort_by_frame(&mut keys, &mut scratch, &mut counts, p.frames.len());
+                } else {
+                    keys.sort_unstable_by_key(|k| k >> 32);
+                }
                 for (o, k) in order[lo..hi].iter_mut().zip(&keys) {
                     *o = *k as u32;
                 }
@@ -609,6 +644,39 @@ mod tests {
 
     fn json(g: &FlameGraph) -> String {
         serde_json::to_string(g).unwrap()
+    }
+
+    /// Groups large enough for the counting sort (the property test's are all small).
+    #[test]
+    fn large_profile_equals_naive_build() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let stacks: Vec<(Vec<u32>, i64, i64)> = (0..3 * COUNTING_SORT_MIN)
+            .map(|_| {
+                let depth = next(12) as usize;
+                let frames = (0..depth).map(|_| next(40) as u32).collect();
+                (frames, next(100) as i64, next(50) as i64)
+            })
+            .collect();
+        for diff in [false, true] {
+            let p = profile(40, stacks.clone(), diff);
+            for (min_fraction, max_nodes) in [(0.0, 0), (0.001, 0), (0.0001, 500)] {
+                let options = FlameGraphOptions {
+                    min_fraction,
+                    max_nodes,
+                };
+                assert_eq!(
+                    json(&FlameGraph::build(&p, &options)),
+                    json(&naive_build(&p, &options)),
+                    "diff {diff}, {options:?}"
+                );
+            }
+        }
     }
 
     proptest! {
