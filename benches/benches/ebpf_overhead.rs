@@ -1,0 +1,329 @@
+//! What whole-host profiling costs: a fixed CPU-bound workload (`benches/overhead/spin.c`, one
+//! thread per CPU) timed alone, under `strata agent` (the eBPF collector, pushing to a
+//! `strata server --no-collector` on this host) at 19 Hz and 99 Hz, and under
+//! `perf record -F 19 -a -g`, rounds interleaved. Reported per mode: the workload's median wall
+//! time and slow-down against running alone, the profiler's CPU time as a share of the host
+//! (CPU-seconds / (wall seconds x CPUs)) and its peak RSS (`VmHWM`).
+//!
+//! ```sh
+//! CARGO_TARGET_DIR=/work/target-bench cargo build --release -p strata-server
+//! CARGO_TARGET_DIR=/work/target-bench cargo bench -p strata-benches --bench ebpf_overhead
+//! ```
+//!
+//! `STRATA_BIN` (default: `strata` next to this bench's build directory), `STRATA_BENCH_OVERHEAD_SECS`
+//! (workload length alone, default 10), `STRATA_BENCH_OVERHEAD_ROUNDS` (default 3). Needs root
+//! (BPF and system-wide perf events), clang and perf; whatever is missing is skipped with a
+//! message. Under `cargo test` it runs once, short, and judges nothing.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// A profiler running next to the workload.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Mode {
+    Alone,
+    Agent(u64),
+    Perf(u64),
+}
+
+impl Mode {
+    fn name(self) -> String {
+        match self {
+            Mode::Alone => "workload alone".into(),
+            Mode::Agent(hz) => format!("strata agent, {hz} Hz"),
+            Mode::Perf(hz) => format!("perf record -F {hz} -a -g"),
+        }
+    }
+}
+
+/// One timed run.
+struct Run {
+    wall: Duration,
+    /// The profiler's CPU seconds during the workload.
+    profiler_cpu: f64,
+    /// The profiler's peak RSS in bytes.
+    profiler_hwm: u64,
+}
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// User + system CPU seconds of a process, from `/proc/<pid>/stat`.
+fn cpu_seconds(pid: u32, ticks: f64) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / ticks)
+}
+
+/// Peak resident set size in bytes, from `/proc/<pid>/status`.
+fn peak_rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+fn signal(child: &Child, sig: &str) {
+    let _ = Command::new("kill")
+        .args([format!("-{sig}"), child.id().to_string()])
+        .status();
+}
+
+/// Waits up to `timeout` for a line containing `needle` on the child's stderr; the rest of the
+/// stream is drained in the background.
+fn wait_for_line(child: &mut Child, needle: &'static str, timeout: Duration) -> bool {
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains(needle) {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(timeout).is_ok()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn spin(bin: &Path, threads: usize, iterations: u64) -> Duration {
+    let t0 = Instant::now();
+    let status = Command::new(bin)
+        .args([threads.to_string(), iterations.to_string()])
+        .status()
+        .expect("running the workload");
+    assert!(status.success(), "workload failed: {status}");
+    t0.elapsed()
+}
+
+/// Starts the profiler of `mode`; `None` with a reason when it cannot run here.
+fn start(mode: Mode, strata: &Path, store: &str, dir: &Path) -> Result<Option<Child>, String> {
+    match mode {
+        Mode::Alone => Ok(None),
+        Mode::Agent(hz) => {
+            let mut child = Command::new(strata)
+                .args(["agent", "--remote-store", store, "--frequency"])
+                .arg(hz.to_string())
+                .env("RUST_LOG", "info")
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .map_err(|e| format!("cannot start {}: {e}", strata.display()))?;
+            if !wait_for_line(&mut child, "strata agent running", Duration::from_secs(60)) {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err("strata agent did not start (BPF refused?)".into());
+            }
+            Ok(Some(child))
+        }
+        Mode::Perf(hz) => {
+            let child = Command::new("perf")
+                .args(["record", "-q", "-F", &hz.to_string(), "-a", "-g", "-o"])
+                .arg(dir.join("perf.data"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .map_err(|e| format!("cannot start perf: {e}"))?;
+            Ok(Some(child))
+        }
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    let bench = std::env::args().any(|a| a == "--bench");
+    let secs = env_or("STRATA_BENCH_OVERHEAD_SECS", if bench { 10 } else { 1 });
+    let rounds = env_or("STRATA_BENCH_OVERHEAD_ROUNDS", if bench { 3 } else { 1 }).max(1);
+    let strata = std::env::var_os("STRATA_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let exe = std::env::current_exe().expect("bench path");
+            exe.parent()
+                .and_then(Path::parent)
+                .expect("target/<profile>/deps")
+                .join("strata")
+        });
+    if !strata.exists() {
+        println!(
+            "skipped: no strata binary at {} (cargo build --release -p strata-server, or set STRATA_BIN)",
+            strata.display()
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let spin_bin = dir.path().join("spin");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("overhead/spin.c");
+    let built = Command::new("clang")
+        .args(["-O2", "-fno-omit-frame-pointer", "-pthread", "-o"])
+        .arg(&spin_bin)
+        .arg(&src)
+        .status();
+    if !built.is_ok_and(|s| s.success()) {
+        println!("skipped: clang could not build {}", src.display());
+        return;
+    }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let ticks = clock_ticks();
+
+    // The server the agent pushes to (its cost is not the agent's; it is reported apart).
+    let port = free_port();
+    let mut server = Command::new(&strata)
+        .args(["server", "--no-collector", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting strata server");
+    assert!(
+        wait_for_line(
+            &mut server,
+            "strata server running",
+            Duration::from_secs(60)
+        ),
+        "strata server did not start"
+    );
+    let store = format!("http://127.0.0.1:{port}");
+
+    // Calibrate: iterations for `secs` seconds alone.
+    let probe = 20_000u64;
+    let t = spin(&spin_bin, threads, probe).as_secs_f64().max(1e-3);
+    let iterations = ((probe as f64) * secs as f64 / t).max(1.0) as u64;
+    println!(
+        "== eBPF collector overhead: {threads} threads x {iterations} rounds of spin ({secs} s alone), {rounds} round(s) per mode =="
+    );
+
+    let mut modes = vec![
+        Mode::Alone,
+        Mode::Agent(19),
+        Mode::Agent(99),
+        Mode::Perf(19),
+    ];
+    let mut results: Vec<(Mode, Vec<Run>)> = modes.iter().map(|&m| (m, Vec::new())).collect();
+    let server_cpu0 = cpu_seconds(server.id(), ticks).unwrap_or(0.0);
+    for _ in 0..rounds {
+        let mut refused = Vec::new();
+        for &mode in &modes {
+            let mut child = match start(mode, &strata, &store, dir.path()) {
+                Ok(c) => c,
+                Err(why) => {
+                    println!("  {}: skipped: {why}", mode.name());
+                    refused.push(mode);
+                    continue;
+                }
+            };
+            // Let it settle (maps read, first symbols loaded) before timing.
+            std::thread::sleep(Duration::from_secs(if child.is_some() { 2 } else { 0 }));
+            let pid = child.as_ref().map(Child::id);
+            let cpu0 = pid.and_then(|p| cpu_seconds(p, ticks)).unwrap_or(0.0);
+            let wall = spin(&spin_bin, threads, iterations);
+            let cpu1 = pid.and_then(|p| cpu_seconds(p, ticks)).unwrap_or(0.0);
+            let hwm = pid.and_then(peak_rss).unwrap_or(0);
+            if let Some(c) = child.as_mut() {
+                // perf writes its file on SIGINT; the agent stops on SIGTERM.
+                signal(
+                    c,
+                    if matches!(mode, Mode::Perf(_)) {
+                        "INT"
+                    } else {
+                        "TERM"
+                    },
+                );
+                let _ = c.wait();
+            }
+            let run = Run {
+                wall,
+                profiler_cpu: cpu1 - cpu0,
+                profiler_hwm: hwm,
+            };
+            results
+                .iter_mut()
+                .find(|(m, _)| *m == mode)
+                .expect("mode")
+                .1
+                .push(run);
+        }
+        modes.retain(|m| !refused.contains(m));
+    }
+    let server_cpu = cpu_seconds(server.id(), ticks).unwrap_or(0.0) - server_cpu0;
+    let server_hwm = peak_rss(server.id()).unwrap_or(0);
+    signal(&server, "TERM");
+    let _ = server.wait();
+
+    let alone = results
+        .iter()
+        .find(|(m, _)| *m == Mode::Alone)
+        .map(|(_, r)| median(r.iter().map(|r| r.wall.as_secs_f64()).collect()))
+        .expect("baseline runs");
+    let mut agent19 = None;
+    for (mode, runs) in &results {
+        if runs.is_empty() {
+            continue;
+        }
+        let wall = median(runs.iter().map(|r| r.wall.as_secs_f64()).collect());
+        let host_pct = median(
+            runs.iter()
+                .map(|r| 100.0 * r.profiler_cpu / (r.wall.as_secs_f64() * threads as f64))
+                .collect(),
+        );
+        let hwm = runs.iter().map(|r| r.profiler_hwm).max().unwrap_or(0);
+        let slowdown = 100.0 * (wall / alone - 1.0);
+        if *mode == Mode::Alone {
+            println!("  {:<28} median {wall:7.3} s", mode.name());
+        } else {
+            println!(
+                "  {:<28} median {wall:7.3} s  slow-down {slowdown:+6.2} %  profiler CPU {host_pct:5.2} % of host  peak RSS {:6.1} MB",
+                mode.name(),
+                hwm as f64 / 1e6
+            );
+        }
+        if *mode == Mode::Agent(19) {
+            agent19 = Some((host_pct, hwm));
+        }
+    }
+    println!(
+        "  (the server receiving the pushes: {:.2} CPU-s over the whole run, peak RSS {:.1} MB)",
+        server_cpu,
+        server_hwm as f64 / 1e6
+    );
+    if let (true, Some((pct, hwm))) = (bench, agent19) {
+        let met = pct <= 0.5 && hwm <= 100_000_000;
+        println!(
+            "  target at 19 Hz <= 0.5 % host CPU and <= 100 MB RSS: {pct:.2} %, {:.1} MB: {}",
+            hwm as f64 / 1e6,
+            if met { "met" } else { "NOT met" }
+        );
+    }
+}
