@@ -1,5 +1,7 @@
-//! [`SamplerConfig`]: how often to sample, how long an interval is.
+//! [`SamplerConfig`]: how often to sample, how long an interval is, where container runtimes
+//! keep the state that names Kubernetes pods.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -9,7 +11,8 @@ use crate::error::{Error, Result};
 /// Configuration of the [`Sampler`](crate::Sampler).
 ///
 /// Defaults: 19 Hz per CPU (a prime, so sampling does not run in lock step with 10 ms timers),
-/// one profile per process every 10 s, the ring buffer drained every 100 ms.
+/// one profile per process every 10 s, the ring buffer drained every 100 ms, container runtime
+/// state under `/run` and `/var/lib/docker`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SamplerConfig {
@@ -25,6 +28,17 @@ pub struct SamplerConfig {
     pub symbolize_user: bool,
     /// Leave the collector's own process out of the profiles. Default true.
     pub exclude_self: bool,
+    /// Where containerd and CRI-O keep their runtime state, read for the `namespace`, `pod`
+    /// and `container` labels of Kubernetes containers:
+    /// `<run_root>/containerd/io.containerd.runtime.v2.task/k8s.io/<id>/config.json` and
+    /// `<run_root>/containers/storage/overlay-containers/<id>/userdata/config.json`. Set it to
+    /// the host's `/run` as mounted into the collector's container (e.g. `/host/run`). An
+    /// absolute path; default `/run`.
+    pub run_root: PathBuf,
+    /// Docker's data root, read for the same labels of containers that cri-dockerd created:
+    /// `<docker_root>/containers/<id>/config.v2.json`. An absolute path; default
+    /// `/var/lib/docker`.
+    pub docker_root: PathBuf,
 }
 
 impl Default for SamplerConfig {
@@ -35,6 +49,8 @@ impl Default for SamplerConfig {
             poll_interval: Duration::from_millis(100),
             symbolize_user: true,
             exclude_self: true,
+            run_root: PathBuf::from("/run"),
+            docker_root: PathBuf::from("/var/lib/docker"),
         }
     }
 }
@@ -63,6 +79,17 @@ impl SamplerConfig {
                 ),
             });
         }
+        for (field, path) in [
+            ("run_root", &self.run_root),
+            ("docker_root", &self.docker_root),
+        ] {
+            if !path.is_absolute() {
+                return Err(Error::Config {
+                    field,
+                    reason: format!("{} is not an absolute path", path.display()),
+                });
+            }
+        }
         Ok(())
     }
 
@@ -83,6 +110,32 @@ mod tests {
         assert_eq!(c.frequency_hz, 19);
         assert_eq!(c.interval, Duration::from_secs(10));
         assert_eq!(c.period_ns(), 52_631_578);
+        assert_eq!(c.run_root, PathBuf::from("/run"));
+        assert_eq!(c.docker_root, PathBuf::from("/var/lib/docker"));
+    }
+
+    #[test]
+    fn runtime_roots_default_when_absent_and_must_be_absolute() {
+        let c: SamplerConfig =
+            serde_json::from_str(r#"{"frequency_hz": 99, "run_root": "/host/run"}"#).unwrap();
+        assert_eq!(c.run_root, PathBuf::from("/host/run"));
+        assert_eq!(c.docker_root, PathBuf::from("/var/lib/docker"));
+        c.validate().unwrap();
+        let bad = SamplerConfig {
+            run_root: PathBuf::from("run"),
+            ..Default::default()
+        };
+        assert!(bad.validate().unwrap_err().to_string().contains("run_root"));
+        let bad = SamplerConfig {
+            docker_root: PathBuf::new(),
+            ..Default::default()
+        };
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("docker_root")
+        );
     }
 
     #[test]

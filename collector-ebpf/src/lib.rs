@@ -11,7 +11,8 @@
 //!   a BPF ring buffer.
 //! - Address resolution: `/proc/<pid>/maps` ([`ProcessInfo`]), ELF build ids and symbol tables
 //!   ([`ElfInfo`]), kernel symbols ([`KernelSymbols`]), container ids from cgroup paths
-//!   ([`parse_cgroup_path`]).
+//!   ([`parse_cgroup_path`]), Kubernetes namespace, pod and container names from the container
+//!   runtime's state on disk ([`KubernetesResolver`]).
 #![deny(missing_docs)]
 
 mod bpf;
@@ -21,6 +22,7 @@ mod elf;
 mod error;
 mod event;
 mod kallsyms;
+mod kubernetes;
 mod process;
 mod profile;
 mod sampler;
@@ -32,6 +34,7 @@ pub use elf::{ElfCache, ElfInfo};
 pub use error::{Error, Result};
 pub use event::{FLAG_USER_REGS, MAX_STACK_DEPTH, RawSample};
 pub use kallsyms::KernelSymbols;
+pub use kubernetes::{KubernetesNames, KubernetesResolver, MAX_CACHED_CONTAINERS};
 pub use process::{MapEntry, ProcessInfo, parse_maps};
 pub use profile::{Frame, FrameMapping, IntervalProfiles, PROFILE_TYPE, ProcessProfile};
 pub use sampler::{Sampler, SamplerHandle, SamplerStats, spawn};

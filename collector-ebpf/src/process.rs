@@ -1,11 +1,12 @@
 //! [`ProcessInfo`]: what `/proc/<pid>` says about a sampled process — executable mappings,
 //! executable path, cgroup — read once when the process is first sampled (and again after an
-//! exec).
+//! exec), plus the Kubernetes names of its container.
 
 use std::sync::Arc;
 
 use crate::cgroup::{ContainerInfo, parse_cgroup_path};
 use crate::elf::{ElfCache, ElfInfo};
+use crate::kubernetes::KubernetesNames;
 
 /// One executable mapping of `/proc/<pid>/maps`.
 #[derive(Clone, Debug)]
@@ -88,6 +89,10 @@ pub struct ProcessInfo {
     pub cgroup: String,
     /// What the cgroup path says about a container.
     pub container: ContainerInfo,
+    /// The Kubernetes names of that container, when it belongs to a pod (not read by
+    /// [`ProcessInfo::read`]: the sampler fills it from its
+    /// [`KubernetesResolver`](crate::KubernetesResolver)).
+    pub kubernetes: Option<Arc<KubernetesNames>>,
     /// Executable mappings, sorted by address.
     pub maps: Vec<MapEntry>,
     /// Process start time (`/proc/<pid>/stat` field 22), to tell a reused pid apart.
@@ -123,6 +128,7 @@ impl ProcessInfo {
             executable,
             cgroup,
             container,
+            kubernetes: None,
             maps,
             start_time: start_time(pid).unwrap_or(0),
         })

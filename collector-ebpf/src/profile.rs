@@ -47,8 +47,9 @@ pub struct Frame {
 pub struct ProcessProfile {
     /// The process id.
     pub pid: u32,
-    /// Labels: `pid`, `comm`, `executable`, `cgroup`, `container_id`, `pod_uid` (empty values
-    /// are left out).
+    /// Labels: `pid`, `comm`, `executable`, `cgroup`, `container_id`, `pod_uid`, and for
+    /// containers of Kubernetes pods `namespace`, `pod`, `container` (none for a pod's sandbox)
+    /// (empty values are left out).
     pub labels: Vec<(String, String)>,
     /// Stacks, leaf first (kernel frames, then user frames), with their sample counts.
     pub stacks: Vec<(Vec<Frame>, u64)>,

@@ -1,6 +1,7 @@
 //! [`Sampler`]: drains the BPF ring buffer, resolves user addresses against the sampled
-//! processes' mappings while they are alive, aggregates per (process, stack) and closes each
-//! interval into [`IntervalProfiles`]. [`spawn`] runs it on its own thread.
+//! processes' mappings while they are alive, names the Kubernetes containers among them,
+//! aggregates per (process, stack) and closes each interval into [`IntervalProfiles`].
+//! [`spawn`] runs it on its own thread.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use crate::elf::ElfCache;
 use crate::error::Result;
 use crate::event::RawSample;
 use crate::kallsyms::KernelSymbols;
+use crate::kubernetes::KubernetesResolver;
 use crate::process::{ProcessInfo, start_time};
 use crate::profile::{Frame, FrameMapping, IntervalProfiles, ProcessProfile};
 
@@ -56,6 +58,7 @@ pub struct Sampler {
     kernel_symbols: KernelSymbols,
     kernel_mapping: Arc<FrameMapping>,
     elfs: ElfCache,
+    kubernetes: KubernetesResolver,
     processes: HashMap<u32, Tracked>,
     snapshots: FxHashMap<ProcKey, Arc<ProcessInfo>>,
     counts: FxHashMap<StackKey, u64>,
@@ -89,6 +92,7 @@ impl Sampler {
             tracing::warn!("no kernel symbols readable in /proc/kallsyms");
         }
         let elfs = ElfCache::new(config.symbolize_user);
+        let kubernetes = KubernetesResolver::new(&config.run_root, &config.docker_root);
         Ok(Sampler {
             config,
             bpf,
@@ -101,6 +105,7 @@ impl Sampler {
                 file_offset: 0,
             }),
             elfs,
+            kubernetes,
             processes: HashMap::new(),
             snapshots: FxHashMap::default(),
             counts: FxHashMap::default(),
@@ -159,16 +164,18 @@ impl Sampler {
                 .processes
                 .get(&s.pid)
                 .map_or(0, |t| t.generation.wrapping_add(1));
-            let info =
+            let mut info =
                 ProcessInfo::read(s.pid, &s.comm, &mut self.elfs).unwrap_or_else(|| ProcessInfo {
                     pid: s.pid,
                     comm: s.comm.clone(),
                     executable: String::new(),
                     cgroup: String::new(),
                     container: Default::default(),
+                    kubernetes: None,
                     maps: Vec::new(),
                     start_time: 0,
                 });
+            info.kubernetes = self.kubernetes.resolve(&info.container);
             self.processes.insert(
                 s.pid,
                 Tracked {
@@ -263,6 +270,13 @@ impl Sampler {
         self.processes.retain(|pid, t| {
             sampled.contains(pid) && start_time(*pid).is_some_and(|st| st == t.info.start_time)
         });
+        // ... and the Kubernetes names of containers none of the remaining processes is in.
+        let containers: HashSet<&str> = self
+            .processes
+            .values()
+            .filter_map(|t| t.info.container.container_id.as_deref())
+            .collect();
+        self.kubernetes.retain(|id| containers.contains(id));
         drop(mappings);
         self.elfs.prune();
         self.stats
@@ -313,6 +327,13 @@ fn labels(info: &ProcessInfo) -> Vec<(String, String)> {
     }
     if let Some(uid) = &info.container.pod_uid {
         l.push(("pod_uid".to_owned(), uid.clone()));
+    }
+    if let Some(k8s) = &info.kubernetes {
+        l.push(("namespace".to_owned(), k8s.namespace.clone()));
+        l.push(("pod".to_owned(), k8s.pod.clone()));
+        if let Some(container) = &k8s.container {
+            l.push(("container".to_owned(), container.clone()));
+        }
     }
     l.retain(|(_, v)| !v.is_empty());
     l
@@ -390,5 +411,139 @@ pub fn spawn(
                 std::io::Error::other("exited before starting"),
             ))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cgroup::parse_cgroup_path;
+
+    const ID: &str = "3f4a1b2c3d4e5f60718293a4b5c6d7e8f0112233445566778899aabbccddeeff";
+    const SANDBOX: &str = "0000000000000000000000000000000000000000000000000000000000000002";
+    const UID: &str = "0a1b2c3d-4e5f-6789-abcd-ef0123456789";
+
+    fn process(pid: u32, cgroup: &str, resolver: &mut KubernetesResolver) -> ProcessInfo {
+        let container = parse_cgroup_path(cgroup);
+        let kubernetes = resolver.resolve(&container);
+        ProcessInfo {
+            pid,
+            comm: "app".into(),
+            executable: "/app".into(),
+            cgroup: cgroup.into(),
+            container,
+            kubernetes,
+            maps: Vec::new(),
+            start_time: 1,
+        }
+    }
+
+    #[test]
+    fn kubernetes_names_reach_the_sample_labels() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("run");
+        let task = run.join("containerd/io.containerd.runtime.v2.task/k8s.io");
+        for (id, annotations) in [
+            (
+                ID,
+                r#"{"io.kubernetes.cri.container-type":"container","io.kubernetes.cri.sandbox-namespace":"shop","io.kubernetes.cri.sandbox-name":"web-0","io.kubernetes.cri.container-name":"app"}"#,
+            ),
+            (
+                SANDBOX,
+                r#"{"io.kubernetes.cri.container-type":"sandbox","io.kubernetes.cri.sandbox-namespace":"shop","io.kubernetes.cri.sandbox-name":"web-0"}"#,
+            ),
+        ] {
+            std::fs::create_dir_all(task.join(id)).unwrap();
+            std::fs::write(
+                task.join(id).join("config.json"),
+                format!(r#"{{"annotations":{annotations}}}"#),
+            )
+            .unwrap();
+        }
+        let mut resolver = KubernetesResolver::new(&run, dir.path().join("docker"));
+        let pod_slice = format!(
+            "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{}.slice",
+            UID.replace('-', "_")
+        );
+        let infos = [
+            process(
+                1,
+                &format!("{pod_slice}/cri-containerd-{ID}.scope"),
+                &mut resolver,
+            ),
+            process(
+                2,
+                &format!("{pod_slice}/cri-containerd-{SANDBOX}.scope"),
+                &mut resolver,
+            ),
+            // A container of no pod (no state in the k8s.io namespace), and a host process.
+            process(
+                3,
+                &format!("/system.slice/docker-{}.scope", "ab".repeat(32)),
+                &mut resolver,
+            ),
+            process(4, "/system.slice/sshd.service", &mut resolver),
+        ];
+        assert_eq!(resolver.len(), 3, "one entry per container id");
+
+        let l = labels(&infos[0]);
+        let get = |l: &[(String, String)], k: &str| {
+            l.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+        };
+        assert_eq!(get(&l, "container_id").as_deref(), Some(ID));
+        assert_eq!(get(&l, "pod_uid").as_deref(), Some(UID));
+        assert_eq!(get(&l, "namespace").as_deref(), Some("shop"));
+        assert_eq!(get(&l, "pod").as_deref(), Some("web-0"));
+        assert_eq!(get(&l, "container").as_deref(), Some("app"));
+        let l = labels(&infos[1]);
+        assert_eq!(get(&l, "pod").as_deref(), Some("web-0"));
+        assert_eq!(
+            get(&l, "container"),
+            None,
+            "a sandbox has no container name"
+        );
+        for info in &infos[2..] {
+            let l = labels(info);
+            for k in ["namespace", "pod", "container"] {
+                assert_eq!(get(&l, k), None, "pid {}: {k}", info.pid);
+            }
+        }
+
+        // The labels become the series of the engine batch.
+        let frame = Frame {
+            address: 0x1000,
+            kernel: false,
+            mapping: None,
+            function: None,
+        };
+        let profiles = IntervalProfiles {
+            timestamp_ns: 1_700_000_000_000_000_000,
+            duration_ns: 10_000_000_000,
+            period_ns: 52_631_578,
+            processes: infos
+                .iter()
+                .map(|info| ProcessProfile {
+                    pid: info.pid,
+                    labels: labels(info),
+                    stacks: vec![(vec![frame.clone()], 1)],
+                })
+                .collect(),
+        };
+        let batch = profiles.to_batch().unwrap();
+        let series = batch.series();
+        assert_eq!(series.len(), 4);
+        let of = |pid: &str| {
+            series
+                .iter()
+                .find(|s| s.get("pid") == Some(pid))
+                .expect("series of the pid")
+        };
+        assert_eq!(of("1").get("namespace"), Some("shop"));
+        assert_eq!(of("1").get("pod"), Some("web-0"));
+        assert_eq!(of("1").get("container"), Some("app"));
+        assert_eq!(of("1").get("container_id"), Some(ID));
+        assert_eq!(of("2").get("container"), None);
+        assert_eq!(of("3").get("namespace"), None);
+        assert_eq!(of("4").get("pod"), None);
     }
 }
