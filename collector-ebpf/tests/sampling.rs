@@ -1,16 +1,33 @@
 //! The collector against real processes on this kernel (needs root; skips with a message only
-//! when the kernel refuses BPF).
+//! when the kernel refuses BPF, or when `go` is missing for the Go workload).
 //!
-//! A C program (`fixtures/busy.c`, built here with clang and frame pointers) spends 50 / 30 /
-//! 20 % of its CPU in `leaf_a` / `leaf_b` / `leaf_c`, all called from `parent` from `main`; a
-//! second instance loops on write(2). At 99 Hz the sampler must find each share within ±5
-//! points, the main -> parent -> leaf order, and kernel frames under the syscall loop.
+//! Two workloads, each run as two instances: `busy` spends 50 / 30 / 20 % of its CPU in three
+//! leaves all called from one parent called from main; `syscalls` loops on write(2). At 99 Hz
+//! the sampler must find each share within ±5 points, the main -> parent -> leaf order, and
+//! kernel frames under the syscall loop joined to its user stack.
+//!
+//! - C (`fixtures/busy.c`, built here with clang and frame pointers): `leaf_a` / `leaf_b` /
+//!   `leaf_c` under `parent` under `main`.
+//! - Go (`fixtures/busy_go`, built here with `go build`; Go keeps frame pointers on amd64):
+//!   `main.leafA` / `main.leafB` / `main.leafC` under `main.parent` under `main.main`, named
+//!   from the Go binary's ELF symbol table. The runtime's own threads (sysmon, GC) run beside
+//!   the workload's goroutine, so shares are over the samples under `main.parent`.
+//!
+//! The two tests sample one after the other (the host has few cores and the shares need
+//! samples, not contention); the builds run before taking the turn.
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use strata_collector_ebpf::{Error, ProcessProfile, Sampler, SamplerConfig};
+use strata_collector_ebpf::{
+    Error, Frame, IntervalProfiles, ProcessProfile, Sampler, SamplerConfig,
+};
+
+/// Taken by each test for its sampling.
+static SAMPLING: Mutex<()> = Mutex::new(());
 
 struct KillOnDrop(Child);
 
@@ -21,7 +38,7 @@ impl Drop for KillOnDrop {
     }
 }
 
-fn build_workload(dir: &Path) -> std::path::PathBuf {
+fn build_c_workload(dir: &Path) -> PathBuf {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/busy.c");
     let out = dir.join("busy");
     let status = Command::new("clang")
@@ -39,8 +56,57 @@ fn build_workload(dir: &Path) -> std::path::PathBuf {
     out
 }
 
+/// Builds `fixtures/busy_go` with the `go` on PATH; `None` when there is none.
+fn build_go_workload(dir: &Path) -> Option<PathBuf> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/busy_go");
+    let out = dir.join("busy_go");
+    let mut go = Command::new("go");
+    go.args(["build", "-o"])
+        .arg(&out)
+        .arg(".")
+        .current_dir(&src)
+        .env("GOTOOLCHAIN", "local")
+        .env("CGO_ENABLED", "0");
+    // `go` needs a build cache; use the user's when there is one.
+    if ["GOCACHE", "XDG_CACHE_HOME", "HOME"]
+        .iter()
+        .all(|v| std::env::var_os(v).is_none())
+    {
+        go.env("GOCACHE", dir.join("gocache"));
+    }
+    let built = match go.output() {
+        Ok(o) => o,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => panic!("running go: {e}"),
+    };
+    assert!(
+        built.status.success(),
+        "go build: {}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    Some(out)
+}
+
+/// Starts the sampler at 99 Hz; `None` (with a message) when the kernel refuses BPF.
+fn start_sampler() -> Option<Sampler> {
+    let config = SamplerConfig {
+        frequency_hz: 99,
+        interval: Duration::from_secs(600),
+        poll_interval: Duration::from_millis(50),
+        ..Default::default()
+    };
+    match Sampler::start(config) {
+        Ok(s) => Some(s),
+        Err(e @ Error::Bpf { .. }) => {
+            eprintln!("SKIPPED: the kernel refused BPF here: {e}");
+            None
+        }
+        Err(e) => panic!("{e}"),
+    }
+}
+
 /// Function names of the user frames, leaf first.
-fn user_names(frames: &[strata_collector_ebpf::Frame]) -> Vec<&str> {
+fn user_names(frames: &[Frame]) -> Vec<&str> {
     frames
         .iter()
         .filter(|f| !f.kernel)
@@ -48,44 +114,34 @@ fn user_names(frames: &[strata_collector_ebpf::Frame]) -> Vec<&str> {
         .collect()
 }
 
-#[test]
-fn finds_cpu_shares_call_order_and_kernel_frames() {
-    let config = SamplerConfig {
-        frequency_hz: 99,
-        interval: Duration::from_secs(600),
-        poll_interval: Duration::from_millis(50),
-        ..Default::default()
-    };
-    let mut sampler = match Sampler::start(config) {
-        Ok(s) => s,
-        Err(e @ Error::Bpf { .. }) => {
-            eprintln!("SKIPPED: the kernel refused BPF here: {e}");
-            return;
-        }
-        Err(e) => panic!("{e}"),
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let exe = build_workload(dir.path());
-    let busy = KillOnDrop(Command::new(&exe).args(["busy", "60"]).spawn().unwrap());
-    let sys = KillOnDrop(Command::new(&exe).args(["syscalls", "60"]).spawn().unwrap());
-    let (busy_pid, sys_pid) = (busy.0.id(), sys.0.id());
+/// Samples of the stacks of process `pid` that `counted` accepts.
+fn count_of(profiles: &[IntervalProfiles], pid: u32, counted: impl Fn(&[Frame]) -> bool) -> u64 {
+    of(profiles, pid)
+        .iter()
+        .flat_map(|p| &p.stacks)
+        .filter(|(frames, _)| counted(frames))
+        .map(|(_, n)| n)
+        .sum()
+}
 
-    // Sample for at least 4 s and until the busy process has 600 samples (the host may be
-    // shared with builds), at most 60 s. Counting needs closing intervals; count raw here.
+/// Samples for at least 4 s and until process `pid` has 600 samples `counted` accepts (the
+/// host may be shared with builds), at most 55 s. Closing intervals is what symbolizes, so the
+/// count is checked on intervals of ~0.5 s.
+fn sample(
+    sampler: &mut Sampler,
+    pid: u32,
+    counted: impl Fn(&[Frame]) -> bool,
+) -> Vec<IntervalProfiles> {
     let start = Instant::now();
     let mut profiles = Vec::new();
+    let mut n = 0;
     loop {
         std::thread::sleep(Duration::from_millis(50));
         sampler.poll();
         if start.elapsed() >= Duration::from_secs(2) {
             let p = sampler.finish_interval();
+            n += count_of(std::slice::from_ref(&p), pid, &counted);
             profiles.push(p);
-            let n: u64 = profiles
-                .iter()
-                .flat_map(|p| &p.processes)
-                .filter(|p| p.pid == busy_pid)
-                .map(ProcessProfile::total)
-                .sum();
             if (start.elapsed() >= Duration::from_secs(4) && n >= 600)
                 || start.elapsed() > Duration::from_secs(55)
             {
@@ -94,36 +150,60 @@ fn finds_cpu_shares_call_order_and_kernel_frames() {
             std::thread::sleep(Duration::from_millis(450));
         }
     }
-    drop(busy);
-    drop(sys);
+    eprintln!("sampled for {:.1} s", start.elapsed().as_secs_f64());
+    profiles
+}
 
-    let of = |pid: u32| -> Vec<&ProcessProfile> {
-        profiles
-            .iter()
-            .flat_map(|p| &p.processes)
-            .filter(|p| p.pid == pid)
-            .collect()
-    };
-    let busy = of(busy_pid);
+fn of(profiles: &[IntervalProfiles], pid: u32) -> Vec<&ProcessProfile> {
+    profiles
+        .iter()
+        .flat_map(|p| &p.processes)
+        .filter(|p| p.pid == pid)
+        .collect()
+}
+
+/// The names a workload's stacks must show.
+struct Names {
+    main: &'static str,
+    parent: &'static str,
+    leaves: [&'static str; 3],
+    /// The user frame under the syscall loop's kernel frames.
+    syscall_caller: &'static str,
+}
+
+/// Checks the labels, the 50 / 30 / 20 % shares of the leaves among the samples under the
+/// parent and the main -> parent -> leaf order; returns the share of all the process's
+/// samples that were under the parent.
+fn check_busy(busy: &[&ProcessProfile], pid: u32, exe: &Path, names: &Names) -> f64 {
     assert!(!busy.is_empty(), "no samples of the busy process");
-    assert_eq!(busy[0].label("comm"), Some("busy"));
+    let comm = exe.file_name().unwrap().to_str().unwrap();
+    assert_eq!(busy[0].label("comm"), Some(comm));
     assert_eq!(
         busy[0].label("executable"),
         Some(exe.to_str().unwrap()),
         "labels: {:?}",
         busy[0].labels
     );
-    assert_eq!(busy[0].label("pid"), Some(busy_pid.to_string().as_str()));
-    let total: u64 = busy.iter().map(|p| p.total()).sum();
+    assert_eq!(busy[0].label("pid"), Some(pid.to_string().as_str()));
+    let all: u64 = busy.iter().map(|p| p.total()).sum();
+    let mut total = 0u64;
     let mut leaf = [0u64; 3];
     let mut ordered = 0u64;
     let mut with_build_id = 0u64;
+    let mut other = BTreeMap::<String, u64>::new();
     for (frames, count) in busy.iter().flat_map(|p| &p.stacks) {
-        let names = user_names(frames);
-        for (i, want) in ["leaf_a", "leaf_b", "leaf_c"].iter().enumerate() {
-            if let Some(pos) = names.iter().position(|n| n == want) {
+        let user = user_names(frames);
+        if !user.contains(&names.parent) {
+            *other.entry(user.join(" <- ")).or_default() += count;
+            continue;
+        }
+        total += count;
+        for (i, want) in names.leaves.iter().enumerate() {
+            if let Some(pos) = user.iter().position(|n| n == want) {
                 leaf[i] += count;
-                if names.get(pos + 1) == Some(&"parent") && names.get(pos + 2) == Some(&"main") {
+                if user.get(pos + 1) == Some(&names.parent)
+                    && user.get(pos + 2) == Some(&names.main)
+                {
                     ordered += count;
                 }
             }
@@ -138,30 +218,55 @@ fn finds_cpu_shares_call_order_and_kernel_frames() {
         }
     }
     let share = |n: u64| 100.0 * n as f64 / total as f64;
-    let shares = [share(leaf[0]), share(leaf[1]), share(leaf[2])];
+    let shares = leaf.map(share);
+    let in_leaves: u64 = leaf.iter().sum();
     eprintln!(
-        "busy: {total} samples; leaf_a {:.1} %, leaf_b {:.1} %, leaf_c {:.1} %; main->parent->leaf order in {:.1} % of leaf samples; leaf in a mapping with a build id in {:.1} %",
+        "busy: {all} samples, {total} under {}; {} {:.1} %, {} {:.1} %, {} {:.1} %; {} -> {} -> leaf order in {:.1} % of leaf samples; leaf in a mapping with a build id in {:.1} %",
+        names.parent,
+        names.leaves[0],
         shares[0],
+        names.leaves[1],
         shares[1],
+        names.leaves[2],
         shares[2],
-        100.0 * ordered as f64 / leaf.iter().sum::<u64>() as f64,
+        names.main,
+        names.parent,
+        100.0 * ordered as f64 / in_leaves as f64,
         share(with_build_id),
     );
+    let mut other: Vec<_> = other.into_iter().collect();
+    other.sort_by_key(|s| std::cmp::Reverse(s.1));
+    eprintln!(
+        "busy: top stacks not under {}: {:?}",
+        names.parent,
+        &other[..other.len().min(4)]
+    );
+    assert!(total > 0, "no stack reaches {}: {other:?}", names.parent);
     for (got, want) in shares.iter().zip([50.0, 30.0, 20.0]) {
         assert!(
             (got - want).abs() <= 5.0,
-            "shares {shares:?} vs 50/30/20 (±5)"
+            "shares {shares:?} of {:?} vs 50/30/20 (±5)",
+            names.leaves
         );
     }
     assert!(
-        ordered as f64 >= 0.95 * leaf.iter().sum::<u64>() as f64,
+        in_leaves as f64 >= 0.95 * total as f64,
+        "only {in_leaves} of the {total} samples under {} are in a leaf",
+        names.parent
+    );
+    assert!(
+        ordered as f64 >= 0.95 * in_leaves as f64,
         "main -> parent -> leaf order in only {ordered} of {leaf:?} samples"
     );
+    100.0 * total as f64 / all as f64
+}
 
-    let sys = of(sys_pid);
+/// Checks that the syscall loop's samples have kernel frames, a write among them, and user
+/// stacks joined under them.
+fn check_syscalls(sys: &[&ProcessProfile], names: &Names) {
     let sys_total: u64 = sys.iter().map(|p| p.total()).sum();
     let mut kernel = 0u64;
-    let mut kernel_named = std::collections::BTreeMap::<String, u64>::new();
+    let mut kernel_named = BTreeMap::<String, u64>::new();
     let mut under_loop = 0u64;
     for (frames, count) in sys.iter().flat_map(|p| &p.stacks) {
         if frames.iter().any(|f| f.kernel) {
@@ -171,9 +276,7 @@ fn finds_cpu_shares_call_order_and_kernel_frames() {
                     *kernel_named.entry(name.to_string()).or_default() += count;
                 }
             }
-            // libc's write() keeps no frame of its own, so the frame-pointer walk from it
-            // skips its caller (syscall_loop) and lands in main.
-            if user_names(frames).contains(&"main") {
+            if user_names(frames).contains(&names.syscall_caller) {
                 under_loop += count;
             }
         }
@@ -181,7 +284,8 @@ fn finds_cpu_shares_call_order_and_kernel_frames() {
     let mut top: Vec<_> = kernel_named.iter().collect();
     top.sort_by(|a, b| b.1.cmp(a.1));
     eprintln!(
-        "syscalls: {sys_total} samples, {kernel} with kernel frames ({under_loop} of them joined to a user stack reaching main); top kernel functions {:?}",
+        "syscalls: {sys_total} samples, {kernel} with kernel frames ({under_loop} of them joined to a user stack reaching {}); top kernel functions {:?}",
+        names.syscall_caller,
         &top[..top.len().min(6)]
     );
     assert!(sys_total >= 20, "too few samples of the syscall loop");
@@ -199,8 +303,73 @@ fn finds_cpu_shares_call_order_and_kernel_frames() {
         under_loop > 0,
         "kernel stacks are not joined to the user stack"
     );
+}
 
+/// Runs `exe busy 60` and `exe syscalls 4` under the sampler, checks both, and returns the
+/// share of the busy process's samples that were under the parent. (The syscall loop needs
+/// few samples; stopping it early leaves the busy one more CPU on a loaded host.)
+fn run_workload(sampler: &mut Sampler, exe: &Path, names: &Names) -> f64 {
+    let busy = KillOnDrop(Command::new(exe).args(["busy", "60"]).spawn().unwrap());
+    let sys = KillOnDrop(Command::new(exe).args(["syscalls", "4"]).spawn().unwrap());
+    let (busy_pid, sys_pid) = (busy.0.id(), sys.0.id());
+    let profiles = sample(sampler, busy_pid, |frames| {
+        user_names(frames).contains(&names.parent)
+    });
+    drop(busy);
+    drop(sys);
+    let under_parent = check_busy(&of(&profiles, busy_pid), busy_pid, exe, names);
+    check_syscalls(&of(&profiles, sys_pid), names);
     // The whole interval converts to an engine batch.
     let batch = profiles.last().unwrap().to_batch().unwrap();
     assert!(batch.num_samples() > 0);
+    under_parent
+}
+
+#[test]
+fn finds_cpu_shares_call_order_and_kernel_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = build_c_workload(dir.path());
+    let _turn = SAMPLING.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(mut sampler) = start_sampler() else {
+        return;
+    };
+    let names = Names {
+        main: "main",
+        parent: "parent",
+        leaves: ["leaf_a", "leaf_b", "leaf_c"],
+        // libc's write() keeps no frame of its own, so the frame-pointer walk from it skips
+        // its caller (syscall_loop) and lands in main.
+        syscall_caller: "main",
+    };
+    let under_parent = run_workload(&mut sampler, &exe, &names);
+    // One thread: next to nothing runs outside parent.
+    assert!(
+        under_parent >= 90.0,
+        "only {under_parent:.1} % of the samples under parent"
+    );
+}
+
+#[test]
+fn finds_go_cpu_shares_call_order_and_kernel_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(exe) = build_go_workload(dir.path()) else {
+        eprintln!("SKIPPED: no `go` on PATH (./scripts/test installs Debian's golang-go)");
+        return;
+    };
+    let _turn = SAMPLING.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(mut sampler) = start_sampler() else {
+        return;
+    };
+    let names = Names {
+        main: "main.main",
+        parent: "main.parent",
+        leaves: ["main.leafA", "main.leafB", "main.leafC"],
+        syscall_caller: "main.syscallLoop",
+    };
+    let under_parent = run_workload(&mut sampler, &exe, &names);
+    // The runtime's threads take a little beside the workload's goroutine.
+    assert!(
+        under_parent >= 80.0,
+        "only {under_parent:.1} % of the samples under main.parent"
+    );
 }
