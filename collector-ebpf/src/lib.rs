@@ -8,11 +8,12 @@
 //! - [`BpfProfiler`]: the C program `bpf/profiler.bpf.c` (compiled object committed as
 //!   [`PROFILER_OBJECT`], rebuilt by `bpf/build.sh`), loaded with aya and attached to a
 //!   cpu-clock perf event on every online CPU; samples ([`RawSample`]) reach userspace through
-//!   a BPF ring buffer.
-//! - Address resolution: `/proc/<pid>/maps` ([`ProcessInfo`]), ELF build ids and symbol tables
-//!   ([`ElfInfo`]), kernel symbols ([`KernelSymbols`]), container ids from cgroup paths
-//!   ([`parse_cgroup_path`]), Kubernetes namespace, pod and container names from the container
-//!   runtime's state on disk ([`KubernetesResolver`]).
+//!   a BPF ring buffer or are counted in the kernel in a hash map ([`Transport`]).
+//! - Address resolution: `/proc/<pid>/maps` ([`ProcessInfo`]), ELF build ids (GNU, else Go,
+//!   else [`file_hash_id`]; [`BuildIdKind`]) and symbol tables ([`ElfInfo`]), kernel symbols
+//!   ([`KernelSymbols`]), container ids from cgroup paths ([`parse_cgroup_path`]), Kubernetes
+//!   namespace, pod and container names from the container runtime's state on disk
+//!   ([`KubernetesResolver`]).
 #![deny(missing_docs)]
 
 mod bpf;
@@ -27,10 +28,10 @@ mod process;
 mod profile;
 mod sampler;
 
-pub use bpf::{BpfProfiler, KernelCounters, PROFILER_OBJECT};
+pub use bpf::{BpfProfiler, KernelCounters, MAP_MAX_ENTRIES, PROFILER_OBJECT};
 pub use cgroup::{ContainerInfo, parse_cgroup_path};
-pub use config::SamplerConfig;
-pub use elf::{ElfCache, ElfInfo};
+pub use config::{SamplerConfig, Transport};
+pub use elf::{BuildIdKind, ElfCache, ElfInfo, file_hash_id};
 pub use error::{Error, Result};
 pub use event::{FLAG_USER_REGS, MAX_STACK_DEPTH, RawSample};
 pub use kallsyms::KernelSymbols;

@@ -19,7 +19,8 @@ pub struct FrameMapping {
     /// Path of the file (`[kernel.kallsyms]` for the kernel, `[vdso]`, or empty for anonymous
     /// memory such as JIT code).
     pub filename: String,
-    /// GNU build id in hex; empty when unknown.
+    /// Build id of the file ([`crate::ElfInfo::build_id`]: GNU in hex, else Go, else a file
+    /// hash); empty when unknown (unreadable file, anonymous memory, kernel).
     pub build_id: String,
     /// First mapped address.
     pub memory_start: u64,
