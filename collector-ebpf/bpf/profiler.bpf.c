@@ -5,13 +5,24 @@
 // Attached to a software cpu-clock perf event on every online CPU. On each sample it records
 // who was running (pid, tid, comm, cgroup id) and both stacks as raw instruction pointers
 // (`bpf_get_stack`, so there is no stack-map hash collision to lose frames to): the user stack
-// walked by the kernel through frame pointers, and the kernel stack. The record goes to a BPF
-// ring buffer that userspace polls on a timer (no wake-ups from here). A reservation that fails
-// (userspace too slow, ring full) is counted in a per-CPU counter.
+// walked by the kernel through frame pointers, and the kernel stack.
 //
-// The record also carries the user registers (ip, sp, bp) at the interruption, so a future
-// `.eh_frame` unwinder can start from them without changing the record's layout; see
-// `src/event.rs` for the userspace view of `struct strata_sample`.
+// Two programs, one per transport; userspace loads only the one its config selects:
+//
+// - `profile_cpu` (transport `ring_buffer`): one record per sample into a BPF ring buffer that
+//   userspace polls on a timer (no wake-ups from here). A reservation that fails (userspace too
+//   slow, ring full) is counted as a drop. The record also carries the user registers (ip, sp,
+//   bp) at the interruption, so a future `.eh_frame` unwinder can start from them without
+//   changing the record's layout; see `src/event.rs` for the userspace view of
+//   `struct strata_sample`.
+// - `profile_cpu_map` (transport `map`): samples are counted in the kernel, in a hash map keyed
+//   by (pid, cgroup id, comm, user stack, kernel stack) — no tid, no timestamp, no registers, so
+//   equal stacks of a process's threads share an entry. There are two such maps, `counts_0` and
+//   `counts_1`; `active` says which one the program writes. Each poll, userspace flips `active`,
+//   waits until every program that may have read the old value has finished (the per-CPU
+//   `COUNTER_SAMPLES` / `COUNTER_SETTLED` pair below), then reads and deletes every entry of the
+//   map no longer written: nothing is lost or counted twice. A sample that finds the map full
+//   (`MAP_MAX_ENTRIES` distinct keys in one poll) is counted as a drop.
 //
 // Rebuild with `bpf/build.sh` (clang 14 + libbpf-dev); the compiled object is committed.
 
@@ -28,8 +39,12 @@
 
 // Indexes of the per-CPU `counters` array.
 #define COUNTER_SAMPLES 0 // samples seen (idle excluded)
-#define COUNTER_DROPS 1   // samples lost because the ring buffer was full
-#define COUNTER_NUM 2
+#define COUNTER_DROPS 1   // samples lost because the ring buffer (or the counts map) was full
+#define COUNTER_SETTLED 2 // samples `profile_cpu_map` is done with (map written or drop counted)
+#define COUNTER_NUM 3
+
+// Distinct keys one counts map holds (one poll's worth). `src/bpf.rs` has the same number.
+#define MAP_MAX_ENTRIES 16384
 
 // One sample. Layout shared with `src/event.rs` (repr(C), little endian): keep them in step.
 struct strata_sample {
@@ -47,6 +62,20 @@ struct strata_sample {
 	__u64 kernel_stack[MAX_STACK_DEPTH];
 };
 
+// The key of the counts maps. Layout shared with `src/event.rs` (`RawSample::parse_key`). Every
+// byte is written on each sample (no implicit padding; bpf_get_stack zeroes the part of its
+// buffer it does not fill, and the whole buffer on error), so equal samples hash equal.
+struct strata_stack_key {
+	__u32 pid;
+	__s32 user_len;   // bytes of user_stack filled, or a negative errno
+	__s32 kernel_len; // bytes of kernel_stack filled, or a negative errno
+	__u32 reserved;   // zero
+	__u64 cgroup_id;
+	char comm[TASK_COMM_LEN];
+	__u64 user_stack[MAX_STACK_DEPTH];
+	__u64 kernel_stack[MAX_STACK_DEPTH];
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 8 * 1024 * 1024);
@@ -59,6 +88,35 @@ struct {
 	__type(value, __u64);
 } counters SEC(".maps");
 
+// The counts maps of the `map` transport. Not preallocated: memory follows the distinct stacks
+// of one poll (the key is 2 KB; 16,384 preallocated entries would pin 35 MB per map whether or
+// not they are used). Perf-event programs may use such maps since Linux 6.1 (bpf_mem_alloc).
+struct counts_map {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, MAP_MAX_ENTRIES);
+	__type(key, struct strata_stack_key);
+	__type(value, __u64);
+};
+struct counts_map counts_0 SEC(".maps");
+struct counts_map counts_1 SEC(".maps");
+
+// Which counts map `profile_cpu_map` writes: 0 or 1. Flipped by userspace each poll.
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} active SEC(".maps");
+
+// Scratch space for the key (too big for the 512-byte BPF stack), one per CPU.
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct strata_stack_key);
+} key_scratch SEC(".maps");
+
 // Set by userspace: the profiler's own process, left out when non-zero.
 const volatile __u32 self_pid = 0;
 
@@ -67,6 +125,16 @@ static __always_inline void count(__u32 which)
 	__u64 *c = bpf_map_lookup_elem(&counters, &which);
 	if (c)
 		*c += 1;
+}
+
+// Like count(), but as an atomic (locked, so fully ordered on x86) add: the `map` transport's
+// settle protocol needs COUNTER_SAMPLES visible before `active` is read, and COUNTER_SETTLED
+// after the counts map is written.
+static __always_inline void count_ordered(__u32 which)
+{
+	__u64 *c = bpf_map_lookup_elem(&counters, &which);
+	if (c)
+		__sync_fetch_and_add(c, 1);
 }
 
 SEC("perf_event")
@@ -115,6 +183,68 @@ int profile_cpu(struct bpf_perf_event_data *ctx)
 	s->kernel_len = bpf_get_stack(ctx, s->kernel_stack, sizeof(s->kernel_stack), 0);
 
 	bpf_ringbuf_submit(s, BPF_RB_NO_WAKEUP);
+	return 0;
+}
+
+// Adds one to `key`'s count in `map`; false when the map is full.
+static __always_inline bool add_to(void *map, struct strata_stack_key *key)
+{
+	__u64 *n = bpf_map_lookup_elem(map, key);
+	if (n) {
+		__sync_fetch_and_add(n, 1);
+		return true;
+	}
+	__u64 one = 1;
+	long err = bpf_map_update_elem(map, key, &one, BPF_NOEXIST);
+	if (err == 0)
+		return true;
+	// Another CPU inserted the same key first.
+	n = bpf_map_lookup_elem(map, key);
+	if (n) {
+		__sync_fetch_and_add(n, 1);
+		return true;
+	}
+	return false; // -E2BIG: full (or -ENOMEM)
+}
+
+SEC("perf_event")
+int profile_cpu_map(struct bpf_perf_event_data *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 pid = id >> 32;
+	__u32 tid = (__u32)id;
+
+	if (tid == 0)
+		return 0;
+	if (self_pid != 0 && pid == self_pid)
+		return 0;
+
+	// Entered: counted before `active` is read (see the settle protocol above).
+	count_ordered(COUNTER_SAMPLES);
+
+	__u32 zero = 0;
+	struct strata_stack_key *k = bpf_map_lookup_elem(&key_scratch, &zero);
+	__u32 *which = bpf_map_lookup_elem(&active, &zero);
+	if (!k || !which) {
+		count(COUNTER_DROPS);
+		count_ordered(COUNTER_SETTLED);
+		return 0;
+	}
+	k->pid = pid;
+	k->reserved = 0;
+	k->cgroup_id = bpf_get_current_cgroup_id();
+	bpf_get_current_comm(k->comm, sizeof(k->comm));
+	k->user_len = bpf_get_stack(ctx, k->user_stack, sizeof(k->user_stack), BPF_F_USER_STACK);
+	k->kernel_len = bpf_get_stack(ctx, k->kernel_stack, sizeof(k->kernel_stack), 0);
+
+	bool ok;
+	if (*which)
+		ok = add_to(&counts_1, k);
+	else
+		ok = add_to(&counts_0, k);
+	if (!ok)
+		count(COUNTER_DROPS);
+	count_ordered(COUNTER_SETTLED);
 	return 0;
 }
 

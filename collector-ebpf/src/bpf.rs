@@ -1,37 +1,77 @@
 //! [`BpfProfiler`]: the compiled BPF program (`bpf/profiler.bpf.o`, committed), loaded with aya
-//! and attached to a cpu-clock perf event on every online CPU.
+//! and attached to a cpu-clock perf event on every online CPU, with the samples read back
+//! through the configured [`Transport`]: the ring buffer, or the in-kernel counts maps.
 
-use aya::maps::{MapData, PerCpuArray, RingBuf};
+use std::time::{Duration, Instant};
+
+use aya::maps::{Array, HashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::PerfEvent;
 use aya::programs::perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent};
 use aya::{Btf, Ebpf, EbpfLoader};
 
+use crate::config::Transport;
 use crate::error::{Error, Result};
 use crate::event::RawSample;
 
 /// The compiled BPF object (`bpf/profiler.bpf.o`, rebuilt by `bpf/build.sh`).
 pub static PROFILER_OBJECT: &[u8] = aya::include_bytes_aligned!("../bpf/profiler.bpf.o");
 
-const PROGRAM: &str = "profile_cpu";
+/// Entries of each counts map of the `map` transport (`MAP_MAX_ENTRIES` in
+/// `bpf/profiler.bpf.c`): distinct (process, stacks) keys one poll can hold; beyond that,
+/// samples are dropped (and counted).
+pub const MAP_MAX_ENTRIES: u32 = 16_384;
+
+const PROGRAM_RING: &str = "profile_cpu";
+const PROGRAM_MAP: &str = "profile_cpu_map";
 const RING: &str = "samples";
+const COUNTS: [&str; 2] = ["counts_0", "counts_1"];
+const ACTIVE: &str = "active";
 const COUNTERS: &str = "counters";
 const COUNTER_SAMPLES: u32 = 0;
 const COUNTER_DROPS: u32 = 1;
+const COUNTER_SETTLED: u32 = 2;
+/// The ring buffer's size when the `map` transport leaves it unused (a power of two and a
+/// multiple of the page size).
+const UNUSED_RING_BYTES: u32 = 64 * 1024;
+/// How long a poll of the `map` transport waits for programs still writing the map it is about
+/// to read (they run for microseconds).
+const SETTLE_TIMEOUT: Duration = Duration::from_millis(50);
+
+type CountsKey = [u8; RawSample::KEY_SIZE];
+type CountsMap = HashMap<MapData, CountsKey, u64>;
+
+/// Where the samples come from.
+enum Source {
+    Ring(RingBuf<MapData>),
+    Map {
+        /// `counts_0` and `counts_1`.
+        counts: [CountsMap; 2],
+        /// Which one the program writes (mirrors the `active` map).
+        active: u32,
+        active_map: Array<MapData, u32>,
+    },
+}
 
 /// Kernel-side counters, summed over CPUs since the program was loaded.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct KernelCounters {
     /// Samples the program saw (idle and the collector itself excluded).
     pub samples: u64,
-    /// Samples lost because the ring buffer was full.
+    /// Samples lost because the ring buffer (or the counts map) was full.
     pub drops: u64,
+}
+
+fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map> {
+    ebpf.take_map(name)
+        .ok_or(Error::MissingObject { kind: "map", name })
 }
 
 /// The loaded and attached BPF program. Dropping it detaches everything.
 pub struct BpfProfiler {
     // Held for its links: dropping `Ebpf` detaches the program.
     _ebpf: Ebpf,
-    ring: RingBuf<MapData>,
+    source: Source,
+    transport: Transport,
     counters: PerCpuArray<MapData, u64>,
     cpus: usize,
 }
@@ -40,28 +80,44 @@ impl std::fmt::Debug for BpfProfiler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BpfProfiler")
             .field("cpus", &self.cpus)
+            .field("transport", &self.transport)
             .finish_non_exhaustive()
     }
 }
 
 impl BpfProfiler {
-    /// Loads the program (CO-RE against the running kernel's BTF) and attaches it to a
-    /// software cpu-clock event sampling at `frequency_hz` on every online CPU. `exclude_pid`
-    /// (when non-zero) is left out of the samples.
-    pub fn load(frequency_hz: u64, exclude_pid: u32) -> Result<Self> {
+    /// Loads the program of `transport` (CO-RE against the running kernel's BTF) and attaches
+    /// it to a software cpu-clock event sampling at `frequency_hz` on every online CPU.
+    /// `exclude_pid` (when non-zero) is left out of the samples.
+    pub fn load(frequency_hz: u64, exclude_pid: u32, transport: Transport) -> Result<Self> {
         let btf = Btf::from_sys_fs().map_err(|e| Error::bpf("read /sys/kernel/btf/vmlinux", e))?;
-        let mut ebpf = EbpfLoader::new()
+        let mut loader = EbpfLoader::new();
+        loader
             .btf(Some(&btf))
-            .override_global("self_pid", &exclude_pid, true)
+            .override_global("self_pid", &exclude_pid, true);
+        // Every map of the object is created; shrink those the other transport uses.
+        let program_name = match transport {
+            Transport::RingBuffer => {
+                for name in COUNTS {
+                    loader.map_max_entries(name, 1);
+                }
+                PROGRAM_RING
+            }
+            Transport::Map => {
+                loader.map_max_entries(RING, UNUSED_RING_BYTES);
+                PROGRAM_MAP
+            }
+        };
+        let mut ebpf = loader
             .load(PROFILER_OBJECT)
             .map_err(|e| Error::bpf("load", e))?;
         let cpus = aya::util::online_cpus().map_err(|(what, e)| Error::bpf(what, e))?;
         {
             let program: &mut PerfEvent = ebpf
-                .program_mut(PROGRAM)
+                .program_mut(program_name)
                 .ok_or(Error::MissingObject {
                     kind: "program",
-                    name: PROGRAM,
+                    name: program_name,
                 })?
                 .try_into()
                 .map_err(|e| Error::bpf("program type", e))?;
@@ -77,21 +133,37 @@ impl BpfProfiler {
                     .map_err(|e| Error::bpf(format!("attach to cpu {cpu}"), e))?;
             }
         }
-        let ring = RingBuf::try_from(ebpf.take_map(RING).ok_or(Error::MissingObject {
-            kind: "map",
-            name: RING,
-        })?)
-        .map_err(|e| Error::bpf("ring buffer", e))?;
-        let counters =
-            PerCpuArray::try_from(ebpf.take_map(COUNTERS).ok_or(Error::MissingObject {
-                kind: "map",
-                name: COUNTERS,
-            })?)
+        let source = match transport {
+            Transport::RingBuffer => Source::Ring(
+                RingBuf::try_from(take_map(&mut ebpf, RING)?)
+                    .map_err(|e| Error::bpf("ring buffer", e))?,
+            ),
+            Transport::Map => {
+                let mut open = |name: &'static str| -> Result<CountsMap> {
+                    CountsMap::try_from(take_map(&mut ebpf, name)?).map_err(|e| Error::bpf(name, e))
+                };
+                let counts = [open(COUNTS[0])?, open(COUNTS[1])?];
+                let active_map = Array::try_from(take_map(&mut ebpf, ACTIVE)?)
+                    .map_err(|e| Error::bpf(ACTIVE, e))?;
+                Source::Map {
+                    counts,
+                    active: 0,
+                    active_map,
+                }
+            }
+        };
+        let counters = PerCpuArray::try_from(take_map(&mut ebpf, COUNTERS)?)
             .map_err(|e| Error::bpf("counters", e))?;
-        tracing::info!(cpus = cpus.len(), frequency_hz, "eBPF profiler attached");
+        tracing::info!(
+            cpus = cpus.len(),
+            frequency_hz,
+            %transport,
+            "eBPF profiler attached"
+        );
         Ok(BpfProfiler {
             _ebpf: ebpf,
-            ring,
+            source,
+            transport,
             counters,
             cpus: cpus.len(),
         })
@@ -102,17 +174,76 @@ impl BpfProfiler {
         self.cpus
     }
 
-    /// Hands every record in the ring buffer to `f`; returns how many there were. Records of
+    /// The transport the samples come through.
+    pub fn transport(&self) -> Transport {
+        self.transport
+    }
+
+    /// Hands every sample gathered since the last call to `f` with the number of samples it
+    /// stands for, and returns the number of records read: from the ring buffer one record per
+    /// sample (count 1); from the counts map one per distinct key, with its count. Records of
     /// an unexpected size are skipped (and not counted).
-    pub fn drain(&mut self, mut f: impl FnMut(RawSample)) -> usize {
+    ///
+    /// With the `map` transport this flips the `active` map, waits until the programs that
+    /// may still write the other one are done, then reads and deletes every entry of it.
+    pub fn drain(&mut self, mut f: impl FnMut(RawSample, u64)) -> usize {
         let mut n = 0;
-        while let Some(item) = self.ring.next() {
-            if let Some(s) = RawSample::parse(&item) {
-                f(s);
-                n += 1;
+        match &mut self.source {
+            Source::Ring(ring) => {
+                while let Some(item) = ring.next() {
+                    if let Some(s) = RawSample::parse(&item) {
+                        f(s, 1);
+                        n += 1;
+                    }
+                }
+            }
+            Source::Map {
+                counts,
+                active,
+                active_map,
+            } => {
+                let old = *active;
+                if let Err(e) = active_map.set(0, 1 - old, 0) {
+                    tracing::warn!(error = %e, "cannot flip the active counts map");
+                    return 0;
+                }
+                *active = 1 - old;
+                settle(&self.counters);
+                let map = &mut counts[old as usize];
+                let mut entries = Vec::new();
+                for entry in map.iter() {
+                    match entry {
+                        Ok(kv) => entries.push(kv),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "reading the counts map");
+                            break;
+                        }
+                    }
+                }
+                for (key, count) in entries {
+                    if let Err(e) = map.remove(&key) {
+                        tracing::warn!(error = %e, "deleting from the counts map");
+                    }
+                    if let Some(s) = RawSample::parse_key(&key) {
+                        f(s, count);
+                        n += 1;
+                    }
+                }
             }
         }
         n
+    }
+
+    /// The number of entries of each counts map as the kernel created it (`map` transport),
+    /// [`MAP_MAX_ENTRIES`] unless the object and this crate disagree.
+    pub fn map_capacity(&self) -> Option<u32> {
+        match &self.source {
+            Source::Ring(_) => None,
+            Source::Map { counts, .. } => {
+                use aya::maps::IterableMap;
+                counts[0].map().info().ok().map(|i| i.max_entries())
+            }
+        }
     }
 
     /// The kernel-side counters, summed over CPUs.
@@ -128,5 +259,31 @@ impl BpfProfiler {
             samples: sum(COUNTER_SAMPLES)?,
             drops: sum(COUNTER_DROPS)?,
         })
+    }
+}
+
+/// Waits until, on every CPU, the map program has finished as many samples
+/// (`COUNTER_SETTLED`) as had started (`COUNTER_SAMPLES`) when called: those are the only ones
+/// that may have read the old value of `active`. Both counters are bumped with locked adds
+/// (entered before `active` is read, settled after the map is written), and the flip before
+/// this call went through the `bpf()` syscall, so a program that started after the snapshot
+/// sees the new value.
+fn settle(counters: &PerCpuArray<MapData, u64>) {
+    let Ok(entered) = counters.get(&COUNTER_SAMPLES, 0) else {
+        return;
+    };
+    let start = Instant::now();
+    loop {
+        let Ok(settled) = counters.get(&COUNTER_SETTLED, 0) else {
+            return;
+        };
+        if entered.iter().zip(settled.iter()).all(|(e, s)| s >= e) {
+            return;
+        }
+        if start.elapsed() > SETTLE_TIMEOUT {
+            tracing::warn!("map programs still running after {SETTLE_TIMEOUT:?}; reading anyway");
+            return;
+        }
+        std::thread::sleep(Duration::from_micros(50));
     }
 }

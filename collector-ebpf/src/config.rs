@@ -1,5 +1,5 @@
-//! [`SamplerConfig`]: how often to sample, how long an interval is, where container runtimes
-//! keep the state that names Kubernetes pods.
+//! [`SamplerConfig`]: how often to sample, how long an interval is, how samples reach userspace
+//! ([`Transport`]), where container runtimes keep the state that names Kubernetes pods.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -8,11 +8,57 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+/// How samples get from the BPF program to userspace. Both yield the same profiles.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transport {
+    /// One record per sample through a BPF ring buffer, drained every poll (no wake-ups).
+    #[default]
+    RingBuffer,
+    /// Counted in the kernel per (process, cgroup, comm, user stack, kernel stack) in a hash
+    /// map of [`MAP_MAX_ENTRIES`](crate::MAP_MAX_ENTRIES) entries (two, swapped every poll);
+    /// every entry is read and deleted each poll. Needs Linux 6.1 or later.
+    Map,
+}
+
+impl Transport {
+    /// Both transports.
+    pub const ALL: [Transport; 2] = [Transport::RingBuffer, Transport::Map];
+
+    /// The config-file spelling: `ring_buffer` or `map`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::RingBuffer => "ring_buffer",
+            Transport::Map => "map",
+        }
+    }
+}
+
+impl std::fmt::Display for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Transport {
+    type Err = String;
+
+    /// Parses `ring_buffer` (or `ring-buffer`) and `map`.
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "ring_buffer" | "ring-buffer" => Ok(Transport::RingBuffer),
+            "map" => Ok(Transport::Map),
+            _ => Err(format!("unknown transport {s:?} (ring_buffer or map)")),
+        }
+    }
+}
+
 /// Configuration of the [`Sampler`](crate::Sampler).
 ///
 /// Defaults: 19 Hz per CPU (a prime, so sampling does not run in lock step with 10 ms timers),
-/// one profile per process every 10 s, the ring buffer drained every 100 ms, container runtime
-/// state under `/run` and `/var/lib/docker`.
+/// one profile per process every 10 s, samples through the ring buffer (the cheaper transport
+/// as measured, see `benches/README.md`), drained every 100 ms, container runtime state under
+/// `/run` and `/var/lib/docker`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SamplerConfig {
@@ -21,9 +67,15 @@ pub struct SamplerConfig {
     /// Length of one profiling interval: one profile per process per interval. Default 10 s.
     #[serde(with = "humantime_serde")]
     pub interval: Duration,
-    /// How often the ring buffer is drained (and new processes' maps read). Default 100 ms.
+    /// How often samples are read from the kernel (and new processes' maps read). Default
+    /// 100 ms.
     #[serde(with = "humantime_serde")]
     pub poll_interval: Duration,
+    /// How samples reach userspace: `ring_buffer` (default, the cheaper one as measured in
+    /// `benches/README.md`) or `map` (counted in the kernel). With `map`, one poll interval
+    /// must not hold more samples per CPU than the map has entries
+    /// (`frequency_hz` x `poll_interval` <= 16,384).
+    pub transport: Transport,
     /// Symbolize user frames from the ELF symbol tables of readable binaries. Default true.
     pub symbolize_user: bool,
     /// Leave the collector's own process out of the profiles. Default true.
@@ -47,6 +99,7 @@ impl Default for SamplerConfig {
             frequency_hz: 19,
             interval: Duration::from_secs(10),
             poll_interval: Duration::from_millis(100),
+            transport: Transport::default(),
             symbolize_user: true,
             exclude_self: true,
             run_root: PathBuf::from("/run"),
@@ -78,6 +131,20 @@ impl SamplerConfig {
                     self.poll_interval, self.interval
                 ),
             });
+        }
+        if self.transport == Transport::Map {
+            let per_poll = self.frequency_hz as f64 * self.poll_interval.as_secs_f64();
+            if per_poll > f64::from(crate::MAP_MAX_ENTRIES) {
+                return Err(Error::Config {
+                    field: "poll_interval",
+                    reason: format!(
+                        "{:?} at {} Hz is {per_poll:.0} samples per CPU per poll, more than the {} entries of the counts map (transport: map)",
+                        self.poll_interval,
+                        self.frequency_hz,
+                        crate::MAP_MAX_ENTRIES
+                    ),
+                });
+            }
         }
         for (field, path) in [
             ("run_root", &self.run_root),
@@ -112,6 +179,46 @@ mod tests {
         assert_eq!(c.period_ns(), 52_631_578);
         assert_eq!(c.run_root, PathBuf::from("/run"));
         assert_eq!(c.docker_root, PathBuf::from("/var/lib/docker"));
+        assert_eq!(c.transport, Transport::RingBuffer);
+    }
+
+    #[test]
+    fn transport_is_spelled_in_snake_case_and_checked_against_the_map_size() {
+        let c: SamplerConfig = serde_json::from_str(r#"{"transport": "map"}"#).unwrap();
+        assert_eq!(c.transport, Transport::Map);
+        c.validate().unwrap();
+        let c: SamplerConfig = serde_json::from_str(r#"{"transport": "ring_buffer"}"#).unwrap();
+        assert_eq!(c.transport, Transport::RingBuffer);
+        assert!(serde_json::from_str::<SamplerConfig>(r#"{"transport": "perf"}"#).is_err());
+        for t in Transport::ALL {
+            assert_eq!(t.as_str().parse::<Transport>(), Ok(t));
+            assert_eq!(serde_json::to_string(&t).unwrap(), format!("\"{t}\""));
+        }
+        assert_eq!(
+            "ring-buffer".parse::<Transport>(),
+            Ok(Transport::RingBuffer)
+        );
+        assert!("ring".parse::<Transport>().is_err());
+        // 10 kHz for 2 s between polls: 20,000 samples of one CPU may not fit 16,384 entries.
+        let bad = SamplerConfig {
+            transport: Transport::Map,
+            frequency_hz: 10_000,
+            interval: Duration::from_secs(10),
+            poll_interval: Duration::from_secs(2),
+            ..Default::default()
+        };
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("poll_interval")
+        );
+        SamplerConfig {
+            transport: Transport::RingBuffer,
+            ..bad
+        }
+        .validate()
+        .unwrap();
     }
 
     #[test]

@@ -1,8 +1,9 @@
-//! [`RawSample`]: the userspace view of the BPF program's `struct strata_sample`.
+//! [`RawSample`]: the userspace view of the BPF program's `struct strata_sample` (ring buffer
+//! transport) and `struct strata_stack_key` (map transport).
 //!
-//! The record is read field by field from the ring buffer's bytes (little endian, the layout of
-//! `bpf/profiler.bpf.c`), so no unsafe cast is needed; [`RawSample::SIZE`] is checked against
-//! every record.
+//! Records and keys are read field by field from their bytes (little endian, the layouts of
+//! `bpf/profiler.bpf.c`), so no unsafe cast is needed; [`RawSample::SIZE`] and
+//! [`RawSample::KEY_SIZE`] are checked against every record and key.
 
 /// Deepest stack the BPF program records (user and kernel each).
 pub const MAX_STACK_DEPTH: usize = 127;
@@ -11,7 +12,9 @@ const COMM_LEN: usize = 16;
 /// `flags` bit: `user_regs` holds the interrupted user registers.
 pub const FLAG_USER_REGS: u32 = 1;
 
-/// One sample as the BPF program recorded it.
+/// One sample as the BPF program recorded it. From the `map` transport it stands for all the
+/// samples of one counts-map entry: `tid`, `ktime_ns`, `cpu`, `flags` and `user_regs` are zero
+/// there (not part of the key).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RawSample {
     /// Process (thread group) id.
@@ -59,6 +62,11 @@ impl Reader<'_> {
     fn u64(&mut self) -> u64 {
         u64::from_le_bytes(self.bytes())
     }
+    fn comm(&mut self) -> String {
+        let bytes: [u8; COMM_LEN] = self.bytes();
+        let end = bytes.iter().position(|&b| b == 0).unwrap_or(COMM_LEN);
+        String::from_utf8_lossy(&bytes[..end]).into_owned()
+    }
     fn stack(&mut self, len: i32) -> Vec<u64> {
         let n = (len.max(0) as usize / 8).min(MAX_STACK_DEPTH);
         let start = self.1;
@@ -77,6 +85,39 @@ impl RawSample {
     /// Size in bytes of one record.
     pub const SIZE: usize = 4 + 4 + 8 + 8 + 4 + 4 + 4 + 4 + 24 + COMM_LEN + 2 * MAX_STACK_DEPTH * 8;
 
+    /// Size in bytes of one counts-map key (`struct strata_stack_key`).
+    pub const KEY_SIZE: usize = 4 + 4 + 4 + 4 + 8 + COMM_LEN + 2 * MAX_STACK_DEPTH * 8;
+
+    /// Parses one counts-map key; `None` when it has the wrong size.
+    pub fn parse_key(bytes: &[u8]) -> Option<RawSample> {
+        if bytes.len() < Self::KEY_SIZE {
+            return None;
+        }
+        let mut r = Reader(bytes, 0);
+        let pid = r.u32();
+        let user_len = r.i32();
+        let kernel_len = r.i32();
+        let _reserved = r.u32();
+        let cgroup_id = r.u64();
+        let comm = r.comm();
+        let user_stack = r.stack(user_len);
+        let kernel_stack = r.stack(kernel_len);
+        Some(RawSample {
+            pid,
+            tid: 0,
+            cgroup_id,
+            ktime_ns: 0,
+            cpu: 0,
+            flags: 0,
+            user_regs: [0; 3],
+            comm,
+            user_stack,
+            kernel_stack,
+            user_error: (user_len < 0).then_some(user_len),
+            kernel_error: (kernel_len < 0).then_some(kernel_len),
+        })
+    }
+
     /// Parses one ring-buffer record; `None` when it has the wrong size.
     pub fn parse(bytes: &[u8]) -> Option<RawSample> {
         if bytes.len() < Self::SIZE {
@@ -92,9 +133,7 @@ impl RawSample {
         let user_len = r.i32();
         let kernel_len = r.i32();
         let user_regs = [r.u64(), r.u64(), r.u64()];
-        let comm_bytes: [u8; COMM_LEN] = r.bytes();
-        let end = comm_bytes.iter().position(|&b| b == 0).unwrap_or(COMM_LEN);
-        let comm = String::from_utf8_lossy(&comm_bytes[..end]).into_owned();
+        let comm = r.comm();
         let user_stack = r.stack(user_len);
         let kernel_stack = r.stack(kernel_len);
         Some(RawSample {
@@ -151,5 +190,33 @@ mod tests {
         assert_eq!(s.kernel_error, Some(-14));
         assert_eq!(s.user_regs, [0x10, 0x20, 0x30]);
         assert!(RawSample::parse(&b[..100]).is_none());
+    }
+
+    #[test]
+    fn parses_the_c_key_layout() {
+        let mut b = Vec::new();
+        b.extend(7u32.to_le_bytes());
+        b.extend((-14i32).to_le_bytes()); // EFAULT on the user stack
+        b.extend(24i32.to_le_bytes()); // three kernel frames
+        b.extend(0u32.to_le_bytes());
+        b.extend(99u64.to_le_bytes());
+        let mut comm = [0u8; 16];
+        comm[..4].copy_from_slice(b"busy");
+        b.extend(comm);
+        b.extend(vec![0u8; MAX_STACK_DEPTH * 8]);
+        let mut kernel = vec![0u64; MAX_STACK_DEPTH];
+        kernel[..3].copy_from_slice(&[0xffff_1000, 0xffff_2000, 0xffff_3000]);
+        for v in kernel {
+            b.extend(v.to_le_bytes());
+        }
+        assert_eq!(b.len(), RawSample::KEY_SIZE);
+        let s = RawSample::parse_key(&b).unwrap();
+        assert_eq!((s.pid, s.tid, s.cgroup_id, s.flags), (7, 0, 99, 0));
+        assert_eq!(s.comm, "busy");
+        assert!(s.user_stack.is_empty());
+        assert_eq!(s.user_error, Some(-14));
+        assert_eq!(s.kernel_stack, vec![0xffff_1000, 0xffff_2000, 0xffff_3000]);
+        assert_eq!(s.kernel_error, None);
+        assert!(RawSample::parse_key(&b[..100]).is_none());
     }
 }

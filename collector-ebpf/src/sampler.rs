@@ -1,4 +1,4 @@
-//! [`Sampler`]: drains the BPF ring buffer, resolves user addresses against the sampled
+//! [`Sampler`]: reads the samples from the kernel (ring buffer or counts map), resolves user addresses against the sampled
 //! processes' mappings while they are alive, names the Kubernetes containers among them,
 //! aggregates per (process, stack) and closes each interval into [`IntervalProfiles`].
 //! [`spawn`] runs it on its own thread.
@@ -10,8 +10,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rustc_hash::FxHashMap;
 
-use crate::bpf::BpfProfiler;
-use crate::config::SamplerConfig;
+use crate::bpf::{BpfProfiler, MAP_MAX_ENTRIES};
+use crate::config::{SamplerConfig, Transport};
 use crate::elf::ElfCache;
 use crate::error::Result;
 use crate::event::RawSample;
@@ -23,9 +23,12 @@ use crate::profile::{Frame, FrameMapping, IntervalProfiles, ProcessProfile};
 /// Counters about the collector itself, shared with whoever exports metrics.
 #[derive(Debug, Default)]
 pub struct SamplerStats {
-    /// Samples received from the ring buffer.
+    /// Samples received from the kernel.
     pub samples: AtomicU64,
-    /// Samples the kernel side dropped (ring buffer full).
+    /// Records read from the kernel: one per sample from the ring buffer, one per distinct
+    /// (process, stacks) per poll from the counts map.
+    pub records: AtomicU64,
+    /// Samples the kernel side dropped (ring buffer or counts map full).
     pub drops: AtomicU64,
     /// Processes whose state is held.
     pub processes: AtomicU64,
@@ -86,7 +89,18 @@ impl Sampler {
         } else {
             0
         };
-        let bpf = BpfProfiler::load(config.frequency_hz, self_pid)?;
+        let bpf = BpfProfiler::load(config.frequency_hz, self_pid, config.transport)?;
+        if config.transport == Transport::Map {
+            let per_poll =
+                bpf.cpus() as f64 * config.frequency_hz as f64 * config.poll_interval.as_secs_f64();
+            if per_poll > f64::from(MAP_MAX_ENTRIES) {
+                tracing::warn!(
+                    per_poll,
+                    entries = MAP_MAX_ENTRIES,
+                    "a poll interval may see more distinct stacks than the counts map holds; drops are counted"
+                );
+            }
+        }
         let kernel_symbols = KernelSymbols::load().unwrap_or_default();
         if kernel_symbols.is_empty() {
             tracing::warn!("no kernel symbols readable in /proc/kallsyms");
@@ -125,26 +139,31 @@ impl Sampler {
         &self.config
     }
 
-    /// Drains the ring buffer into the current interval; returns the number of samples.
-    /// New processes' `/proc` state is read here, while they are (most likely) alive.
+    /// Reads the samples gathered in the kernel since the last poll into the current interval;
+    /// returns the number of samples. New processes' `/proc` state is read here, while they are
+    /// (most likely) alive.
     pub fn poll(&mut self) -> usize {
         let mut raw = Vec::new();
-        self.bpf.drain(|s| raw.push(s));
-        let n = raw.len();
+        let records = self.bpf.drain(|s, count| raw.push((s, count)));
+        let mut n = 0;
         let mut reread: HashSet<u32> = HashSet::new();
-        for s in raw {
-            self.add(s, &mut reread);
+        for (s, count) in raw {
+            n += count;
+            self.add(s, count, &mut reread);
         }
-        self.stats.samples.fetch_add(n as u64, Ordering::Relaxed);
+        self.stats.samples.fetch_add(n, Ordering::Relaxed);
+        self.stats
+            .records
+            .fetch_add(records as u64, Ordering::Relaxed);
         if let Ok(c) = self.bpf.counters() {
             let new = c.drops.saturating_sub(self.last_drops);
             self.last_drops = c.drops;
             self.stats.drops.fetch_add(new, Ordering::Relaxed);
         }
-        n
+        n as usize
     }
 
-    fn add(&mut self, s: RawSample, reread: &mut HashSet<u32>) {
+    fn add(&mut self, s: RawSample, count: u64, reread: &mut HashSet<u32>) {
         let stale = match self.processes.get(&s.pid) {
             None => true,
             // An exec changes comm; a user address outside every known mapping means new
@@ -194,7 +213,7 @@ impl Sampler {
                 user: s.user_stack.into_boxed_slice(),
                 kernel: s.kernel_stack.into_boxed_slice(),
             })
-            .or_default() += 1;
+            .or_default() += count;
     }
 
     /// Closes the interval: symbolizes and groups its samples per process, then forgets the

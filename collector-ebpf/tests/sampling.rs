@@ -13,17 +13,22 @@
 //!   from the Go binary's ELF symbol table. The runtime's own threads (sysmon, GC) run beside
 //!   the workload's goroutine, so shares are over the samples under `main.parent`.
 //!
-//! The two tests sample one after the other (the host has few cores and the shares need
-//! samples, not contention); the builds run before taking the turn.
+//! Each workload is checked through both transports ([`Transport::RingBuffer`] and
+//! [`Transport::Map`], the same checks on the profiles); with the map, the sampler must also
+//! have read fewer records than samples (they were counted in the kernel).
+//!
+//! The tests sample one after the other (the host has few cores and the shares need samples,
+//! not contention); the builds run before taking the turn.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::Mutex;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use strata_collector_ebpf::{
-    Error, Frame, IntervalProfiles, ProcessProfile, Sampler, SamplerConfig,
+    Error, Frame, IntervalProfiles, ProcessProfile, Sampler, SamplerConfig, Transport,
 };
 
 /// Taken by each test for its sampling.
@@ -87,16 +92,21 @@ fn build_go_workload(dir: &Path) -> Option<PathBuf> {
     Some(out)
 }
 
-/// Starts the sampler at 99 Hz; `None` (with a message) when the kernel refuses BPF.
-fn start_sampler() -> Option<Sampler> {
+/// Starts the sampler at 99 Hz with `transport`; `None` (with a message) when the kernel
+/// refuses BPF.
+fn start_sampler(transport: Transport) -> Option<Sampler> {
     let config = SamplerConfig {
         frequency_hz: 99,
         interval: Duration::from_secs(600),
         poll_interval: Duration::from_millis(50),
+        transport,
         ..Default::default()
     };
     match Sampler::start(config) {
-        Ok(s) => Some(s),
+        Ok(s) => {
+            assert_eq!(s.config().transport, transport);
+            Some(s)
+        }
         Err(e @ Error::Bpf { .. }) => {
             eprintln!("SKIPPED: the kernel refused BPF here: {e}");
             None
@@ -305,6 +315,25 @@ fn check_syscalls(sys: &[&ProcessProfile], names: &Names) {
     );
 }
 
+/// Checks what came through the sampler's transport: samples at all, and with the map fewer
+/// records than samples (counted in the kernel), with the ring buffer one record per sample.
+fn check_transport(sampler: &Sampler) {
+    let transport = sampler.config().transport;
+    let stats = sampler.stats();
+    let samples = stats.samples.load(Ordering::Relaxed);
+    let records = stats.records.load(Ordering::Relaxed);
+    let drops = stats.drops.load(Ordering::Relaxed);
+    eprintln!("{transport}: {samples} samples in {records} records, {drops} dropped");
+    assert!(samples > 0, "{transport}: no samples came through");
+    match transport {
+        Transport::RingBuffer => assert_eq!(records, samples),
+        Transport::Map => assert!(
+            records < samples,
+            "map: {records} records for {samples} samples: nothing counted in the kernel"
+        ),
+    }
+}
+
 /// Runs `exe busy 60` and `exe syscalls 4` under the sampler, checks both, and returns the
 /// share of the busy process's samples that were under the parent. (The syscall loop needs
 /// few samples; stopping it early leaves the busy one more CPU on a loaded host.)
@@ -317,6 +346,7 @@ fn run_workload(sampler: &mut Sampler, exe: &Path, names: &Names) -> f64 {
     });
     drop(busy);
     drop(sys);
+    check_transport(sampler);
     let under_parent = check_busy(&of(&profiles, busy_pid), busy_pid, exe, names);
     check_syscalls(&of(&profiles, sys_pid), names);
     // The whole interval converts to an engine batch.
@@ -325,12 +355,12 @@ fn run_workload(sampler: &mut Sampler, exe: &Path, names: &Names) -> f64 {
     under_parent
 }
 
-#[test]
-fn finds_cpu_shares_call_order_and_kernel_frames() {
+/// The C workload through `transport`.
+fn c_workload(transport: Transport) {
     let dir = tempfile::tempdir().unwrap();
     let exe = build_c_workload(dir.path());
     let _turn = SAMPLING.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(mut sampler) = start_sampler() else {
+    let Some(mut sampler) = start_sampler(transport) else {
         return;
     };
     let names = Names {
@@ -349,15 +379,15 @@ fn finds_cpu_shares_call_order_and_kernel_frames() {
     );
 }
 
-#[test]
-fn finds_go_cpu_shares_call_order_and_kernel_frames() {
+/// The Go workload through `transport`.
+fn go_workload(transport: Transport) {
     let dir = tempfile::tempdir().unwrap();
     let Some(exe) = build_go_workload(dir.path()) else {
         eprintln!("SKIPPED: no `go` on PATH (./scripts/test installs Debian's golang-go)");
         return;
     };
     let _turn = SAMPLING.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(mut sampler) = start_sampler() else {
+    let Some(mut sampler) = start_sampler(transport) else {
         return;
     };
     let names = Names {
@@ -372,4 +402,24 @@ fn finds_go_cpu_shares_call_order_and_kernel_frames() {
         under_parent >= 80.0,
         "only {under_parent:.1} % of the samples under main.parent"
     );
+}
+
+#[test]
+fn finds_cpu_shares_call_order_and_kernel_frames() {
+    c_workload(Transport::RingBuffer);
+}
+
+#[test]
+fn finds_cpu_shares_call_order_and_kernel_frames_through_the_map() {
+    c_workload(Transport::Map);
+}
+
+#[test]
+fn finds_go_cpu_shares_call_order_and_kernel_frames() {
+    go_workload(Transport::RingBuffer);
+}
+
+#[test]
+fn finds_go_cpu_shares_call_order_and_kernel_frames_through_the_map() {
+    go_workload(Transport::Map);
 }
