@@ -244,6 +244,11 @@ pub struct BlockConfig {
     /// Rows per Parquet data page (about); the page index lets a scan skip pages of other
     /// series. Default: 8,192.
     pub page_rows: usize,
+    /// Decoded symbol tables (stacks, locations, functions, mappings) of recently queried
+    /// blocks are kept in memory up to about this many bytes, so resolving a query's stacks
+    /// does not re-read a block's four symbol files; least recently used first out. 0 turns
+    /// the cache off. Default: 268,435,456 (256 MiB).
+    pub symbol_cache_bytes: u64,
 }
 
 impl Default for BlockConfig {
@@ -252,6 +257,7 @@ impl Default for BlockConfig {
             row_group_rows: 65_536,
             zstd_level: 3,
             page_rows: 8192,
+            symbol_cache_bytes: 256 << 20,
         }
     }
 }

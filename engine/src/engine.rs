@@ -108,6 +108,8 @@ pub(crate) struct Inner {
     flushed: Notify,
     /// Blocks removed from the state, deleted once no reader holds them.
     pending_deletes: Mutex<Vec<Arc<BlockHandle>>>,
+    /// Symbol tables of recently queried blocks.
+    symbols: crate::symbol_cache::SymbolCache,
     closed: AtomicBool,
     /// A background flush is scheduled or running.
     flush_scheduled: AtomicBool,

@@ -32,6 +32,7 @@ mod index;
 mod matcher;
 mod model;
 mod scan;
+mod symbol_cache;
 mod symbol_tables;
 mod varint;
 mod wal;

@@ -150,6 +150,7 @@ impl Inner {
             ready
         };
         for b in ready {
+            self.symbols.remove(b.id());
             if let Err(e) = block::delete_block(&*self.store, b.id()).await {
                 warn!(block = b.id(), error = %e, "deleting a removed block failed; retrying later");
                 self.pending_deletes.lock().push(b);

@@ -186,6 +186,7 @@ pub(super) async fn open(
     };
     state.sort_blocks();
     let background = config.background;
+    let symbols = crate::symbol_cache::SymbolCache::new(config.block.symbol_cache_bytes);
     let inner = Arc::new(Inner {
         config,
         store,
@@ -197,6 +198,7 @@ pub(super) async fn open(
         maintenance_lock: tokio::sync::Mutex::new(()),
         flushed: Notify::new(),
         pending_deletes: Mutex::new(Vec::new()),
+        symbols,
         closed: Default::default(),
         flush_scheduled: Default::default(),
         report,

@@ -7,7 +7,7 @@ use futures::{StreamExt, stream};
 use roaring::RoaringBitmap;
 
 use super::Engine;
-use crate::block::{BlockHandle, BlockScan, SymbolFilter, read_symbols};
+use crate::block::{BlockHandle, BlockScan, SymbolFilter, files, read_symbols};
 use crate::error::Result;
 use crate::matcher::LabelMatcher;
 use crate::model::{LocationId, ProfileType, StackId};
@@ -179,6 +179,41 @@ impl Engine {
         ))
     }
 
+    /// The given stacks of block `b`, with the given locations and every location, function
+    /// and mapping they reach: from the symbol cache, which is filled with the block's whole
+    /// tables on a miss when they are small enough, else read filtered from the block.
+    async fn block_symbols(
+        &self,
+        b: &Arc<BlockHandle>,
+        stacks: &HashSet<StackId>,
+        locations: &HashSet<LocationId>,
+    ) -> Result<SymbolTables> {
+        let cache = &self.inner.symbols;
+        if let Some(all) = cache.get(b.id()) {
+            return Ok(all.select(stacks, locations));
+        }
+        let file_bytes: u64 = [
+            files::STACKS,
+            files::LOCATIONS,
+            files::FUNCTIONS,
+            files::MAPPINGS,
+        ]
+        .iter()
+        .map(|f| b.file_size(f))
+        .sum();
+        if cache.admits(file_bytes) {
+            let all = Arc::new(read_symbols(&self.inner.store, b, SymbolFilter::All).await?);
+            cache.insert(b.id(), all.clone());
+            return Ok(all.select(stacks, locations));
+        }
+        read_symbols(
+            &self.inner.store,
+            b,
+            SymbolFilter::Only { stacks, locations },
+        )
+        .await
+    }
+
     /// The locations, functions and mappings of the given stacks. Symbols that arrived after a
     /// stack (late symbolization) are preferred over the unsymbolized originals. Stacks the
     /// store does not know are absent from the result.
@@ -207,15 +242,7 @@ impl Engine {
                 if stacks.is_empty() && (find_stacks || locations.is_empty()) {
                     break;
                 }
-                let found = read_symbols(
-                    &self.inner.store,
-                    b,
-                    SymbolFilter::Only {
-                        stacks: &stacks,
-                        locations: &locations,
-                    },
-                )
-                .await?;
+                let found = self.block_symbols(b, &stacks, &locations).await?;
                 missing.retain(|s| !found.stacks.contains_key(s));
                 out.merge(found);
             }
