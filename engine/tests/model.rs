@@ -84,7 +84,7 @@ async fn check(ops: Vec<Op>, queries: Vec<(usize, Vec<LabelMatcher>, TimeRange)>
     config.compaction.merge_chunk_rows = 4; // many chunks per merge
     // Stacks resolved through the symbol cache in half of the cases, read filtered from the
     // blocks in the other half.
-    if ops.len() % 2 == 0 {
+    if ops.len().is_multiple_of(2) {
         config.block.symbol_cache_bytes = 0;
     }
     let mut engine = Engine::open(config.clone()).await.unwrap();
