@@ -1,9 +1,13 @@
 //! What whole-host profiling costs: a fixed CPU-bound workload (`benches/overhead/spin.c`, one
 //! thread per CPU) timed alone, under `strata agent` (the eBPF collector, pushing to a
-//! `strata server --no-collector` on this host) at 19 Hz and 99 Hz, and under
-//! `perf record -F 19 -a -g`, rounds interleaved. Reported per mode: the workload's median wall
-//! time and slow-down against running alone, the profiler's CPU time as a share of the host
-//! (CPU-seconds / (wall seconds x CPUs)) and its peak RSS (`VmHWM`).
+//! `strata server --no-collector` on this host) at 19, 99 and 999 Hz through each transport
+//! (`--transport ring_buffer` and `--transport map`), and under `perf record -F 19 -a -g`,
+//! rounds interleaved. Reported per mode: the workload's median wall time and slow-down against
+//! running alone, the profiler's CPU time (seconds, and as a share of the host: CPU-seconds /
+//! (wall seconds x CPUs)) and its peak RSS (`VmHWM`); for the agent also the time spent in its
+//! BPF program (charged to the interrupted tasks, not to the agent): per sample and as a share
+//! of the host, from the program's `run_time_ns` / `run_cnt` in `/proc/<agent>/fdinfo` with
+//! `kernel.bpf_stats_enabled` switched on for the run (and restored after).
 //!
 //! ```sh
 //! CARGO_TARGET_DIR=/work/target-bench cargo build --release -p strata-server
@@ -26,7 +30,8 @@ use std::time::{Duration, Instant};
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Mode {
     Alone,
-    Agent(u64),
+    /// The agent at this frequency, with this `--transport`.
+    Agent(u64, &'static str),
     Perf(u64),
 }
 
@@ -34,7 +39,7 @@ impl Mode {
     fn name(self) -> String {
         match self {
             Mode::Alone => "workload alone".into(),
-            Mode::Agent(hz) => format!("strata agent, {hz} Hz"),
+            Mode::Agent(hz, transport) => format!("strata agent, {hz} Hz, {transport}"),
             Mode::Perf(hz) => format!("perf record -F {hz} -a -g"),
         }
     }
@@ -47,7 +52,44 @@ struct Run {
     profiler_cpu: f64,
     /// The profiler's peak RSS in bytes.
     profiler_hwm: u64,
+    /// Nanoseconds in the profiler's BPF programs and their runs during the workload.
+    bpf: Option<(u64, u64)>,
 }
+
+/// `run_time_ns` and `run_cnt` summed over the BPF programs process `pid` holds (from
+/// `/proc/<pid>/fdinfo`; counted while `kernel.bpf_stats_enabled` is 1).
+fn bpf_run_time(pid: u32) -> Option<(u64, u64)> {
+    let mut seen = std::collections::HashSet::new();
+    let mut total = None;
+    for fd in std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.flatten() {
+        let is_prog =
+            std::fs::read_link(fd.path()).is_ok_and(|l| l.to_string_lossy().contains("bpf-prog"));
+        if !is_prog {
+            continue;
+        }
+        let Ok(info) = std::fs::read_to_string(format!(
+            "/proc/{pid}/fdinfo/{}",
+            fd.file_name().to_string_lossy()
+        )) else {
+            continue;
+        };
+        let field = |name: &str| -> Option<u64> {
+            info.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+                .and_then(|v| v.trim().parse().ok())
+        };
+        if let (Some(id), Some(ns), Some(cnt)) =
+            (field("prog_id"), field("run_time_ns"), field("run_cnt"))
+            && seen.insert(id)
+        {
+            let (t, c) = total.unwrap_or((0, 0));
+            total = Some((t + ns, c + cnt));
+        }
+    }
+    total
+}
+
+const BPF_STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -126,10 +168,11 @@ fn spin(bin: &Path, threads: usize, iterations: u64) -> Duration {
 fn start(mode: Mode, strata: &Path, store: &str, dir: &Path) -> Result<Option<Child>, String> {
     match mode {
         Mode::Alone => Ok(None),
-        Mode::Agent(hz) => {
+        Mode::Agent(hz, transport) => {
             let mut child = Command::new(strata)
                 .args(["agent", "--remote-store", store, "--frequency"])
                 .arg(hz.to_string())
+                .args(["--transport", transport])
                 .env("RUST_LOG", "info")
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())
@@ -225,12 +268,18 @@ fn main() {
         "== eBPF collector overhead: {threads} threads x {iterations} rounds of spin ({secs} s alone), {rounds} round(s) per mode =="
     );
 
-    let mut modes = vec![
-        Mode::Alone,
-        Mode::Agent(19),
-        Mode::Agent(99),
-        Mode::Perf(19),
-    ];
+    let mut modes = vec![Mode::Alone];
+    for hz in [19, 99, 999] {
+        for transport in ["ring_buffer", "map"] {
+            modes.push(Mode::Agent(hz, transport));
+        }
+    }
+    modes.push(Mode::Perf(19));
+    // Time in the BPF programs is only counted with bpf_stats_enabled.
+    let bpf_stats_before = std::fs::read_to_string(BPF_STATS).ok();
+    if std::fs::write(BPF_STATS, "1").is_err() {
+        println!("  (cannot switch on {BPF_STATS}: no BPF run times)");
+    }
     let mut results: Vec<(Mode, Vec<Run>)> = modes.iter().map(|&m| (m, Vec::new())).collect();
     let server_cpu0 = cpu_seconds(server.id(), ticks).unwrap_or(0.0);
     for _ in 0..rounds {
@@ -248,8 +297,10 @@ fn main() {
             std::thread::sleep(Duration::from_secs(if child.is_some() { 2 } else { 0 }));
             let pid = child.as_ref().map(Child::id);
             let cpu0 = pid.and_then(|p| cpu_seconds(p, ticks)).unwrap_or(0.0);
+            let bpf0 = pid.and_then(bpf_run_time);
             let wall = spin(&spin_bin, threads, iterations);
             let cpu1 = pid.and_then(|p| cpu_seconds(p, ticks)).unwrap_or(0.0);
+            let bpf1 = pid.and_then(bpf_run_time);
             let hwm = pid.and_then(peak_rss).unwrap_or(0);
             if let Some(c) = child.as_mut() {
                 // perf writes its file on SIGINT; the agent stops on SIGTERM.
@@ -267,6 +318,10 @@ fn main() {
                 wall,
                 profiler_cpu: cpu1 - cpu0,
                 profiler_hwm: hwm,
+                bpf: bpf0
+                    .zip(bpf1)
+                    .map(|((t0, c0), (t1, c1))| (t1.saturating_sub(t0), c1.saturating_sub(c0)))
+                    .filter(|&(t, _)| t > 0),
             };
             results
                 .iter_mut()
@@ -276,6 +331,9 @@ fn main() {
                 .push(run);
         }
         modes.retain(|m| !refused.contains(m));
+    }
+    if let Some(before) = bpf_stats_before {
+        let _ = std::fs::write(BPF_STATS, before.trim());
     }
     let server_cpu = cpu_seconds(server.id(), ticks).unwrap_or(0.0) - server_cpu0;
     let server_hwm = peak_rss(server.id()).unwrap_or(0);
@@ -287,7 +345,7 @@ fn main() {
         .find(|(m, _)| *m == Mode::Alone)
         .map(|(_, r)| median(r.iter().map(|r| r.wall.as_secs_f64()).collect()))
         .expect("baseline runs");
-    let mut agent19 = None;
+    let mut agent19 = Vec::new();
     for (mode, runs) in &results {
         if runs.is_empty() {
             continue;
@@ -298,19 +356,39 @@ fn main() {
                 .map(|r| 100.0 * r.profiler_cpu / (r.wall.as_secs_f64() * threads as f64))
                 .collect(),
         );
+        let cpu_s = median(runs.iter().map(|r| r.profiler_cpu).collect());
         let hwm = runs.iter().map(|r| r.profiler_hwm).max().unwrap_or(0);
         let slowdown = 100.0 * (wall / alone - 1.0);
         if *mode == Mode::Alone {
-            println!("  {:<28} median {wall:7.3} s", mode.name());
+            println!("  {:<34} median {wall:7.3} s", mode.name());
         } else {
+            let bpf: Vec<(f64, f64)> = runs
+                .iter()
+                .filter_map(|r| {
+                    let (ns, n) = r.bpf?;
+                    Some((
+                        ns as f64 / n.max(1) as f64 / 1e3,
+                        100.0 * ns as f64 / 1e9 / (r.wall.as_secs_f64() * threads as f64),
+                    ))
+                })
+                .collect();
+            let bpf = if bpf.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "  BPF {:5.2} us/sample, {:5.2} % of host",
+                    median(bpf.iter().map(|b| b.0).collect()),
+                    median(bpf.iter().map(|b| b.1).collect())
+                )
+            };
             println!(
-                "  {:<28} median {wall:7.3} s  slow-down {slowdown:+6.2} %  profiler CPU {host_pct:5.2} % of host  peak RSS {:6.1} MB",
+                "  {:<34} median {wall:7.3} s  slow-down {slowdown:+6.2} %  profiler CPU {cpu_s:6.3} s = {host_pct:5.2} % of host  peak RSS {:6.1} MB{bpf}",
                 mode.name(),
                 hwm as f64 / 1e6
             );
         }
-        if *mode == Mode::Agent(19) {
-            agent19 = Some((host_pct, hwm));
+        if let Mode::Agent(19, transport) = mode {
+            agent19.push((*transport, host_pct, hwm));
         }
     }
     println!(
@@ -318,10 +396,10 @@ fn main() {
         server_cpu,
         server_hwm as f64 / 1e6
     );
-    if let (true, Some((pct, hwm))) = (bench, agent19) {
+    for (transport, pct, hwm) in agent19.into_iter().filter(|_| bench) {
         let met = pct <= 0.5 && hwm <= 100_000_000;
         println!(
-            "  target at 19 Hz <= 0.5 % host CPU and <= 100 MB RSS: {pct:.2} %, {:.1} MB: {}",
+            "  target at 19 Hz <= 0.5 % host CPU and <= 100 MB RSS, {transport}: {pct:.2} %, {:.1} MB: {}",
             hwm as f64 / 1e6,
             if met { "met" } else { "NOT met" }
         );

@@ -53,6 +53,10 @@ enum Command {
         /// Samples per second per CPU.
         #[arg(long, default_value_t = 19)]
         frequency: u64,
+        /// How samples reach userspace: `ring_buffer` (the default) or `map` (counted in the
+        /// kernel); both give the same profiles.
+        #[arg(long, default_value_t = strata_collector_ebpf::Transport::default())]
+        transport: strata_collector_ebpf::Transport,
         /// One profile per process per interval.
         #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
         interval: std::time::Duration,
@@ -213,18 +217,20 @@ async fn server(
 async fn agent(
     remote_store: String,
     frequency_hz: u64,
+    transport: strata_collector_ebpf::Transport,
     interval: std::time::Duration,
     labels: Vec<(String, String)>,
 ) -> anyhow::Result<()> {
     let config = strata_collector_ebpf::SamplerConfig {
         frequency_hz,
+        transport,
         interval,
         ..Default::default()
     };
     config.validate()?;
     let handle = strata_server::agent::start(remote_store.clone(), config, labels)
         .context("the kernel refused the eBPF collector (root or CAP_BPF+CAP_PERFMON needed)")?;
-    info!(%remote_store, frequency_hz, "strata agent running; Ctrl-C to stop");
+    info!(%remote_store, frequency_hz, %transport, "strata agent running; Ctrl-C to stop");
     wait_for_shutdown().await?;
     tokio::task::spawn_blocking(move || handle.stop()).await?;
     // Let the last interval's push finish.
@@ -259,9 +265,10 @@ fn main() -> anyhow::Result<()> {
         Command::Agent {
             remote_store,
             frequency,
+            transport,
             interval,
             labels,
-        } => runtime.block_on(agent(remote_store, frequency, interval, labels)),
+        } => runtime.block_on(agent(remote_store, frequency, transport, interval, labels)),
         Command::Query { client, command } => runtime.block_on(client::query(client, command)),
         Command::Export { client, export } => runtime.block_on(client::export(client, export)),
     }
