@@ -3,11 +3,19 @@
 //! `strata server --no-collector` on this host) at 19, 99 and 999 Hz through each transport
 //! (`--transport ring_buffer` and `--transport map`), and under `perf record -F 19 -a -g`,
 //! rounds interleaved. Reported per mode: the workload's median wall time and slow-down against
-//! running alone, the profiler's CPU time (seconds, and as a share of the host: CPU-seconds /
-//! (wall seconds x CPUs)) and its peak RSS (`VmHWM`); for the agent also the time spent in its
+//! running alone, the profiler's CPU time (seconds, summed over its threads' run times in
+//! `/proc/<pid>/task/*/schedstat`, and as a share of the host: CPU-seconds / (wall seconds x
+//! CPUs)) and its peak RSS (`VmHWM`); for the agent also the time spent in its
 //! BPF program (charged to the interrupted tasks, not to the agent): per sample and as a share
 //! of the host, from the program's `run_time_ns` / `run_cnt` in `/proc/<agent>/fdinfo` with
 //! `kernel.bpf_stats_enabled` switched on for the run (and restored after).
+//!
+//! When the workload runs longer than 8 s, the agent closes its first 10 s interval
+//! (symbolizing everything sampled so far, reading symbol tables, pushing) inside the timed run,
+//! so its CPU figure includes that work, which varies with what else ran on the host. To compare
+//! the transports themselves, the agent also runs "polling only" (`--interval 1h`): during the
+//! timed run it only reads the samples from the kernel every 100 ms and aggregates them (and
+//! reads `/proc` for new processes).
 //!
 //! ```sh
 //! CARGO_TARGET_DIR=/work/target-bench cargo build --release -p strata-server
@@ -15,7 +23,9 @@
 //! ```
 //!
 //! `STRATA_BIN` (default: `strata` next to this bench's build directory), `STRATA_BENCH_OVERHEAD_SECS`
-//! (workload length alone, default 10), `STRATA_BENCH_OVERHEAD_ROUNDS` (default 3). Needs root
+//! (workload length alone, default 10), `STRATA_BENCH_OVERHEAD_ROUNDS` (default 3),
+//! `STRATA_BENCH_OVERHEAD_FILTER` (run only the profiler modes whose name contains it, e.g.
+//! `polling only, 999 Hz`; the workload alone always runs). Needs root
 //! (BPF and system-wide perf events), clang and perf; whatever is missing is skipped with a
 //! message. Under `cargo test` it runs once, short, and judges nothing.
 
@@ -30,8 +40,9 @@ use std::time::{Duration, Instant};
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Mode {
     Alone,
-    /// The agent at this frequency, with this `--transport`.
-    Agent(u64, &'static str),
+    /// The agent at this frequency, with this `--transport`; polling only (no interval closed
+    /// during the run) when the flag is set.
+    Agent(u64, &'static str, bool),
     Perf(u64),
 }
 
@@ -39,7 +50,10 @@ impl Mode {
     fn name(self) -> String {
         match self {
             Mode::Alone => "workload alone".into(),
-            Mode::Agent(hz, transport) => format!("strata agent, {hz} Hz, {transport}"),
+            Mode::Agent(hz, transport, false) => format!("strata agent, {hz} Hz, {transport}"),
+            Mode::Agent(hz, transport, true) => {
+                format!("  polling only, {hz} Hz, {transport}")
+            }
             Mode::Perf(hz) => format!("perf record -F {hz} -a -g"),
         }
     }
@@ -108,8 +122,23 @@ fn clock_ticks() -> f64 {
         .unwrap_or(100.0)
 }
 
-/// User + system CPU seconds of a process, from `/proc/<pid>/stat`.
+/// CPU seconds of a process: the sum of its threads' run times in nanoseconds
+/// (`/proc/<pid>/task/*/schedstat`, first field), else user + system time from
+/// `/proc/<pid>/stat` (in clock ticks, 10 ms: too coarse for the agent's few milliseconds per
+/// second). Threads that have exited are not in the sum; the agent's are long-lived.
 fn cpu_seconds(pid: u32, ticks: f64) -> Option<f64> {
+    let mut ns = 0u64;
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for task in tasks.flatten() {
+            let run = std::fs::read_to_string(task.path().join("schedstat"))
+                .ok()
+                .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok());
+            ns += run.unwrap_or(0);
+        }
+    }
+    if ns > 0 {
+        return Some(ns as f64 / 1e9);
+    }
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest = &stat[stat.rfind(')')? + 2..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
@@ -168,11 +197,12 @@ fn spin(bin: &Path, threads: usize, iterations: u64) -> Duration {
 fn start(mode: Mode, strata: &Path, store: &str, dir: &Path) -> Result<Option<Child>, String> {
     match mode {
         Mode::Alone => Ok(None),
-        Mode::Agent(hz, transport) => {
+        Mode::Agent(hz, transport, polling_only) => {
             let mut child = Command::new(strata)
                 .args(["agent", "--remote-store", store, "--frequency"])
                 .arg(hz.to_string())
                 .args(["--transport", transport])
+                .args(["--interval", if polling_only { "1h" } else { "10s" }])
                 .env("RUST_LOG", "info")
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())
@@ -269,12 +299,19 @@ fn main() {
     );
 
     let mut modes = vec![Mode::Alone];
-    for hz in [19, 99, 999] {
-        for transport in ["ring_buffer", "map"] {
-            modes.push(Mode::Agent(hz, transport));
+    for polling_only in [false, true] {
+        for hz in [19, 99, 999] {
+            for transport in ["ring_buffer", "map"] {
+                modes.push(Mode::Agent(hz, transport, polling_only));
+            }
+        }
+        if !polling_only {
+            modes.push(Mode::Perf(19));
         }
     }
-    modes.push(Mode::Perf(19));
+    if let Ok(filter) = std::env::var("STRATA_BENCH_OVERHEAD_FILTER") {
+        modes.retain(|m| *m == Mode::Alone || m.name().contains(&filter));
+    }
     // Time in the BPF programs is only counted with bpf_stats_enabled.
     let bpf_stats_before = std::fs::read_to_string(BPF_STATS).ok();
     if std::fs::write(BPF_STATS, "1").is_err() {
@@ -316,7 +353,7 @@ fn main() {
             }
             let run = Run {
                 wall,
-                profiler_cpu: cpu1 - cpu0,
+                profiler_cpu: (cpu1 - cpu0).max(0.0),
                 profiler_hwm: hwm,
                 bpf: bpf0
                     .zip(bpf1)
@@ -382,12 +419,12 @@ fn main() {
                 )
             };
             println!(
-                "  {:<34} median {wall:7.3} s  slow-down {slowdown:+6.2} %  profiler CPU {cpu_s:6.3} s = {host_pct:5.2} % of host  peak RSS {:6.1} MB{bpf}",
+                "  {:<34} median {wall:7.3} s  slow-down {slowdown:+6.2} %  profiler CPU {cpu_s:7.4} s = {host_pct:5.3} % of host  peak RSS {:6.1} MB{bpf}",
                 mode.name(),
                 hwm as f64 / 1e6
             );
         }
-        if let Mode::Agent(19, transport) = mode {
+        if let Mode::Agent(19, transport, false) = mode {
             agent19.push((*transport, host_pct, hwm));
         }
     }
