@@ -261,12 +261,23 @@ pub(crate) mod tests {
     }
 
     /// The pids (label `pid`) stored under the collector's profile type.
-    pub(crate) async fn stored_pids(engine: &strata_engine::Engine) -> Vec<String> {
+    async fn stored_pids(engine: &strata_engine::Engine) -> Vec<String> {
         let pt: strata_engine::ProfileType = strata_collector_ebpf::PROFILE_TYPE.parse().unwrap();
         engine
             .label_values("pid", Some(&pt), &[], strata_engine::TimeRange::ALL)
             .await
             .unwrap()
+    }
+
+    /// Whether samples of `pid` reach `engine` within 30 s.
+    pub(crate) async fn wait_until_stored(engine: &strata_engine::Engine, pid: &str) -> bool {
+        for _ in 0..60 {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            if stored_pids(engine).await.iter().any(|p| p == pid) {
+                return true;
+            }
+        }
+        false
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -297,14 +308,7 @@ pub(crate) mod tests {
             return;
         };
         let want = burner.0.id().to_string();
-        let mut found = false;
-        for _ in 0..60 {
-            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-            if stored_pids(&engine).await.contains(&want) {
-                found = true;
-                break;
-            }
-        }
+        let found = wait_until_stored(&engine, &want).await;
         tokio::task::spawn_blocking(move || handle.stop())
             .await
             .unwrap();

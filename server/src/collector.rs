@@ -134,7 +134,7 @@ pub fn self_usage() -> Option<(f64, f64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::tests::{Burner, stored_pids};
+    use crate::agent::tests::{Burner, wait_until_stored};
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn in_process_collector_appends_to_the_engine() {
@@ -153,14 +153,7 @@ mod tests {
             return;
         };
         let want = burner.0.id().to_string();
-        let mut found = false;
-        for _ in 0..60 {
-            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-            if stored_pids(&engine).await.contains(&want) {
-                found = true;
-                break;
-            }
-        }
+        let found = wait_until_stored(&engine, &want).await;
         tokio::task::spawn_blocking(move || handle.stop())
             .await
             .unwrap();
