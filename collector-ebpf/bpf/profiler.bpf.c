@@ -137,17 +137,22 @@ static __always_inline void count_ordered(__u32 which)
 		__sync_fetch_and_add(c, 1);
 }
 
+// The interrupted task's pid and tid; false when the sample is not work to record: the idle
+// task (tid 0) or the collector's own process.
+static __always_inline bool sampled_task(__u32 *pid, __u32 *tid)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	*pid = id >> 32;
+	*tid = (__u32)id;
+	return *tid != 0 && !(self_pid != 0 && *pid == self_pid);
+}
+
 SEC("perf_event")
 int profile_cpu(struct bpf_perf_event_data *ctx)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 pid = id >> 32;
-	__u32 tid = (__u32)id;
+	__u32 pid, tid;
 
-	// The idle task (pid 0) is not work.
-	if (tid == 0)
-		return 0;
-	if (self_pid != 0 && pid == self_pid)
+	if (!sampled_task(&pid, &tid))
 		return 0;
 
 	count(COUNTER_SAMPLES);
@@ -210,13 +215,9 @@ static __always_inline bool add_to(void *map, struct strata_stack_key *key)
 SEC("perf_event")
 int profile_cpu_map(struct bpf_perf_event_data *ctx)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 pid = id >> 32;
-	__u32 tid = (__u32)id;
+	__u32 pid, tid;
 
-	if (tid == 0)
-		return 0;
-	if (self_pid != 0 && pid == self_pid)
+	if (!sampled_task(&pid, &tid))
 		return 0;
 
 	// Entered: counted before `active` is read (see the settle protocol above).

@@ -207,12 +207,7 @@ mod tests {
             poll_interval: Duration::from_secs(2),
             ..Default::default()
         };
-        assert!(
-            bad.validate()
-                .unwrap_err()
-                .to_string()
-                .contains("poll_interval")
-        );
+        assert_rejects(&bad, "poll_interval");
         SamplerConfig {
             transport: Transport::RingBuffer,
             ..bad
@@ -232,17 +227,18 @@ mod tests {
             run_root: PathBuf::from("run"),
             ..Default::default()
         };
-        assert!(bad.validate().unwrap_err().to_string().contains("run_root"));
+        assert_rejects(&bad, "run_root");
         let bad = SamplerConfig {
             docker_root: PathBuf::new(),
             ..Default::default()
         };
-        assert!(
-            bad.validate()
-                .unwrap_err()
-                .to_string()
-                .contains("docker_root")
-        );
+        assert_rejects(&bad, "docker_root");
+    }
+
+    /// `config` fails validation with an error naming `field`.
+    fn assert_rejects(config: &SamplerConfig, field: &str) {
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains(field), "{field}: {err}");
     }
 
     #[test]
@@ -251,26 +247,16 @@ mod tests {
             frequency_hz: 0,
             ..Default::default()
         };
-        assert!(
-            bad.validate()
-                .unwrap_err()
-                .to_string()
-                .contains("frequency_hz")
-        );
+        assert_rejects(&bad, "frequency_hz");
         let bad = SamplerConfig {
             interval: Duration::from_millis(10),
             ..Default::default()
         };
-        assert!(bad.validate().unwrap_err().to_string().contains("interval"));
+        assert_rejects(&bad, "interval");
         let bad = SamplerConfig {
             poll_interval: Duration::from_secs(60),
             ..Default::default()
         };
-        assert!(
-            bad.validate()
-                .unwrap_err()
-                .to_string()
-                .contains("poll_interval")
-        );
+        assert_rejects(&bad, "poll_interval");
     }
 }
