@@ -87,8 +87,14 @@ pub fn write_metrics(out: &mut String) {
     metric(
         "strata_collector_dropped_samples_total",
         "counter",
-        "Samples the kernel dropped because the collector's ring buffer was full.",
+        "Samples the kernel dropped because the collector's ring buffer or counts map was full.",
         s.drops.load(Relaxed) as f64,
+    );
+    metric(
+        "strata_collector_records_total",
+        "counter",
+        "Records read from the kernel (one per sample through the ring buffer; one per distinct stack and poll through the counts map).",
+        s.records.load(Relaxed) as f64,
     );
     metric(
         "strata_collector_processes",
@@ -161,5 +167,6 @@ mod tests {
         let mut out = String::new();
         write_metrics(&mut out);
         assert!(out.contains("strata_collector_samples_total"), "{out}");
+        assert!(out.contains("strata_collector_records_total"), "{out}");
     }
 }
