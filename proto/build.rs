@@ -18,6 +18,7 @@ fn main() {
                 "proto/parca/profilestore/v1alpha1/profilestore.proto",
                 "proto/parca/metastore/v1alpha1/metastore.proto",
                 "proto/parca/query/v1alpha1/query.proto",
+                "proto/parca/debuginfo/v1alpha1/debuginfo.proto",
                 "proto/push/v1/push.proto",
                 "proto/opentelemetry/proto/collector/profiles/v1development/profiles_service.proto",
             ],

@@ -4,7 +4,8 @@
 //!   in the field can emit and `go tool pprof` reads.
 //! - [`parca`]: `parca.profilestore.v1alpha1` — Parca's `ProfileStoreService/WriteRaw`
 //!   (also at `parca::*`); `parca.query.v1alpha1` — Parca's `QueryService`, with the
-//!   `parca.metastore.v1alpha1` messages it uses.
+//!   `parca.metastore.v1alpha1` messages it uses; `parca.debuginfo.v1alpha1` — Parca's
+//!   `DebuginfoService` (debug info uploads by build id).
 //! - [`pyroscope`]: `push.v1` and `types.v1` — Pyroscope's `PusherService/Push`.
 //!
 //! - [`otlp`]: `opentelemetry.proto.*` — OTLP profiles (`ProfilesService/Export`, the
@@ -44,6 +45,16 @@ pub mod parca {
         #[allow(missing_docs, clippy::all)]
         pub mod v1alpha1 {
             include!(concat!(env!("OUT_DIR"), "/parca.metastore.v1alpha1.rs"));
+        }
+    }
+
+    /// `parca.debuginfo.*`.
+    pub mod debuginfo {
+        /// `parca.debuginfo.v1alpha1`: `DebuginfoService` (ShouldInitiateUpload,
+        /// InitiateUpload, Upload, MarkUploadFinished).
+        #[allow(missing_docs, clippy::all)]
+        pub mod v1alpha1 {
+            include!(concat!(env!("OUT_DIR"), "/parca.debuginfo.v1alpha1.rs"));
         }
     }
 
@@ -248,5 +259,72 @@ mod tests {
             vec![0x22, 1, b'm', 0x32, 5, 0x0a, 1, b'f', 0x10, 4]
         );
         assert_eq!(query::query_request::ReportType::Flamechart as i32, 9);
+    }
+
+    #[test]
+    fn parca_debuginfo_api_has_the_wire_layout_of_the_original() {
+        use super::parca::debuginfo::v1alpha1 as d;
+        let req = d::InitiateUploadRequest {
+            build_id: "b".into(),
+            size: 3,
+            hash: "h".into(),
+            force: true,
+            r#type: d::DebuginfoType::Executable as i32,
+            build_id_type: d::BuildIdType::Gnu as i32,
+        };
+        // build_id = 1 (0x0a), size = 2 (0x10), hash = 3 (0x1a), force = 4 (0x20),
+        // type = 5 (0x28), build_id_type = 6 (0x30).
+        assert_eq!(
+            req.encode_to_vec(),
+            vec![
+                0x0a, 1, b'b', 0x10, 3, 0x1a, 1, b'h', 0x20, 1, 0x28, 1, 0x30, 1
+            ]
+        );
+        let should = d::ShouldInitiateUploadRequest {
+            build_id: "b".into(),
+            hash: "h".into(),
+            force: true,
+            r#type: d::DebuginfoType::Sources as i32,
+            build_id_type: d::BuildIdType::Hash as i32,
+        };
+        assert_eq!(
+            should.encode_to_vec(),
+            vec![0x0a, 1, b'b', 0x12, 1, b'h', 0x18, 1, 0x20, 2, 0x28, 2]
+        );
+        let chunk = d::UploadRequest {
+            data: Some(d::upload_request::Data::ChunkData(vec![9])),
+        };
+        assert_eq!(chunk.encode_to_vec(), vec![0x12, 1, 9]);
+        let info = d::UploadRequest {
+            data: Some(d::upload_request::Data::Info(d::UploadInfo {
+                build_id: "b".into(),
+                upload_id: "u".into(),
+                r#type: 0,
+            })),
+        };
+        assert_eq!(
+            info.encode_to_vec(),
+            vec![0x0a, 6, 0x0a, 1, b'b', 0x12, 1, b'u']
+        );
+        let instructions = d::UploadInstructions {
+            build_id: "b".into(),
+            upload_id: "u".into(),
+            upload_strategy: d::upload_instructions::UploadStrategy::Grpc as i32,
+            signed_url: String::new(),
+            r#type: 0,
+        };
+        assert_eq!(
+            instructions.encode_to_vec(),
+            vec![0x0a, 1, b'b', 0x12, 1, b'u', 0x18, 1]
+        );
+        let finished = d::MarkUploadFinishedRequest {
+            build_id: "b".into(),
+            upload_id: "u".into(),
+            r#type: 1,
+        };
+        assert_eq!(
+            finished.encode_to_vec(),
+            vec![0x0a, 1, b'b', 0x12, 1, b'u', 0x18, 1]
+        );
     }
 }
