@@ -1,6 +1,7 @@
 //! Immutable blocks: one object-store prefix `blocks/<id>/` per flushed or compacted time range,
 //! holding Parquet files, the series index and `meta.json` (written last: the commit point).
 
+mod dictionary_sums;
 mod index_file;
 mod object_reader;
 mod reader;

@@ -7,7 +7,9 @@
 //! - Write: build a [`SampleBatch`] with [`SampleBatchBuilder`] (or from an Arrow
 //!   `RecordBatch` in [`input_schema`]) and [`Engine::append`] it; it returns once durable.
 //! - Read: [`Engine::scan`] a [`ScanRequest`] (profile type, [`LabelMatcher`]s, [`TimeRange`])
-//!   into Arrow batches in [`scan_schema`]; [`Engine::profile_types`],
+//!   into Arrow batches in [`scan_schema`], or [`Engine::scan_parts`] into parts read
+//!   concurrently, each as rows or already summed per stack ([`ScanPart::stack_sums`], the
+//!   partial aggregate of a merge); [`Engine::profile_types`],
 //!   [`Engine::label_names`], [`Engine::label_values`] come from indexes;
 //!   [`Engine::resolve_stacks`] turns [`StackId`]s into [`SymbolTables`].
 //! - Maintenance: [`Engine::flush`], [`Engine::compact`], [`Engine::apply_retention`] (run by a
@@ -32,6 +34,7 @@ mod index;
 mod matcher;
 mod model;
 mod scan;
+mod stack_sums;
 mod symbol_cache;
 mod symbol_tables;
 mod varint;
@@ -55,5 +58,6 @@ pub use model::{
     ProfileType, SeriesId, StackId, is_valid_label_name, stack_id,
 };
 pub use scan::{ScanOutput, ScanPart, ScanParts, ScanRequest, TimeRange, scan_schema};
+pub use stack_sums::stack_sums_schema;
 pub use symbol_tables::SymbolTables;
 pub use wal::{ReplayReport, WalDamage, WalDamageKind};

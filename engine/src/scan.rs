@@ -10,6 +10,9 @@ use futures::stream::BoxStream;
 use crate::error::Result;
 use crate::matcher::LabelMatcher;
 use crate::model::{Labels, ProfileType, SeriesId};
+use crate::stack_sums::StackSums;
+#[cfg(doc)]
+use crate::stack_sums::stack_sums_schema;
 
 /// A time range in nanoseconds since the Unix epoch: `start` inclusive, `end` exclusive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,6 +132,26 @@ impl ScanPart {
     /// The schema of [`ScanPart::batches`]: [`scan_schema`] projected.
     pub fn schema(&self) -> SchemaRef {
         self.schema.clone()
+    }
+
+    /// The part's rows summed per stack, in [`stack_sums_schema`]: one row per stack id
+    /// occurring in the part, with the (wrapping) sum of its values and its largest period —
+    /// `SELECT stack_id, sum(value), max(period) … GROUP BY stack_id` over
+    /// [`ScanPart::batches`], whatever the part's projection. Block row groups whose every row
+    /// is selected are summed on the Parquet dictionary indexes of `stack_id`, without
+    /// decoding or hashing each row's stack id.
+    pub async fn stack_sums(self) -> Result<RecordBatch> {
+        match self.source {
+            PartSource::Memory(batches) => {
+                let mut sums = StackSums::default();
+                for b in &batches {
+                    // Head batches carry every scan column: period 3, stack_id 4, value 5.
+                    sums.add_batch(b, [3, 4, 5]);
+                }
+                sums.into_batch()
+            }
+            PartSource::Block(scan) => scan.stack_sums().await,
+        }
     }
 
     /// The part's rows.

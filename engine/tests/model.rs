@@ -120,6 +120,21 @@ async fn check(ops: Vec<Op>, queries: Vec<(usize, Vec<LabelMatcher>, TimeRange)>
         };
         let parts = engine.scan_parts(&req, Some(&[4, 5])).unwrap();
         let mut by_stack: BTreeMap<u64, i64> = BTreeMap::new();
+        // The same parts summed per stack (on dictionary indexes where a row group is whole).
+        let mut summed: BTreeMap<u64, i64> = BTreeMap::new();
+        for part in parts.parts.clone() {
+            let b = part.stack_sums().await.unwrap();
+            assert_eq!(b.schema(), strata_engine::stack_sums_schema());
+            let st = b.column(0).as_primitive::<UInt64Type>();
+            let v = b.column(1).as_primitive::<Int64Type>();
+            let p = b.column(2).as_primitive::<Int64Type>();
+            let mut seen = std::collections::BTreeSet::new();
+            for i in 0..b.num_rows() {
+                assert!(seen.insert(st.value(i)), "stack twice in one part's sums");
+                assert_eq!(p.value(i), 10, "the period every test row has");
+                *summed.entry(st.value(i)).or_default() += v.value(i);
+            }
+        }
         for part in parts.parts {
             for b in part.batches().try_collect::<Vec<_>>().await.unwrap() {
                 assert_eq!(b.num_columns(), 2);
@@ -137,6 +152,11 @@ async fn check(ops: Vec<Op>, queries: Vec<(usize, Vec<LabelMatcher>, TimeRange)>
         assert_eq!(
             by_stack, want_by_stack,
             "projected parts of {} {:?} {:?}",
+            types[pt], ms, range
+        );
+        assert_eq!(
+            summed, want_by_stack,
+            "stack sums of {} {:?} {:?}",
             types[pt], ms, range
         );
         let names = engine.label_names(None, &ms, TimeRange::ALL).await.unwrap();

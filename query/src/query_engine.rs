@@ -6,16 +6,17 @@ use std::sync::Arc;
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Int64Type, UInt64Type};
 use datafusion::common::Column;
+use datafusion::datasource::TableProvider;
 use datafusion::functions_aggregate::expr_fn::{max, sum};
 use datafusion::logical_expr::Expr;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use rustc_hash::FxHashMap;
-use strata_engine::{Engine, LabelMatcher, ProfileType, StackId, TimeRange};
+use strata_engine::{Engine, LabelMatcher, ProfileType, ScanRequest, StackId, TimeRange};
 
 use crate::error::{Error, Result};
 use crate::language::Selector;
 use crate::profile::{MergedProfile, StackValue};
-use crate::table::{SamplesTable, Selection};
+use crate::table::{SamplesTable, Selection, StackSumsTable};
 
 /// A selection of samples: a selector over a time range, optionally grouped by labels.
 #[derive(Clone, Debug)]
@@ -95,7 +96,9 @@ impl QueryEngine {
 
     /// Everything `q` selects, summed per stack (and per `group_by` label values): a
     /// DataFusion aggregation `SUM(value) GROUP BY [labels,] stack_id` over the samples table,
-    /// with the selector and range pushed into the engine's scan.
+    /// with the selector and range pushed into the engine's scan. Without `group_by` the
+    /// aggregation runs over [`StackSumsTable`] instead: each engine scan part arrives already
+    /// summed per stack (on the blocks' dictionary encoding), so DataFusion only combines parts.
     pub async fn merge(&self, q: &ProfileQuery) -> Result<MergedProfile> {
         if q.range.start >= q.range.end {
             return Err(Error::InvalidQuery(format!(
@@ -104,10 +107,24 @@ impl QueryEngine {
             )));
         }
         let pt = &q.selector.profile_type;
-        let table = self.selection_table(pt, &q.selector.matchers, q.range, q.group_by.clone());
-        let mut keys: Vec<Expr> = q.group_by.iter().map(|l| label_column(&table, l)).collect();
+        let (table, mut keys): (Arc<dyn TableProvider>, Vec<Expr>) = if q.group_by.is_empty() {
+            // Summed per stack inside each scan part first, on the blocks' encoding.
+            let request = ScanRequest {
+                profile_type: pt.clone(),
+                matchers: q.selector.matchers.clone(),
+                range: q.range,
+            };
+            (
+                Arc::new(StackSumsTable::new(self.engine.clone(), request)),
+                Vec::new(),
+            )
+        } else {
+            let table = self.selection_table(pt, &q.selector.matchers, q.range, q.group_by.clone());
+            let keys = q.group_by.iter().map(|l| label_column(&table, l)).collect();
+            (Arc::new(table), keys)
+        };
         keys.push(column("stack_id"));
-        let df = session().read_table(Arc::new(table))?.aggregate(
+        let df = session().read_table(table)?.aggregate(
             keys,
             vec![
                 sum(column("value")).alias("value"),

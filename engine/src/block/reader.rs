@@ -14,6 +14,7 @@ use parquet::arrow::arrow_reader::{
 use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
 use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
 
+use super::dictionary_sums::{SUM_COLUMNS, row_group_sums};
 use super::object_reader::BlockFileReader;
 use super::schema::{
     functions_schema, locations_schema, mappings_schema, samples_schema, stacks_schema,
@@ -24,6 +25,7 @@ use crate::model::{
     Function, FunctionId, Line, Location, LocationId, Mapping, MappingId, ProfileType, StackId,
 };
 use crate::scan::{TimeRange, scan_schema};
+use crate::stack_sums::StackSums;
 use crate::symbol_tables::SymbolTables;
 
 fn corrupt(block: &BlockHandle, file: &str) -> impl FnOnce(parquet::errors::ParquetError) -> Error {
@@ -157,7 +159,6 @@ impl BlockScan {
         projection: Option<Arc<[usize]>>,
         schema: SchemaRef,
     ) -> Result<Vec<RecordBatch>> {
-        let file = files::SAMPLES;
         let block = &self.block;
         let footer = self.footer().await?;
         let meta = footer.metadata().clone();
@@ -166,10 +167,7 @@ impl BlockScan {
         if selected.is_empty() {
             return Ok(Vec::new());
         }
-        let (whole, partial): (Vec<usize>, Vec<usize>) = selected.iter().partition(|&&g| {
-            self.every_series && row_group_inside(&meta, g, &self.profile_type, self.range)
-        });
-        let schema_descr = meta.file_metadata().schema_descr();
+        let (whole, partial) = self.split_whole(&meta, selected);
         // Scan column i is the file's root column i + 1 (root 0 is `profile_type`).
         let roots: Vec<usize> = match &projection {
             Some(p) => p.iter().map(|&i| i + 1).collect(),
@@ -177,33 +175,10 @@ impl BlockScan {
         };
         let mut out = Vec::new();
         for (groups, filtered) in [(whole, false), (partial, true)] {
-            if groups.is_empty() {
-                continue;
-            }
-            let reader = BlockFileReader::new(
-                self.store.clone(),
-                block_path(block.id(), file),
-                block.file_size(file),
-            );
-            let mut builder =
-                ParquetRecordBatchStreamBuilder::new_with_metadata(reader, footer.clone());
-            if filtered {
-                if let Some(pages) = page_selection(&meta, &groups, &self.series, self.range) {
-                    builder = builder.with_row_selection(pages);
-                }
-                builder = builder.with_row_filter(RowFilter::new(vec![Box::new(
-                    self.row_predicate(schema_descr),
-                )]));
-            }
-            let stream = builder
-                .with_batch_size(SCAN_BATCH_ROWS)
-                .with_row_groups(groups)
-                .with_projection(ProjectionMask::roots(schema_descr, roots.iter().copied()))
-                .build()
-                .map_err(corrupt(block, file))?;
-            let batches: Vec<RecordBatch> =
-                stream.try_collect().await.map_err(corrupt(block, file))?;
-            for b in batches.into_iter().filter(|b| b.num_rows() > 0) {
+            for b in self
+                .read_row_groups(&footer, groups, filtered, &roots)
+                .await?
+            {
                 out.push(
                     RecordBatch::try_new(schema.clone(), b.columns().to_vec())
                         .map_err(Error::arrow("projecting samples"))?,
@@ -211,6 +186,107 @@ impl BlockScan {
             }
         }
         Ok(out)
+    }
+
+    /// The selected rows summed per stack (see
+    /// [`ScanPart::stack_sums`](crate::ScanPart::stack_sums)). Row groups where every row is
+    /// selected are summed on their dictionary encoding ([`row_group_sums`]), one ranged read
+    /// of three column chunks each; the others (and any in an encoding it does not decode)
+    /// are read with the row filter and summed by hashing.
+    pub(crate) async fn stack_sums(self) -> Result<RecordBatch> {
+        let file = files::SAMPLES;
+        let block = &self.block;
+        let footer = self.footer().await?;
+        let meta = footer.metadata().clone();
+        let selected =
+            prune_row_groups(&meta, block, &self.profile_type, &self.series, self.range)?;
+        let (whole, mut rest) = self.split_whole(&meta, selected);
+        let mut sums = StackSums::default();
+        let path = block_path(block.id(), file);
+        for g in whole {
+            let rg = meta.row_group(g);
+            let ranges: Vec<std::ops::Range<u64>> = SUM_COLUMNS
+                .iter()
+                .map(|&c| {
+                    let (start, len) = rg.column(c).byte_range();
+                    start..start + len
+                })
+                .collect();
+            let chunks = self
+                .store
+                .get_ranges(&path, &ranges)
+                .await
+                .map_err(Error::store(&path))?;
+            let chunks: [bytes::Bytes; 3] = chunks.try_into().map_err(|c: Vec<_>| {
+                corrupt(block, file)(parquet::errors::ParquetError::General(format!(
+                    "{} column chunks read for 3 ranges",
+                    c.len()
+                )))
+            })?;
+            if !row_group_sums(rg, chunks, &mut sums).map_err(corrupt(block, file))? {
+                rest.push(g);
+            }
+        }
+        // Scan columns period, stack_id, value are the file's roots 4, 5, 6.
+        for b in self
+            .read_row_groups(&footer, rest, true, &SUM_COLUMNS)
+            .await?
+        {
+            sums.add_batch(&b, [0, 1, 2]);
+        }
+        sums.into_batch()
+    }
+
+    /// Splits selected row groups into those whose every row is selected and the rest.
+    fn split_whole(
+        &self,
+        meta: &ParquetMetaData,
+        selected: Vec<usize>,
+    ) -> (Vec<usize>, Vec<usize>) {
+        selected.into_iter().partition(|&g| {
+            self.every_series && row_group_inside(meta, g, &self.profile_type, self.range)
+        })
+    }
+
+    /// Root columns `roots` of row groups `groups`, through the row filter when `filtered`.
+    async fn read_row_groups(
+        &self,
+        footer: &ArrowReaderMetadata,
+        mut groups: Vec<usize>,
+        filtered: bool,
+        roots: &[usize],
+    ) -> Result<Vec<RecordBatch>> {
+        if groups.is_empty() {
+            return Ok(Vec::new());
+        }
+        groups.sort_unstable();
+        let file = files::SAMPLES;
+        let block = &self.block;
+        let meta = footer.metadata();
+        let schema_descr = meta.file_metadata().schema_descr();
+        let reader = BlockFileReader::new(
+            self.store.clone(),
+            block_path(block.id(), file),
+            block.file_size(file),
+        );
+        let mut builder =
+            ParquetRecordBatchStreamBuilder::new_with_metadata(reader, footer.clone());
+        if filtered {
+            if let Some(pages) = page_selection(meta, &groups, &self.series, self.range) {
+                builder = builder.with_row_selection(pages);
+            }
+            builder = builder.with_row_filter(RowFilter::new(vec![Box::new(
+                self.row_predicate(schema_descr),
+            )]));
+        }
+        let stream = builder
+            .with_batch_size(SCAN_BATCH_ROWS)
+            .with_row_groups(groups)
+            .with_projection(ProjectionMask::roots(schema_descr, roots.iter().copied()))
+            .build()
+            .map_err(corrupt(block, file))?;
+        let batches: Vec<RecordBatch> = stream.try_collect().await.map_err(corrupt(block, file))?;
+        Ok(batches.into_iter().filter(|b| b.num_rows() > 0).collect())
     }
 
     /// The row filter: this profile type, inside the range, one of the series. Rows are sorted

@@ -293,7 +293,7 @@ struct PartContext {
 }
 
 /// Spreads scan parts over at most `n` partitions, largest first onto the lightest.
-fn balance<T>(mut parts: Vec<(ScanPart, T)>, n: usize) -> Vec<Vec<(ScanPart, T)>> {
+pub(super) fn balance<T>(mut parts: Vec<(ScanPart, T)>, n: usize) -> Vec<Vec<(ScanPart, T)>> {
     let n = n.clamp(1, parts.len().max(1));
     parts.sort_by_key(|(p, _)| std::cmp::Reverse(p.estimated_rows()));
     let mut out: Vec<(u64, Vec<(ScanPart, T)>)> = (0..n).map(|_| (0, Vec::new())).collect();
@@ -327,7 +327,7 @@ impl fmt::Debug for SamplePartition {
     }
 }
 
-fn external(e: strata_engine::Error) -> DataFusionError {
+pub(super) fn external(e: strata_engine::Error) -> DataFusionError {
     DataFusionError::External(Box::new(e))
 }
 

@@ -1,0 +1,710 @@
+//! Summing one row group of `samples.parquet` per stack on the Parquet encoding itself: the
+//! `stack_id` column's dictionary indexes address an array of sums, so no row's 64-bit stack
+//! id is materialized or hashed (only the dictionary's entries are, once per row group), and a
+//! run of equal indexes is summed in one step.
+//!
+//! Handles the encodings this engine's writer produces for required, non-nested columns:
+//! PLAIN and dictionary (PLAIN_DICTIONARY / RLE_DICTIONARY) data pages, v1 or v2. Anything
+//! else returns `Ok(false)` and the caller reads the row group the ordinary way.
+
+use std::sync::Arc;
+
+use bytes::{Buf, Bytes};
+use parquet::basic::{Encoding, Type as PhysicalType};
+use parquet::column::page::{Page, PageReader};
+use parquet::errors::{ParquetError, Result};
+use parquet::file::metadata::{ColumnChunkMetaData, RowGroupMetaData};
+use parquet::file::reader::{ChunkReader, Length};
+use parquet::file::serialized_reader::SerializedPageReader;
+use parquet::file::statistics::Statistics;
+
+use crate::stack_sums::StackSums;
+
+/// Root columns of `samples.parquet` the sums read.
+pub(crate) const PERIOD_COLUMN: usize = 4;
+/// See [`PERIOD_COLUMN`].
+pub(crate) const STACK_ID_COLUMN: usize = 5;
+/// See [`PERIOD_COLUMN`].
+pub(crate) const VALUE_COLUMN: usize = 6;
+/// The columns a row group's sums need, in the order [`row_group_sums`] takes their bytes.
+pub(crate) const SUM_COLUMNS: [usize; 3] = [PERIOD_COLUMN, STACK_ID_COLUMN, VALUE_COLUMN];
+
+/// One column chunk's bytes, addressed by file offset (what [`SerializedPageReader`] asks for).
+struct ColumnChunkBytes {
+    start: u64,
+    data: Bytes,
+}
+
+impl ColumnChunkBytes {
+    fn slice(&self, start: u64, len: Option<usize>) -> Result<Bytes> {
+        let from = start
+            .checked_sub(self.start)
+            .map(|o| o as usize)
+            .filter(|&o| o <= self.data.len());
+        let Some(from) = from else {
+            return Err(ParquetError::EOF(format!(
+                "offset {start} is outside the column chunk at {} of {} bytes",
+                self.start,
+                self.data.len()
+            )));
+        };
+        let to = match len {
+            None => self.data.len(),
+            Some(l) => from
+                .checked_add(l)
+                .filter(|&t| t <= self.data.len())
+                .ok_or_else(|| {
+                    ParquetError::EOF(format!(
+                        "{l} bytes at offset {start} run past the column chunk at {} of {} bytes",
+                        self.start,
+                        self.data.len()
+                    ))
+                })?,
+        };
+        Ok(self.data.slice(from..to))
+    }
+}
+
+impl Length for ColumnChunkBytes {
+    fn len(&self) -> u64 {
+        self.start + self.data.len() as u64
+    }
+}
+
+impl ChunkReader for ColumnChunkBytes {
+    type T = bytes::buf::Reader<Bytes>;
+
+    fn get_read(&self, start: u64) -> Result<Self::T> {
+        Ok(self.slice(start, None)?.reader())
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> Result<Bytes> {
+        self.slice(start, Some(length))
+    }
+}
+
+/// A data page's values section and how it is encoded.
+struct DataPage {
+    data: Bytes,
+    values: usize,
+    encoding: Encoding,
+}
+
+/// The pages of one column chunk: its dictionary (as raw 64-bit values) and data pages.
+struct ColumnPages {
+    dictionary: Option<Vec<u64>>,
+    pages: Vec<DataPage>,
+}
+
+/// 8-byte little-endian PLAIN values.
+fn plain_u64(data: &[u8], n: usize) -> Result<Vec<u64>> {
+    let bytes = n
+        .checked_mul(8)
+        .filter(|&b| b <= data.len())
+        .ok_or_else(|| {
+            ParquetError::General(format!(
+                "PLAIN page of {n} 8-byte values has only {} bytes",
+                data.len()
+            ))
+        })?;
+    Ok(data[..bytes]
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+        .collect())
+}
+
+/// Reads a column chunk's pages, or `None` when its layout is not one this module decodes.
+fn column_pages(
+    chunk: &ColumnChunkMetaData,
+    bytes: Bytes,
+    rows: usize,
+) -> Result<Option<ColumnPages>> {
+    let descr = chunk.column_descr();
+    if descr.max_def_level() != 0
+        || descr.max_rep_level() != 0
+        || !matches!(chunk.column_type(), PhysicalType::INT64)
+    {
+        return Ok(None);
+    }
+    let reader = Arc::new(ColumnChunkBytes {
+        start: chunk.byte_range().0,
+        data: bytes,
+    });
+    let mut pages = SerializedPageReader::new(reader, chunk, rows, None)?;
+    let mut out = ColumnPages {
+        dictionary: None,
+        pages: Vec::new(),
+    };
+    while let Some(page) = pages.get_next_page()? {
+        let (data, values, encoding) = match page {
+            Page::DictionaryPage {
+                buf,
+                num_values,
+                encoding: Encoding::PLAIN | Encoding::PLAIN_DICTIONARY,
+                ..
+            } => {
+                out.dictionary = Some(plain_u64(&buf, num_values as usize)?);
+                continue;
+            }
+            Page::DictionaryPage { .. } => return Ok(None),
+            Page::DataPage {
+                buf,
+                num_values,
+                encoding,
+                ..
+            } => (buf, num_values, encoding),
+            Page::DataPageV2 {
+                buf,
+                num_values,
+                encoding,
+                def_levels_byte_len,
+                rep_levels_byte_len,
+                ..
+            } => {
+                let levels = (def_levels_byte_len + rep_levels_byte_len) as usize;
+                if levels > buf.len() {
+                    return Err(ParquetError::General(format!(
+                        "data page v2 levels of {levels} bytes exceed its {} bytes",
+                        buf.len()
+                    )));
+                }
+                (buf.slice(levels..), num_values, encoding)
+            }
+        };
+        if !matches!(
+            encoding,
+            Encoding::PLAIN | Encoding::PLAIN_DICTIONARY | Encoding::RLE_DICTIONARY
+        ) {
+            return Ok(None);
+        }
+        out.pages.push(DataPage {
+            data,
+            values: values as usize,
+            encoding,
+        });
+    }
+    let total: usize = out.pages.iter().map(|p| p.values).sum();
+    if total != rows {
+        return Err(ParquetError::General(format!(
+            "column chunk has {total} values for {rows} rows"
+        )));
+    }
+    Ok(Some(out))
+}
+
+/// A run of dictionary indexes in the RLE / bit-packed hybrid encoding.
+enum Run<'a> {
+    /// `len` times `index`.
+    Repeat { index: u32, len: usize },
+    /// `len` indexes of `bit_width` bits each, packed little-endian from bit 0.
+    Packed { bytes: &'a [u8], len: usize },
+}
+
+/// The runs of a dictionary-encoded data page (a bit-width byte, then hybrid runs), `values`
+/// indexes in all.
+struct HybridRuns<'a> {
+    data: &'a [u8],
+    bit_width: u32,
+    remaining: usize,
+}
+
+impl<'a> HybridRuns<'a> {
+    fn new(page: &'a [u8], values: usize) -> Result<Self> {
+        let (&bit_width, data) = page
+            .split_first()
+            .ok_or_else(|| ParquetError::General("empty dictionary data page".into()))?;
+        if bit_width > 32 {
+            return Err(ParquetError::General(format!(
+                "dictionary index bit width {bit_width} > 32"
+            )));
+        }
+        Ok(HybridRuns {
+            data,
+            bit_width: bit_width as u32,
+            remaining: values,
+        })
+    }
+
+    fn varint(&mut self) -> Result<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let (&b, rest) = self
+                .data
+                .split_first()
+                .ok_or_else(|| ParquetError::General("truncated run header".into()))?;
+            self.data = rest;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(ParquetError::General("run header varint too long".into()))
+    }
+
+    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8]> {
+        if n > self.data.len() {
+            return Err(ParquetError::General(format!(
+                "{what} needs {n} bytes, {} left in the page",
+                self.data.len()
+            )));
+        }
+        let (head, rest) = self.data.split_at(n);
+        self.data = rest;
+        Ok(head)
+    }
+
+    fn next_run(&mut self) -> Result<Option<Run<'a>>> {
+        if self.remaining == 0 {
+            return Ok(None);
+        }
+        let header = self.varint()?;
+        let count = usize::try_from(header >> 1).unwrap_or(usize::MAX);
+        if header & 1 == 1 {
+            let values = count.saturating_mul(8);
+            let bytes = self.take(
+                count.saturating_mul(self.bit_width as usize),
+                "bit-packed run",
+            )?;
+            let len = values.min(self.remaining);
+            self.remaining -= len;
+            Ok(Some(Run::Packed { bytes, len }))
+        } else {
+            if count == 0 {
+                return Err(ParquetError::General("empty RLE run".into()));
+            }
+            let raw = self.take(self.bit_width.div_ceil(8) as usize, "RLE run value")?;
+            let mut b = [0u8; 4];
+            b[..raw.len()].copy_from_slice(raw);
+            let len = count.min(self.remaining);
+            self.remaining -= len;
+            Ok(Some(Run::Repeat {
+                index: u32::from_le_bytes(b),
+                len,
+            }))
+        }
+    }
+}
+
+/// Unpacks `len` indexes of `bit_width` bits from `bytes` into `out` (cleared first). `bytes`
+/// holds at least `len * bit_width` bits (checked by [`HybridRuns`]).
+fn unpack(bytes: &[u8], bit_width: u32, len: usize, out: &mut Vec<u32>) {
+    out.clear();
+    if bit_width == 0 {
+        out.resize(len, 0);
+        return;
+    }
+    let mask = (1u64 << bit_width) - 1;
+    let w = bit_width as usize;
+    // Whole 8-byte loads wherever they fit; the tail byte by byte.
+    let fast = if bytes.len() >= 8 {
+        ((bytes.len() - 8) * 8 / w + 1).min(len)
+    } else {
+        0
+    };
+    out.extend((0..fast).map(|i| {
+        let bit = i * w;
+        let word = u64::from_le_bytes(bytes[bit / 8..bit / 8 + 8].try_into().expect("8 bytes"));
+        ((word >> (bit % 8)) & mask) as u32
+    }));
+    out.extend((fast..len).map(|i| {
+        let bit = i * w;
+        let mut b = [0u8; 8];
+        let tail = &bytes[bit / 8..];
+        let n = tail.len().min(8);
+        b[..n].copy_from_slice(&tail[..n]);
+        ((u64::from_le_bytes(b) >> (bit % 8)) & mask) as u32
+    }));
+}
+
+/// Every row's 64-bit value of a column chunk (PLAIN values, or dictionary indexes looked up).
+fn decode_values(pages: &ColumnPages, rows: usize) -> Result<Vec<u64>> {
+    let mut out = Vec::with_capacity(rows);
+    let mut indexes = Vec::new();
+    for p in &pages.pages {
+        if p.encoding == Encoding::PLAIN {
+            out.extend(plain_u64(&p.data, p.values)?);
+            continue;
+        }
+        let dict = dictionary(pages)?;
+        let mut runs = HybridRuns::new(&p.data, p.values)?;
+        while let Some(run) = runs.next_run()? {
+            match run {
+                Run::Repeat { index, len } => {
+                    let v = *lookup(dict, index)?;
+                    out.extend(std::iter::repeat_n(v, len));
+                }
+                Run::Packed { bytes, len } => {
+                    unpack(bytes, runs.bit_width, len, &mut indexes);
+                    for &i in &indexes {
+                        out.push(*lookup(dict, i)?);
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn dictionary(pages: &ColumnPages) -> Result<&[u64]> {
+    pages
+        .dictionary
+        .as_deref()
+        .ok_or_else(|| ParquetError::General("dictionary-encoded page without a dictionary".into()))
+}
+
+fn index_error(index: u32, len: usize) -> ParquetError {
+    ParquetError::General(format!(
+        "dictionary index {index} out of a dictionary of {len}"
+    ))
+}
+
+#[inline]
+fn lookup<T>(dict: &[T], index: u32) -> Result<&T> {
+    dict.get(index as usize)
+        .ok_or_else(|| index_error(index, dict.len()))
+}
+
+/// The period of every row: one value when the chunk's statistics show a single one.
+enum Periods {
+    Constant(i64),
+    PerRow(Vec<u64>),
+}
+
+impl Periods {
+    #[inline]
+    fn at(&self, row: usize) -> i64 {
+        match self {
+            Periods::Constant(p) => *p,
+            Periods::PerRow(v) => v[row] as i64,
+        }
+    }
+}
+
+fn constant_period(chunk: &ColumnChunkMetaData) -> Option<i64> {
+    match chunk.statistics()? {
+        Statistics::Int64(s) if s.min_is_exact() && s.max_is_exact() => {
+            match (s.min_opt(), s.max_opt()) {
+                (Some(lo), Some(hi)) if lo == hi => Some(*lo),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// Sums of one stack dictionary's entries, indexed like it.
+struct DictionarySums {
+    values: Vec<i64>,
+    periods: Vec<i64>,
+    seen: Vec<bool>,
+}
+
+impl DictionarySums {
+    fn new(n: usize) -> Self {
+        DictionarySums {
+            values: vec![0; n],
+            periods: vec![i64::MIN; n],
+            seen: vec![false; n],
+        }
+    }
+
+    #[inline]
+    fn add(&mut self, index: u32, value: i64, period: i64) -> Result<()> {
+        let i = index as usize;
+        let len = self.values.len();
+        let slot = self
+            .values
+            .get_mut(i)
+            .ok_or_else(|| index_error(index, len))?;
+        *slot = slot.wrapping_add(value);
+        self.periods[i] = self.periods[i].max(period);
+        self.seen[i] = true;
+        Ok(())
+    }
+}
+
+/// Adds row group `rg`'s rows to `out`, summed per stack, from the raw bytes of its
+/// [`SUM_COLUMNS`] chunks (in that order). `Ok(false)` (and `out` untouched) when a chunk is
+/// encoded in a way this module does not decode.
+pub(crate) fn row_group_sums(
+    rg: &RowGroupMetaData,
+    [period_bytes, stack_bytes, value_bytes]: [Bytes; 3],
+    out: &mut StackSums,
+) -> Result<bool> {
+    let rows = usize::try_from(rg.num_rows())
+        .map_err(|_| ParquetError::General(format!("row group of {} rows", rg.num_rows())))?;
+    let chunk = |c: usize| rg.column(c);
+    let Some(values) = column_pages(chunk(VALUE_COLUMN), value_bytes, rows)? else {
+        return Ok(false);
+    };
+    let Some(stacks) = column_pages(chunk(STACK_ID_COLUMN), stack_bytes, rows)? else {
+        return Ok(false);
+    };
+    let periods = match constant_period(chunk(PERIOD_COLUMN)) {
+        Some(p) => Periods::Constant(p),
+        None => match column_pages(chunk(PERIOD_COLUMN), period_bytes, rows)? {
+            Some(pages) => Periods::PerRow(decode_values(&pages, rows)?),
+            None => return Ok(false),
+        },
+    };
+    let values = decode_values(&values, rows)?;
+    let dict: &[u64] = stacks.dictionary.as_deref().unwrap_or(&[]);
+    let mut sums = DictionarySums::new(dict.len());
+    // Rows of PLAIN (dictionary fallback) pages, summed by hashing.
+    let mut plain = StackSums::default();
+    let mut indexes = Vec::new();
+    let mut row = 0usize;
+    for p in &stacks.pages {
+        if p.encoding == Encoding::PLAIN {
+            for (k, id) in plain_u64(&p.data, p.values)?.into_iter().enumerate() {
+                plain.add(id, values[row + k] as i64, periods.at(row + k));
+            }
+            row += p.values;
+            continue;
+        }
+        let mut runs = HybridRuns::new(&p.data, p.values)?;
+        while let Some(run) = runs.next_run()? {
+            match run {
+                Run::Repeat { index, len } => {
+                    let rows = row..row + len;
+                    let total = values[rows.clone()]
+                        .iter()
+                        .fold(0i64, |acc, &v| acc.wrapping_add(v as i64));
+                    let period = match &periods {
+                        Periods::Constant(p) => *p,
+                        Periods::PerRow(v) => v[rows].iter().map(|&p| p as i64).max().unwrap_or(0),
+                    };
+                    sums.add(index, total, period)?;
+                    row += len;
+                }
+                Run::Packed { bytes, len } => {
+                    unpack(bytes, runs.bit_width, len, &mut indexes);
+                    for (k, &index) in indexes.iter().enumerate() {
+                        sums.add(index, values[row + k] as i64, periods.at(row + k))?;
+                    }
+                    row += len;
+                }
+            }
+        }
+    }
+    for (i, &id) in dict.iter().enumerate() {
+        if sums.seen[i] {
+            out.add(id, sums.values[i], sums.periods[i]);
+        }
+    }
+    let plain = plain
+        .into_batch()
+        .map_err(|e| ParquetError::External(Box::new(e)))?;
+    out.add_batch(&plain, [2, 0, 1]);
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    use arrow::array::{ArrayRef, AsArray, DictionaryArray, Int64Array, RecordBatch, UInt64Array};
+    use arrow::datatypes::{Int32Type, Int64Type, UInt64Type};
+    use parquet::arrow::ArrowWriter;
+    use parquet::file::properties::{WriterProperties, WriterVersion};
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    use proptest::prelude::*;
+
+    use crate::block::samples_schema;
+
+    /// One sample row: (stack key, value, period).
+    type Row = (u64, i64, i64);
+
+    /// Writes `rows` as `samples.parquet` with the given writer knobs and returns the file.
+    fn write(rows: &[Row], dict_limit: usize, page_rows: usize, v2: bool) -> Bytes {
+        let n = rows.len();
+        let col = |f: &dyn Fn(&Row) -> i64| -> ArrayRef {
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(f)))
+        };
+        let pt: DictionaryArray<Int32Type> = std::iter::repeat_n("cpu", n).collect();
+        let batch = RecordBatch::try_new(
+            samples_schema(),
+            vec![
+                Arc::new(pt),
+                Arc::new(UInt64Array::from_iter_values((0..n as u64).map(|i| i / 7))),
+                col(&|_| 1),
+                col(&|_| 0),
+                col(&|r| r.2),
+                // Well-mixed 64-bit ids, like content hashes.
+                Arc::new(UInt64Array::from_iter_values(
+                    rows.iter().map(|r| r.0.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+                )),
+                col(&|r| r.1),
+            ],
+        )
+        .unwrap();
+        let props = WriterProperties::builder()
+            .set_dictionary_page_size_limit(dict_limit)
+            .set_data_page_row_count_limit(page_rows)
+            .set_write_batch_size(page_rows.min(1024))
+            .set_max_row_group_row_count(Some(n.max(1)))
+            .set_writer_version(if v2 {
+                WriterVersion::PARQUET_2_0
+            } else {
+                WriterVersion::PARQUET_1_0
+            })
+            .build();
+        let mut out = Vec::new();
+        let mut w = ArrowWriter::try_new(&mut out, samples_schema(), Some(props)).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        Bytes::from(out)
+    }
+
+    /// `row_group_sums` of the file's only row group, or `None` when it declined.
+    fn sums_of(file: &Bytes) -> Option<BTreeMap<u64, (i64, i64)>> {
+        let reader = SerializedFileReader::new(file.clone()).unwrap();
+        let rg = reader.metadata().row_group(0).clone();
+        let chunks = SUM_COLUMNS.map(|c| {
+            let (start, len) = rg.column(c).byte_range();
+            file.slice(start as usize..(start + len) as usize)
+        });
+        let mut sums = StackSums::default();
+        if !row_group_sums(&rg, chunks, &mut sums).unwrap() {
+            return None;
+        }
+        let b = sums.into_batch().unwrap();
+        let ids = b.column(0).as_primitive::<UInt64Type>();
+        let values = b.column(1).as_primitive::<Int64Type>();
+        let periods = b.column(2).as_primitive::<Int64Type>();
+        let mut out = BTreeMap::new();
+        for i in 0..b.num_rows() {
+            let prev = out.insert(ids.value(i), (values.value(i), periods.value(i)));
+            assert!(prev.is_none(), "stack {} twice", ids.value(i));
+        }
+        Some(out)
+    }
+
+    fn naive(rows: &[Row]) -> BTreeMap<u64, (i64, i64)> {
+        let mut out: BTreeMap<u64, (i64, i64)> = BTreeMap::new();
+        for &(k, v, p) in rows {
+            let e = out
+                .entry(k.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+                .or_insert((0, i64::MIN));
+            e.0 = e.0.wrapping_add(v);
+            e.1 = e.1.max(p);
+        }
+        out
+    }
+
+    fn rows() -> impl Strategy<Value = Vec<Row>> {
+        (1u64..3000, any::<bool>(), 1usize..3000).prop_flat_map(|(keys, one_period, n)| {
+            let period = if one_period { 10i64..11 } else { -5i64..50 };
+            prop::collection::vec(
+                (
+                    prop_oneof![3 => 0..keys.min(4), 1 => 0..keys],
+                    prop_oneof![any::<i64>(), -100i64..1000],
+                    period,
+                ),
+                n,
+            )
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+        /// Whatever the encoding (small dictionaries that fall back to PLAIN pages, page v1
+        /// or v2, pages of a few rows), the sums equal a naive fold. The one layout declined
+        /// is a v2 file's dictionary fallback (DELTA_BINARY_PACKED; the engine writes v1).
+        #[test]
+        fn sums_equal_a_naive_fold(
+            rows in rows(),
+            dict_limit in prop_oneof![Just(64usize), Just(4 << 20)],
+            page_rows in prop_oneof![Just(3usize), Just(100), Just(20_000)],
+            v2 in any::<bool>(),
+        ) {
+            let file = write(&rows, dict_limit, page_rows, v2);
+            match sums_of(&file) {
+                Some(got) => prop_assert_eq!(got, naive(&rows)),
+                None => prop_assert!(v2 && dict_limit == 64, "declined a v1 or dictionary-only file"),
+            }
+        }
+
+        /// Corrupted column chunks are an error or a (wrong but bounded) answer, never a panic.
+        #[test]
+        fn damaged_chunks_never_panic(rows in rows(), flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8)) {
+            let file = write(&rows, 4 << 20, 100, false);
+            let mut bytes = file.to_vec();
+            let reader = SerializedFileReader::new(file.clone()).unwrap();
+            let rg = reader.metadata().row_group(0).clone();
+            let (start, len) = rg.column(STACK_ID_COLUMN).byte_range();
+            for (at, x) in flips {
+                bytes[start as usize + at.index(len as usize)] ^= x | 1;
+            }
+            let damaged = Bytes::from(bytes);
+            let chunks = SUM_COLUMNS.map(|c| {
+                let (start, len) = rg.column(c).byte_range();
+                damaged.slice(start as usize..(start + len) as usize)
+            });
+            let _ = row_group_sums(&rg, chunks, &mut StackSums::default());
+        }
+    }
+
+    /// Packs `values` LSB-first at `w` bits, padded to whole groups of 8.
+    fn pack(values: &[u32], w: u32) -> Vec<u8> {
+        let n = values.len().div_ceil(8) * 8;
+        let mut bits = vec![0u8; (n * w as usize).div_ceil(8)];
+        for (i, &v) in values.iter().enumerate() {
+            for b in 0..w as usize {
+                if v >> b & 1 == 1 {
+                    let bit = i * w as usize + b;
+                    bits[bit / 8] |= 1 << (bit % 8);
+                }
+            }
+        }
+        bits
+    }
+
+    #[test]
+    fn unpack_matches_a_bit_by_bit_packing_for_every_width() {
+        let mut out = Vec::new();
+        for w in 0..=32u32 {
+            let mask = if w == 32 { u32::MAX } else { (1u32 << w) - 1 };
+            let values: Vec<u32> = (0..37u32)
+                .map(|i| i.wrapping_mul(2_654_435_761) & mask)
+                .collect();
+            let packed = pack(&values, w);
+            unpack(&packed, w, values.len(), &mut out);
+            assert_eq!(out, values, "bit width {w}");
+        }
+    }
+
+    #[test]
+    fn hybrid_runs_decode_repeats_and_packed_groups_and_stop_at_the_value_count() {
+        // bit width 3; RLE run of 4 x 5; bit-packed 1 group of 8 (only 6 counted).
+        let mut page = vec![3u8, 4 << 1, 5];
+        page.push((1 << 1) | 1);
+        page.extend(pack(&[0, 1, 2, 3, 4, 5, 6, 7], 3));
+        let mut runs = HybridRuns::new(&page, 10).unwrap();
+        let mut got = Vec::new();
+        let mut buf = Vec::new();
+        while let Some(run) = runs.next_run().unwrap() {
+            match run {
+                Run::Repeat { index, len } => got.extend(std::iter::repeat_n(index, len)),
+                Run::Packed { bytes, len } => {
+                    unpack(bytes, 3, len, &mut buf);
+                    got.extend(&buf);
+                }
+            }
+        }
+        assert_eq!(got, vec![5, 5, 5, 5, 0, 1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn truncated_or_malformed_pages_are_errors() {
+        assert!(HybridRuns::new(&[], 1).is_err());
+        assert!(HybridRuns::new(&[33], 1).is_err());
+        let mut r = HybridRuns::new(&[8, 3], 8).unwrap(); // packed group, no bytes
+        assert!(r.next_run().is_err());
+        let mut r = HybridRuns::new(&[8, 0], 8).unwrap(); // empty RLE run
+        assert!(r.next_run().is_err());
+        let mut r = HybridRuns::new(&[8, 0x80], 8).unwrap(); // header cut short
+        assert!(r.next_run().is_err());
+    }
+}
