@@ -2,6 +2,7 @@
 //! and maintenance live in the submodules.
 
 mod compaction;
+mod late_symbols;
 mod maintenance;
 mod open;
 mod read;
@@ -15,6 +16,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::{Notify, watch};
 use tracing::{debug, warn};
 
+pub use late_symbols::{LocationLines, UnsymbolizedLocation, UnsymbolizedSweep};
 pub use open::OpenReport;
 
 use crate::batch::SampleBatch;
@@ -215,6 +217,12 @@ impl Engine {
             .iter()
             .map(|b| b.meta.clone())
             .collect()
+    }
+
+    /// Debug info files by build id, kept in the object store that holds the blocks (under
+    /// `debuginfo/`).
+    pub fn debuginfo(&self) -> crate::debuginfo::DebuginfoStore {
+        crate::debuginfo::DebuginfoStore::new(self.inner.store.clone())
     }
 
     /// Counters.

@@ -137,6 +137,31 @@ pub enum Error {
         reason: String,
     },
 
+    /// A build id cannot name stored debug info.
+    #[error("invalid build id {build_id:?}: {reason}")]
+    InvalidBuildId {
+        /// The build id (its first 80 characters).
+        build_id: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
+
+    /// A stored debug info metadata record does not parse.
+    #[error("corrupt debug info record {path}: {reason}")]
+    CorruptDebuginfo {
+        /// The object path.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// Late symbols handed to `put_location_lines` are unusable.
+    #[error("invalid location lines: {reason}")]
+    InvalidLocationLines {
+        /// What is wrong.
+        reason: String,
+    },
+
     /// The write-ahead log cannot take writes (after an I/O error or shutdown).
     #[error("write-ahead log unavailable: {reason}")]
     WalUnavailable {

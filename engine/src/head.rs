@@ -709,6 +709,20 @@ impl Head {
         missing
     }
 
+    /// Address-keyed locations held without lines, with their mappings.
+    pub fn unsymbolized_locations(&self) -> Vec<(LocationId, u64, Mapping)> {
+        self.locations
+            .iter()
+            .filter(|(_, l)| l.is_address_keyed() && !l.is_symbolized())
+            .filter_map(|(id, l)| Some((*id, l.address, self.mappings.get(&l.mapping_id)?.clone())))
+            .collect()
+    }
+
+    /// Whether location `id` is held with lines.
+    pub fn has_lines(&self, id: &LocationId) -> bool {
+        self.locations.get(id).is_some_and(Location::is_symbolized)
+    }
+
     /// Fills in locations (and their functions and mappings) referenced by `out.stacks` that are
     /// absent or unsymbolized in `out`.
     pub fn resolve_locations(&self, out: &mut SymbolTables) {

@@ -12,6 +12,9 @@
 //!   partial aggregate of a merge); [`Engine::profile_types`],
 //!   [`Engine::label_names`], [`Engine::label_values`] come from indexes;
 //!   [`Engine::resolve_stacks`] turns [`StackId`]s into [`SymbolTables`].
+//! - Late symbols: [`Engine::unsymbolized_locations`] finds address-keyed locations stored
+//!   without lines; [`Engine::put_location_lines`] stores their lines later, for every head and
+//!   block. [`Engine::debuginfo`] keeps debug info files by build id ([`DebuginfoStore`]).
 //! - Maintenance: [`Engine::flush`], [`Engine::compact`], [`Engine::apply_retention`] (run by a
 //!   background task unless `background: false`), [`Engine::close`].
 //!
@@ -27,6 +30,7 @@
 mod batch;
 mod block;
 mod config;
+mod debuginfo;
 mod engine;
 mod error;
 mod head;
@@ -49,7 +53,13 @@ pub use config::{
     BlockConfig, CompactionConfig, EngineConfig, FsyncPolicy, HeadConfig, LimitsConfig,
     RetentionConfig, StorageConfig, WalConfig,
 };
-pub use engine::{Engine, EngineStats, OpenReport};
+pub use debuginfo::{
+    DebuginfoKind, DebuginfoMeta, DebuginfoStore, MAX_BUILD_ID_BYTES, UploadState, build_id_key,
+    validate_build_id,
+};
+pub use engine::{
+    Engine, EngineStats, LocationLines, OpenReport, UnsymbolizedLocation, UnsymbolizedSweep,
+};
 pub use error::{Error, Result};
 pub use head::HeadStats;
 pub use matcher::{LabelMatcher, MatchOp};

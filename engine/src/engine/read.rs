@@ -179,18 +179,15 @@ impl Engine {
         ))
     }
 
-    /// The given stacks of block `b`, with the given locations and every location, function
-    /// and mapping they reach: from the symbol cache, which is filled with the block's whole
-    /// tables on a miss when they are small enough, else read filtered from the block.
-    async fn block_symbols(
+    /// Every symbol of block `b` from the symbol cache, read and cached on a miss when small
+    /// enough; `None` when the block's tables are too large to cache.
+    pub(super) async fn cached_block_symbols(
         &self,
         b: &Arc<BlockHandle>,
-        stacks: &HashSet<StackId>,
-        locations: &HashSet<LocationId>,
-    ) -> Result<SymbolTables> {
+    ) -> Result<Option<Arc<SymbolTables>>> {
         let cache = &self.inner.symbols;
         if let Some(all) = cache.get(b.id()) {
-            return Ok(all.select(stacks, locations));
+            return Ok(Some(all));
         }
         let file_bytes: u64 = [
             files::STACKS,
@@ -201,9 +198,24 @@ impl Engine {
         .iter()
         .map(|f| b.file_size(f))
         .sum();
-        if cache.admits(file_bytes) {
-            let all = Arc::new(read_symbols(&self.inner.store, b, SymbolFilter::All).await?);
-            cache.insert(b.id(), all.clone());
+        if !cache.admits(file_bytes) {
+            return Ok(None);
+        }
+        let all = Arc::new(read_symbols(&self.inner.store, b, SymbolFilter::All).await?);
+        cache.insert(b.id(), all.clone());
+        Ok(Some(all))
+    }
+
+    /// The given stacks of block `b`, with the given locations and every location, function
+    /// and mapping they reach: from the symbol cache, which is filled with the block's whole
+    /// tables on a miss when they are small enough, else read filtered from the block.
+    pub(super) async fn block_symbols(
+        &self,
+        b: &Arc<BlockHandle>,
+        stacks: &HashSet<StackId>,
+        locations: &HashSet<LocationId>,
+    ) -> Result<SymbolTables> {
+        if let Some(all) = self.cached_block_symbols(b).await? {
             return Ok(all.select(stacks, locations));
         }
         read_symbols(
