@@ -193,6 +193,6 @@ mod tests {
         };
         assert_eq!(elf_address(0x7f00_0000_1300, &m, &segs), Some(0x201300));
         // The head of the page, before the segment: still mapped by the r-- segment.
-        assert_eq!(elf_address(0x7f00_0000_1010, &m, &segs), Some(0x200010));
+        assert_eq!(elf_address(0x7f00_0000_1010, &m, &segs), Some(0x201010));
     }
 }

@@ -1,9 +1,15 @@
 //! [`DebugObject`]: the parsed symbol sources of one ELF file — DWARF, Go's pclntab, the
 //! symbol tables — and the lookup that tries them in that order.
 
-use crate::error::Result;
+use object::Object;
+
+use crate::demangle::demangle;
+use crate::dwarf::Dwarf;
+use crate::error::{Error, Result};
 use crate::frame::Frame;
+use crate::go_pclntab::GoPclntab;
 use crate::status::SymbolContent;
+use crate::symtab::SymbolTable;
 
 /// What one ELF file offers for symbolization, parsed and owned (the file's bytes are not
 /// kept).
@@ -12,19 +18,65 @@ pub(crate) struct DebugObject {
     pub(crate) content: SymbolContent,
     /// Whether it is a Go binary (for the "stripped" reason).
     pub(crate) is_go: bool,
+    dwarf: Option<Dwarf>,
+    go: Option<GoPclntab>,
+    symtab: SymbolTable,
 }
 
 impl DebugObject {
-    /// Parses an ELF file; `what` names it in errors.
-    pub(crate) fn parse(_data: &[u8], _what: &str) -> Result<Self> {
+    /// Parses an ELF file; `what` names it in errors. Malformed DWARF is an error; a missing
+    /// or unreadable pclntab or symbol table only leaves that source out.
+    pub(crate) fn parse(data: &[u8], what: &str) -> Result<Self> {
+        let not_elf = |reason: String| Error::NotElf {
+            what: what.to_owned(),
+            reason,
+        };
+        let file = object::File::parse(data).map_err(|e| not_elf(e.to_string()))?;
+        if file.format() != object::BinaryFormat::Elf {
+            return Err(not_elf(format!("a {:?} file", file.format())));
+        }
+        let dwarf = Dwarf::load(&file, what)?;
+        let go = GoPclntab::read(&file);
+        let symtab = SymbolTable::read(&file);
+        let is_go = [".gopclntab", ".note.go.buildid", ".go.buildinfo"]
+            .iter()
+            .any(|name| file.section_by_name(name).is_some());
         Ok(DebugObject {
-            content: SymbolContent::default(),
-            is_go: false,
+            content: SymbolContent {
+                dwarf: dwarf.is_some(),
+                symtab: !symtab.is_empty(),
+                go_pclntab: go.is_some(),
+            },
+            is_go,
+            dwarf,
+            go,
+            symtab,
         })
     }
 
     /// The frames of an ELF virtual address, innermost first; empty when unknown.
-    pub(crate) fn frames(&self, _address: u64) -> Vec<Frame> {
-        Vec::new()
+    pub(crate) fn frames(&self, address: u64) -> Vec<Frame> {
+        if let Some(dwarf) = &self.dwarf {
+            let mut frames = dwarf.frames(address);
+            if !frames.is_empty() {
+                // Code a unit's line table covers without a function entry (assembly):
+                // name it from the symbol table.
+                if let Some(last) = frames.last_mut()
+                    && last.system_name.is_empty()
+                    && let Some(raw) = self.symtab.lookup(address)
+                {
+                    last.function = demangle(raw);
+                    last.system_name = raw.to_owned();
+                }
+                return frames;
+            }
+        }
+        if let Some(go) = &self.go {
+            let frames = go.frames(address);
+            if !frames.is_empty() {
+                return frames;
+            }
+        }
+        self.symtab.frames(address)
     }
 }

@@ -49,7 +49,7 @@ pub enum Error {
         /// The file.
         what: String,
         /// The parser's error.
-        source: addr2line::gimli::Error,
+        source: gimli::Error,
     },
     /// A debuginfod fetch failed (not a 404, which is "not found").
     #[error("debuginfod {url}: {reason}")]

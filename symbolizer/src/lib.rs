@@ -37,13 +37,17 @@ mod cache;
 mod config;
 mod debug_object;
 mod debuginfod;
+mod demangle;
+mod dwarf;
 mod error;
 mod frame;
+mod go_pclntab;
 mod kallsyms;
 mod loader;
 mod object_ref;
 mod status;
 mod symbolizer;
+mod symtab;
 
 pub use address::{LoadSegment, LoadSegments, MappingInfo, elf_address};
 pub use build_id::{BuildId, BuildIdKind};

@@ -1,0 +1,62 @@
+//! [`SymbolTable`]: function symbols of `.symtab` and `.dynsym`, for addresses DWARF does not
+//! cover (or files without it).
+
+use object::{Object, ObjectSymbol, SymbolKind};
+
+use crate::demangle::demangle;
+use crate::frame::Frame;
+
+/// Function symbols sorted by address: (address, size, raw name). One name per address: a
+/// global one over a local one, a sized one over an unsized one.
+#[derive(Default)]
+pub(crate) struct SymbolTable {
+    symbols: Vec<(u64, u64, Box<str>)>,
+}
+
+impl SymbolTable {
+    pub(crate) fn read(file: &object::File<'_>) -> Self {
+        let mut symbols: Vec<(u64, u64, bool, Box<str>)> = file
+            .symbols()
+            .chain(file.dynamic_symbols())
+            .filter(|s| s.kind() == SymbolKind::Text && s.address() != 0 && !s.is_undefined())
+            .filter_map(|s| {
+                let name = s.name().ok().filter(|n| !n.is_empty())?;
+                Some((s.address(), s.size(), s.is_global(), name.into()))
+            })
+            .collect();
+        // Per address: sized first, then global first (dedup keeps the first).
+        symbols.sort_unstable_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then((b.1 != 0).cmp(&(a.1 != 0)))
+                .then(b.2.cmp(&a.2))
+                .then(a.3.cmp(&b.3))
+        });
+        symbols.dedup_by_key(|s| s.0);
+        SymbolTable {
+            symbols: symbols.into_iter().map(|s| (s.0, s.1, s.3)).collect(),
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.symbols.is_empty()
+    }
+
+    /// The raw name of the function holding `address`: the closest symbol at or below it,
+    /// within its size when it has one.
+    pub(crate) fn lookup(&self, address: u64) -> Option<&str> {
+        let i = self
+            .symbols
+            .partition_point(|s| s.0 <= address)
+            .checked_sub(1)?;
+        let (start, size, name) = &self.symbols[i];
+        (*size == 0 || address - start < *size).then_some(&**name)
+    }
+
+    /// One frame naming the function, or none.
+    pub(crate) fn frames(&self, address: u64) -> Vec<Frame> {
+        self.lookup(address)
+            .map(|raw| Frame::function_only(demangle(raw), raw.to_owned()))
+            .into_iter()
+            .collect()
+    }
+}
