@@ -3,10 +3,12 @@
 //! 1. **Merge**: `STRATA_BENCH_QUERY_ROWS` (default 10,000,000) samples of the default workload
 //!    appended to an engine (`background: false`, fsync never) and flushed every
 //!    `STRATA_BENCH_QUERY_BLOCK_ROWS` (default rows / 4) into Parquet blocks, then
-//!    `QueryEngine::merge` over all of them (a DataFusion `SUM(value) GROUP BY stack_id` over
-//!    the `samples` table, selector pushed into the engine scan, then `resolve_stacks`), timed
-//!    whole and in parts: the engine scan alone, the DataFusion aggregation alone (no symbols),
-//!    and `resolve_stacks` alone.
+//!    `QueryEngine::merge` over all of them (the engine sums each scan part per stack, on the
+//!    blocks' dictionary encoding, a DataFusion `SUM(value) GROUP BY stack_id` combines the
+//!    parts, then `resolve_stacks`), timed
+//!    whole and in parts: the engine scan alone, the engine's per-part stack sums alone, the
+//!    aggregation alone (no symbols) over those sums and, for comparison, over the row-by-row
+//!    `samples` table, and `resolve_stacks` alone.
 //! 2. **Same GROUP BY, other engines, same files**: plain DataFusion (`read_parquet` of the
 //!    blocks' `samples.parquet` + SQL) with 2 and 1 partitions, and DuckDB (PyPI `duckdb`, run
 //!    by `benches/duckdb_groupby.py`, timed inside Python) with 2 and 1 threads. Skipped with a
@@ -27,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{Int64Type, UInt64Type};
+use datafusion::datasource::TableProvider;
 use datafusion::functions_aggregate::expr_fn::{max, sum};
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext, col};
 use futures::TryStreamExt;
@@ -38,7 +41,7 @@ use strata_engine::{
     Engine, EngineConfig, FsyncPolicy, ScanRequest, StackId, SymbolTables, TimeRange, stack_id,
 };
 use strata_query::report::{FlameGraph, FlameGraphOptions, top};
-use strata_query::table::{SamplesTable, Selection};
+use strata_query::table::{SamplesTable, Selection, StackSumsTable};
 use strata_query::{
     FrameProfile, MergedProfile, ProfileQuery, QueryEngine, StackValue, parse_selector,
 };
@@ -172,33 +175,37 @@ fn sample_files(data_dir: &Path) -> Vec<PathBuf> {
 }
 
 async fn scan_all(engine: &Engine, range: TimeRange) -> u64 {
-    let out = engine
-        .scan(ScanRequest {
-            profile_type: cpu_profile_type(),
-            matchers: Vec::new(),
-            range,
-        })
-        .await
-        .expect("scan");
+    let out = engine.scan(merge_request(range)).await.expect("scan");
     out.batches
         .try_fold(0u64, |n, b| async move { Ok(n + b.num_rows() as u64) })
         .await
         .expect("scan stream")
 }
 
-/// What `QueryEngine::merge` plans, without the symbols: the same table, the same aggregate.
-async fn aggregate_only(engine: &Engine, range: TimeRange) -> Vec<RecordBatch> {
-    let table = SamplesTable::with_label_names(
-        engine.clone(),
-        Selection {
-            profile_type: Some(cpu_profile_type()),
-            matchers: Vec::new(),
-            range,
-        },
-        Vec::new(),
-    );
+fn merge_request(range: TimeRange) -> ScanRequest {
+    ScanRequest {
+        profile_type: cpu_profile_type(),
+        matchers: Vec::new(),
+        range,
+    }
+}
+
+/// The engine's partial aggregate alone: every scan part summed per stack, in turn.
+async fn stack_sums_only(engine: &Engine, range: TimeRange) -> u64 {
+    let parts = engine
+        .scan_parts(&merge_request(range), None)
+        .expect("parts");
+    let mut rows = 0;
+    for p in parts.parts {
+        rows += p.stack_sums().await.expect("stack sums").num_rows() as u64;
+    }
+    rows
+}
+
+/// `SUM(value), MAX(period) GROUP BY stack_id` in DataFusion over `table`.
+async fn aggregate(table: Arc<dyn TableProvider>) -> Vec<RecordBatch> {
     SessionContext::new_with_config(SessionConfig::new().with_information_schema(true))
-        .read_table(Arc::new(table))
+        .read_table(table)
         .expect("table")
         .aggregate(
             vec![col("stack_id")],
@@ -211,6 +218,30 @@ async fn aggregate_only(engine: &Engine, range: TimeRange) -> Vec<RecordBatch> {
         .collect()
         .await
         .expect("aggregate runs")
+}
+
+/// What `QueryEngine::merge` plans, without the symbols: the engine's per-part stack sums,
+/// combined by DataFusion's aggregate.
+async fn aggregate_only(engine: &Engine, range: TimeRange) -> Vec<RecordBatch> {
+    aggregate(Arc::new(StackSumsTable::new(
+        engine.clone(),
+        merge_request(range),
+    )))
+    .await
+}
+
+/// The same aggregate over the row-by-row `samples` table (every row through DataFusion).
+async fn aggregate_rows(engine: &Engine, range: TimeRange) -> Vec<RecordBatch> {
+    aggregate(Arc::new(SamplesTable::with_label_names(
+        engine.clone(),
+        Selection {
+            profile_type: Some(cpu_profile_type()),
+            matchers: Vec::new(),
+            range,
+        },
+        Vec::new(),
+    )))
+    .await
 }
 
 /// Plain DataFusion over the Parquet files: `read_parquet` + the GROUP BY in SQL.
@@ -330,8 +361,15 @@ fn merge_report(rt: &Runtime, rows: u64, block_rows: u64, iters: usize) {
 
     let (scan, scanned) = measure(iters, || rt.block_on(scan_all(&engine, range)));
     assert_eq!(scanned, loaded, "the scan returns every sample");
+    let (sums, _) = measure(iters, || rt.block_on(stack_sums_only(&engine, range)));
     let (agg, batches) = measure(iters, || rt.block_on(aggregate_only(&engine, range)));
     let (groups, total) = summarize(&batches, 1);
+    let (agg_rows, row_batches) = measure(iters, || rt.block_on(aggregate_rows(&engine, range)));
+    assert_eq!(
+        summarize(&row_batches, 1),
+        (groups, total),
+        "both plans agree"
+    );
     let mut ids: Vec<StackId> = batches
         .iter()
         .flat_map(|b| b.column(0).as_primitive::<UInt64Type>().values().to_vec())
@@ -357,10 +395,18 @@ fn merge_report(rt: &Runtime, rows: u64, block_rows: u64, iters: usize) {
     );
     println!(
         "{}",
-        agg.line(
-            "DataFusion aggregate over the table (no symbols)",
+        sums.line(
+            "engine stack sums, parts in turn (no DataFusion)",
             Some(loaded)
         )
+    );
+    println!(
+        "{}",
+        agg.line("aggregate of the stack sums (no symbols)", Some(loaded))
+    );
+    println!(
+        "{}",
+        agg_rows.line("aggregate over the samples table, row by row", Some(loaded))
     );
     println!(
         "{}",

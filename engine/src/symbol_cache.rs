@@ -1,11 +1,12 @@
 //! [`SymbolCache`]: decoded symbol tables of recently queried blocks, bounded by size.
 
+use std::collections::btree_map::Entry as MapEntry;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::model::{LocationId, StackId};
+use crate::model::{IdSet, LocationId, StackId};
 use crate::symbol_tables::SymbolTables;
 
 /// Every symbol table of some blocks, keyed by block id, least recently used evicted first
@@ -140,24 +141,31 @@ impl SymbolTables {
                 out.stacks.insert(*id, locs.clone());
             }
         }
-        let wanted: HashSet<LocationId> = out
+        let wanted: IdSet<LocationId> = out
             .stacks
             .values()
             .flatten()
             .chain(locations.iter())
             .copied()
             .collect();
+        // Functions and mappings are shared by many locations: each is cloned once.
         for id in wanted {
             let Some(loc) = self.locations.get(&id) else {
                 continue;
             };
             for line in &loc.lines {
-                if let Some(f) = self.functions.get(&line.function_id) {
-                    out.functions.insert(line.function_id, f.clone());
+                if let (MapEntry::Vacant(e), Some(f)) = (
+                    out.functions.entry(line.function_id),
+                    self.functions.get(&line.function_id),
+                ) {
+                    e.insert(f.clone());
                 }
             }
-            if let Some(m) = self.mappings.get(&loc.mapping_id) {
-                out.mappings.insert(loc.mapping_id, m.clone());
+            if let (MapEntry::Vacant(e), Some(m)) = (
+                out.mappings.entry(loc.mapping_id),
+                self.mappings.get(&loc.mapping_id),
+            ) {
+                e.insert(m.clone());
             }
             out.locations.insert(id, loc.clone());
         }

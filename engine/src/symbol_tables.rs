@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::model::{Function, FunctionId, Location, LocationId, Mapping, MappingId, StackId};
+use crate::model::{
+    Function, FunctionId, IdSet, Location, LocationId, Mapping, MappingId, StackId,
+};
 
 /// Stacks, locations, functions and mappings keyed by ID. Returned by
 /// [`Engine::resolve_stacks`](crate::Engine::resolve_stacks) and written to every block.
@@ -40,11 +42,14 @@ impl SymbolTables {
         }
     }
 
-    /// Locations referenced by the stacks held that are absent or unsymbolized here.
+    /// Locations referenced by the stacks held that are absent or unsymbolized here, each
+    /// once.
     pub(crate) fn unsymbolized_locations(&self) -> Vec<LocationId> {
+        let mut seen: IdSet<LocationId> = IdSet::default();
         self.stacks
             .values()
             .flatten()
+            .filter(|l| seen.insert(**l))
             .filter(|l| self.locations.get(l).is_none_or(|x| !x.is_symbolized()))
             .copied()
             .collect()

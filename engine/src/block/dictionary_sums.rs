@@ -26,7 +26,7 @@ pub(crate) const PERIOD_COLUMN: usize = 4;
 pub(crate) const STACK_ID_COLUMN: usize = 5;
 /// See [`PERIOD_COLUMN`].
 pub(crate) const VALUE_COLUMN: usize = 6;
-/// The columns a row group's sums need, in the order [`row_group_sums`] takes their bytes.
+/// The columns a row group's sums need, in the order [`RowGroupSummer::add`] takes their bytes.
 pub(crate) const SUM_COLUMNS: [usize; 3] = [PERIOD_COLUMN, STACK_ID_COLUMN, VALUE_COLUMN];
 
 /// One column chunk's bytes, addressed by file offset (what [`SerializedPageReader`] asks for).
@@ -316,10 +316,9 @@ fn unpack(bytes: &[u8], bit_width: u32, len: usize, out: &mut Vec<u32>) {
     }));
 }
 
-/// Every row's 64-bit value of a column chunk (PLAIN values, or dictionary indexes looked up).
-fn decode_values(pages: &ColumnPages, rows: usize) -> Result<Vec<u64>> {
-    let mut out = Vec::with_capacity(rows);
-    let mut indexes = Vec::new();
+/// Appends every row's 64-bit value of a column chunk to `out` (PLAIN values, or dictionary
+/// indexes looked up).
+fn decode_values(pages: &ColumnPages, out: &mut Vec<u64>, indexes: &mut Vec<u32>) -> Result<()> {
     for p in &pages.pages {
         if p.encoding == Encoding::PLAIN {
             out.extend(plain_u64(&p.data, p.values)?);
@@ -334,15 +333,14 @@ fn decode_values(pages: &ColumnPages, rows: usize) -> Result<Vec<u64>> {
                     out.extend(std::iter::repeat_n(v, len));
                 }
                 Run::Packed { bytes, len } => {
-                    unpack(bytes, runs.bit_width, len, &mut indexes);
-                    for &i in &indexes {
-                        out.push(*lookup(dict, i)?);
-                    }
+                    unpack(bytes, runs.bit_width, len, indexes);
+                    check_indexes(indexes, dict.len())?;
+                    out.extend(indexes.iter().map(|&i| dict[i as usize]));
                 }
             }
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 fn dictionary(pages: &ColumnPages) -> Result<&[u64]> {
@@ -364,19 +362,11 @@ fn lookup<T>(dict: &[T], index: u32) -> Result<&T> {
         .ok_or_else(|| index_error(index, dict.len()))
 }
 
-/// The period of every row: one value when the chunk's statistics show a single one.
-enum Periods {
-    Constant(i64),
-    PerRow(Vec<u64>),
-}
-
-impl Periods {
-    #[inline]
-    fn at(&self, row: usize) -> i64 {
-        match self {
-            Periods::Constant(p) => *p,
-            Periods::PerRow(v) => v[row] as i64,
-        }
+/// Checks a run's indexes against the dictionary's size once, so the loops index freely.
+fn check_indexes(indexes: &[u32], len: usize) -> Result<()> {
+    match indexes.iter().copied().max() {
+        Some(max) if max as usize >= len => Err(index_error(max, len)),
+        _ => Ok(()),
     }
 }
 
@@ -392,111 +382,129 @@ fn constant_period(chunk: &ColumnChunkMetaData) -> Option<i64> {
     }
 }
 
-/// Sums of one stack dictionary's entries, indexed like it.
-struct DictionarySums {
-    values: Vec<i64>,
-    periods: Vec<i64>,
+/// Sums row groups of one file per stack, reusing its buffers from one row group to the next
+/// (a row group's values are about half a megabyte: allocating them anew would fault in fresh
+/// pages every time).
+#[derive(Default)]
+pub(crate) struct RowGroupSummer {
+    values: Vec<u64>,
+    periods: Vec<u64>,
+    indexes: Vec<u32>,
+    /// Per entry of the row group's stack dictionary: sum, largest period, whether seen.
+    sums: Vec<i64>,
+    max_periods: Vec<i64>,
     seen: Vec<bool>,
 }
 
-impl DictionarySums {
-    fn new(n: usize) -> Self {
-        DictionarySums {
-            values: vec![0; n],
-            periods: vec![i64::MIN; n],
-            seen: vec![false; n],
+impl RowGroupSummer {
+    /// Adds row group `rg`'s rows to `out`, summed per stack, from the raw bytes of its
+    /// [`SUM_COLUMNS`] chunks (in that order). `Ok(false)`, with `out` untouched, when a chunk
+    /// is encoded in a way this module does not decode; on `Err` `out` may hold part of the
+    /// row group.
+    pub(crate) fn add(
+        &mut self,
+        rg: &RowGroupMetaData,
+        [period_bytes, stack_bytes, value_bytes]: [Bytes; 3],
+        out: &mut StackSums,
+    ) -> Result<bool> {
+        let rows = usize::try_from(rg.num_rows())
+            .map_err(|_| ParquetError::General(format!("row group of {} rows", rg.num_rows())))?;
+        let chunk = |c: usize| rg.column(c);
+        let Some(value_pages) = column_pages(chunk(VALUE_COLUMN), value_bytes, rows)? else {
+            return Ok(false);
+        };
+        let Some(stacks) = column_pages(chunk(STACK_ID_COLUMN), stack_bytes, rows)? else {
+            return Ok(false);
+        };
+        let constant = constant_period(chunk(PERIOD_COLUMN));
+        let period_pages = match constant {
+            Some(_) => None,
+            None => match column_pages(chunk(PERIOD_COLUMN), period_bytes, rows)? {
+                Some(pages) => Some(pages),
+                None => return Ok(false),
+            },
+        };
+        let Self {
+            values,
+            periods,
+            indexes,
+            sums,
+            max_periods,
+            seen,
+        } = self;
+        values.clear();
+        decode_values(&value_pages, values, indexes)?;
+        periods.clear();
+        if let Some(pages) = &period_pages {
+            decode_values(pages, periods, indexes)?;
         }
-    }
-
-    #[inline]
-    fn add(&mut self, index: u32, value: i64, period: i64) -> Result<()> {
-        let i = index as usize;
-        let len = self.values.len();
-        let slot = self
-            .values
-            .get_mut(i)
-            .ok_or_else(|| index_error(index, len))?;
-        *slot = slot.wrapping_add(value);
-        self.periods[i] = self.periods[i].max(period);
-        self.seen[i] = true;
-        Ok(())
-    }
-}
-
-/// Adds row group `rg`'s rows to `out`, summed per stack, from the raw bytes of its
-/// [`SUM_COLUMNS`] chunks (in that order). `Ok(false)` (and `out` untouched) when a chunk is
-/// encoded in a way this module does not decode.
-pub(crate) fn row_group_sums(
-    rg: &RowGroupMetaData,
-    [period_bytes, stack_bytes, value_bytes]: [Bytes; 3],
-    out: &mut StackSums,
-) -> Result<bool> {
-    let rows = usize::try_from(rg.num_rows())
-        .map_err(|_| ParquetError::General(format!("row group of {} rows", rg.num_rows())))?;
-    let chunk = |c: usize| rg.column(c);
-    let Some(values) = column_pages(chunk(VALUE_COLUMN), value_bytes, rows)? else {
-        return Ok(false);
-    };
-    let Some(stacks) = column_pages(chunk(STACK_ID_COLUMN), stack_bytes, rows)? else {
-        return Ok(false);
-    };
-    let periods = match constant_period(chunk(PERIOD_COLUMN)) {
-        Some(p) => Periods::Constant(p),
-        None => match column_pages(chunk(PERIOD_COLUMN), period_bytes, rows)? {
-            Some(pages) => Periods::PerRow(decode_values(&pages, rows)?),
-            None => return Ok(false),
-        },
-    };
-    let values = decode_values(&values, rows)?;
-    let dict: &[u64] = stacks.dictionary.as_deref().unwrap_or(&[]);
-    let mut sums = DictionarySums::new(dict.len());
-    // Rows of PLAIN (dictionary fallback) pages, summed by hashing.
-    let mut plain = StackSums::default();
-    let mut indexes = Vec::new();
-    let mut row = 0usize;
-    for p in &stacks.pages {
-        if p.encoding == Encoding::PLAIN {
-            for (k, id) in plain_u64(&p.data, p.values)?.into_iter().enumerate() {
-                plain.add(id, values[row + k] as i64, periods.at(row + k));
-            }
-            row += p.values;
-            continue;
-        }
-        let mut runs = HybridRuns::new(&p.data, p.values)?;
-        while let Some(run) = runs.next_run()? {
-            match run {
-                Run::Repeat { index, len } => {
-                    let rows = row..row + len;
-                    let total = values[rows.clone()]
-                        .iter()
-                        .fold(0i64, |acc, &v| acc.wrapping_add(v as i64));
-                    let period = match &periods {
-                        Periods::Constant(p) => *p,
-                        Periods::PerRow(v) => v[rows].iter().map(|&p| p as i64).max().unwrap_or(0),
-                    };
-                    sums.add(index, total, period)?;
-                    row += len;
+        let dict: &[u64] = stacks.dictionary.as_deref().unwrap_or(&[]);
+        sums.clear();
+        sums.resize(dict.len(), 0);
+        max_periods.clear();
+        max_periods.resize(dict.len(), i64::MIN);
+        seen.clear();
+        seen.resize(dict.len(), false);
+        let period_at = |row: usize| constant.unwrap_or_else(|| periods[row] as i64);
+        let mut row = 0usize;
+        for p in &stacks.pages {
+            if p.encoding == Encoding::PLAIN {
+                // A dictionary fallback page: summed by hashing.
+                for (k, id) in plain_u64(&p.data, p.values)?.into_iter().enumerate() {
+                    out.add(id, values[row + k] as i64, period_at(row + k));
                 }
-                Run::Packed { bytes, len } => {
-                    unpack(bytes, runs.bit_width, len, &mut indexes);
-                    for (k, &index) in indexes.iter().enumerate() {
-                        sums.add(index, values[row + k] as i64, periods.at(row + k))?;
+                row += p.values;
+                continue;
+            }
+            let mut runs = HybridRuns::new(&p.data, p.values)?;
+            while let Some(run) = runs.next_run()? {
+                let (len, rows_values) = match &run {
+                    Run::Repeat { len, .. } | Run::Packed { len, .. } => {
+                        (*len, &values[row..row + len])
                     }
-                    row += len;
+                };
+                match run {
+                    Run::Repeat { index, .. } => {
+                        let i = index as usize;
+                        if i >= dict.len() {
+                            return Err(index_error(index, dict.len()));
+                        }
+                        let total = rows_values
+                            .iter()
+                            .fold(0i64, |acc, &v| acc.wrapping_add(v as i64));
+                        sums[i] = sums[i].wrapping_add(total);
+                        seen[i] = true;
+                        if constant.is_none() {
+                            let max = periods[row..row + len].iter().map(|&p| p as i64).max();
+                            max_periods[i] = max_periods[i].max(max.unwrap_or(i64::MIN));
+                        }
+                    }
+                    Run::Packed { bytes, .. } => {
+                        unpack(bytes, runs.bit_width, len, indexes);
+                        check_indexes(indexes, dict.len())?;
+                        for (&i, &v) in indexes.iter().zip(rows_values) {
+                            let i = i as usize;
+                            sums[i] = sums[i].wrapping_add(v as i64);
+                            seen[i] = true;
+                        }
+                        if constant.is_none() {
+                            for (&i, &p) in indexes.iter().zip(&periods[row..row + len]) {
+                                let i = i as usize;
+                                max_periods[i] = max_periods[i].max(p as i64);
+                            }
+                        }
+                    }
                 }
+                row += len;
             }
         }
-    }
-    for (i, &id) in dict.iter().enumerate() {
-        if sums.seen[i] {
-            out.add(id, sums.values[i], sums.periods[i]);
+        for (i, &id) in dict.iter().enumerate() {
+            if seen[i] {
+                out.add(id, sums[i], constant.unwrap_or(max_periods[i]));
+            }
         }
+        Ok(true)
     }
-    let plain = plain
-        .into_batch()
-        .map_err(|e| ParquetError::External(Box::new(e)))?;
-    out.add_batch(&plain, [2, 0, 1]);
-    Ok(true)
 }
 
 #[cfg(test)]
@@ -543,7 +551,8 @@ mod tests {
             .set_dictionary_page_size_limit(dict_limit)
             .set_data_page_row_count_limit(page_rows)
             .set_write_batch_size(page_rows.min(1024))
-            .set_max_row_group_row_count(Some(n.max(1)))
+            // Two row groups (one when n is 1), summed by one summer: buffers are reused.
+            .set_max_row_group_row_count(Some(n.div_ceil(2).max(1)))
             .set_writer_version(if v2 {
                 WriterVersion::PARQUET_2_0
             } else {
@@ -557,17 +566,19 @@ mod tests {
         Bytes::from(out)
     }
 
-    /// `row_group_sums` of the file's only row group, or `None` when it declined.
+    /// One summer's sums of every row group of the file, or `None` when it declined one.
     fn sums_of(file: &Bytes) -> Option<BTreeMap<u64, (i64, i64)>> {
         let reader = SerializedFileReader::new(file.clone()).unwrap();
-        let rg = reader.metadata().row_group(0).clone();
-        let chunks = SUM_COLUMNS.map(|c| {
-            let (start, len) = rg.column(c).byte_range();
-            file.slice(start as usize..(start + len) as usize)
-        });
+        let mut summer = RowGroupSummer::default();
         let mut sums = StackSums::default();
-        if !row_group_sums(&rg, chunks, &mut sums).unwrap() {
-            return None;
+        for rg in reader.metadata().row_groups() {
+            let chunks = SUM_COLUMNS.map(|c| {
+                let (start, len) = rg.column(c).byte_range();
+                file.slice(start as usize..(start + len) as usize)
+            });
+            if !summer.add(rg, chunks, &mut sums).unwrap() {
+                return None;
+            }
         }
         let b = sums.into_batch().unwrap();
         let ids = b.column(0).as_primitive::<UInt64Type>();
@@ -642,7 +653,7 @@ mod tests {
                 let (start, len) = rg.column(c).byte_range();
                 damaged.slice(start as usize..(start + len) as usize)
             });
-            let _ = row_group_sums(&rg, chunks, &mut StackSums::default());
+            let _ = RowGroupSummer::default().add(&rg, chunks, &mut StackSums::default());
         }
     }
 

@@ -14,7 +14,7 @@ use parquet::arrow::arrow_reader::{
 use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
 use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
 
-use super::dictionary_sums::{SUM_COLUMNS, row_group_sums};
+use super::dictionary_sums::{RowGroupSummer, SUM_COLUMNS};
 use super::object_reader::BlockFileReader;
 use super::schema::{
     functions_schema, locations_schema, mappings_schema, samples_schema, stacks_schema,
@@ -190,7 +190,7 @@ impl BlockScan {
 
     /// The selected rows summed per stack (see
     /// [`ScanPart::stack_sums`](crate::ScanPart::stack_sums)). Row groups where every row is
-    /// selected are summed on their dictionary encoding ([`row_group_sums`]), one ranged read
+    /// selected are summed on their dictionary encoding ([`RowGroupSummer`]), one ranged read
     /// of three column chunks each; the others (and any in an encoding it does not decode)
     /// are read with the row filter and summed by hashing.
     pub(crate) async fn stack_sums(self) -> Result<RecordBatch> {
@@ -202,6 +202,7 @@ impl BlockScan {
             prune_row_groups(&meta, block, &self.profile_type, &self.series, self.range)?;
         let (whole, mut rest) = self.split_whole(&meta, selected);
         let mut sums = StackSums::default();
+        let mut summer = RowGroupSummer::default();
         let path = block_path(block.id(), file);
         for g in whole {
             let rg = meta.row_group(g);
@@ -223,7 +224,10 @@ impl BlockScan {
                     c.len()
                 )))
             })?;
-            if !row_group_sums(rg, chunks, &mut sums).map_err(corrupt(block, file))? {
+            if !summer
+                .add(rg, chunks, &mut sums)
+                .map_err(corrupt(block, file))?
+            {
                 rest.push(g);
             }
         }
