@@ -1,7 +1,9 @@
 //! [`DebugObject`]: the parsed symbol sources of one ELF file — DWARF, Go's pclntab, the
 //! symbol tables — and the lookup that tries them in that order.
 
-use object::Object;
+use std::borrow::Cow;
+
+use object::{Object, ObjectSection};
 
 use crate::demangle::demangle;
 use crate::dwarf::Dwarf;
@@ -24,9 +26,10 @@ pub(crate) struct DebugObject {
 }
 
 impl DebugObject {
-    /// Parses an ELF file; `what` names it in errors. Malformed DWARF is an error; a missing
-    /// or unreadable pclntab or symbol table only leaves that source out.
-    pub(crate) fn parse(data: &[u8], what: &str) -> Result<Self> {
+    /// Parses an ELF file; `what` names it in errors. No section is decompressed to more
+    /// than `max_section_bytes`. Malformed DWARF is an error; a missing or unreadable pclntab
+    /// or symbol table only leaves that source out.
+    pub(crate) fn parse(data: &[u8], what: &str, max_section_bytes: u64) -> Result<Self> {
         let not_elf = |reason: String| Error::NotElf {
             what: what.to_owned(),
             reason,
@@ -35,8 +38,8 @@ impl DebugObject {
         if file.format() != object::BinaryFormat::Elf {
             return Err(not_elf(format!("a {:?} file", file.format())));
         }
-        let dwarf = Dwarf::load(&file, what)?;
-        let go = GoPclntab::read(&file);
+        let dwarf = Dwarf::load(&file, what, max_section_bytes)?;
+        let go = GoPclntab::read(&file, max_section_bytes);
         let symtab = SymbolTable::read(&file);
         let is_go = [".gopclntab", ".note.go.buildid", ".go.buildinfo"]
             .iter()
@@ -79,4 +82,17 @@ impl DebugObject {
         }
         self.symtab.frames(address)
     }
+}
+
+/// A section's contents, decompressed (`SHF_COMPRESSED` or `.zdebug_`); `None` when they
+/// cannot be read or would decompress to more than `limit` bytes.
+pub(crate) fn section_data<'d>(
+    section: &object::Section<'d, '_>,
+    limit: u64,
+) -> Option<Cow<'d, [u8]>> {
+    let compressed = section.compressed_data().ok()?;
+    if compressed.uncompressed_size > limit {
+        return None;
+    }
+    compressed.decompress().ok()
 }

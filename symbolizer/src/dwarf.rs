@@ -4,9 +4,10 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use object::{Object, ObjectSection};
+use object::{Object, ObjectSection as _};
 use parking_lot::Mutex;
 
+use crate::debug_object::section_data;
 use crate::demangle::demangle;
 use crate::error::{Error, Result};
 use crate::frame::Frame;
@@ -22,7 +23,7 @@ pub(crate) struct Dwarf {
 impl Dwarf {
     /// The file's DWARF; `None` when it has no `.debug_info` with contents (stripped, or
     /// built without `-g`).
-    pub(crate) fn load(file: &object::File<'_>, what: &str) -> Result<Option<Self>> {
+    pub(crate) fn load(file: &object::File<'_>, what: &str, limit: u64) -> Result<Option<Self>> {
         let has_info = file
             .section_by_name(".debug_info")
             .is_some_and(|s| s.file_range().is_some_and(|(_, size)| size > 0));
@@ -41,7 +42,7 @@ impl Dwarf {
         let load = |id: gimli::SectionId| -> std::result::Result<Reader, gimli::Error> {
             let data = match file.section_by_name(id.name()) {
                 // Compressed sections (SHF_COMPRESSED or .zdebug_) come back decompressed.
-                Some(section) => section.uncompressed_data().map_err(|_| gimli::Error::Io)?,
+                Some(section) => section_data(&section, limit).ok_or(gimli::Error::Io)?,
                 None => Cow::Borrowed(&[][..]),
             };
             Ok(Reader::new(Arc::from(&*data), endian))

@@ -8,7 +8,9 @@
 //! an address in inlined code is named after the function it was inlined into, with the file
 //! and line of the inlined code — what `go tool addr2line` prints.
 
-use object::{Object, ObjectSection};
+use object::Object;
+
+use crate::debug_object::section_data;
 
 use crate::demangle::demangle;
 use crate::frame::Frame;
@@ -52,9 +54,9 @@ struct Func {
 
 impl GoPclntab {
     /// The file's pclntab; `None` when it has none or of an unknown layout.
-    pub(crate) fn read(file: &object::File<'_>) -> Option<Self> {
+    pub(crate) fn read(file: &object::File<'_>, limit: u64) -> Option<Self> {
         let section = file.section_by_name(".gopclntab")?;
-        let data = section.uncompressed_data().ok()?.into_owned();
+        let data = section_data(&section, limit)?.into_owned();
         Self::parse(data, file.is_little_endian())
     }
 

@@ -44,6 +44,8 @@ struct Search {
     stripped: Vec<(String, bool)>,
     /// Files that could not be read or parsed.
     failures: Vec<String>,
+    /// Binaries found with another build id.
+    mismatched: Vec<String>,
     /// Places looked in, for the "missing" reason.
     looked: Vec<String>,
 }
@@ -198,8 +200,8 @@ impl Loader {
         if let Some(expected) = expected {
             match BuildId::of(data) {
                 Some(actual) if actual.id != expected => {
-                    search.failures.push(format!(
-                        "{what} has build id {}, not {expected} (replaced since it was profiled?)",
+                    search.mismatched.push(format!(
+                        "{what} has build id {} (replaced since it was profiled?)",
                         actual.id
                     ));
                     return Candidate::Next;
@@ -207,7 +209,7 @@ impl Loader {
                 _ => {}
             }
         }
-        let object = match DebugObject::parse(data, what) {
+        let object = match DebugObject::parse(data, what, self.config.max_file_bytes) {
             Ok(o) => o,
             Err(e) => {
                 search.failures.push(e.to_string());
@@ -287,11 +289,15 @@ fn finish(id: u64, build_id: &str, search: Search) -> Loaded {
             segments: LoadSegments::default(),
         };
     }
-    let looked = if search.looked.is_empty() {
+    let mut looked = if search.looked.is_empty() {
         "nothing to look in (no binary path, no debug directory)".to_owned()
     } else {
         format!("looked in {}", search.looked.join(", "))
     };
+    for m in &search.mismatched {
+        looked.push_str("; ");
+        looked.push_str(m);
+    }
     missing(
         id,
         format!(
