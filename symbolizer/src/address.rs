@@ -126,10 +126,13 @@ pub fn elf_address(
             segments.0.iter().find(|s| {
                 let aligned = s.offset & !0xfff;
                 aligned <= mapping.file_offset
-                    && mapping.file_offset < s.offset + s.mem_size.max(s.file_size)
+                    && mapping.file_offset < s.offset.saturating_add(s.mem_size.max(s.file_size))
             })
         })?;
-    (offset.wrapping_sub(segment.offset)).checked_add(segment.vaddr)
+    match offset.checked_sub(segment.offset) {
+        Some(into) => segment.vaddr.checked_add(into),
+        None => segment.vaddr.checked_sub(segment.offset - offset),
+    }
 }
 
 #[cfg(test)]
@@ -192,7 +195,13 @@ mod tests {
             file_offset: 0x1000,
         };
         assert_eq!(elf_address(0x7f00_0000_1300, &m, &segs), Some(0x201300));
-        // The head of the page, before the segment: still mapped by the r-- segment.
+        // The head of the page, before the segment: in the r-- segment's bytes.
         assert_eq!(elf_address(0x7f00_0000_1010, &m, &segs), Some(0x201010));
+        // Without that segment, still placed by the executable one's page.
+        let text_only = LoadSegments(vec![segs.0[1]]);
+        assert_eq!(
+            elf_address(0x7f00_0000_1010, &m, &text_only),
+            Some(0x201010)
+        );
     }
 }
