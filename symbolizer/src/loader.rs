@@ -50,13 +50,6 @@ struct Search {
     looked: Vec<String>,
 }
 
-enum Candidate {
-    /// Has line info: take it.
-    Done(Loaded),
-    /// Go on looking.
-    Next,
-}
-
 impl Loader {
     pub(crate) fn load(&self, object: &ObjectRef) -> Loaded {
         let id = NEXT_LOAD_ID.fetch_add(1, Ordering::Relaxed);
@@ -76,7 +69,7 @@ impl Loader {
                 DebugFile::Bytes(b) => Ok(b.clone()),
                 DebugFile::Path(p) => self.read(p).map(|v| Arc::new(v) as _),
             };
-            if let Candidate::Done(l) = self.consider(
+            if let Some(l) = self.consider(
                 id,
                 &mut search,
                 &what,
@@ -97,7 +90,7 @@ impl Loader {
                 let bytes = self.read(&path).map(|v| Arc::new(v) as _);
                 let source = DebugInfoSource::BuildIdDir { path: path.clone() };
                 let what = path.display().to_string();
-                if let Candidate::Done(l) = self.consider(
+                if let Some(l) = self.consider(
                     id,
                     &mut search,
                     &what,
@@ -118,7 +111,7 @@ impl Loader {
                 let bytes = self.read(path).map(|v| Arc::new(v) as _);
                 let source = DebugInfoSource::Binary { path: path.clone() };
                 let what = path.display().to_string();
-                if let Candidate::Done(l) = self.consider(
+                if let Some(l) = self.consider(
                     id,
                     &mut search,
                     &what,
@@ -140,9 +133,7 @@ impl Loader {
                     };
                     let what = fetched.url.clone();
                     let source = DebugInfoSource::Debuginfod { url: fetched.url };
-                    if let Candidate::Done(l) =
-                        self.consider(id, &mut search, &what, source, bytes, None)
-                    {
+                    if let Some(l) = self.consider(id, &mut search, &what, source, bytes, None) {
                         return l;
                     }
                 }
@@ -168,7 +159,8 @@ impl Loader {
     }
 
     /// Parses one candidate file; `expected` is the build id it must have, when it has one
-    /// (the supplied file and debuginfod's are trusted as they are).
+    /// (the supplied file and debuginfod's are trusted as they are). `Some` when it has line
+    /// info (the search ends), `None` to go on looking.
     fn consider(
         &self,
         id: u64,
@@ -177,12 +169,12 @@ impl Loader {
         source: DebugInfoSource,
         bytes: Result<crate::object_ref::SharedBytes>,
         expected: Option<&str>,
-    ) -> Candidate {
+    ) -> Option<Loaded> {
         let bytes = match bytes {
             Ok(b) => b,
             Err(e) => {
                 search.failures.push(e.to_string());
-                return Candidate::Next;
+                return None;
             }
         };
         let data: &[u8] = (*bytes).as_ref();
@@ -195,7 +187,7 @@ impl Loader {
                 }
                 .to_string(),
             );
-            return Candidate::Next;
+            return None;
         }
         if let Some(expected) = expected {
             match BuildId::of(data) {
@@ -204,7 +196,7 @@ impl Loader {
                         "{what} has build id {} (replaced since it was profiled?)",
                         actual.id
                     ));
-                    return Candidate::Next;
+                    return None;
                 }
                 _ => {}
             }
@@ -213,13 +205,13 @@ impl Loader {
             Ok(o) => o,
             Err(e) => {
                 search.failures.push(e.to_string());
-                return Candidate::Next;
+                return None;
             }
         };
         let segments = LoadSegments::parse(data).unwrap_or_default();
         let content = object.content;
         if content.has_lines() {
-            return Candidate::Done(Loaded {
+            return Some(Loaded {
                 id,
                 status: DebugInfoStatus::Found { source, content },
                 object: Some(object),
@@ -233,14 +225,14 @@ impl Loader {
         } else {
             search.stripped.push((what.to_owned(), object.is_go));
         }
-        Candidate::Next
+        None
     }
 }
 
 /// `ab/cdef….debug` for a GNU build id (hex, at least two bytes); `None` for other ids.
 fn build_id_path(build_id: &str) -> Option<(&str, String)> {
     let hex = build_id.len() > 2
-        && build_id.len() % 2 == 0
+        && build_id.len().is_multiple_of(2)
         && build_id
             .bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
