@@ -83,42 +83,16 @@ impl Loader {
         if let Some((dir, file)) = build_id_path(&object.build_id) {
             for root in &self.config.debug_dirs {
                 let path = root.join(".build-id").join(dir).join(&file);
-                search.looked.push(path.display().to_string());
-                if !path.exists() {
-                    continue;
-                }
-                let bytes = self.read(&path).map(|v| Arc::new(v) as _);
                 let source = DebugInfoSource::BuildIdDir { path: path.clone() };
-                let what = path.display().to_string();
-                if let Some(l) = self.consider(
-                    id,
-                    &mut search,
-                    &what,
-                    source,
-                    bytes,
-                    Some(&object.build_id),
-                ) {
+                if let Some(l) = self.local_file(id, &mut search, &path, source, &object.build_id) {
                     return l;
                 }
             }
         }
         if self.config.read_binaries {
             for path in &object.paths {
-                search.looked.push(path.display().to_string());
-                if !path.exists() {
-                    continue;
-                }
-                let bytes = self.read(path).map(|v| Arc::new(v) as _);
                 let source = DebugInfoSource::Binary { path: path.clone() };
-                let what = path.display().to_string();
-                if let Some(l) = self.consider(
-                    id,
-                    &mut search,
-                    &what,
-                    source,
-                    bytes,
-                    Some(&object.build_id),
-                ) {
+                if let Some(l) = self.local_file(id, &mut search, path, source, &object.build_id) {
                     return l;
                 }
             }
@@ -142,6 +116,24 @@ impl Loader {
             }
         }
         finish(id, &object.build_id, search)
+    }
+
+    /// A file on this host that must have `build_id`, when it exists.
+    fn local_file(
+        &self,
+        id: u64,
+        search: &mut Search,
+        path: &Path,
+        source: DebugInfoSource,
+        build_id: &str,
+    ) -> Option<Loaded> {
+        search.looked.push(path.display().to_string());
+        if !path.exists() {
+            return None;
+        }
+        let bytes = self.read(path).map(|v| Arc::new(v) as _);
+        let what = path.display().to_string();
+        self.consider(id, search, &what, source, bytes, Some(build_id))
     }
 
     fn read(&self, path: &Path) -> Result<Vec<u8>> {

@@ -55,14 +55,12 @@ fn build(extra: &[&str]) -> Option<Built> {
     }
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
-    let src = write_source(&dir, "prog.c", SOURCE);
-    let full = dir.join("prog");
-    run(Command::new("gcc")
-        .args(["-O2", "-g", "-Wl,--build-id"])
-        .args(extra)
-        .arg("-o")
-        .arg(&full)
-        .arg(&src));
+    let flags: Vec<&str> = ["-O2", "-g", "-Wl,--build-id"]
+        .iter()
+        .chain(extra)
+        .copied()
+        .collect();
+    let full = compile("gcc", &dir, "prog.c", SOURCE, &flags, "prog");
     let debug = dir.join("prog.debug");
     run(Command::new("objcopy")
         .arg("--only-keep-debug")

@@ -305,12 +305,14 @@ fn c_gcc_o2_with_inlined_static_functions() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let src = write_source(dir.path(), "prog.c", C_SOURCE);
-    let bin = dir.path().join("prog");
-    run(Command::new("gcc")
-        .args(["-O2", "-g", "-o"])
-        .arg(&bin)
-        .arg(&src));
+    let bin = compile(
+        "gcc",
+        dir.path(),
+        "prog.c",
+        C_SOURCE,
+        &["-O2", "-g"],
+        "prog",
+    );
     let funcs = functions(&bin, &["compute", "fib", "main"]);
     assert_eq!(funcs.len(), 3, "{funcs:?}");
     let addresses = sample_addresses(&funcs, 2);
@@ -331,14 +333,15 @@ fn c_clang_o2_dwarf4_and_dwarf5() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let src = write_source(dir.path(), "prog.c", C_SOURCE);
     let build = |name: &str, dwarf: &str| {
-        let bin = dir.path().join(name);
-        run(Command::new("clang")
-            .args(["-O2", "-g", dwarf, "-o"])
-            .arg(&bin)
-            .arg(&src));
-        bin
+        compile(
+            "clang",
+            dir.path(),
+            "prog.c",
+            C_SOURCE,
+            &["-O2", "-g", dwarf],
+            name,
+        )
     };
     let (v4, v5) = (build("prog4", "-gdwarf-4"), build("prog5", "-gdwarf-5"));
     let code = |bin: &Path| {
@@ -373,12 +376,14 @@ fn cpp_templates_and_inlined_methods() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let src = write_source(dir.path(), "prog.cpp", CPP_SOURCE);
-    let bin = dir.path().join("prog");
-    run(Command::new("g++")
-        .args(["-O2", "-g", "-o"])
-        .arg(&bin)
-        .arg(&src));
+    let bin = compile(
+        "g++",
+        dir.path(),
+        "prog.cpp",
+        CPP_SOURCE,
+        &["-O2", "-g"],
+        "prog",
+    );
     let funcs = functions(&bin, &["4demo", "main"]);
     assert!(funcs.len() >= 4, "{funcs:?}");
     let addresses = sample_addresses(&funcs, 3);

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::sync::OnceLock;
 
 use common::*;
@@ -31,12 +30,7 @@ fn samples() -> &'static Vec<(Vec<u8>, Vec<u64>)> {
         let dir = tempfile::tempdir().unwrap();
         let mut out = Vec::new();
         if have("gcc") {
-            let src = write_source(dir.path(), "prog.c", SOURCE);
-            let bin = dir.path().join("prog");
-            run(Command::new("gcc")
-                .args(["-O2", "-g", "-o"])
-                .arg(&bin)
-                .arg(&src));
+            let bin = compile("gcc", dir.path(), "prog.c", SOURCE, &["-O2", "-g"], "prog");
             let addresses = sample_addresses(&functions(&bin, &["compute", "main"]), 7);
             out.push((std::fs::read(&bin).unwrap(), addresses));
         }

@@ -45,6 +45,25 @@ pub fn write_source(dir: &Path, name: &str, source: &str) -> PathBuf {
     path
 }
 
+/// Compiles `source` (written as `dir/name`) with `compiler` and `flags` into `dir/out`.
+pub fn compile(
+    compiler: &str,
+    dir: &Path,
+    name: &str,
+    source: &str,
+    flags: &[&str],
+    out: &str,
+) -> PathBuf {
+    let src = write_source(dir, name, source);
+    let bin = dir.join(out);
+    run(Command::new(compiler)
+        .args(flags)
+        .arg("-o")
+        .arg(&bin)
+        .arg(&src));
+    bin
+}
+
 /// Builds a Go program (`main.go` in its own folder) with `go` and extra `go build` args.
 pub fn go_build(go: &str, dir: &Path, source: &str, out: &str, args: &[&str]) -> PathBuf {
     let src_dir = dir.join(format!("{out}-src"));
