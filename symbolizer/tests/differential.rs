@@ -299,6 +299,24 @@ fn has_chain(bin: &Path, addresses: &[u64], chain: &[&str]) -> bool {
     })
 }
 
+/// Samples every `step`-th address of the functions of `bin` whose names contain one of
+/// `needles`, compares them with binutils, and checks that some address has the inline
+/// chain `chain` (innermost first, by function name). Returns the addresses.
+fn differential(bin: &Path, needles: &[&str], step: u64, names: Names, chain: &[&str]) -> Vec<u64> {
+    let funcs = functions(bin, needles);
+    assert!(funcs.len() >= needles.len(), "{funcs:?}");
+    let addresses = sample_addresses(&funcs, step);
+    assert!(
+        compare_with_binutils(bin, &addresses, names) > 0,
+        "no inlined frames"
+    );
+    assert!(
+        has_chain(bin, &addresses, chain),
+        "no address with the chain {chain:?}"
+    );
+    addresses
+}
+
 #[test]
 fn c_gcc_o2_with_inlined_static_functions() {
     if !have("gcc") || !have("addr2line") {
@@ -313,15 +331,8 @@ fn c_gcc_o2_with_inlined_static_functions() {
         &["-O2", "-g"],
         "prog",
     );
-    let funcs = functions(&bin, &["compute", "fib", "main"]);
-    assert_eq!(funcs.len(), 3, "{funcs:?}");
-    let addresses = sample_addresses(&funcs, 2);
-    assert!(compare_with_binutils(&bin, &addresses, Names::Exact) > 0);
-    assert!(has_chain(
-        &bin,
-        &addresses,
-        &["square", "sum_squares", "compute"]
-    ));
+    let chain = ["square", "sum_squares", "compute"];
+    differential(&bin, &["compute", "fib", "main"], 2, Names::Exact, &chain);
 }
 
 /// clang 14 writes DWARF 5 by default, whose inlined frames binutils 2.40 does not see: the
@@ -348,26 +359,16 @@ fn c_clang_o2_dwarf4_and_dwarf5() {
         let text = run(Command::new("objdump")
             .args(["-d", "--no-show-raw-insn"])
             .arg(bin));
-        String::from_utf8(text)
-            .unwrap()
-            .lines()
-            .skip(3)
-            .collect::<Vec<_>>()
-            .join("\n")
+        let text = String::from_utf8(text).unwrap();
+        text.lines().skip(3).collect::<Vec<_>>().join("\n")
     };
     assert_eq!(code(&v4), code(&v5), "DWARF version changed the code");
-    let funcs = functions(&v4, &["compute", "fib", "main"]);
-    let addresses = sample_addresses(&funcs, 2);
-    assert!(compare_with_binutils(&v4, &addresses, Names::Exact) > 0);
+    let chain = ["square", "sum_squares", "compute"];
+    let addresses = differential(&v4, &["compute", "fib", "main"], 2, Names::Exact, &chain);
     assert_eq!(
         symbolize_file(&v4, &addresses),
         symbolize_file(&v5, &addresses)
     );
-    assert!(has_chain(
-        &v5,
-        &addresses,
-        &["square", "sum_squares", "compute"]
-    ));
 }
 
 #[test]
@@ -384,72 +385,52 @@ fn cpp_templates_and_inlined_methods() {
         &["-O2", "-g"],
         "prog",
     );
-    let funcs = functions(&bin, &["4demo", "main"]);
-    assert!(funcs.len() >= 4, "{funcs:?}");
-    let addresses = sample_addresses(&funcs, 3);
-    assert!(compare_with_binutils(&bin, &addresses, Names::CppParams) > 0);
-    assert!(has_chain(
-        &bin,
-        &addresses,
-        &["demo::Acc<int>::add(int)", "int demo::accumulate<int>"]
-    ));
+    let chain = ["demo::Acc<int>::add(int)", "int demo::accumulate<int>"];
+    differential(&bin, &["4demo", "main"], 3, Names::CppParams, &chain);
 }
 
-fn rust_program(dir: &Path, extra: &[&str]) -> Option<std::path::PathBuf> {
-    let src = write_source(dir, "rsdemo.rs", RUST_SOURCE);
-    let bin = dir.join("rsdemo");
-    let out = Command::new("rustc")
-        .args(["-C", "debuginfo=2", "-O", "--edition", "2021", "-o"])
-        .arg(&bin)
-        .args(extra)
-        .arg(&src)
-        .output()
-        .ok()?;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+/// The Rust program built with rustc `-C debuginfo=2 -O` and `extra` flags; its functions'
+/// mangled names start with `prefix`.
+fn rust_differential(extra: &[&str], prefix: &str) {
+    if !have("rustc") || !have("addr2line") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let flags: Vec<&str> = ["-C", "debuginfo=2", "-O", "--edition", "2021"]
+        .iter()
+        .chain(extra)
+        .copied()
+        .collect();
+    let bin = compile(
+        "rustc",
+        dir.path(),
+        "rsdemo.rs",
+        RUST_SOURCE,
+        &flags,
+        "rsdemo",
     );
-    Some(bin)
+    assert!(
+        functions(&bin, &["rsdemo"])
+            .iter()
+            .any(|f| f.2.starts_with(prefix))
+    );
+    differential(
+        &bin,
+        &["rsdemo"],
+        2,
+        Names::Exact,
+        &["rsdemo::square", "rsdemo::compute"],
+    );
 }
 
 #[test]
 fn rust_legacy_mangling() {
-    if !have("rustc") || !have("addr2line") {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let bin = rust_program(dir.path(), &[]).unwrap();
-    let funcs = functions(&bin, &["rsdemo"]);
-    assert!(
-        funcs.iter().any(|f| f.2.starts_with("_ZN6rsdemo")),
-        "{funcs:?}"
-    );
-    let addresses = sample_addresses(&funcs, 2);
-    assert!(compare_with_binutils(&bin, &addresses, Names::Exact) > 0);
-    assert!(has_chain(
-        &bin,
-        &addresses,
-        &["rsdemo::square", "rsdemo::compute"]
-    ));
+    rust_differential(&[], "_ZN6rsdemo");
 }
 
 #[test]
 fn rust_v0_mangling() {
-    if !have("rustc") || !have("addr2line") {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let bin = rust_program(dir.path(), &["-C", "symbol-mangling-version=v0"]).unwrap();
-    let funcs = functions(&bin, &["rsdemo"]);
-    assert!(funcs.iter().any(|f| f.2.starts_with("_R")), "{funcs:?}");
-    let addresses = sample_addresses(&funcs, 2);
-    assert!(compare_with_binutils(&bin, &addresses, Names::Exact) > 0);
-    assert!(has_chain(
-        &bin,
-        &addresses,
-        &["rsdemo::square", "rsdemo::compute"]
-    ));
+    rust_differential(&["-C", "symbol-mangling-version=v0"], "_RNv");
 }
 
 /// Go's DWARF (Go 1.19 from `golang-go`, and Go 1.23 where installed), against binutils.
@@ -461,18 +442,11 @@ fn go_with_dwarf() {
         }
         let dir = tempfile::tempdir().unwrap();
         let bin = go_build(&go, dir.path(), GO_SOURCE, "goprog", &[]);
-        let funcs = functions(&bin, &["main."]);
-        assert!(funcs.len() >= 3, "{funcs:?}");
-        let addresses = sample_addresses(&funcs, 3);
-        compare_with_binutils(&bin, &addresses, Names::GoInlined);
+        let chain = ["main.square", "main.compute"];
+        differential(&bin, &["main."], 3, Names::GoInlined, &chain);
         assert!(has_chain(
             &bin,
-            &addresses,
-            &["main.square", "main.compute"]
-        ));
-        assert!(has_chain(
-            &bin,
-            &addresses,
+            &sample_addresses(&functions(&bin, &["main."]), 1),
             &["main.(*acc).add", "main.compute"]
         ));
     }
