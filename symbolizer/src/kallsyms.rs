@@ -1,4 +1,8 @@
 //! [`Kallsyms`]: kernel addresses to function names, from `/proc/kallsyms`-format text.
+//!
+//! `strata-collector-ebpf`'s `KernelSymbols` (`collector-ebpf/src/kallsyms.rs`) predates this
+//! and parses the same text; it is meant to become a use of this type (as its build id and
+//! symbol-table reading in `collector-ebpf/src/elf.rs` are meant to use [`crate::BuildId`]).
 
 use std::path::Path;
 

@@ -69,14 +69,8 @@ impl Loader {
                 DebugFile::Bytes(b) => Ok(b.clone()),
                 DebugFile::Path(p) => self.read(p).map(|v| Arc::new(v) as _),
             };
-            if let Some(l) = self.consider(
-                id,
-                &mut search,
-                &what,
-                DebugInfoSource::Supplied,
-                bytes,
-                None,
-            ) {
+            if let Some(l) = self.consider(id, &mut search, &what, DebugInfoSource::Supplied, bytes)
+            {
                 return l;
             }
         }
@@ -107,7 +101,7 @@ impl Loader {
                     };
                     let what = fetched.url.clone();
                     let source = DebugInfoSource::Debuginfod { url: fetched.url };
-                    if let Some(l) = self.consider(id, &mut search, &what, source, bytes, None) {
+                    if let Some(l) = self.consider(id, &mut search, &what, source, bytes) {
                         return l;
                     }
                 }
@@ -118,7 +112,8 @@ impl Loader {
         finish(id, &object.build_id, search)
     }
 
-    /// A file on this host that must have `build_id`, when it exists.
+    /// A file on this host that must have `build_id`, when it exists. The build id is read
+    /// first (headers and notes only), so a large file of another build is not read whole.
     fn local_file(
         &self,
         id: u64,
@@ -128,12 +123,26 @@ impl Loader {
         build_id: &str,
     ) -> Option<Loaded> {
         search.looked.push(path.display().to_string());
-        if !path.exists() {
+        let what = path.display().to_string();
+        let file = match std::fs::File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(e) => {
+                search.failures.push(Error::io(path, e).to_string());
+                return None;
+            }
+        };
+        if let Some(actual) = BuildId::of(&object::ReadCache::new(file))
+            && actual.id != build_id
+        {
+            search.mismatched.push(format!(
+                "{what} has build id {} (replaced since it was profiled?)",
+                actual.id
+            ));
             return None;
         }
         let bytes = self.read(path).map(|v| Arc::new(v) as _);
-        let what = path.display().to_string();
-        self.consider(id, search, &what, source, bytes, Some(build_id))
+        self.consider(id, search, &what, source, bytes)
     }
 
     fn read(&self, path: &Path) -> Result<Vec<u8>> {
@@ -150,9 +159,8 @@ impl Loader {
         std::fs::read(path).map_err(|e| Error::io(path, e))
     }
 
-    /// Parses one candidate file; `expected` is the build id it must have, when it has one
-    /// (the supplied file and debuginfod's are trusted as they are). `Some` when it has line
-    /// info (the search ends), `None` to go on looking.
+    /// Parses one candidate file. `Some` when it has line info (the search ends), `None` to
+    /// go on looking.
     fn consider(
         &self,
         id: u64,
@@ -160,7 +168,6 @@ impl Loader {
         what: &str,
         source: DebugInfoSource,
         bytes: Result<crate::object_ref::SharedBytes>,
-        expected: Option<&str>,
     ) -> Option<Loaded> {
         let bytes = match bytes {
             Ok(b) => b,
@@ -180,18 +187,6 @@ impl Loader {
                 .to_string(),
             );
             return None;
-        }
-        if let Some(expected) = expected {
-            match BuildId::of(data) {
-                Some(actual) if actual.id != expected => {
-                    search.mismatched.push(format!(
-                        "{what} has build id {} (replaced since it was profiled?)",
-                        actual.id
-                    ));
-                    return None;
-                }
-                _ => {}
-            }
         }
         let object = match DebugObject::parse(data, what, self.config.max_file_bytes) {
             Ok(o) => o,
