@@ -110,6 +110,13 @@ pub fn elf_address(
     {
         return None;
     }
+    if segments
+        .0
+        .iter()
+        .any(|s| s.executable && s.file_size == 0 && s.mem_size > 0)
+    {
+        return debug_file_address(runtime_address - mapping.memory_start, mapping, segments);
+    }
     let offset = (runtime_address - mapping.memory_start).checked_add(mapping.file_offset)?;
     // The segment whose file bytes hold the offset; executable segments first, since text is
     // what profiles point into and segments of some linkers share a page.
@@ -135,9 +142,82 @@ pub fn elf_address(
     }
 }
 
+/// [`elf_address`] through the segments of a debug file (`objcopy --only-keep-debug`), which
+/// keep their addresses but not their file offsets (`p_offset` 0, `p_filesz` 0). Each
+/// segment's offset is taken to be its page's distance from the first segment's page, as GNU ld
+/// and lld lay files out; the mapping (which starts at a segment's first page, as the kernel
+/// maps them) is placed at the segment whose offset page is the mapping's offset, else at the
+/// executable one.
+fn debug_file_address(delta: u64, mapping: &MappingInfo, segments: &LoadSegments) -> Option<u64> {
+    let first_page = segments.0.iter().map(|s| s.vaddr & !0xfff).min()?;
+    let page_of = |s: &LoadSegment| s.vaddr & !0xfff;
+    let segment = segments
+        .0
+        .iter()
+        .find(|s| page_of(s) - first_page == mapping.file_offset)
+        .or_else(|| segments.0.iter().find(|s| s.executable))?;
+    let vaddr = page_of(segment).checked_add(delta)?;
+    segments
+        .0
+        .iter()
+        .any(|s| s.vaddr <= vaddr && vaddr - s.vaddr < s.mem_size)
+        .then_some(vaddr)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_file_segments_without_offsets() {
+        // `objcopy --only-keep-debug` of a gcc PIE: offsets and file sizes of the code and data
+        // segments are gone, addresses kept.
+        let debug = |vaddr, mem_size, executable| LoadSegment {
+            offset: 0,
+            file_size: 0,
+            vaddr,
+            mem_size,
+            executable,
+        };
+        let segs = LoadSegments(vec![
+            LoadSegment {
+                file_size: 0x39c,
+                ..debug(0, 0x618, false)
+            },
+            debug(0x1000, 0x19d, true),
+            debug(0x2000, 0xf8, false),
+            LoadSegment {
+                offset: 0xdd0,
+                ..debug(0x3dd0, 0x250, false)
+            },
+        ]);
+        // The text segment's own mapping (offset 0x1000), and a mapping of the whole file.
+        let text = MappingInfo {
+            memory_start: 0x5555_5555_5000,
+            memory_limit: 0x5555_5555_6000,
+            file_offset: 0x1000,
+        };
+        assert_eq!(elf_address(0x5555_5555_5139, &text, &segs), Some(0x1139));
+        let whole = MappingInfo {
+            memory_start: 0x5555_5555_4000,
+            memory_limit: 0x5555_5555_9000,
+            file_offset: 0,
+        };
+        assert_eq!(elf_address(0x5555_5555_5139, &whole, &segs), Some(0x1139));
+        // Past every segment: none.
+        assert_eq!(elf_address(0x5555_5555_8f00, &whole, &segs), None);
+        // A non-PIE executable's debug file (first segment at 0x400000).
+        let segs = LoadSegments(vec![
+            debug(0x40_0000, 0x4d0, false),
+            debug(0x40_1000, 0x1a5, true),
+        ]);
+        let m = MappingInfo {
+            memory_start: 0x40_1000,
+            memory_limit: 0x40_2000,
+            file_offset: 0x1000,
+        };
+        assert_eq!(elf_address(0x40_1123, &m, &segs), Some(0x40_1123));
+    }
 
     fn seg(offset: u64, size: u64, vaddr: u64, executable: bool) -> LoadSegment {
         LoadSegment {
