@@ -392,8 +392,15 @@ fn runtime_address_is_translated(extra: &[&str]) {
     let symbolizer = Symbolizer::new(config()).unwrap();
     let object = ObjectRef::new(&b.build_id).with_process_path(child.id(), &b.full);
     let batch = symbolizer.symbolize_runtime(&object, &mapping, &[address, mapping.memory_limit]);
+    // Through the uploaded debug file alone, whose segments have lost their file offsets.
+    let uploaded = ObjectRef::new(&b.build_id).with_supplied(DebugFile::from_path(&b.debug));
+    let from_debug =
+        Symbolizer::new(config())
+            .unwrap()
+            .symbolize_runtime(&uploaded, &mapping, &[address]);
     drop(child.stdin.take());
     child.wait().unwrap();
+    assert_eq!(from_debug.frames[0], batch.frames[0]);
     assert_eq!(
         batch.frames[0].last().map(|f| f.function.as_str()),
         Some("compute"),
