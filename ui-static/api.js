@@ -39,6 +39,16 @@ export function queryProfile(params, signal) {
   return getJson('/api/v1/query', params, { signal });
 }
 
+/**
+ * Debug info status of build ids (server/src/debuginfo_http.rs): `{build_id: report}`, each
+ * report with `status` (found, missing, failed, pending, unknown, disabled) and `reason`.
+ */
+export async function debuginfoStatus(buildIds) {
+  if (!buildIds.length) return {};
+  const out = await getJson('/api/v1/debuginfo/status', { build_id: buildIds.join(',') });
+  return Object.fromEntries(out.build_ids.map((r) => [r.build_id, r]));
+}
+
 /** The URL of `/api/v1/query` with these parameters (downloads). */
 export function profileUrl(params) {
   return `/api/v1/query?${new URLSearchParams(Object.entries(params).filter(([k, v]) => v !== undefined && v !== null && (v !== '' || k === 'query')))}`;

@@ -350,6 +350,7 @@ async function loadProfile() {
     timings.build = performance.now() - t1;
     topData = top;
     renderProfile(true);
+    loadDebuginfo(tree);
     timings.firstPaint = performance.now() - t1;
   } catch (e) {
     if (seq !== profileSeq) return;
@@ -359,6 +360,16 @@ async function loadProfile() {
   } finally {
     if (seq === profileSeq) $('#profile').classList.remove('loading');
   }
+}
+
+/** Fetches the debug info status of the unsymbolized frames' build ids, for the tooltip. */
+function loadDebuginfo(t) {
+  const ids = new Set();
+  for (const f of t.frames) if (f && !f.symbolized && f.build_id) ids.add(f.build_id);
+  if (!ids.size) return;
+  api.debuginfoStatus([...ids].slice(0, 100)).then((m) => {
+    if (tree === t) flame.setDebuginfo(m);
+  }, () => {});
 }
 
 function zoomPath() {

@@ -264,6 +264,12 @@ export class FlameGraph {
     this.render();
   }
 
+  /** Debug info status per build id (`api.debuginfoStatus`), for unsymbolized frames' tooltips. */
+  setDebuginfo(byBuildId) {
+    this.debuginfo = byBuildId;
+    this.tooltipNode = -1;
+  }
+
   /** The node at a path of names from the root (the deepest found). */
   findPath(names) {
     const t = this.tree;
@@ -598,6 +604,8 @@ export class FlameGraph {
       if (frame.binary) rows.push(['Binary', frame.binary.split('/').pop()]);
       if (frame.file) rows.push(['File', `${frame.file}${frame.line ? `:${frame.line}` : ''}`]);
       if (!frame.symbolized) rows.push(['Symbols', `unsymbolized (${frame.address}${frame.build_id ? `, build id ${frame.build_id}` : ''})`]);
+      const dbg = !frame.symbolized && frame.build_id && this.debuginfo?.[frame.build_id];
+      if (dbg) rows.push(['Debug info', dbg.status === 'found' ? 'found; symbols are on their way' : `${dbg.status}${dbg.reason ? `: ${dbg.reason}` : ''}`]);
     }
     return `<div class="tt-name">${escapeHtml(name)}</div><table>${rows
       .map(([k, v]) => `<tr><th>${k}</th><td>${escapeHtml(v)}</td></tr>`)

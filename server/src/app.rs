@@ -11,8 +11,10 @@ use strata_proto::pyroscope::push::v1::pusher_service_server::PusherServiceServe
 use tokio::net::TcpListener;
 use tonic::codec::CompressionEncoding;
 
+use strata_proto::parca::debuginfo::v1alpha1::debuginfo_service_server::DebuginfoServiceServer;
 use strata_proto::parca::query::v1alpha1::query_service_server::QueryServiceServer;
 
+use crate::debuginfo_grpc::ParcaDebuginfo;
 use crate::flight_sql::FlightSql;
 use crate::grpc::{OtlpProfiles, ParcaProfileStore, PyroscopePusher};
 use crate::query_grpc::ParcaQuery;
@@ -33,6 +35,8 @@ pub struct App {
     pub targets: crate::scrape::TargetHealthMap,
     /// Held while `/debug/pprof/profile` profiles this process (one profile at a time).
     pub(crate) self_profile: tokio::sync::Mutex<()>,
+    /// Background symbolization of stored addresses, and the upload limits.
+    pub symbolization: crate::symbolization::Symbolization,
 }
 
 impl App {
@@ -41,8 +45,19 @@ impl App {
         Self::with_limits(engine, DecodeLimits::default())
     }
 
-    /// An app over `engine` with the given push limits.
+    /// An app over `engine` with the given push limits (background symbolization off).
     pub fn with_limits(engine: Engine, limits: DecodeLimits) -> Arc<App> {
+        let off = crate::symbolization::Symbolization::disabled(Default::default());
+        Self::with_symbolization(engine, limits, off)
+    }
+
+    /// An app over `engine` with the given push limits and symbolizer
+    /// ([`Symbolization::start`](crate::symbolization::Symbolization::start)).
+    pub fn with_symbolization(
+        engine: Engine,
+        limits: DecodeLimits,
+        symbolization: crate::symbolization::Symbolization,
+    ) -> Arc<App> {
         Arc::new(App {
             query: strata_query::QueryEngine::new(engine.clone()),
             engine,
@@ -51,6 +66,7 @@ impl App {
             counters: Default::default(),
             targets: Default::default(),
             self_profile: Default::default(),
+            symbolization,
         })
     }
 }
@@ -80,7 +96,10 @@ impl App {
         touched: &[strata_ingest::DeltaKey],
     ) -> strata_engine::Result<u64> {
         match self.engine.append(batch).await {
-            Ok(()) => Ok(batch.num_samples() as u64),
+            Ok(()) => {
+                self.symbolization.notify_batch(batch);
+                Ok(batch.num_samples() as u64)
+            }
             Err(e) => {
                 self.deltas.lock().forget(touched);
                 Err(e)
@@ -105,6 +124,7 @@ pub fn router(app: Arc<App>) -> axum::Router {
             .accept_compressed(CompressionEncoding::Gzip),
     )
     .add_service(FlightSql::server(app.clone()))
+    .add_service(debuginfo_server(&app))
     .into_axum_router()
     .layer(axum::middleware::from_fn(require_grpc_content_type));
     // gRPC-web under /api, as Parca serves its UI: /api/<package.Service>/<Method>.
@@ -116,13 +136,21 @@ pub fn router(app: Arc<App>) -> axum::Router {
         PusherServiceServer::new(PyroscopePusher(app.clone())).max_decoding_message_size(max),
     )
     .add_service(QueryServiceServer::new(ParcaQuery(app.clone())))
+    .add_service(debuginfo_server(&app))
     .into_axum_router()
     .layer(tonic_web::GrpcWebLayer::new())
     .layer(axum::middleware::from_fn(require_grpc_content_type));
     grpc.merge(crate::http::routes(app.clone()))
-        .merge(crate::query_http::routes(app))
+        .merge(crate::query_http::routes(app.clone()))
+        .merge(crate::debuginfo_http::routes(app))
         .merge(crate::ui::routes())
         .nest("/api", grpc_web)
+}
+
+/// Parca's `DebuginfoService`; upload chunks of up to 16 MiB.
+fn debuginfo_server(app: &Arc<App>) -> DebuginfoServiceServer<ParcaDebuginfo> {
+    DebuginfoServiceServer::new(ParcaDebuginfo::new(app.clone()))
+        .max_decoding_message_size(16 << 20)
 }
 
 /// Serves `router(app)` on `listener` (HTTP/1.1 and HTTP/2 without TLS) until `shutdown`

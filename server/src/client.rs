@@ -23,6 +23,13 @@ pub struct ClientArgs {
     output: Output,
 }
 
+impl ClientArgs {
+    /// The output format asked for.
+    pub fn output(&self) -> Output {
+        self.output
+    }
+}
+
 /// Output formats.
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Output {
@@ -139,7 +146,11 @@ pub struct ExportArgs {
     out: Option<std::path::PathBuf>,
 }
 
-async fn get(args: &ClientArgs, path: &str, params: &[(&str, String)]) -> anyhow::Result<Vec<u8>> {
+pub(crate) async fn get(
+    args: &ClientArgs,
+    path: &str,
+    params: &[(&str, String)],
+) -> anyhow::Result<Vec<u8>> {
     let url = format!("{}{path}", args.server.trim_end_matches('/'));
     let response = reqwest::Client::new()
         .get(&url)
@@ -172,7 +183,7 @@ fn selection_params(s: &Selection) -> Vec<(&'static str, String)> {
 }
 
 /// Prints rows as a left/right-aligned table (numbers right).
-fn print_table(header: &[&str], rows: &[Vec<String>]) {
+pub(crate) fn print_table(header: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for r in rows {
         for (w, c) in widths.iter_mut().zip(r) {
@@ -290,7 +301,7 @@ fn print_top(v: &Value, limit: usize, diff: bool) {
     }
 }
 
-fn emit_json(body: &[u8]) -> anyhow::Result<()> {
+pub(crate) fn emit_json(body: &[u8]) -> anyhow::Result<()> {
     let v: Value = serde_json::from_slice(body)?;
     println!("{}", serde_json::to_string_pretty(&v)?);
     Ok(())

@@ -2,7 +2,8 @@
 //!
 //! - [`App`]: the engine plus ingest state (delta baselines, decode limits, target health);
 //! - [`router`]: one `axum::Router` serving, on one port:
-//!   - native gRPC: Parca's `parca.profilestore.v1alpha1.ProfileStoreService/WriteRaw`,
+//!   - native gRPC: Parca's `parca.profilestore.v1alpha1.ProfileStoreService/WriteRaw` and
+//!     `parca.debuginfo.v1alpha1.DebuginfoService` (debug info uploads, see `debuginfo_grpc`),
 //!     Pyroscope's `push.v1.PusherService/Push` (also over Connect: `application/proto` or
 //!     `application/json`, gzip) and OTLP's
 //!     `opentelemetry.proto.collector.profiles.v1development.ProfilesService/Export`;
@@ -10,10 +11,13 @@
 //!     SQL clients (ADBC, JDBC), see `flight_sql`;
 //!   - gRPC-web under `/api` (as Parca serves its UI);
 //!   - HTTP: `/healthy`, `/ready`, Pyroscope's legacy `/ingest` (pprof or folded), `/metrics`,
-//!     `/api/v1/targets` (scrape health), `/debug/pprof/profile` (this process' CPU);
+//!     `/api/v1/targets` (scrape health), `/api/v1/debuginfo/status` (per build id: debug info
+//!     found, missing or failed, and why), `/debug/pprof/profile` (this process' CPU);
 //!   - the web UI at `/` (embedded `ui-static/`, see `ui`);
 //! - [`serve`]: runs the router on a listener until shutdown;
 //! - [`Scraper`]: pulls `/debug/pprof` endpoints as a Prometheus-style `scrape_configs` says.
+//! - [`symbolization`]: background symbolization of stored addresses ([`Symbolization`]), its
+//!   `symbolizer:` config section and per-build-id status.
 //! - [`collector`]: the eBPF collector in-process (into the engine); [`agent`]: the collector
 //!   pushing to a remote store through Parca `WriteRaw`.
 #![deny(missing_docs)]
@@ -22,6 +26,8 @@ pub mod agent;
 mod app;
 pub mod collector;
 mod connect;
+mod debuginfo_grpc;
+mod debuginfo_http;
 mod flight_sql;
 mod grpc;
 mod http;
@@ -32,8 +38,10 @@ mod query_grpc;
 mod query_http;
 pub mod scrape;
 mod self_profile;
+pub mod symbolization;
 mod ui;
 
 pub use app::{App, router, serve};
 pub use metrics::IngestCounters;
 pub use scrape::{ScrapeJob, Scraper};
+pub use symbolization::{Symbolization, SymbolizerSettings};

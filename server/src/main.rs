@@ -9,6 +9,7 @@
 //! are clients of a running server.
 
 mod client;
+mod debuginfo_cli;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -78,6 +79,11 @@ enum Command {
         #[command(flatten)]
         export: client::ExportArgs,
     },
+    /// Upload debug info to a running server, or ask it which build ids have debug info.
+    Debuginfo {
+        #[command(subcommand)]
+        command: debuginfo_cli::DebuginfoCommand,
+    },
 }
 
 #[derive(serde::Deserialize, Default, Clone)]
@@ -92,6 +98,8 @@ struct FileConfig {
     scrape_configs: Option<strata_server::scrape::ScrapeConfigs>,
     /// The in-process eBPF collector (`SamplerConfig`: `frequency_hz`, `interval`, …).
     collector: Option<strata_collector_ebpf::SamplerConfig>,
+    /// Background symbolization and debug info uploads (`SymbolizerSettings`).
+    symbolizer: Option<strata_server::SymbolizerSettings>,
 }
 
 impl FileConfig {
@@ -172,7 +180,10 @@ async fn server(
     }
     let collector_config = file.collector.clone().unwrap_or_default();
     collector_config.validate()?;
+    let symbolizer_settings = file.symbolizer.clone().unwrap_or_default();
+    symbolizer_settings.validate()?;
     let mut engine_config = file.engine.clone().unwrap_or_default();
+    let debuginfo_cache = data_dir.join("debuginfo-cache");
     engine_config.data_dir = data_dir;
     let engine = Engine::open(engine_config)
         .await
@@ -189,7 +200,9 @@ async fn server(
         head_samples = stats.head.samples,
         "strata server running; Ctrl-C to stop"
     );
-    let app = strata_server::App::with_limits(engine.clone(), limits);
+    let symbolization =
+        strata_server::Symbolization::start(engine.clone(), symbolizer_settings, debuginfo_cache)?;
+    let app = strata_server::App::with_symbolization(engine.clone(), limits, symbolization);
     let scraper = Arc::new(Scraper::new(app.clone()));
     scraper.apply(&scrape_jobs)?;
     tokio::spawn(reload_on_sighup(config, listen, scraper.clone()));
@@ -197,7 +210,7 @@ async fn server(
     let collector = (!no_collector)
         .then(|| strata_server::collector::start_in_process(engine.clone(), collector_config))
         .flatten();
-    strata_server::serve(app, listener, async {
+    strata_server::serve(app.clone(), listener, async {
         if let Err(e) = wait_for_shutdown().await {
             tracing::error!(error = %e, "waiting for a shutdown signal failed");
         }
@@ -209,6 +222,7 @@ async fn server(
         tokio::task::spawn_blocking(move || c.stop()).await?;
     }
     scraper.stop();
+    app.symbolization.stop().await;
     engine.close().await.context("closing the store")?;
     Ok(())
 }
@@ -271,5 +285,6 @@ fn main() -> anyhow::Result<()> {
         } => runtime.block_on(agent(remote_store, frequency, transport, interval, labels)),
         Command::Query { client, command } => runtime.block_on(client::query(client, command)),
         Command::Export { client, export } => runtime.block_on(client::export(client, export)),
+        Command::Debuginfo { command } => runtime.block_on(debuginfo_cli::run(command)),
     }
 }

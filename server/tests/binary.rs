@@ -3,79 +3,18 @@
 
 mod common;
 
-use std::io::BufRead;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// A running `strata server`; killed when dropped.
-struct Strata {
-    child: Child,
-    addr: std::net::SocketAddr,
-}
-
-impl Strata {
-    fn start(data: &std::path::Path, config: Option<&std::path::Path>) -> Strata {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));
-        cmd.args([
-            "server",
-            "--listen",
-            "127.0.0.1:0",
-            "--no-collector",
-            "--data-dir",
-        ])
-        .arg(data)
-        .env("NO_COLOR", "1")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::inherit())
-        .stderr(Stdio::piped());
-        if let Some(c) = config {
-            cmd.arg("--config").arg(c);
-        }
-        let mut child = cmd.spawn().unwrap();
-        // Logs go to stderr.
-        let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
-        let addr = loop {
-            let line = lines.next().expect("strata printed its address").unwrap();
-            if let Some(rest) = line.split("listen=").nth(1) {
-                break rest.split_whitespace().next().unwrap().parse().unwrap();
-            }
-        };
-        // Keep draining the log so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Strata { child, addr }
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-    }
-}
-
-impl Drop for Strata {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::strata::{Strata, wait_for};
 
 async fn targets(addr: std::net::SocketAddr) -> Vec<serde_json::Value> {
     let (status, body) = common::get(addr, "/api/v1/targets").await;
     assert_eq!(status, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     v["data"]["activeTargets"].as_array().unwrap().clone()
-}
-
-async fn wait_for(what: &str, mut done: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !done().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -189,15 +128,6 @@ async fn binary_scrapes_itself_reloads_on_sighup_and_stops_on_sigterm() {
     assert_eq!(targets(addr).await.len(), 5, "a bad file changes nothing");
 
     // SIGTERM: a clean exit.
-    strata.signal("-TERM");
-    let mut strata = strata;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(s) = strata.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "strata did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = strata.stop();
     assert!(status.success(), "{status}");
 }

@@ -1,6 +1,9 @@
 //! Helpers shared by the server's integration tests.
 #![allow(dead_code)]
 
+pub mod native;
+pub mod strata;
+
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A raw HTTP/1.1 POST; returns the status and the body.
@@ -23,15 +26,23 @@ pub async fn post(addr: std::net::SocketAddr, path: &str, body: &[u8]) -> (u16, 
 
 /// A raw HTTP/1.1 GET; returns the status and the body.
 pub async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let (status, body) = get_bytes(addr, path).await;
+    (status, String::from_utf8_lossy(&body).to_string())
+}
+
+/// A raw HTTP/1.1 GET (the answer not chunked); returns the status and the body's bytes.
+pub async fn get_bytes(addr: std::net::SocketAddr, path: &str) -> (u16, Vec<u8>) {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
         .await
         .unwrap();
     let mut out = Vec::new();
     s.read_to_end(&mut out).await.unwrap();
-    let text = String::from_utf8_lossy(&out).to_string();
-    let status = text[9..12].parse().unwrap();
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    let status = String::from_utf8_lossy(&out[9..12]).parse().unwrap();
+    let body = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(Vec::new(), |at| out[at + 4..].to_vec());
     (status, body)
 }
 

@@ -1,0 +1,222 @@
+//! `strata debuginfo upload FILE…` (Parca's upload flow over gRPC: ShouldInitiateUpload,
+//! InitiateUpload, Upload, MarkUploadFinished, each file under the build id read from it) and
+//! `strata debuginfo status [BUILD_ID…]` (the server's `/api/v1/debuginfo/status`).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, anyhow, bail};
+use clap::Subcommand;
+use serde_json::Value;
+use strata_proto::parca::debuginfo::v1alpha1 as pb;
+use strata_proto::parca::debuginfo::v1alpha1::debuginfo_service_client::DebuginfoServiceClient;
+use strata_symbolizer::{BuildId, BuildIdKind};
+use tonic::transport::Channel;
+
+use crate::client::{self, ClientArgs, Output};
+
+/// Bytes per `Upload` message.
+const CHUNK_BYTES: usize = 1 << 20;
+
+/// `strata debuginfo` subcommands.
+#[derive(Subcommand)]
+pub enum DebuginfoCommand {
+    /// Upload debug info: ELF files (an unstripped binary, or what `objcopy --only-keep-debug`
+    /// writes), each stored under the build id read from it.
+    Upload {
+        /// The server (gRPC, the same port as HTTP).
+        #[arg(long, default_value = "http://127.0.0.1:7070", env = "STRATA_SERVER")]
+        server: String,
+        /// Upload even if the server already has debug info for the build id.
+        #[arg(long)]
+        force: bool,
+        /// The files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Per build id: debug info found, missing or failed, and why (default: every build id
+    /// seen).
+    Status {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Build ids to report on.
+        build_ids: Vec<String>,
+    },
+}
+
+/// Runs a `strata debuginfo` command.
+pub async fn run(command: DebuginfoCommand) -> anyhow::Result<()> {
+    match command {
+        DebuginfoCommand::Upload {
+            server,
+            force,
+            files,
+        } => upload(&server, force, &files).await,
+        DebuginfoCommand::Status { client, build_ids } => status(&client, &build_ids).await,
+    }
+}
+
+async fn upload(server: &str, force: bool, files: &[PathBuf]) -> anyhow::Result<()> {
+    let mut client = DebuginfoServiceClient::connect(server.to_owned())
+        .await
+        .with_context(|| format!("connecting to {server}"))?;
+    let mut failed = 0;
+    for file in files {
+        match upload_one(&mut client, file, force).await {
+            Ok(done) => println!("{}: {done}", file.display()),
+            Err(e) => {
+                eprintln!("{}: {e:#}", file.display());
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} of {} files not uploaded", files.len());
+    }
+    Ok(())
+}
+
+fn grpc(what: &'static str) -> impl FnOnce(tonic::Status) -> anyhow::Error {
+    move |s| anyhow!("{what}: {:?}: {}", s.code(), s.message())
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, data)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+async fn upload_one(
+    client: &mut DebuginfoServiceClient<Channel>,
+    file: &Path,
+    force: bool,
+) -> anyhow::Result<String> {
+    let data = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let id = BuildId::of(&data[..]).ok_or_else(|| anyhow!("not an ELF file"))?;
+    let build_id_type = match id.kind {
+        BuildIdKind::Gnu => pb::BuildIdType::Gnu,
+        BuildIdKind::FileHash => pb::BuildIdType::Hash,
+        BuildIdKind::Go => pb::BuildIdType::UnknownUnspecified,
+    } as i32;
+    let hash = sha256_hex(&data);
+    let should = client
+        .should_initiate_upload(pb::ShouldInitiateUploadRequest {
+            build_id: id.id.clone(),
+            hash: hash.clone(),
+            force,
+            r#type: pb::DebuginfoType::DebuginfoUnspecified as i32,
+            build_id_type,
+        })
+        .await
+        .map_err(grpc("ShouldInitiateUpload"))?
+        .into_inner();
+    if !should.should_initiate_upload {
+        return Ok(format!(
+            "build id {} not uploaded: {}",
+            id.id, should.reason
+        ));
+    }
+    let instructions = client
+        .initiate_upload(pb::InitiateUploadRequest {
+            build_id: id.id.clone(),
+            size: data.len() as i64,
+            hash,
+            force,
+            r#type: pb::DebuginfoType::DebuginfoUnspecified as i32,
+            build_id_type,
+        })
+        .await
+        .map_err(grpc("InitiateUpload"))?
+        .into_inner()
+        .upload_instructions
+        .context("InitiateUpload answered without upload instructions")?;
+    if instructions.upload_strategy != pb::upload_instructions::UploadStrategy::Grpc as i32 {
+        bail!(
+            "the server asks for upload strategy {}; this client uploads over gRPC only",
+            instructions.upload_strategy
+        );
+    }
+    let info = pb::UploadRequest {
+        data: Some(pb::upload_request::Data::Info(pb::UploadInfo {
+            build_id: id.id.clone(),
+            upload_id: instructions.upload_id.clone(),
+            r#type: pb::DebuginfoType::DebuginfoUnspecified as i32,
+        })),
+    };
+    let chunks = data.chunks(CHUNK_BYTES).map(|c| pb::UploadRequest {
+        data: Some(pb::upload_request::Data::ChunkData(c.to_vec())),
+    });
+    let messages: Vec<pb::UploadRequest> = std::iter::once(info).chain(chunks).collect();
+    let uploaded = client
+        .upload(futures::stream::iter(messages))
+        .await
+        .map_err(grpc("Upload"))?
+        .into_inner();
+    client
+        .mark_upload_finished(pb::MarkUploadFinishedRequest {
+            build_id: id.id.clone(),
+            upload_id: instructions.upload_id,
+            r#type: pb::DebuginfoType::DebuginfoUnspecified as i32,
+        })
+        .await
+        .map_err(grpc("MarkUploadFinished"))?;
+    Ok(format!(
+        "uploaded as build id {} ({} bytes)",
+        uploaded.build_id, uploaded.size
+    ))
+}
+
+async fn status(args: &ClientArgs, build_ids: &[String]) -> anyhow::Result<()> {
+    let params: Vec<(&str, String)> = build_ids.iter().map(|b| ("build_id", b.clone())).collect();
+    let body = client::get(args, "/api/v1/debuginfo/status", &params).await?;
+    if args.output() == Output::Json {
+        return client::emit_json(&body);
+    }
+    let v: Value = serde_json::from_slice(&body)?;
+    let rows: Vec<Vec<String>> = v["build_ids"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|r| {
+            let files = r["filenames"]
+                .as_array()
+                .map(|f| {
+                    f.iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_default();
+            let detail = match r["status"].as_str() {
+                Some("found") => found_detail(r),
+                _ => r["reason"].as_str().unwrap_or_default().to_owned(),
+            };
+            vec![
+                r["build_id"].as_str().unwrap_or_default().to_owned(),
+                r["status"].as_str().unwrap_or_default().to_owned(),
+                files,
+                detail,
+            ]
+        })
+        .collect();
+    client::print_table(&["BUILD ID", "STATUS", "FILES", "DETAIL"], &rows);
+    Ok(())
+}
+
+/// Where found debug info came from and what it holds, e.g. `uploaded file (dwarf, symtab)`.
+fn found_detail(r: &Value) -> String {
+    let s = &r["source"];
+    let from = match s["kind"].as_str() {
+        Some("supplied") => "uploaded file".to_owned(),
+        Some("debuginfod") => format!("debuginfod {}", s["url"].as_str().unwrap_or_default()),
+        Some(_) => s["path"].as_str().unwrap_or_default().to_owned(),
+        None => String::new(),
+    };
+    let content: Vec<&str> = ["dwarf", "symtab", "go_pclntab"]
+        .into_iter()
+        .filter(|k| r["content"][k].as_bool() == Some(true))
+        .collect();
+    format!("{from} ({})", content.join(", "))
+}
