@@ -3,17 +3,29 @@
 //! table and DWARF).
 //!
 //! Read are the layouts of Go 1.16-1.17 (magic `0xfffffffa`), 1.18-1.19 (`0xfffffff0`) and
-//! 1.20 and later (`0xfffffff1`); older binaries (`0xfffffffb`) get no pclntab. Frames are not
-//! expanded into inlined calls (the inline tree lives outside the pclntab, in `go:func.*`):
-//! an address in inlined code is named after the function it was inlined into, with the file
-//! and line of the inlined code — what `go tool addr2line` prints.
+//! 1.20 and later (`0xfffffff1`); older binaries (`0xfffffffb`) get no pclntab. From Go 1.18
+//! on, frames are expanded into inlined calls through the inline trees ([`InlineTree`]), as
+//! the Go runtime does: innermost the inlined function with the instruction's file and line,
+//! then each caller with the line of its call. Without the trees (Go 1.16-1.17, or
+//! `moduledata` not found) an address in inlined code is named after the function it was
+//! inlined into, with the inlined code's file and line — what `go tool addr2line` prints.
 
-use object::Object;
+mod inline_tree;
 
+use object::{Object, ObjectSection};
+
+use self::inline_tree::InlineTree;
 use crate::debug_object::section_data;
 
 use crate::demangle::demangle;
 use crate::frame::Frame;
+
+/// `PCDATA_InlTreeIndex`: the pc-value table of the inline tree index at each pc.
+const PCDATA_INL_TREE_INDEX: u32 = 2;
+/// `FUNCDATA_InlTree`: the funcdata slot of the inline tree.
+const FUNCDATA_INL_TREE: u8 = 3;
+/// Frames kept per address at most.
+const MAX_INLINE_DEPTH: usize = 256;
 
 const GO116_MAGIC: u32 = 0xffff_fffa;
 const GO118_MAGIC: u32 = 0xffff_fff0;
@@ -43,6 +55,8 @@ pub(crate) struct GoPclntab {
     pctab_offset: usize,
     /// Start of the function table (`functab`).
     pcln_offset: usize,
+    /// Inline trees, when found.
+    inline: Option<InlineTree>,
 }
 
 /// A function's entry in the table.
@@ -57,7 +71,17 @@ impl GoPclntab {
     pub(crate) fn read(file: &object::File<'_>, limit: u64) -> Option<Self> {
         let section = file.section_by_name(".gopclntab")?;
         let data = section_data(&section, limit)?.into_owned();
-        Self::parse(data, file.is_little_endian())
+        let mut table = Self::parse(data, file.is_little_endian())?;
+        if table.version != Version::Go116 {
+            table.inline = InlineTree::find(
+                file,
+                section.address(),
+                table.funcname_offset as u64,
+                table.version == Version::Go120,
+                limit,
+            );
+        }
+        Some(table)
     }
 
     fn parse(data: Vec<u8>, little_endian: bool) -> Option<Self> {
@@ -74,6 +98,7 @@ impl GoPclntab {
             filetab_offset: 0,
             pctab_offset: 0,
             pcln_offset: 0,
+            inline: None,
         };
         table.version = match table.u32(0)? {
             GO116_MAGIC => Version::Go116,
@@ -124,32 +149,63 @@ impl GoPclntab {
         }
     }
 
-    /// The frame of `address`: its function, with the file and line of the instruction.
+    /// The frames of `address`, innermost first: the inlined calls at it (when the inline
+    /// trees are known), then its function, each with its file and line.
     pub(crate) fn frames(&self, address: u64) -> Vec<Frame> {
-        self.frame(address).into_iter().collect()
+        let Some(func) = self.find_func(address) else {
+            return Vec::new();
+        };
+        let mut frames = Vec::new();
+        let mut pc = address;
+        let tree = self.inline.as_ref().zip(self.inline_tree_offset(&func));
+        // Each step moves to the call site in the caller; bounded against cyclic trees.
+        for _ in 0..MAX_INLINE_DEPTH {
+            let call = tree.and_then(|(inline, offset)| {
+                let index =
+                    self.pc_value(self.pcdata(&func, PCDATA_INL_TREE_INDEX)?, func.entry, pc)?;
+                if index < 0 {
+                    return None;
+                }
+                inline.call(offset, index)
+            });
+            let Some(call) = call else {
+                frames.extend(self.frame(&func, pc, None));
+                break;
+            };
+            let Some(frame) = self.frame(&func, pc, Some((call.name_offset, call.start_line)))
+            else {
+                break;
+            };
+            frames.push(frame);
+            pc = func.entry.wrapping_add(u64::from(call.parent_pc));
+        }
+        frames
     }
 
-    fn frame(&self, address: u64) -> Option<Frame> {
-        let func = self.find_func(address)?;
-        let name = self.c_string(
-            self.funcname_offset
-                .checked_add(self.func_i32(&func, 1)?.try_into().ok()?)?,
-        )?;
+    /// The frame at `pc` of `func`, or of the inlined function `(name offset, start line)`.
+    fn frame(&self, func: &Func, pc: u64, inlined: Option<(u32, i32)>) -> Option<Frame> {
+        let (name_offset, start_line) = match inlined {
+            Some((name, start)) => (name as usize, start),
+            None => (
+                usize::try_from(self.func_i32(func, 1)?).ok()?,
+                match self.version {
+                    Version::Go120 => self.func_i32(func, 9).unwrap_or(0),
+                    _ => 0,
+                },
+            ),
+        };
+        let name = self.c_string(self.funcname_offset.checked_add(name_offset)?)?;
         let system_name = name.to_owned();
-        let pcfile = self.func_u32(&func, 5)?;
-        let pcln = self.func_u32(&func, 6)?;
+        let pcfile = self.func_u32(func, 5)?;
+        let pcln = self.func_u32(func, 6)?;
         let line = self
-            .pc_value(pcln, func.entry, address)
+            .pc_value(pcln, func.entry, pc)
             .filter(|l| *l > 0)
             .unwrap_or(0);
         let file = self
-            .pc_value(pcfile, func.entry, address)
-            .and_then(|fileno| self.file_name(&func, fileno))
+            .pc_value(pcfile, func.entry, pc)
+            .and_then(|fileno| self.file_name(func, fileno))
             .unwrap_or_default();
-        let start_line = match self.version {
-            Version::Go120 => self.func_i32(&func, 9).filter(|l| *l > 0).unwrap_or(0),
-            _ => 0,
-        };
         Some(Frame {
             function: demangle(&system_name),
             system_name,
@@ -157,6 +213,43 @@ impl GoPclntab {
             line: u32::try_from(line).unwrap_or(0),
             start_line: u32::try_from(start_line).unwrap_or(0),
         })
+    }
+
+    /// Size of the fixed part of a `_func` record (Go 1.18+), after which come the pcdata
+    /// and funcdata offsets; its last byte is `nfuncdata`.
+    fn func_header_size(&self) -> usize {
+        match self.version {
+            Version::Go120 => 44,
+            _ => 40,
+        }
+    }
+
+    /// The pc-value table offset of pcdata `index` of `func`.
+    fn pcdata(&self, func: &Func, index: u32) -> Option<u32> {
+        let npcdata = self.func_u32(func, 7)?;
+        if index >= npcdata {
+            return None;
+        }
+        let at = func
+            .offset
+            .checked_add(self.func_header_size() + 4 * index as usize)?;
+        self.u32(at).filter(|&t| t != 0)
+    }
+
+    /// The funcdata offset (from `go:func.*`) of `func`'s inline tree.
+    fn inline_tree_offset(&self, func: &Func) -> Option<u32> {
+        let header = self.func_header_size();
+        let nfuncdata = *self.data.get(func.offset.checked_add(header - 1)?)?;
+        if FUNCDATA_INL_TREE >= nfuncdata {
+            return None;
+        }
+        let npcdata = self.func_u32(func, 7)? as usize;
+        let at = func
+            .offset
+            .checked_add(header)?
+            .checked_add(npcdata.checked_mul(4)?)?
+            .checked_add(4 * FUNCDATA_INL_TREE as usize)?;
+        self.u32(at).filter(|&o| o != u32::MAX)
     }
 
     /// The function whose code holds `address`, by binary search of the function table.

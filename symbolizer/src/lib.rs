@@ -25,8 +25,9 @@
 //!
 //! # How an address is symbolized
 //! DWARF first (through `addr2line`: file, line, inlined frames, as binutils' `addr2line -i`
-//! reports them), then Go's `.gopclntab` (function, file and line, also in binaries built with
-//! `-ldflags '-s -w'`; no inlined frames), then `.symtab`/`.dynsym` (function only). Names
+//! reports them), then Go's `.gopclntab` (function, file, line and, from Go 1.18 on, inlined
+//! frames through the inline trees, also in binaries built with `-ldflags '-s -w'`), then
+//! `.symtab`/`.dynsym` (function only). Names
 //! are demangled (C++, Rust legacy and v0) with the raw name kept in [`Frame::system_name`].
 //! Results are cached per (build id, address), parsed objects per build id, both bounded.
 #![deny(missing_docs)]
