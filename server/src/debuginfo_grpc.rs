@@ -64,8 +64,10 @@ fn kind(t: i32) -> Result<DebuginfoKind, Status> {
     }
 }
 
-fn valid_build_id(build_id: &str) -> Result<(), Status> {
-    validate_build_id(build_id).map_err(|e| Status::invalid_argument(e.to_string()))
+/// Checks a request's build id and returns the kind its type names.
+fn checked(build_id: &str, t: i32) -> Result<DebuginfoKind, Status> {
+    validate_build_id(build_id).map_err(|e| Status::invalid_argument(e.to_string()))?;
+    kind(t)
 }
 
 /// Whether an upload of `(build_id, kind)` with `hash` may start, and why.
@@ -123,8 +125,7 @@ impl DebuginfoService for ParcaDebuginfo {
         request: Request<pb::ShouldInitiateUploadRequest>,
     ) -> Result<Response<pb::ShouldInitiateUploadResponse>, Status> {
         let r = request.into_inner();
-        valid_build_id(&r.build_id)?;
-        let kind = kind(r.r#type)?;
+        let kind = checked(&r.build_id, r.r#type)?;
         let existing = self
             .store()
             .meta(&r.build_id, kind)
@@ -146,8 +147,7 @@ impl DebuginfoService for ParcaDebuginfo {
         request: Request<pb::InitiateUploadRequest>,
     ) -> Result<Response<pb::InitiateUploadResponse>, Status> {
         let r = request.into_inner();
-        valid_build_id(&r.build_id)?;
-        let kind = kind(r.r#type)?;
+        let kind = checked(&r.build_id, r.r#type)?;
         let max = self.app.symbolization.settings().max_upload_bytes;
         if r.size <= 0 {
             return Err(Status::invalid_argument(format!(
@@ -219,8 +219,7 @@ impl DebuginfoService for ParcaDebuginfo {
                 ));
             }
         };
-        valid_build_id(&info.build_id)?;
-        let kind = kind(info.r#type)?;
+        let kind = checked(&info.build_id, info.r#type)?;
         let store = self.store();
         let meta = store
             .meta(&info.build_id, kind)
@@ -266,8 +265,7 @@ impl DebuginfoService for ParcaDebuginfo {
         request: Request<pb::MarkUploadFinishedRequest>,
     ) -> Result<Response<pb::MarkUploadFinishedResponse>, Status> {
         let r = request.into_inner();
-        valid_build_id(&r.build_id)?;
-        let kind = kind(r.r#type)?;
+        let kind = checked(&r.build_id, r.r#type)?;
         {
             let _guard = self.lock.lock().await;
             let store = self.store();

@@ -23,11 +23,20 @@ use strata_proto::parca::debuginfo::v1alpha1 as pb;
 use strata_proto::parca::debuginfo::v1alpha1::debuginfo_service_client::DebuginfoServiceClient;
 use tonic::Code;
 
-fn now_ns() -> i64 {
-    std::time::SystemTime::now()
+/// Pushes (Parca `WriteRaw`, job `job`) a profile of `stacks` of `prog` mapped from `binary`.
+async fn push(
+    addr: std::net::SocketAddr,
+    job: &str,
+    prog: &NativeProgram,
+    binary: &Path,
+    stacks: &[&[u64]],
+) {
+    let now_ns = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .as_nanos() as i64
+        .as_nanos() as i64;
+    let profile = prog.profile(binary, stacks, now_ns);
+    common::write_raw(addr, "process_cpu", job, profile).await;
 }
 
 /// `strata <args>`, which must succeed; its stdout.
@@ -93,12 +102,12 @@ async fn uploaded_debug_info_symbolizes_data_stored_before_and_survives_restart(
 
     // Two profiles of the stripped binary (mapped from its real path, so the symbolizer reads
     // it and finds no symbols): the first flushed to a block, the second after it.
-    let first: &[&[u64]] = &[&[p.inlined, p.outer, p.main]];
-    common::write_raw(
+    push(
         addr,
-        "process_cpu",
         "c",
-        prog.profile(&prog.stripped, first, now_ns()),
+        &prog,
+        &prog.stripped,
+        &[&[p.inlined, p.outer, p.main]],
     )
     .await;
     let blocks = data.join("blocks");
@@ -107,12 +116,12 @@ async fn uploaded_debug_info_symbolizes_data_stored_before_and_survives_restart(
             .is_ok_and(|d| d.flatten().any(|b| b.path().join("meta.json").exists()))
     })
     .await;
-    let second: &[&[u64]] = &[&[p.compute, p.outer, p.main]];
-    common::write_raw(
+    push(
         addr,
-        "process_cpu",
         "c",
-        prog.profile(&prog.stripped, second, now_ns()),
+        &prog,
+        &prog.stripped,
+        &[&[p.compute, p.outer, p.main]],
     )
     .await;
 
@@ -236,13 +245,7 @@ async fn binaries_on_disk_are_read_and_stripped_ones_stay_missing() {
     let prog = NativeProgram::build(dir.path(), 3);
     let p = prog.pick_addresses();
     let stacks: &[&[u64]] = &[&[p.inlined, p.outer, p.main], &[p.compute, p.main]];
-    common::write_raw(
-        addr,
-        "process_cpu",
-        "full",
-        prog.profile(&prog.unstripped, stacks, now_ns()),
-    )
-    .await;
+    push(addr, "full", &prog, &prog.unstripped, stacks).await;
     wait_for("the binary's profile to be symbolized", async || {
         all_symbolized(addr, "full", 4).await
     })
@@ -258,13 +261,7 @@ async fn binaries_on_disk_are_read_and_stripped_ones_stay_missing() {
     // query answers with addresses.
     let bare = NativeProgram::build(dir.path(), 5);
     let q = bare.pick_addresses();
-    common::write_raw(
-        addr,
-        "process_cpu",
-        "bare",
-        bare.profile(&bare.stripped, &[&[q.outer, q.main]], now_ns()),
-    )
-    .await;
+    push(addr, "bare", &bare, &bare.stripped, &[&[q.outer, q.main]]).await;
     wait_for("the stripped build's status", async || {
         native::debuginfo_status(addr, &bare.build_id).await["status"] == "missing"
     })

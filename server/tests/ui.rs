@@ -6,10 +6,11 @@
 
 mod common;
 
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use common::strata::Strata;
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -143,65 +144,6 @@ async fn ui_is_served_without_clobbering_other_routes() {
     assert_eq!(status, 415);
 }
 
-/// A running `strata server`; killed when dropped.
-struct Strata {
-    child: Child,
-    addr: std::net::SocketAddr,
-}
-
-impl Strata {
-    fn start(data: &Path, config: &Path) -> Strata {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
-            .args([
-                "server",
-                "--listen",
-                "127.0.0.1:0",
-                "--no-collector",
-                "--data-dir",
-            ])
-            .arg(data)
-            .arg("--config")
-            .arg(config)
-            .env("NO_COLOR", "1")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // The address is in the log (stderr) or on stdout; keep draining both so the server
-        // never blocks on a full pipe.
-        let (tx, rx) = std::sync::mpsc::channel();
-        fn scan(
-            out: impl std::io::Read + Send + 'static,
-            tx: std::sync::mpsc::Sender<std::net::SocketAddr>,
-        ) {
-            std::thread::spawn(move || {
-                for line in std::io::BufReader::new(out).lines() {
-                    let Ok(line) = line else { break };
-                    if let Some(rest) = line.split("listen=").nth(1)
-                        && let Ok(addr) = rest.split_whitespace().next().unwrap_or("").parse()
-                    {
-                        let _ = tx.send(addr);
-                    }
-                }
-            });
-        }
-        scan(child.stdout.take().unwrap(), tx.clone());
-        scan(child.stderr.take().unwrap(), tx);
-        let addr = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("strata logged its address");
-        Strata { child, addr }
-    }
-}
-
-impl Drop for Strata {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ui_in_chromium_against_real_go_profiles() {
     if !browser_ready() {
@@ -225,7 +167,7 @@ scrape_configs:
         ),
     )
     .unwrap();
-    let strata = Strata::start(&dir.path().join("data"), &config);
+    let strata = Strata::start(&dir.path().join("data"), Some(&config));
     let addr = strata.addr;
 
     // Enough CPU profiles for a graph, a single profile and two ranges to compare.
