@@ -1,8 +1,11 @@
 //! [`Symbolizer`]: the entry point — finds the debug info of a build id, parses it once, and
 //! symbolizes addresses with both kept in bounded caches.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::Mutex;
 
 use crate::address::{MappingInfo, elf_address};
 use crate::cache::GenerationalCache;
@@ -37,11 +40,14 @@ pub struct SymbolizerStats {
 
 /// Symbolizes addresses of objects known by build id. `Send + Sync`: share one (in an `Arc`)
 /// across a thread pool. Lookups of different objects run in parallel; lookups in one
-/// object's DWARF take turns on that object.
+/// object's DWARF take turns on that object, and a build id is looked for and parsed by one
+/// thread while the others asking for it wait.
 pub struct Symbolizer {
     loader: Loader,
     objects: GenerationalCache<String, Arc<Loaded>>,
     addresses: GenerationalCache<(u64, u64), Frames>,
+    /// Build ids being loaded, each with the lock its loaders take turns on.
+    loading: Mutex<HashMap<String, Arc<Mutex<()>>>>,
     address_hits: AtomicU64,
     address_misses: AtomicU64,
     objects_loaded: AtomicU64,
@@ -92,6 +98,7 @@ impl Symbolizer {
             objects: GenerationalCache::new(config.max_objects),
             addresses: GenerationalCache::new(config.max_addresses),
             loader: Loader { config, fetcher },
+            loading: Mutex::default(),
             address_hits: AtomicU64::new(0),
             address_misses: AtomicU64::new(0),
             objects_loaded: AtomicU64::new(0),
@@ -159,22 +166,39 @@ impl Symbolizer {
     /// The cached object of a build id, loaded on first use; loaded again when the caller
     /// now supplies a file and the cached entry did not come from one.
     fn object(&self, object: &ObjectRef) -> Arc<Loaded> {
-        if let Some(loaded) = self.objects.get(object.build_id.as_str()) {
-            let from_supplied = matches!(
-                loaded.status,
-                DebugInfoStatus::Found {
-                    source: DebugInfoSource::Supplied,
-                    ..
-                }
-            );
-            if object.supplied.is_none() || from_supplied {
-                return loaded;
-            }
+        if let Some(loaded) = self.cached(object) {
+            return loaded;
+        }
+        // One load per build id at a time: threads asking for the same one wait for it.
+        let gate = self
+            .loading
+            .lock()
+            .entry(object.build_id.clone())
+            .or_default()
+            .clone();
+        let _turn = gate.lock();
+        if let Some(loaded) = self.cached(object) {
+            return loaded;
         }
         self.objects_loaded.fetch_add(1, Ordering::Relaxed);
         let loaded = Arc::new(self.loader.load(object));
         self.objects.insert(object.build_id.clone(), loaded.clone());
+        self.loading.lock().remove(&object.build_id);
         loaded
+    }
+
+    /// The cached entry of a build id, unless the caller supplies a file and the entry did
+    /// not come from one.
+    fn cached(&self, object: &ObjectRef) -> Option<Arc<Loaded>> {
+        let loaded = self.objects.get(object.build_id.as_str())?;
+        let from_supplied = matches!(
+            loaded.status,
+            DebugInfoStatus::Found {
+                source: DebugInfoSource::Supplied,
+                ..
+            }
+        );
+        (object.supplied.is_none() || from_supplied).then_some(loaded)
     }
 
     fn frames(&self, loaded: &Arc<Loaded>, address: u64) -> Frames {

@@ -440,4 +440,6 @@ fn one_symbolizer_across_threads() {
     for t in threads {
         assert_eq!(t.join().unwrap(), reference);
     }
+    // Looked for and parsed once, by whichever thread came first.
+    assert_eq!(symbolizer.stats().objects_loaded, 1);
 }
