@@ -308,7 +308,8 @@ impl DebuginfoService for ParcaDebuginfo {
     }
 }
 
-/// An upload in progress; unless disarmed, abandoned when dropped (on a spawned task).
+/// An upload in progress; unless disarmed, abandoned when dropped. Abandoning runs on a task
+/// of its own, so it completes even if the handler is dropped meanwhile (its connection gone).
 struct Abandon {
     store: DebuginfoStore,
     lock: Arc<tokio::sync::Mutex<()>>,
@@ -316,9 +317,16 @@ struct Abandon {
 }
 
 impl Abandon {
+    fn spawn(&mut self) -> Option<tokio::task::JoinHandle<()>> {
+        let meta = self.meta.take()?;
+        let (store, lock) = (self.store.clone(), self.lock.clone());
+        let rt = tokio::runtime::Handle::try_current().ok()?;
+        Some(rt.spawn(async move { abandon(&store, &lock, &meta).await }))
+    }
+
     async fn now(mut self) {
-        if let Some(meta) = self.meta.take() {
-            abandon(&self.store, &self.lock, &meta).await;
+        if let Some(task) = self.spawn() {
+            let _ = task.await;
         }
     }
 
@@ -329,11 +337,7 @@ impl Abandon {
 
 impl Drop for Abandon {
     fn drop(&mut self) {
-        let Some(meta) = self.meta.take() else { return };
-        let (store, lock) = (self.store.clone(), self.lock.clone());
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move { abandon(&store, &lock, &meta).await });
-        }
+        self.spawn();
     }
 }
 

@@ -373,39 +373,28 @@ async fn bad_uploads_get_a_clear_status_and_store_nothing() {
             && !store.has_file(build_id, kind).await.unwrap()
     };
 
-    // Another binary's debug file under this build id.
-    let u = initiate(&mut c, other, debug.len()).await.unwrap();
-    assert_refused(
-        upload(&mut c, other, &u, &debug).await,
-        Code::InvalidArgument,
-        &format!("build id is {id}"),
-    );
-    assert!(nothing_stored(other).await);
-    assert!(should(&mut c, other).await.0, "retried at once");
-    // Not an ELF file.
+    // Refused, each leaving nothing and retried at once: another binary's debug file under
+    // this build id, not an ELF file, fewer bytes than announced, more than announced.
     let junk = vec![7u8; 5000];
-    let u = initiate(&mut c, other, junk.len()).await.unwrap();
-    assert_refused(
-        upload(&mut c, other, &u, &junk).await,
-        Code::InvalidArgument,
-        "not an ELF file",
-    );
-    assert!(nothing_stored(other).await);
-    // Truncated: fewer bytes than announced; more than announced.
-    let u = initiate(&mut c, id, debug.len()).await.unwrap();
-    assert_refused(
-        upload(&mut c, id, &u, &debug[..debug.len() / 2]).await,
-        Code::InvalidArgument,
-        "truncated upload",
-    );
-    assert!(nothing_stored(id).await);
-    let u = initiate(&mut c, id, debug.len() - 1).await.unwrap();
-    assert_refused(
-        upload(&mut c, id, &u, &debug).await,
-        Code::InvalidArgument,
-        "larger than",
-    );
-    assert!(nothing_stored(id).await);
+    let foreign = format!("build id is {id}");
+    let cases: [(&str, usize, &[u8], &str); 4] = [
+        (other, debug.len(), &debug, &foreign),
+        (other, junk.len(), &junk, "not an ELF file"),
+        (
+            id,
+            debug.len(),
+            &debug[..debug.len() / 2],
+            "truncated upload",
+        ),
+        (id, debug.len() - 1, &debug, "larger than"),
+    ];
+    for (build_id, size, data, why) in cases {
+        let u = initiate(&mut c, build_id, size).await.unwrap();
+        let refused = upload(&mut c, build_id, &u, data).await;
+        assert_refused(refused, Code::InvalidArgument, why);
+        assert!(nothing_stored(build_id).await, "{why}");
+        assert!(should(&mut c, build_id).await.0, "{why}");
+    }
     // A connection lost mid-upload (a proxy in between drops it after the first chunk).
     let u = initiate(&mut c, id, debug.len()).await.unwrap();
     let (proxy, cut) = common::native::cuttable_proxy(addr).await;
@@ -414,7 +403,10 @@ async fn bad_uploads_get_a_clear_status_and_store_nothing() {
     let stalled =
         futures::StreamExt::chain(futures::stream::iter(first), futures::stream::pending());
     let call = tokio::spawn(async move { through.upload(stalled).await });
-    wait_for("the first chunk to arrive", async || cut.bytes() > 4096).await;
+    wait_for("the first chunk to pass", async || cut.bytes() > 4096).await;
+    // Time for the server to take the stream up (a stream it never took up has no upload to
+    // abandon: its record goes stale after upload_timeout instead).
+    tokio::time::sleep(Duration::from_millis(500)).await;
     cut.cut();
     assert!(call.await.unwrap().is_err());
     wait_for("the broken upload to be dropped", async || {
