@@ -218,18 +218,21 @@ async fn uploaded_debug_info_symbolizes_data_stored_before_and_survives_restart(
     assert!(strata.stop().success());
 }
 
-/// An in-process server with the symbolizer on (no debug directories), over `dir`.
-async fn start_app(
-    dir: &Path,
-    max_upload_bytes: u64,
-) -> (std::net::SocketAddr, std::sync::Arc<strata_server::App>) {
-    let engine = common::open_engine(&dir.join("data")).await;
-    let settings = strata_server::SymbolizerSettings {
+/// The symbolizer of the in-process tests: no debug directories, sweeps every second.
+fn settings() -> strata_server::SymbolizerSettings {
+    strata_server::SymbolizerSettings {
         debug_dirs: vec![],
         sweep_interval: Duration::from_secs(1),
-        max_upload_bytes,
         ..Default::default()
-    };
+    }
+}
+
+/// An in-process server with the symbolizer on, over `dir`.
+async fn start_app(
+    dir: &Path,
+    settings: strata_server::SymbolizerSettings,
+) -> (std::net::SocketAddr, std::sync::Arc<strata_server::App>) {
+    let engine = common::open_engine(&dir.join("data")).await;
     let symbolization =
         strata_server::Symbolization::start(engine.clone(), settings, dir.join("cache")).unwrap();
     let app = strata_server::App::with_symbolization(engine, Default::default(), symbolization);
@@ -240,7 +243,7 @@ async fn start_app(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binaries_on_disk_are_read_and_stripped_ones_stay_missing() {
     let dir = tempfile::tempdir().unwrap();
-    let (addr, _app) = start_app(dir.path(), 1 << 30).await;
+    let (addr, _app) = start_app(dir.path(), settings()).await;
     // The unstripped binary at the mapping's path: symbolized from the binary itself.
     let prog = NativeProgram::build(dir.path(), 3);
     let p = prog.pick_addresses();
@@ -360,7 +363,12 @@ fn assert_refused(r: Result<impl std::fmt::Debug, tonic::Status>, code: Code, te
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_uploads_get_a_clear_status_and_store_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let (addr, app) = start_app(dir.path(), 1 << 20).await;
+    let small = strata_server::SymbolizerSettings {
+        max_upload_bytes: 1 << 20,
+        upload_timeout: Duration::from_secs(2),
+        ..settings()
+    };
+    let (addr, app) = start_app(dir.path(), small).await;
     let prog = NativeProgram::build(dir.path(), 7);
     let debug = std::fs::read(&prog.debug).unwrap();
     let id = prog.build_id.as_str();
@@ -420,6 +428,13 @@ async fn bad_uploads_get_a_clear_status_and_store_nothing() {
         "InitiateUpload first",
     );
     let u = initiate(&mut c, id, debug.len()).await.unwrap();
+    let (again, reason) = should(&mut c, id).await;
+    assert!(!again && reason.contains("in progress"), "{reason}");
+    assert_refused(
+        initiate(&mut c, id, debug.len()).await,
+        Code::FailedPrecondition,
+        "in progress",
+    );
     let finish = |upload_id: String| pb::MarkUploadFinishedRequest {
         build_id: id.into(),
         upload_id,
@@ -497,4 +512,11 @@ async fn bad_uploads_get_a_clear_status_and_store_nothing() {
             .unwrap(),
         debug
     );
+
+    // An upload initiated and never continued goes stale (upload_timeout: 2 s here).
+    initiate(&mut c, other, debug.len()).await.unwrap();
+    assert!(!should(&mut c, other).await.0);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let (again, reason) = should(&mut c, other).await;
+    assert!(again && reason.contains("stale"), "{reason}");
 }
