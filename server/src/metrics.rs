@@ -85,6 +85,7 @@ pub(crate) async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
     );
     write_target_health(&app, &mut out);
     crate::collector::write_metrics(&mut out);
+    app.symbolization.write_metrics(&mut out);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 

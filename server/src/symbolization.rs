@@ -150,6 +150,34 @@ impl Symbolization {
         self.registry.reports()
     }
 
+    /// Writes the symbolizer's metrics (Prometheus text): build ids by status, locations
+    /// given symbols, pushes left to a sweep.
+    pub fn write_metrics(&self, out: &mut String) {
+        use std::fmt::Write;
+        let reports = self.reports();
+        let _ = writeln!(
+            out,
+            "# HELP strata_symbolizer_build_ids Build ids seen since start, by debug info status.\n# TYPE strata_symbolizer_build_ids gauge"
+        );
+        for status in ["found", "missing", "failed", "pending"] {
+            let n = reports.iter().filter(|r| r.status == status).count();
+            let _ = writeln!(
+                out,
+                "strata_symbolizer_build_ids{{status=\"{status}\"}} {n}"
+            );
+        }
+        let symbolized: u64 = reports.iter().map(|r| r.symbolized_locations).sum();
+        let _ = writeln!(
+            out,
+            "# HELP strata_symbolizer_locations_symbolized_total Locations given symbols in the background.\n# TYPE strata_symbolizer_locations_symbolized_total counter\nstrata_symbolizer_locations_symbolized_total {symbolized}"
+        );
+        let _ = writeln!(
+            out,
+            "# HELP strata_symbolizer_queue_full_total Pushes whose locations waited for a sweep because the queue was full.\n# TYPE strata_symbolizer_queue_full_total counter\nstrata_symbolizer_queue_full_total {}",
+            self.dropped()
+        );
+    }
+
     /// Stops the worker (waiting up to 10 s for a lookup in progress).
     pub async fn stop(&self) {
         let running = self.running.lock().take();

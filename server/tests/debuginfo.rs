@@ -193,6 +193,12 @@ async fn uploaded_debug_info_symbolizes_data_stored_before_and_survives_restart(
     assert_eq!(status["status"], "found", "{status}");
     assert_eq!(status["source"]["kind"], "supplied", "{status}");
     assert_eq!(status["upload"]["state"], "uploaded", "{status}");
+    let metrics = common::get(addr, "/metrics").await.1;
+    assert!(
+        metrics.contains("strata_symbolizer_build_ids{status=\"found\"} 1")
+            && metrics.contains("strata_symbolizer_locations_symbolized_total 4"),
+        "{metrics}"
+    );
     let shown = strata_cli(&["debuginfo", "status", "--server", &server, &prog.build_id]);
     assert!(
         shown.contains("found") && shown.contains("uploaded file"),
