@@ -286,34 +286,39 @@ impl<'a> HybridRuns<'a> {
 }
 
 /// Unpacks `len` indexes of `bit_width` bits from `bytes` into `out` (cleared first). `bytes`
-/// holds at least `len * bit_width` bits (checked by [`HybridRuns`]).
+/// holds whole groups of 8 indexes, at least `len` indexes' worth (as [`HybridRuns`] checks).
 fn unpack(bytes: &[u8], bit_width: u32, len: usize, out: &mut Vec<u32>) {
     out.clear();
-    if bit_width == 0 {
-        out.resize(len, 0);
-        return;
+    let groups = len.div_ceil(8);
+    out.resize(groups * 8, 0);
+    macro_rules! widths {
+        ($($w:literal)*) => {
+            match bit_width {
+                0 => {}
+                $($w => unpack_groups::<$w>(&bytes[..groups * $w], out),)*
+                _ => unreachable!("bit width {bit_width} > 32 is refused by HybridRuns"),
+            }
+        };
     }
-    let mask = (1u64 << bit_width) - 1;
-    let w = bit_width as usize;
-    // Whole 8-byte loads wherever they fit; the tail byte by byte.
-    let fast = if bytes.len() >= 8 {
-        ((bytes.len() - 8) * 8 / w + 1).min(len)
-    } else {
-        0
-    };
-    out.extend((0..fast).map(|i| {
-        let bit = i * w;
-        let word = u64::from_le_bytes(bytes[bit / 8..bit / 8 + 8].try_into().expect("8 bytes"));
-        ((word >> (bit % 8)) & mask) as u32
-    }));
-    out.extend((fast..len).map(|i| {
-        let bit = i * w;
-        let mut b = [0u8; 8];
-        let tail = &bytes[bit / 8..];
-        let n = tail.len().min(8);
-        b[..n].copy_from_slice(&tail[..n]);
-        ((u64::from_le_bytes(b) >> (bit % 8)) & mask) as u32
-    }));
+    widths!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32);
+    out.truncate(len);
+}
+
+/// Unpacks groups of 8 `W`-bit values (`W` bytes each), little-endian from bit 0. With `W`
+/// constant every shift and offset is too, so each group compiles to a few loads and shifts.
+#[inline(always)]
+fn unpack_groups<const W: usize>(bytes: &[u8], out: &mut [u32]) {
+    let mask = (1u64 << W) - 1;
+    for (group, values) in bytes.chunks_exact(W).zip(out.chunks_exact_mut(8)) {
+        // Zero padding so every 8-byte load stays inside the buffer.
+        let mut buf = [0u8; 40];
+        buf[..W].copy_from_slice(group);
+        for (i, v) in values.iter_mut().enumerate() {
+            let bit = i * W;
+            let word = u64::from_le_bytes(buf[bit / 8..bit / 8 + 8].try_into().expect("8 bytes"));
+            *v = ((word >> (bit % 8)) & mask) as u32;
+        }
+    }
 }
 
 /// Appends every row's 64-bit value of a column chunk to `out` (PLAIN values, or dictionary
