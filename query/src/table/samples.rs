@@ -226,18 +226,27 @@ impl TableProvider for SamplesTable {
                     })
                 })
                 .collect();
-        if partitions.is_empty() {
-            return Ok(Arc::new(EmptyExec::new(schema)));
-        }
-        Ok(Arc::new(StreamingTableExec::try_new(
-            schema,
-            partitions,
-            None,
-            Vec::new(),
-            false,
-            limit,
-        )?))
+        streaming_exec(schema, partitions, limit)
     }
+}
+
+/// A plan streaming `partitions`, or an empty one when there are none.
+pub(super) fn streaming_exec(
+    schema: SchemaRef,
+    partitions: Vec<Arc<dyn PartitionStream>>,
+    limit: Option<usize>,
+) -> DfResult<Arc<dyn ExecutionPlan>> {
+    if partitions.is_empty() {
+        return Ok(Arc::new(EmptyExec::new(schema)));
+    }
+    Ok(Arc::new(StreamingTableExec::try_new(
+        schema,
+        partitions,
+        None,
+        Vec::new(),
+        false,
+        limit,
+    )?))
 }
 
 /// An output column.

@@ -13,13 +13,12 @@ use datafusion::error::Result as DfResult;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
+use datafusion::physical_plan::streaming::PartitionStream;
 use futures::{StreamExt, stream};
 use strata_engine::{Engine, ScanPart, ScanRequest, stack_sums_schema};
 
-use super::samples::{balance, external};
+use super::samples::{balance, external, streaming_exec};
 
 /// `stack_id` UInt64, `value` Int64, `period` Int64: per engine scan part of one request, one
 /// row per stack with the sum of its values and its largest period. Summing `value` (and
@@ -87,17 +86,7 @@ impl TableProvider for StackSumsTable {
                     })
                 })
                 .collect();
-        if partitions.is_empty() {
-            return Ok(Arc::new(EmptyExec::new(schema)));
-        }
-        Ok(Arc::new(StreamingTableExec::try_new(
-            schema,
-            partitions,
-            None,
-            Vec::new(),
-            false,
-            limit,
-        )?))
+        streaming_exec(schema, partitions, limit)
     }
 }
 
