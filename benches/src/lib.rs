@@ -30,6 +30,8 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod scale;
+
 use std::collections::HashSet;
 use std::time::Duration;
 

@@ -1,0 +1,233 @@
+//! `strata-bench`: pushes a simulated fleet's CPU profiles into a `strata server` through
+//! Parca `WriteRaw` and measures ingest, memory, disk and queries as data grows
+//! (`strata_benches::scale`). Writes `<out>/<name>.json`, `<name>.md` and SVG charts.
+//!
+//! ```sh
+//! cargo run --release -p strata-benches --bin strata-bench -- --nodes 1000
+//! cargo run -p strata-benches --bin strata-bench -- --preset tiny
+//! strata-bench summarize benches/results/nodes-*.json   # scaling charts + table
+//! ```
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use strata_benches::scale::{self, Preset, Rate, Report, Target, plot, report};
+
+#[derive(Parser)]
+#[command(name = "strata-bench", about = "Scale benchmark of strata server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Scaling charts and a markdown table from several runs' JSON reports.
+    Summarize {
+        /// Report files.
+        reports: Vec<PathBuf>,
+        /// Directory for the charts.
+        #[arg(long, default_value = "benches/results")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PresetName {
+    Tiny,
+    Small,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Simulated nodes (the scale preset for that many nodes); default 100.
+    #[arg(long, conflicts_with = "preset")]
+    nodes: Option<usize>,
+    /// A named preset instead of --nodes.
+    #[arg(long, value_enum)]
+    preset: Option<PresetName>,
+    /// Processes per node.
+    #[arg(long)]
+    processes: Option<usize>,
+    /// CPUs per node.
+    #[arg(long)]
+    cores: Option<usize>,
+    /// Rounds (one interval of every node each).
+    #[arg(long)]
+    rounds: Option<u64>,
+    /// Simulated time the rounds spread over, e.g. 24h.
+    #[arg(long, value_parser = humantime_duration)]
+    span: Option<std::time::Duration>,
+    /// Checkpoints (query probes) over the run.
+    #[arg(long)]
+    checkpoints: Option<u64>,
+    /// `max` (as fast as acknowledged) or a multiple of real time (1 = as the fleet would).
+    #[arg(long, default_value = "max")]
+    rate: String,
+    /// WriteRaw calls in flight.
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// Seed of the fleet.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Push to this running server (e.g. http://127.0.0.1:7070) instead of spawning one.
+    #[arg(long)]
+    server: Option<String>,
+    /// The `strata` binary to spawn (default: next to this executable).
+    #[arg(long)]
+    strata_bin: Option<PathBuf>,
+    /// Parent of the spawned server's temporary data directory.
+    #[arg(long)]
+    data_parent: Option<PathBuf>,
+    /// Output directory.
+    #[arg(long, default_value = "benches/results")]
+    out: PathBuf,
+    /// Name of the output files (default: tiny, small or nodes-N).
+    #[arg(long)]
+    name: Option<String>,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn humantime_duration(s: &str) -> Result<std::time::Duration, String> {
+    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = n.parse().map_err(|_| format!("bad duration {s:?}"))?;
+    let secs = match unit {
+        "s" | "" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return Err(format!("bad unit in {s:?}: s, m, h or d")),
+    };
+    Ok(std::time::Duration::from_secs(secs))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Summarize { reports, out }) => summarize(&reports, &out),
+        None => run(cli.run).await,
+    }
+}
+
+async fn run(a: RunArgs) -> anyhow::Result<()> {
+    let (preset, name) = match (a.preset, a.nodes) {
+        (Some(PresetName::Tiny), _) => (Preset::Tiny, "tiny".to_owned()),
+        (Some(PresetName::Small), _) => (Preset::Small, "small".to_owned()),
+        (None, n) => {
+            let n = n.unwrap_or(100);
+            (Preset::Nodes(n), format!("nodes-{n}"))
+        }
+    };
+    let name = a.name.unwrap_or(name);
+    let mut cfg = preset.config();
+    if let Some(v) = a.processes {
+        cfg.fleet.processes = v;
+    }
+    if let Some(v) = a.cores {
+        cfg.fleet.cores = v;
+    }
+    if let Some(v) = a.seed {
+        cfg.fleet.seed = v;
+    }
+    if let Some(v) = a.rounds {
+        cfg.rounds = v;
+    }
+    if let Some(v) = a.span {
+        cfg.span_ns = v.as_nanos() as i64;
+    }
+    if let Some(v) = a.checkpoints {
+        cfg.checkpoints = v;
+    }
+    if let Some(v) = a.concurrency {
+        cfg.concurrency = v;
+    }
+    cfg.rate = match a.rate.as_str() {
+        "max" => Rate::Max,
+        f => match f.parse::<f64>() {
+            Ok(x) if x > 0.0 => Rate::Realtime(x),
+            _ => bail!("--rate: `max` or a positive multiple of real time, not {f:?}"),
+        },
+    };
+    let target = match a.server {
+        Some(url) => Target::Url(url),
+        None => Target::Spawn(
+            scale::server::find_strata(a.strata_bin.as_deref())?,
+            a.data_parent,
+        ),
+    };
+    // Rows expected: about what the fleet generates; the bar's length is an estimate.
+    let f = &cfg.fleet;
+    let estimate = cfg.rounds as f64 * f.nodes as f64 * f.processes as f64 * 35.0;
+    let bar = indicatif::ProgressBar::new(estimate as u64);
+    if a.quiet {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:40}] {human_pos}/~{human_len} rows ({per_sec}) {msg}",
+        )
+        .context("progress style")?
+        .progress_chars("=> "),
+    );
+    bar.set_message(format!(
+        "{} nodes x {} processes, {} rounds",
+        f.nodes, f.processes, cfg.rounds
+    ));
+    let report = scale::run(&cfg, &target, Some(&bar)).await?;
+    bar.finish_and_clear();
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let json = a.out.join(format!("{name}.json"));
+    std::fs::write(&json, serde_json::to_vec_pretty(&report)?)
+        .with_context(|| format!("writing {}", json.display()))?;
+    let md = report::markdown(&report);
+    std::fs::write(a.out.join(format!("{name}.md")), &md)?;
+    let charts = plot::run_charts(&report, &a.out, &name)?;
+    println!("{md}");
+    println!("wrote {} and {}", json.display(), display_all(&charts));
+    let v = &report.verification;
+    if v.failed_requests > 0 || v.merged_total != report.acked.value as f64 {
+        bail!(
+            "verification failed: {} failed requests ({:?}); merged total {} vs {} pushed",
+            v.failed_requests,
+            v.first_error,
+            v.merged_total,
+            report.acked.value
+        );
+    }
+    Ok(())
+}
+
+fn display_all(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn summarize(files: &[PathBuf], out: &std::path::Path) -> anyhow::Result<()> {
+    let reports = files
+        .iter()
+        .map(|f| {
+            let text = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+            serde_json::from_slice::<Report>(&text)
+                .with_context(|| format!("parsing {}", f.display()))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    std::fs::create_dir_all(out)?;
+    let charts = plot::scaling_charts(&reports, out)?;
+    let mut sorted = reports.iter().collect::<Vec<_>>();
+    sorted.sort_by_key(|r| r.config.fleet.nodes);
+    print!("{}", report::MARKDOWN_HEADER);
+    for r in sorted {
+        print!("{}", report::markdown_row(r));
+    }
+    println!("\nwrote {}", display_all(&charts));
+    Ok(())
+}

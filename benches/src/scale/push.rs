@@ -1,0 +1,163 @@
+//! Pushing rounds of the fleet through `WriteRaw` over gRPC: a generator thread builds each
+//! node's request (paced, unless the rate is `max`) and `concurrency` tasks send them on one
+//! HTTP/2 connection, timing every call from send to acknowledgement.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use strata_proto::parca::WriteRawRequest;
+use strata_proto::parca::profile_store_service_client::ProfileStoreServiceClient;
+use tonic::transport::Channel;
+
+use super::Error;
+use super::fleet::{Fleet, Generated};
+use super::pprof::PprofEncoder;
+
+/// How fast to push.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum Rate {
+    /// As fast as the server acknowledges.
+    Max,
+    /// This many times real time: a round (one interval of every node) takes
+    /// `interval / factor` of wall time, each node pushing at its own phase within it.
+    Realtime(f64),
+}
+
+/// Simulated time: round `r`'s interval ends at `start_ns + (r + 1) * gap_ns`.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Timeline {
+    /// Simulated start (ns since the epoch).
+    pub start_ns: i64,
+    /// Simulated time between two rounds (the interval, or more when rounds are spread
+    /// over a longer span than they fill).
+    pub gap_ns: i64,
+}
+
+impl Timeline {
+    /// End of round `round`'s interval.
+    pub fn round_end(&self, round: u64) -> i64 {
+        self.start_ns + (round as i64 + 1) * self.gap_ns
+    }
+}
+
+/// Counters shared with whoever shows progress.
+#[derive(Default)]
+pub struct Progress {
+    /// Requests acknowledged.
+    pub requests: AtomicU64,
+    /// Sample rows acknowledged.
+    pub rows: AtomicU64,
+}
+
+/// What a push of some rounds did.
+#[derive(Debug, Default)]
+pub struct PushOutcome {
+    /// Everything generated.
+    pub generated: Generated,
+    /// Everything acknowledged.
+    pub acked: Generated,
+    /// Calls that failed (with the first error).
+    pub failed: u64,
+    /// The first failure.
+    pub first_error: Option<String>,
+    /// Per acknowledged call: microseconds from send to answer.
+    pub latencies_us: Vec<u64>,
+    /// Wall time.
+    pub wall: Duration,
+}
+
+/// Pushes rounds `rounds` of `fleet` to the gRPC endpoint `url` and returns the fleet with
+/// the outcome.
+pub async fn push_rounds(
+    url: &str,
+    fleet: Fleet,
+    rounds: std::ops::Range<u64>,
+    timeline: Timeline,
+    rate: Rate,
+    concurrency: usize,
+    progress: Arc<Progress>,
+) -> Result<(Fleet, PushOutcome), Error> {
+    let channel = Channel::from_shared(url.to_owned())
+        .map_err(|e| Error::Server(format!("{url}: {e}")))?
+        .connect()
+        .await
+        .map_err(|e| Error::Server(format!("connecting to {url}: {e}")))?;
+    let client = ProfileStoreServiceClient::new(channel)
+        .max_decoding_message_size(64 << 20)
+        .max_encoding_message_size(256 << 20);
+    let (tx, rx) = tokio::sync::mpsc::channel::<(WriteRawRequest, Generated)>(concurrency * 2);
+    let started = Instant::now();
+    let interval_ns = fleet.config().interval_ns;
+    let producer = std::thread::spawn(move || {
+        let mut fleet = fleet;
+        let mut generated = Generated::default();
+        let nodes = fleet.config().nodes;
+        let program = fleet.program().clone();
+        let mut encoder = PprofEncoder::new(&program);
+        for (i, round) in rounds.clone().enumerate() {
+            for node in 0..nodes {
+                if let Rate::Realtime(factor) = rate {
+                    let phase = (i as f64 + node as f64 / nodes as f64) * interval_ns as f64;
+                    let due = started + Duration::from_nanos((phase / factor) as u64);
+                    let now = Instant::now();
+                    if due > now {
+                        std::thread::sleep(due - now);
+                    }
+                }
+                let (req, g) = fleet.request(&mut encoder, node, round, timeline.round_end(round));
+                generated.add(&g);
+                if tx.blocking_send((req, g)).is_err() {
+                    return (fleet, generated);
+                }
+            }
+        }
+        (fleet, generated)
+    });
+    let rx = Arc::new(tokio::sync::Mutex::new(rx));
+    let mut workers = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        let rx = rx.clone();
+        let mut client = client.clone();
+        let progress = progress.clone();
+        workers.push(tokio::spawn(async move {
+            let mut out = PushOutcome::default();
+            loop {
+                let next = rx.lock().await.recv().await;
+                let Some((req, g)) = next else { break };
+                let t = Instant::now();
+                match client.write_raw(req).await {
+                    Ok(_) => {
+                        out.latencies_us.push(t.elapsed().as_micros() as u64);
+                        out.acked.add(&g);
+                        progress.requests.fetch_add(1, Ordering::Relaxed);
+                        progress.rows.fetch_add(g.rows, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        out.failed += 1;
+                        out.first_error.get_or_insert_with(|| e.to_string());
+                    }
+                }
+            }
+            out
+        }));
+    }
+    let mut outcome = PushOutcome::default();
+    for w in workers {
+        let o = w
+            .await
+            .map_err(|e| Error::Server(format!("push task: {e}")))?;
+        outcome.acked.add(&o.acked);
+        outcome.failed += o.failed;
+        if outcome.first_error.is_none() {
+            outcome.first_error = o.first_error;
+        }
+        outcome.latencies_us.extend(o.latencies_us);
+    }
+    let (fleet, generated) = producer
+        .join()
+        .map_err(|_| Error::Server("the generator thread panicked".into()))?;
+    outcome.generated = generated;
+    outcome.wall = started.elapsed();
+    Ok((fleet, outcome))
+}

@@ -1,0 +1,254 @@
+//! The server under test: a `strata server` spawned on a temporary data directory (or one
+//! already running, given its URL), and what can be read about it from outside: `/metrics`,
+//! its resident memory and its data directory's size.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::Error;
+
+/// Engine settings of a spawned server: heads flushed after 20 s (wall) or 256 MiB so blocks
+/// form during a run, no scraping of itself, so the store holds only the pushed data.
+const SERVER_CONFIG: &str = "\
+engine:
+  head:
+    max_age: 20s
+scrape_configs: []
+";
+
+/// A server the harness talks to.
+pub struct Server {
+    /// `http://host:port` (gRPC and HTTP share it).
+    pub url: String,
+    child: Option<Child>,
+    data: Option<tempfile::TempDir>,
+    http: reqwest::Client,
+}
+
+impl Server {
+    /// Starts `strata server --no-collector` from `binary` on a fresh data directory (under
+    /// `parent`, or the system's temporary directory) and waits until it is ready.
+    pub async fn spawn(binary: &Path, parent: Option<&Path>) -> Result<Server, Error> {
+        let data = match parent {
+            Some(p) => tempfile::tempdir_in(p),
+            None => tempfile::tempdir(),
+        }
+        .map_err(|e| Error::io("creating the data directory", e))?;
+        let config = data.path().join("strata-bench.yaml");
+        std::fs::write(&config, SERVER_CONFIG).map_err(|e| Error::io("writing the config", e))?;
+        let store = data.path().join("data");
+        let mut child = Command::new(binary)
+            .args(["server", "--listen", "127.0.0.1:0", "--no-collector"])
+            .arg("--data-dir")
+            .arg(&store)
+            .arg("--config")
+            .arg(&config)
+            .env("NO_COLOR", "1")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| Error::io(format!("starting {}", binary.display()), e))?;
+        // It logs `listen=ADDR` once bound; keep draining the log afterwards.
+        let mut lines = std::io::BufReader::new(child.stderr.take().expect("piped")).lines();
+        let addr = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(rest) = line.split("listen=").nth(1) {
+                        break rest.split_whitespace().next().unwrap_or("").to_owned();
+                    }
+                }
+                _ => {
+                    let status = child.wait().ok();
+                    return Err(Error::Server(format!(
+                        "{} exited before listening ({status:?})",
+                        binary.display()
+                    )));
+                }
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        let server = Server {
+            url: format!("http://{addr}"),
+            child: Some(child),
+            data: Some(data),
+            http: reqwest::Client::new(),
+        };
+        server.wait_ready().await?;
+        Ok(server)
+    }
+
+    /// A server already running at `url`.
+    pub async fn connect(url: &str) -> Result<Server, Error> {
+        let server = Server {
+            url: url.trim_end_matches('/').to_owned(),
+            child: None,
+            data: None,
+            http: reqwest::Client::new(),
+        };
+        server.wait_ready().await?;
+        Ok(server)
+    }
+
+    async fn wait_ready(&self) -> Result<(), Error> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok((200, _)) = self.get("/ready").await {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(Error::Server(format!("{} not ready after 60 s", self.url)));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The server's process id, if the harness started it.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The store's directory, if the harness started the server.
+    pub fn data_dir(&self) -> Option<PathBuf> {
+        self.data.as_ref().map(|d| d.path().join("data"))
+    }
+
+    /// `GET path` (with its query string); the status and the body.
+    pub async fn get(&self, path: &str) -> Result<(u16, Vec<u8>), Error> {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .map_err(|e| Error::Http(path.to_owned(), e.to_string()))?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| Error::Http(path.to_owned(), e.to_string()))?;
+        Ok((status, body.to_vec()))
+    }
+
+    /// `GET path` answered 200 with JSON.
+    pub async fn get_json(&self, path: &str) -> Result<serde_json::Value, Error> {
+        let (status, body) = self.get(path).await?;
+        if status != 200 {
+            return Err(Error::Http(
+                path.to_owned(),
+                format!("status {status}: {}", String::from_utf8_lossy(&body)),
+            ));
+        }
+        serde_json::from_slice(&body).map_err(|e| Error::Http(path.to_owned(), e.to_string()))
+    }
+
+    /// `/metrics` as (name with labels, value) pairs.
+    pub async fn metrics(&self) -> Result<Vec<(String, f64)>, Error> {
+        let (_, body) = self.get("/metrics").await?;
+        Ok(String::from_utf8_lossy(&body)
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| {
+                let (name, value) = l.rsplit_once(' ')?;
+                Some((name.to_owned(), value.parse().ok()?))
+            })
+            .collect())
+    }
+
+    /// Resident memory: `/proc/<pid>/status` of a spawned server, else `/metrics`'
+    /// `process_resident_memory_bytes`.
+    pub async fn rss_bytes(&self) -> Option<u64> {
+        if let Some(pid) = self.pid() {
+            return rss_of(pid);
+        }
+        metric(&self.metrics().await.ok()?, "process_resident_memory_bytes").map(|v| v as u64)
+    }
+
+    /// Bytes under the data directory (spawned servers only).
+    pub fn disk_bytes(&self) -> Option<u64> {
+        self.data_dir().map(|d| dir_size(&d))
+    }
+
+    /// SIGTERM, then waits for the exit (the WAL is synced); a server the harness did not
+    /// start is left running.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The value of the unlabelled metric `name`.
+pub fn metric(metrics: &[(String, f64)], name: &str) -> Option<f64> {
+    metrics.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
+}
+
+/// `VmRSS` of process `pid`, in bytes.
+pub fn rss_of(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}
+
+/// Total size of the files under `dir`.
+pub fn dir_size(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_size(&e.path()),
+            Ok(_) => e.metadata().map_or(0, |m| m.len()),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// The `strata` binary: `explicit`, else `strata` next to the running executable (or its
+/// parent directory, for test binaries under `deps/`).
+pub fn find_strata(explicit: Option<&Path>) -> Result<PathBuf, Error> {
+    if let Some(p) = explicit {
+        return Ok(p.to_owned());
+    }
+    let exe = std::env::current_exe().map_err(|e| Error::io("locating the executable", e))?;
+    exe.ancestors()
+        .skip(1)
+        .take(2)
+        .map(|d| d.join("strata"))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            Error::Server(format!(
+                "no `strata` binary next to {}; build it (cargo build -p strata-server) or pass --strata-bin",
+                exe.display()
+            ))
+        })
+}
