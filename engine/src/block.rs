@@ -4,6 +4,7 @@
 mod dictionary_sums;
 mod index_file;
 mod object_reader;
+mod page_reader;
 mod reader;
 mod schema;
 mod writer;

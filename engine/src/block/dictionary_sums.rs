@@ -7,16 +7,13 @@
 //! PLAIN and dictionary (PLAIN_DICTIONARY / RLE_DICTIONARY) data pages, v1 or v2. Anything
 //! else returns `Ok(false)` and the caller reads the row group the ordinary way.
 
-use std::sync::Arc;
-
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use parquet::basic::{Encoding, Type as PhysicalType};
-use parquet::column::page::{Page, PageReader};
 use parquet::errors::{ParquetError, Result};
 use parquet::file::metadata::{ColumnChunkMetaData, RowGroupMetaData};
-use parquet::file::reader::{ChunkReader, Length};
-use parquet::file::serialized_reader::SerializedPageReader;
 use parquet::file::statistics::Statistics;
+
+use super::page_reader::{PageDecompressor, read_pages};
 
 use crate::stack_sums::StackSums;
 
@@ -28,60 +25,6 @@ pub(crate) const STACK_ID_COLUMN: usize = 5;
 pub(crate) const VALUE_COLUMN: usize = 6;
 /// The columns a row group's sums need, in the order [`RowGroupSummer::add`] takes their bytes.
 pub(crate) const SUM_COLUMNS: [usize; 3] = [PERIOD_COLUMN, STACK_ID_COLUMN, VALUE_COLUMN];
-
-/// One column chunk's bytes, addressed by file offset (what [`SerializedPageReader`] asks for).
-struct ColumnChunkBytes {
-    start: u64,
-    data: Bytes,
-}
-
-impl ColumnChunkBytes {
-    fn slice(&self, start: u64, len: Option<usize>) -> Result<Bytes> {
-        let from = start
-            .checked_sub(self.start)
-            .map(|o| o as usize)
-            .filter(|&o| o <= self.data.len());
-        let Some(from) = from else {
-            return Err(ParquetError::EOF(format!(
-                "offset {start} is outside the column chunk at {} of {} bytes",
-                self.start,
-                self.data.len()
-            )));
-        };
-        let to = match len {
-            None => self.data.len(),
-            Some(l) => from
-                .checked_add(l)
-                .filter(|&t| t <= self.data.len())
-                .ok_or_else(|| {
-                    ParquetError::EOF(format!(
-                        "{l} bytes at offset {start} run past the column chunk at {} of {} bytes",
-                        self.start,
-                        self.data.len()
-                    ))
-                })?,
-        };
-        Ok(self.data.slice(from..to))
-    }
-}
-
-impl Length for ColumnChunkBytes {
-    fn len(&self) -> u64 {
-        self.start + self.data.len() as u64
-    }
-}
-
-impl ChunkReader for ColumnChunkBytes {
-    type T = bytes::buf::Reader<Bytes>;
-
-    fn get_read(&self, start: u64) -> Result<Self::T> {
-        Ok(self.slice(start, None)?.reader())
-    }
-
-    fn get_bytes(&self, start: u64, length: usize) -> Result<Bytes> {
-        self.slice(start, Some(length))
-    }
-}
 
 /// A data page's values section and how it is encoded.
 struct DataPage {
@@ -118,6 +61,7 @@ fn column_pages(
     chunk: &ColumnChunkMetaData,
     bytes: Bytes,
     rows: usize,
+    decompressor: &mut PageDecompressor,
 ) -> Result<Option<ColumnPages>> {
     let descr = chunk.column_descr();
     if descr.max_def_level() != 0
@@ -126,62 +70,23 @@ fn column_pages(
     {
         return Ok(None);
     }
-    let reader = Arc::new(ColumnChunkBytes {
-        start: chunk.byte_range().0,
-        data: bytes,
-    });
-    let mut pages = SerializedPageReader::new(reader, chunk, rows, None)?;
+    let Some(pages) = read_pages(&bytes, chunk.compression(), decompressor)? else {
+        return Ok(None);
+    };
     let mut out = ColumnPages {
         dictionary: None,
         pages: Vec::new(),
     };
-    while let Some(page) = pages.get_next_page()? {
-        let (data, values, encoding) = match page {
-            Page::DictionaryPage {
-                buf,
-                num_values,
-                encoding: Encoding::PLAIN | Encoding::PLAIN_DICTIONARY,
-                ..
-            } => {
-                out.dictionary = Some(plain_u64(&buf, num_values as usize)?);
-                continue;
-            }
-            Page::DictionaryPage { .. } => return Ok(None),
-            Page::DataPage {
-                buf,
-                num_values,
-                encoding,
-                ..
-            } => (buf, num_values, encoding),
-            Page::DataPageV2 {
-                buf,
-                num_values,
-                encoding,
-                def_levels_byte_len,
-                rep_levels_byte_len,
-                ..
-            } => {
-                let levels = (def_levels_byte_len + rep_levels_byte_len) as usize;
-                if levels > buf.len() {
-                    return Err(ParquetError::General(format!(
-                        "data page v2 levels of {levels} bytes exceed its {} bytes",
-                        buf.len()
-                    )));
-                }
-                (buf.slice(levels..), num_values, encoding)
-            }
-        };
-        if !matches!(
-            encoding,
-            Encoding::PLAIN | Encoding::PLAIN_DICTIONARY | Encoding::RLE_DICTIONARY
-        ) {
-            return Ok(None);
+    for page in pages {
+        if page.dictionary {
+            out.dictionary = Some(plain_u64(&page.data, page.values)?);
+        } else {
+            out.pages.push(DataPage {
+                data: page.data,
+                values: page.values,
+                encoding: page.encoding,
+            });
         }
-        out.pages.push(DataPage {
-            data,
-            values: values as usize,
-            encoding,
-        });
     }
     let total: usize = out.pages.iter().map(|p| p.values).sum();
     if total != rows {
@@ -399,6 +304,7 @@ pub(crate) struct RowGroupSummer {
     sums: Vec<i64>,
     max_periods: Vec<i64>,
     seen: Vec<bool>,
+    decompressor: PageDecompressor,
 }
 
 impl RowGroupSummer {
@@ -415,16 +321,33 @@ impl RowGroupSummer {
         let rows = usize::try_from(rg.num_rows())
             .map_err(|_| ParquetError::General(format!("row group of {} rows", rg.num_rows())))?;
         let chunk = |c: usize| rg.column(c);
-        let Some(value_pages) = column_pages(chunk(VALUE_COLUMN), value_bytes, rows)? else {
+        let Some(value_pages) = column_pages(
+            chunk(VALUE_COLUMN),
+            value_bytes,
+            rows,
+            &mut self.decompressor,
+        )?
+        else {
             return Ok(false);
         };
-        let Some(stacks) = column_pages(chunk(STACK_ID_COLUMN), stack_bytes, rows)? else {
+        let Some(stacks) = column_pages(
+            chunk(STACK_ID_COLUMN),
+            stack_bytes,
+            rows,
+            &mut self.decompressor,
+        )?
+        else {
             return Ok(false);
         };
         let constant = constant_period(chunk(PERIOD_COLUMN));
         let period_pages = match constant {
             Some(_) => None,
-            None => match column_pages(chunk(PERIOD_COLUMN), period_bytes, rows)? {
+            None => match column_pages(
+                chunk(PERIOD_COLUMN),
+                period_bytes,
+                rows,
+                &mut self.decompressor,
+            )? {
                 Some(pages) => Some(pages),
                 None => return Ok(false),
             },
@@ -436,6 +359,7 @@ impl RowGroupSummer {
             sums,
             max_periods,
             seen,
+            decompressor: _,
         } = self;
         values.clear();
         decode_values(&value_pages, values, indexes)?;
@@ -516,10 +440,12 @@ impl RowGroupSummer {
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
+    use std::sync::Arc;
 
     use arrow::array::{ArrayRef, AsArray, DictionaryArray, Int64Array, RecordBatch, UInt64Array};
     use arrow::datatypes::{Int32Type, Int64Type, UInt64Type};
     use parquet::arrow::ArrowWriter;
+    use parquet::basic::{Compression, ZstdLevel};
     use parquet::file::properties::{WriterProperties, WriterVersion};
     use parquet::file::reader::{FileReader, SerializedFileReader};
     use proptest::prelude::*;
@@ -530,7 +456,7 @@ mod tests {
     type Row = (u64, i64, i64);
 
     /// Writes `rows` as `samples.parquet` with the given writer knobs and returns the file.
-    fn write(rows: &[Row], dict_limit: usize, page_rows: usize, v2: bool) -> Bytes {
+    fn write(rows: &[Row], dict_limit: usize, page_rows: usize, v2: bool, zstd: bool) -> Bytes {
         let n = rows.len();
         let col = |f: &dyn Fn(&Row) -> i64| -> ArrayRef {
             Arc::new(Int64Array::from_iter_values(rows.iter().map(f)))
@@ -553,6 +479,11 @@ mod tests {
         )
         .unwrap();
         let props = WriterProperties::builder()
+            .set_compression(if zstd {
+                Compression::ZSTD(ZstdLevel::default())
+            } else {
+                Compression::UNCOMPRESSED
+            })
             .set_dictionary_page_size_limit(dict_limit)
             .set_data_page_row_count_limit(page_rows)
             .set_write_batch_size(page_rows.min(1024))
@@ -634,8 +565,9 @@ mod tests {
             dict_limit in prop_oneof![Just(64usize), Just(4 << 20)],
             page_rows in prop_oneof![Just(3usize), Just(100), Just(20_000)],
             v2 in any::<bool>(),
+            zstd in any::<bool>(),
         ) {
-            let file = write(&rows, dict_limit, page_rows, v2);
+            let file = write(&rows, dict_limit, page_rows, v2, zstd);
             match sums_of(&file) {
                 Some(got) => prop_assert_eq!(got, naive(&rows)),
                 None => prop_assert!(v2 && dict_limit == 64, "declined a v1 or dictionary-only file"),
@@ -645,7 +577,7 @@ mod tests {
         /// Corrupted column chunks are an error or a (wrong but bounded) answer, never a panic.
         #[test]
         fn damaged_chunks_never_panic(rows in rows(), flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8)) {
-            let file = write(&rows, 4 << 20, 100, false);
+            let file = write(&rows, 4 << 20, 100, false, true);
             let mut bytes = file.to_vec();
             let reader = SerializedFileReader::new(file.clone()).unwrap();
             let rg = reader.metadata().row_group(0).clone();
