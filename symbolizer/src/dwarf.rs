@@ -58,6 +58,11 @@ impl Dwarf {
     /// unit covers it. A frame whose function is unknown (code without a function entry)
     /// has an empty `function`.
     pub(crate) fn frames(&self, address: u64) -> Vec<Frame> {
+        // addr2line looks up [address, address + 1), which overflows at the top (found by
+        // the elf_dwarf fuzz target); no code is there.
+        if address == u64::MAX {
+            return Vec::new();
+        }
         let context = self.context.lock();
         let Ok(mut iter) = context.find_frames(address).skip_all_loads() else {
             return Vec::new();

@@ -52,6 +52,9 @@ fn samples() -> &'static Vec<(Vec<u8>, Vec<u64>)> {
 }
 
 fn symbolize_supplied(bytes: Vec<u8>, addresses: &[u64]) {
+    let mut addresses = addresses.to_vec();
+    addresses.extend([0, u64::MAX, u64::MAX - 1]);
+    let addresses = &addresses[..];
     let symbolizer = Symbolizer::new(SymbolizerConfig {
         debug_dirs: vec![],
         read_binaries: false,
@@ -74,6 +77,15 @@ fn symbolize_supplied(bytes: Vec<u8>, addresses: &[u64]) {
         .map(|a| a.wrapping_add(0x5555_0000_0000))
         .collect();
     symbolizer.symbolize_runtime(&object, &mapping, &runtime);
+}
+
+/// The elf_dwarf fuzz target's first find: the last address of the address space on a file
+/// with DWARF (addr2line probes `address + 1`).
+#[test]
+fn top_of_the_address_space_on_real_files() {
+    for (bytes, addresses) in samples() {
+        symbolize_supplied(bytes.clone(), addresses);
+    }
 }
 
 proptest! {
