@@ -24,31 +24,13 @@ use prost::Message;
 use strata_proto::parca::{Label, LabelSet, RawProfileSeries, RawSample, WriteRawRequest};
 
 use super::pprof::{PprofEncoder, ProfileWindow};
-use crate::{Program, WorkloadConfig, XorShift, Zipf};
+use crate::{JOBS, Program, WorkloadConfig, XorShift, Zipf};
 
 /// The `__name__` the agents push under.
 pub const PROFILE_NAME: &str = "parca_agent";
 /// The profile type the pushed series are stored as.
 pub const PROFILE_TYPE: &str = "parca_agent:samples:count:cpu:nanoseconds:delta";
 
-const APPS: &[&str] = &[
-    "api-gateway",
-    "checkout",
-    "payments",
-    "search",
-    "inventory",
-    "auth",
-    "recommendations",
-    "frontend",
-    "ledger",
-    "notifier",
-    "ingest",
-    "billing",
-    "envoy",
-    "kubelet",
-    "containerd",
-    "node-exporter",
-];
 const NAMESPACES: &[&str] = &["default", "shop", "platform", "data", "kube-system"];
 
 /// Shape of the simulated fleet.
@@ -157,7 +139,13 @@ pub struct Fleet {
 }
 
 fn app_of(rng: &mut XorShift, apps: usize) -> usize {
-    rng.below(apps.min(APPS.len()) as u64) as usize
+    rng.below(apps as u64) as usize
+}
+
+/// The name of application `app`: the workload's job names, then `service-N`.
+fn app_name(app: usize) -> String {
+    JOBS.get(app)
+        .map_or_else(|| format!("service-{app}"), |s| (*s).to_owned())
 }
 
 impl Fleet {
@@ -267,13 +255,13 @@ impl Fleet {
             generated.profiles += 1;
             generated.rows += hits.len() as u64;
             generated.value += hits.iter().map(|h| u64::from(h.1)).sum::<u64>();
-            let app = APPS[p.app];
+            let app = app_name(p.app);
             let labels = [
                 ("__name__", PROFILE_NAME.to_owned()),
                 ("node", n.name.clone()),
                 ("namespace", NAMESPACES[p.app % NAMESPACES.len()].to_owned()),
                 ("pod", p.pod.clone()),
-                ("container", app.to_owned()),
+                ("container", app.clone()),
                 ("comm", app.chars().take(15).collect()),
                 ("pid", p.pid.to_string()),
             ]
@@ -323,7 +311,7 @@ fn spawn(node: &mut Node, cfg: &FleetConfig, slot: usize, app: usize, round: u64
     };
     let pod = format!(
         "{}-{:08x}-{:05x}",
-        APPS[app],
+        app_name(app),
         node.rng.next_u64() as u32,
         node.rng.below(1 << 20)
     );
