@@ -277,7 +277,7 @@ pub async fn run(
         last.and_then(|c: &report::Checkpoint| c.queries.iter().find(|t| t.query == q))
             .map_or(0.0, |t| t.median_ms)
     };
-    let simulated_s = (end - timeline.start_ns + gap_ns) as f64 / 1e9;
+    let simulated_s = (end - timeline.start_ns) as f64 / 1e9;
     // Real time: the fleet makes a round's rows every interval.
     let rows_per_interval = generated.rows as f64 / cfg.rounds.max(1) as f64;
     let summary = report::Summary {
