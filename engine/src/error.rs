@@ -162,12 +162,31 @@ pub enum Error {
         reason: String,
     },
 
+    /// The disk (or quota) holding the write-ahead log is full: the write was refused and
+    /// nothing of it stored. Writes succeed again, without a restart, once space is freed.
+    #[error(
+        "no space left on the device holding {}: {reason}; nothing of this write was stored, and writes resume once space is freed",
+        path.display()
+    )]
+    DiskFull {
+        /// The file that could not be written.
+        path: PathBuf,
+        /// The operating system's error.
+        reason: String,
+    },
+
     /// The write-ahead log cannot take writes (after an I/O error or shutdown).
     #[error("write-ahead log unavailable: {reason}")]
     WalUnavailable {
         /// Why.
         reason: String,
     },
+}
+
+/// Whether an I/O error says the disk or the quota is full (`ENOSPC`, `EDQUOT`).
+pub(crate) fn is_disk_full(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(e.kind(), ErrorKind::StorageFull | ErrorKind::QuotaExceeded)
 }
 
 impl Error {

@@ -33,9 +33,15 @@ pub(crate) struct Writer {
     segment_bytes: u64,
     unsynced: bool,
     last_sync: Instant,
-    failed: Option<String>,
+    /// The current segment may end in bytes of a failed write that could not be cut off, or
+    /// an fsync of it failed (its unsynced pages are in doubt): the next group starts a new
+    /// segment instead of appending to it.
+    needs_new_segment: bool,
     buf: Vec<u8>,
     pending: Vec<oneshot::Sender<Result<()>>>,
+    /// Tests: the next write or sync fails as a full disk would.
+    #[cfg(test)]
+    fault: Option<tests::Fault>,
 }
 
 impl Writer {
@@ -49,20 +55,16 @@ impl Writer {
             segment_bytes: super::segment::SEGMENT_MAGIC.len() as u64,
             unsynced: false,
             last_sync: Instant::now(),
-            failed: None,
+            needs_new_segment: false,
             buf: Vec::new(),
             pending: Vec::new(),
+            #[cfg(test)]
+            fault: None,
         })
     }
 
     fn path(&self) -> PathBuf {
         segment_path(&self.dir, self.segment)
-    }
-
-    fn unavailable(&self) -> Error {
-        Error::WalUnavailable {
-            reason: self.failed.clone().unwrap_or_default(),
-        }
     }
 
     /// Runs until every sender is dropped; syncs before returning.
@@ -76,7 +78,9 @@ impl Writer {
                 match rx.recv_timeout(wait) {
                     Ok(c) => Some(c),
                     Err(RecvTimeoutError::Timeout) => {
-                        let _ = self.sync();
+                        if let Err(e) = self.sync() {
+                            tracing::warn!(error = %e, "periodic WAL sync failed; the next write starts a new segment");
+                        }
                         continue;
                     }
                     Err(RecvTimeoutError::Disconnected) => None,
@@ -102,10 +106,6 @@ impl Writer {
     fn handle(&mut self, cmd: Command) {
         match cmd {
             Command::Append { payload, done } => {
-                if self.failed.is_some() {
-                    let _ = done.send(Err(self.unavailable()));
-                    return;
-                }
                 frame_record(&payload, &mut self.buf);
                 self.pending.push(done);
             }
@@ -121,28 +121,24 @@ impl Writer {
     }
 
     /// Writes the buffered records, syncs per policy, answers their appenders.
+    ///
+    /// A failed group (e.g. the disk is full) is refused as a whole and leaves no trace: its
+    /// bytes are cut off the segment again (or, if that fails too, the next group goes to a
+    /// new segment, so a partial record is only ever a segment's torn tail, which replay cuts
+    /// off). The writer keeps taking appends, so writes succeed again once the cause is gone.
     fn commit_group(&mut self) {
         if self.pending.is_empty() {
             return;
         }
-        let result = self
-            .write_buffered()
-            .and_then(|()| match self.config.fsync {
-                FsyncPolicy::Always => self.sync(),
-                FsyncPolicy::Periodic if self.last_sync.elapsed() >= self.config.sync_interval => {
-                    self.sync()
-                }
-                _ => Ok(()),
-            });
+        let result = self.write_group();
+        self.buf.clear();
         if let Err(e) = &result {
-            self.failed = Some(e.to_string());
+            tracing::warn!(error = %e, records = self.pending.len(), "WAL write failed; the appends are refused");
         }
         for done in self.pending.drain(..) {
             let _ = done.send(match &result {
                 Ok(()) => Ok(()),
-                Err(_) => Err(Error::WalUnavailable {
-                    reason: self.failed.clone().unwrap_or_default(),
-                }),
+                Err(e) => Err(refusal(e)),
             });
         }
         if result.is_ok()
@@ -154,22 +150,62 @@ impl Writer {
         }
     }
 
-    fn write_buffered(&mut self) -> Result<()> {
+    fn write_group(&mut self) -> Result<()> {
+        if self.needs_new_segment {
+            self.open_next()?;
+        }
+        let start = self.segment_bytes;
         let path = self.path();
-        self.file.write_all(&self.buf).map_err(Error::io(&path))?;
+        if let Err(e) = self.write_buf() {
+            self.cut_back(start);
+            return Err(Error::io(&path)(e));
+        }
         self.segment_bytes += self.buf.len() as u64;
         self.unsynced = true;
-        self.buf.clear();
-        Ok(())
+        let synced = match self.config.fsync {
+            FsyncPolicy::Always => self.sync(),
+            FsyncPolicy::Periodic if self.last_sync.elapsed() >= self.config.sync_interval => {
+                self.sync()
+            }
+            _ => Ok(()),
+        };
+        if synced.is_err() {
+            self.cut_back(start);
+        }
+        synced
+    }
+
+    #[cfg(not(test))]
+    fn write_buf(&mut self) -> std::io::Result<()> {
+        self.file.write_all(&self.buf)
+    }
+
+    #[cfg(not(test))]
+    fn sync_file(&mut self) -> std::io::Result<()> {
+        self.file.sync_data()
+    }
+
+    /// Cuts a failed group's bytes (possibly a partial record) off the segment; if that fails,
+    /// the segment is left behind with them as its torn tail.
+    fn cut_back(&mut self, len: u64) {
+        match self.file.set_len(len) {
+            Ok(()) => self.segment_bytes = len,
+            Err(e) => {
+                tracing::warn!(segment = %self.path().display(), error = %e, "cannot cut a failed write off the WAL segment; the next write starts a new segment");
+                self.needs_new_segment = true;
+            }
+        }
     }
 
     fn sync(&mut self) -> Result<()> {
-        if let Some(_reason) = &self.failed {
-            return Err(self.unavailable());
-        }
         if self.unsynced {
             let path = self.path();
-            self.file.sync_data().map_err(Error::io(&path))?;
+            if let Err(e) = self.sync_file() {
+                // A failed fsync leaves the segment's unsynced pages in doubt (the kernel may
+                // have dropped them): write on in a new segment.
+                self.needs_new_segment = true;
+                return Err(Error::io(&path)(e));
+            }
             self.unsynced = false;
         }
         self.last_sync = Instant::now();
@@ -177,18 +213,199 @@ impl Writer {
     }
 
     fn rotate(&mut self) -> Result<u64> {
-        if self.failed.is_some() {
-            return Err(self.unavailable());
+        if !self.needs_new_segment {
+            self.sync()?;
         }
-        if let Err(e) = self.sync() {
-            // A failed fsync leaves durability unknown: stop taking writes.
-            self.failed = Some(e.to_string());
-            return Err(e);
-        }
+        self.open_next()
+    }
+
+    /// Starts segment `n+1` (the current one is closed, never appended to again).
+    fn open_next(&mut self) -> Result<u64> {
         let next = self.segment + 1;
         self.file = create_segment(&self.dir, next)?;
         self.segment = next;
         self.segment_bytes = super::segment::SEGMENT_MAGIC.len() as u64;
+        self.unsynced = false;
+        self.needs_new_segment = false;
         Ok(next)
+    }
+}
+
+/// The error an appender of a failed group gets: `DiskFull` when the disk (or quota) is full,
+/// else `WalUnavailable` with the cause.
+fn refusal(e: &Error) -> Error {
+    match e {
+        Error::Io { path, source } if crate::error::is_disk_full(source) => Error::DiskFull {
+            path: path.clone(),
+            reason: source.to_string(),
+        },
+        other => Error::WalUnavailable {
+            reason: other.to_string(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wal::segment::{list_segments, scan_segment};
+
+    /// A failure the writer's next write or sync meets.
+    #[derive(Clone, Copy, Debug)]
+    pub(crate) enum Fault {
+        /// The write stores this many bytes, then fails with `ENOSPC`.
+        Write(usize),
+        /// The fsync fails with `ENOSPC`.
+        Sync,
+    }
+
+    fn full() -> std::io::Error {
+        std::io::Error::from(std::io::ErrorKind::StorageFull)
+    }
+
+    impl Writer {
+        pub(super) fn write_buf(&mut self) -> std::io::Result<()> {
+            match self.fault {
+                Some(Fault::Write(n)) => {
+                    self.fault = None;
+                    self.file.write_all(&self.buf[..n.min(self.buf.len())])?;
+                    Err(full())
+                }
+                _ => self.file.write_all(&self.buf),
+            }
+        }
+
+        pub(super) fn sync_file(&mut self) -> std::io::Result<()> {
+            if let Some(Fault::Sync) = self.fault {
+                self.fault = None;
+                return Err(full());
+            }
+            self.file.sync_data()
+        }
+    }
+
+    /// A payload as records carry them (kind and version bytes first).
+    fn payload(body: &str) -> Vec<u8> {
+        let mut p = vec![
+            crate::wal::codec::KIND_SAMPLE_BATCH,
+            crate::wal::codec::BATCH_VERSION,
+        ];
+        p.extend_from_slice(body.as_bytes());
+        p
+    }
+
+    /// Appends one record as a group; its outcome.
+    fn append(w: &mut Writer, body: &str) -> Result<()> {
+        let (done, mut rx) = oneshot::channel();
+        w.handle(Command::Append {
+            payload: payload(body),
+            done,
+        });
+        w.commit_group();
+        rx.try_recv().expect("answered")
+    }
+
+    /// Every segment's records (payload bodies) and whether it had damage.
+    fn segments(dir: &std::path::Path) -> Vec<(u64, Vec<String>, bool)> {
+        list_segments(dir)
+            .unwrap()
+            .into_iter()
+            .map(|n| {
+                let buf = std::fs::read(segment_path(dir, n)).unwrap();
+                let (records, damage) = scan_segment(&buf, &mut |_| Ok(()));
+                let bodies = records
+                    .iter()
+                    .map(|r| String::from_utf8(buf[r.start + 2..r.end].to_vec()).unwrap())
+                    .collect();
+                (n, bodies, !damage.is_empty())
+            })
+            .collect()
+    }
+
+    fn writer(dir: &std::path::Path) -> Writer {
+        Writer::new(dir.to_path_buf(), WalConfig::default(), 1).unwrap()
+    }
+
+    fn assert_disk_full(r: Result<()>) {
+        match r {
+            Err(e @ Error::DiskFull { .. }) => {
+                assert!(e.to_string().contains("no space left"), "{e}");
+                assert!(e.to_string().contains(".wal"), "{e}");
+            }
+            other => panic!("expected DiskFull, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_partial_write_on_a_full_disk_is_cut_off_and_writing_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = writer(dir.path());
+        append(&mut w, "one").unwrap();
+        w.fault = Some(Fault::Write(5)); // half a header on disk, then ENOSPC
+        assert_disk_full(append(&mut w, "lost"));
+        append(&mut w, "two").unwrap();
+        assert_eq!(
+            segments(dir.path()),
+            vec![(1, vec!["one".to_string(), "two".to_string()], false)]
+        );
+    }
+
+    #[test]
+    fn a_failed_fsync_refuses_the_group_and_moves_to_a_new_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = writer(dir.path());
+        append(&mut w, "one").unwrap();
+        w.fault = Some(Fault::Sync);
+        assert_disk_full(append(&mut w, "doubtful"));
+        append(&mut w, "two").unwrap();
+        assert_eq!(
+            segments(dir.path()),
+            vec![
+                (1, vec!["one".to_string()], false),
+                (2, vec!["two".to_string()], false)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_failed_write_that_cannot_be_cut_off_leaves_a_torn_tail_and_a_new_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = writer(dir.path());
+        append(&mut w, "one").unwrap();
+        // Segment 1 grows a partial record that cannot be cut off: /dev/full refuses every
+        // write (ENOSPC) and cannot be truncated.
+        let mut torn = w.file.try_clone().unwrap();
+        torn.write_all(&[9, 0, 0]).unwrap();
+        w.file = std::fs::OpenOptions::new()
+            .append(true)
+            .open("/dev/full")
+            .unwrap();
+        assert_disk_full(append(&mut w, "lost"));
+        append(&mut w, "two").unwrap();
+        assert_eq!(
+            segments(dir.path()),
+            vec![
+                (1, vec!["one".to_string()], true),
+                (2, vec!["two".to_string()], false)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_rotation_whose_fsync_fails_is_refused_and_the_next_group_takes_a_new_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = writer(dir.path());
+        append(&mut w, "one").unwrap();
+        w.unsynced = true;
+        w.fault = Some(Fault::Sync);
+        assert!(w.rotate().is_err());
+        append(&mut w, "two").unwrap();
+        assert_eq!(
+            segments(dir.path()),
+            vec![
+                (1, vec!["one".to_string()], false),
+                (2, vec!["two".to_string()], false)
+            ]
+        );
     }
 }
