@@ -85,6 +85,40 @@ impl EngineConfig {
                 reason: format!("{url:?} is not a URL: {e}"),
             })?;
         }
+        let st = &self.storage;
+        for (field, d) in [
+            ("storage.request_timeout", st.request_timeout),
+            ("storage.connect_timeout", st.connect_timeout),
+            ("storage.retry_timeout", st.retry_timeout),
+            ("storage.retry_backoff_initial", st.retry_backoff_initial),
+            ("storage.flush_backoff_initial", st.flush_backoff_initial),
+        ] {
+            if d.is_zero() {
+                return Err(Error::InvalidConfig {
+                    field,
+                    reason: "must be greater than 0".into(),
+                });
+            }
+        }
+        for (field, initial, max) in [
+            (
+                "storage.retry_backoff_max",
+                st.retry_backoff_initial,
+                st.retry_backoff_max,
+            ),
+            (
+                "storage.flush_backoff_max",
+                st.flush_backoff_initial,
+                st.flush_backoff_max,
+            ),
+        ] {
+            if max < initial {
+                return Err(Error::InvalidConfig {
+                    field,
+                    reason: format!("{max:?} is less than the initial back-off {initial:?}"),
+                });
+            }
+        }
         positive("wal.segment_bytes", self.wal.segment_bytes)?;
         positive("wal.max_record_bytes", self.wal.max_record_bytes)?;
         if self.wal.max_record_bytes > u32::MAX as u64 {
@@ -151,8 +185,17 @@ impl EngineConfig {
     }
 }
 
-/// Where blocks are stored.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+/// Where blocks are stored, and how failing object-store requests are retried.
+///
+/// Two layers of retry: the object store client retries each request that failed transiently
+/// (connection errors, timeouts, HTTP 5xx, 429 and 408; not 403 or 404) up to `max_retries`
+/// times within `retry_timeout`, with exponential back-off from `retry_backoff_initial` to
+/// `retry_backoff_max` (with jitter). An operation that still fails (e.g. 403 AccessDenied for
+/// minutes) fails the flush: the head and its WAL segments stay, and the engine retries the
+/// flush with its own exponential back-off from `flush_backoff_initial` to `flush_backoff_max`
+/// (with jitter). The timeouts and client retries apply to remote (`s3://`) stores; the flush
+/// back-off to every store.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageConfig {
     /// An `object_store` URL such as `s3://bucket/prefix` or `file:///srv/strata`. Default:
@@ -160,7 +203,49 @@ pub struct StorageConfig {
     pub url: Option<String>,
     /// Options passed to the object store builder, e.g. `aws_endpoint`, `aws_region`,
     /// `aws_access_key_id`, `aws_allow_http`. Default: empty (the environment is also read).
+    /// An option named `timeout` or `connect_timeout` here overrides the fields below.
     pub options: BTreeMap<String, String>,
+    /// Longest one HTTP request to the store may take, response body included. Default: `30s`.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Longest connecting to the store may take. Default: `5s`.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Times the client retries a transiently failed request (0: never). Default: 5.
+    pub max_retries: usize,
+    /// No client retry starts this long after a request's first attempt. Default: `60s`.
+    #[serde(with = "humantime_serde")]
+    pub retry_timeout: Duration,
+    /// The client's first back-off between retries of a request. Default: `100ms`.
+    #[serde(with = "humantime_serde")]
+    pub retry_backoff_initial: Duration,
+    /// The client's longest back-off between retries of a request. Default: `15s`.
+    #[serde(with = "humantime_serde")]
+    pub retry_backoff_max: Duration,
+    /// The engine waits this long before retrying a failed flush (block upload), doubling the
+    /// wait after every further failure. Default: `1s`.
+    #[serde(with = "humantime_serde")]
+    pub flush_backoff_initial: Duration,
+    /// The longest wait between flush retries. Default: `1m`.
+    #[serde(with = "humantime_serde")]
+    pub flush_backoff_max: Duration,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            url: None,
+            options: BTreeMap::new(),
+            request_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(5),
+            max_retries: 5,
+            retry_timeout: Duration::from_secs(60),
+            retry_backoff_initial: Duration::from_millis(100),
+            retry_backoff_max: Duration::from_secs(15),
+            flush_backoff_initial: Duration::from_secs(1),
+            flush_backoff_max: Duration::from_secs(60),
+        }
+    }
 }
 
 /// When the WAL calls `fdatasync`.
@@ -383,5 +468,29 @@ mod tests {
                 .contains("storage.url")
         );
         assert!(serde_json::from_str::<EngineConfig>(r#"{"hed": {}}"#).is_err());
+        let mut c = EngineConfig::default();
+        c.storage.flush_backoff_max = Duration::from_millis(10);
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("storage.flush_backoff_max")
+        );
+        let mut c = EngineConfig::default();
+        c.storage.request_timeout = Duration::ZERO;
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("storage.request_timeout")
+        );
+        let storage: StorageConfig = serde_json::from_str(
+            r#"{"request_timeout": "2s", "max_retries": 0, "flush_backoff_max": "5m"}"#,
+        )
+        .unwrap();
+        assert_eq!(storage.request_timeout, Duration::from_secs(2));
+        assert_eq!(storage.max_retries, 0);
+        assert_eq!(storage.flush_backoff_max, Duration::from_secs(300));
+        assert_eq!(storage.connect_timeout, Duration::from_secs(5));
     }
 }

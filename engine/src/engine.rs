@@ -1,6 +1,7 @@
 //! [`Engine`]: the store's entry point. Write path, flush and the shared state; reads, opening
 //! and maintenance live in the submodules.
 
+mod backoff;
 mod compaction;
 mod late_symbols;
 mod maintenance;
@@ -14,7 +15,7 @@ use std::time::Duration;
 use object_store::ObjectStore;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{Notify, watch};
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 pub use late_symbols::{LocationLines, UnsymbolizedLocation, UnsymbolizedSweep};
 pub use open::OpenReport;
@@ -24,6 +25,7 @@ use crate::block::{self, BlockHandle, BlockMeta, BlockSource, encode_block};
 use crate::config::EngineConfig;
 use crate::error::{Error, Result};
 use crate::head::{Head, HeadStats};
+use crate::store::StoreCounters;
 use crate::wal::{Wal, encode_batch};
 
 /// The head currently taking appends, heads being flushed, and committed blocks.
@@ -115,6 +117,13 @@ pub(crate) struct Inner {
     closed: AtomicBool,
     /// A background flush is scheduled or running.
     flush_scheduled: AtomicBool,
+    /// Back-off between failed flushes; failure and retry counts.
+    flush_backoff: backoff::FlushBackoff,
+    /// Failed object store operations and requests.
+    store_counters: Arc<StoreCounters>,
+    /// Compaction outputs whose upload failed and whose removal failed too: they may be
+    /// committed, naming sources that are still live. Removed before the next compaction.
+    failed_compactions: Mutex<Vec<String>>,
     report: OpenReport,
     shutdown: Mutex<Option<(watch::Sender<bool>, tokio::task::JoinHandle<()>)>>,
     _lock: std::fs::File,
@@ -172,6 +181,17 @@ pub struct EngineStats {
     pub block_sample_bytes: u64,
     /// Bytes of WAL segments on disk.
     pub wal_bytes: u64,
+    /// Object store operations that failed after the client's own retries ("not found" and
+    /// other expected answers excluded).
+    pub store_errors: u64,
+    /// HTTP requests to a remote object store that failed: transport errors and timeouts, and
+    /// answers 401, 403, 408, 429 and 5xx. The client retries the transient ones with back-off
+    /// (`storage.max_retries`), so this counts retries plus requests that failed for good.
+    pub store_request_failures: u64,
+    /// Flushes (block uploads) that failed; the data stayed in the head and the WAL.
+    pub flush_failures: u64,
+    /// Flushes retried after a failure (with back-off, `storage.flush_backoff_*`).
+    pub flush_retries: u64,
 }
 
 impl Engine {
@@ -247,6 +267,12 @@ impl Engine {
         }
         drop(st);
         s.wal_bytes = self.inner.wal.disk_bytes();
+        let c = &self.inner.store_counters;
+        s.store_errors = c.errors.load(Ordering::Relaxed);
+        s.store_request_failures = c.request_failures.load(Ordering::Relaxed);
+        let f = &self.inner.flush_backoff;
+        s.flush_failures = f.failures.load(Ordering::Relaxed);
+        s.flush_retries = f.retries.load(Ordering::Relaxed);
         s
     }
 
@@ -376,8 +402,9 @@ impl Inner {
 
     /// Backpressure: while the active head is over budget and an older head is still being
     /// flushed, wait for that flush.
-    /// Gives up with an error when the older head's flush keeps failing (e.g. the object store
-    /// is down) for [`BACKPRESSURE_LIMIT`], instead of blocking forever.
+    /// Refuses at once with [`Error::Backpressure`] while flushes are failing (e.g. the object
+    /// store is down or denies access), and gives up with an error after
+    /// [`BACKPRESSURE_LIMIT`], instead of blocking forever.
     async fn wait_for_room(self: &Arc<Self>) -> Result<()> {
         let started = std::time::Instant::now();
         loop {
@@ -400,6 +427,14 @@ impl Inner {
                     return Ok(());
                 }
             }
+            if let Some((attempts, error)) = self.flush_backoff.failing() {
+                return Err(Error::Backpressure {
+                    reason: format!(
+                        "the head holds {bytes} bytes (head.max_bytes is {max}) and the last \
+                         {attempts} flushes failed, the last with: {error}"
+                    ),
+                });
+            }
             let waited = started.elapsed();
             if waited >= BACKPRESSURE_LIMIT {
                 return Err(Error::LimitExceeded {
@@ -414,6 +449,9 @@ impl Inner {
     }
 
     fn flush_in_background(self: &Arc<Self>) {
+        if !self.flush_backoff.ready() {
+            return; // flushes are failing: the maintenance task retries after the back-off
+        }
         if self.flush_scheduled.swap(true, Ordering::SeqCst) {
             return; // a background flush is already scheduled or running
         }
@@ -421,16 +459,40 @@ impl Inner {
         tokio::spawn(async move {
             let result = inner.flush().await;
             inner.flush_scheduled.store(false, Ordering::SeqCst);
-            if let Err(e) = result {
-                warn!(error = %e, "background flush failed; the data stays in the WAL and the head");
-                // Let waiting appenders re-check (and eventually give up).
+            if result.is_err() {
+                // (`flush` logged it.) Let waiting appenders re-check (and give up).
                 inner.flushed.notify_waiters();
             }
         });
     }
 
+    /// Flushes, recording the outcome: a failure is logged and counted, and sets the back-off
+    /// before the next automatic attempt; the data stays in the heads and the WAL.
     async fn flush(self: &Arc<Self>) -> Result<Option<BlockMeta>> {
         let _flush = self.flush_lock.lock().await;
+        let attempt = self.flush_backoff.started();
+        let result = self.flush_locked().await;
+        match &result {
+            Ok(_) => {
+                let failed = self.flush_backoff.succeeded();
+                if failed > 0 {
+                    info!(attempt, failed, "flush succeeded after failed attempts");
+                }
+            }
+            Err(e) => {
+                let retry_in = self.flush_backoff.failed(e);
+                warn!(
+                    error = %e,
+                    attempt,
+                    ?retry_in,
+                    "flush failed; the data stays in the head and the WAL, retrying with back-off"
+                );
+            }
+        }
+        result
+    }
+
+    async fn flush_locked(self: &Arc<Self>) -> Result<Option<BlockMeta>> {
         // Heads whose earlier flush failed go first, in order, so WAL coverage stays contiguous.
         let earlier: Vec<FrozenHead> = self.state.read().frozen.clone();
         for frozen in earlier {

@@ -162,6 +162,15 @@ pub enum Error {
         reason: String,
     },
 
+    /// Appends are refused for now: the head is full and the heads before it cannot be
+    /// written to the object store (the flush keeps failing; it is retried with back-off).
+    /// Nothing of the refused append was stored; retry it later.
+    #[error("appends refused until blocks can be written: {reason}")]
+    Backpressure {
+        /// What fills the head and why flushing fails.
+        reason: String,
+    },
+
     /// The disk (or quota) holding the write-ahead log is full: the write was refused and
     /// nothing of it stored. Writes succeed again, without a restart, once space is freed.
     #[error(

@@ -39,6 +39,7 @@ mod matcher;
 mod model;
 mod scan;
 mod stack_sums;
+mod store;
 mod symbol_cache;
 mod symbol_tables;
 mod varint;

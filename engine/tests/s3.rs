@@ -4,76 +4,9 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
+use common::s3::*;
 use common::*;
-use strata_engine::{Engine, EngineConfig, LabelMatcher, TimeRange};
-
-struct S3Server {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_s3() -> S3Server {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new("moto_server")
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("moto_server not found: run ./scripts/test, which installs moto[server] from PyPI");
-    let server = S3Server { child, port };
-    let start = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "moto_server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    server
-}
-
-/// `PUT /<bucket>`: S3 CreateBucket, over plain HTTP/1.1.
-fn create_bucket(port: u16, bucket: &str) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(s, "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
-    let mut response = String::new();
-    s.read_to_string(&mut response).unwrap();
-    assert!(
-        response.starts_with("HTTP/1.1 200"),
-        "CreateBucket failed: {response}"
-    );
-}
-
-fn s3_config(dir: &std::path::Path, port: u16) -> EngineConfig {
-    let mut c = test_config(dir);
-    c.storage.url = Some("s3://strata-test/cluster-a".into());
-    for (k, v) in [
-        ("aws_endpoint", format!("http://127.0.0.1:{port}")),
-        ("aws_allow_http", "true".into()),
-        ("aws_access_key_id", "test".into()),
-        ("aws_secret_access_key", "test".into()),
-        ("aws_region", "us-east-1".into()),
-    ] {
-        c.storage.options.insert(k.into(), v);
-    }
-    c
-}
+use strata_engine::{Engine, LabelMatcher, TimeRange};
 
 fn rows(ts0: i64) -> Vec<Row> {
     (0..40)

@@ -28,12 +28,29 @@ use crate::scan::{TimeRange, scan_schema};
 use crate::stack_sums::StackSums;
 use crate::symbol_tables::SymbolTables;
 
+/// A Parquet error reading one of the block's files: the object store's own error when the
+/// store failed (unreachable, denied: the block is fine), else the file is corrupt.
 fn corrupt(block: &BlockHandle, file: &str) -> impl FnOnce(parquet::errors::ParquetError) -> Error {
     let (block, file) = (block.id().to_owned(), file.to_owned());
-    move |e| Error::CorruptBlock {
-        block,
-        file,
-        reason: e.to_string(),
+    move |e| match e {
+        parquet::errors::ParquetError::External(inner) => {
+            match inner.downcast::<object_store::Error>() {
+                Ok(source) => Error::ObjectStore {
+                    path: block_path(&block, &file).to_string(),
+                    source: *source,
+                },
+                Err(other) => Error::CorruptBlock {
+                    block,
+                    file,
+                    reason: other.to_string(),
+                },
+            }
+        }
+        e => Error::CorruptBlock {
+            block,
+            file,
+            reason: e.to_string(),
+        },
     }
 }
 

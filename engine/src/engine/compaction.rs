@@ -146,6 +146,13 @@ impl Engine {
     pub async fn compact(&self) -> Result<Option<BlockMeta>> {
         let inner = &self.inner;
         let _m = inner.maintenance_lock.lock().await;
+        // An earlier output that may be committed over sources still live must go first, or
+        // a later compaction of those sources could leave both behind.
+        let failed: Vec<String> = inner.failed_compactions.lock().clone();
+        for id in failed {
+            block::delete_block(&*inner.store, &id).await?;
+            inner.failed_compactions.lock().retain(|f| *f != id);
+        }
         let c = &inner.config.compaction;
         let group = {
             let st = inner.state.read();
@@ -223,7 +230,8 @@ impl Engine {
                 // Its meta.json may have been written: remove it, so a retry does not commit a
                 // second block over the same sources (open also resolves such pairs).
                 if let Err(cleanup) = block::delete_block(&*inner.store, &id).await {
-                    warn!(block = %id, error = %cleanup, "removing a failed compaction output failed");
+                    warn!(block = %id, error = %cleanup, "removing a failed compaction output failed; retried before the next compaction");
+                    inner.failed_compactions.lock().push(id);
                 }
                 return Err(e);
             }

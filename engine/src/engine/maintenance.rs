@@ -28,15 +28,20 @@ pub(super) async fn run(weak: Weak<Inner>, mut shutdown: watch::Receiver<bool>) 
         }
         let Some(inner) = weak.upgrade() else { return };
         let engine = Engine { inner };
-        let due = {
+        let (due, unflushed) = {
             let st = engine.inner.state.read();
             let head = st.active.read();
-            !head.is_empty()
+            let due = !head.is_empty()
                 && (head.created().elapsed() >= engine.inner.config.head.max_age
-                    || head.bytes() >= engine.inner.config.head.max_bytes)
+                    || head.bytes() >= engine.inner.config.head.max_bytes);
+            (due, !st.frozen.is_empty())
         };
-        if due && let Err(e) = engine.flush().await {
-            warn!(error = %e, "scheduled flush failed");
+        // A head whose flush failed is retried once its back-off has passed, whether or not
+        // the head after it is due; `flush` logs and counts failures.
+        let backoff = &engine.inner.flush_backoff;
+        let retry = unflushed && backoff.failing().is_some();
+        if (due || retry) && backoff.ready() {
+            let _ = engine.flush().await;
         }
         if engine.inner.config.compaction.enabled && last_compaction.elapsed() >= compaction_every {
             last_compaction = Instant::now();

@@ -6,8 +6,6 @@ use std::fs;
 use std::sync::Arc;
 
 use object_store::ObjectStore;
-use object_store::local::LocalFileSystem;
-use object_store::prefix::PrefixStore;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{Notify, watch};
 use tracing::{info, warn};
@@ -17,6 +15,7 @@ use crate::block::{self, BlockHandle, list_blocks, load_meta, open_block, quaran
 use crate::config::EngineConfig;
 use crate::error::{Error, Result};
 use crate::head::Head;
+use crate::store::{CountingStore, StoreCounters, build_store};
 use crate::wal::{ReplayReport, Wal};
 
 /// What [`Engine::open`] found and did.
@@ -32,35 +31,6 @@ pub struct OpenReport {
     pub removed_incomplete: Vec<String>,
     /// Blocks already replaced by a compacted block (interrupted compaction) that were deleted.
     pub removed_superseded: Vec<String>,
-}
-
-fn build_store(config: &EngineConfig) -> Result<Arc<dyn ObjectStore>> {
-    match &config.storage.url {
-        None => {
-            let local = LocalFileSystem::new_with_prefix(&config.data_dir)
-                .map_err(|e| Error::InvalidStoreUrl {
-                    url: config.data_dir.display().to_string(),
-                    reason: e.to_string(),
-                })?
-                .with_automatic_cleanup(true);
-            Ok(Arc::new(local))
-        }
-        Some(url) => {
-            let invalid = |reason: String| Error::InvalidStoreUrl {
-                url: url.clone(),
-                reason,
-            };
-            let parsed = url::Url::parse(url).map_err(|e| invalid(e.to_string()))?;
-            let (store, prefix) =
-                object_store::parse_url_opts(&parsed, config.storage.options.iter())
-                    .map_err(|e| invalid(e.to_string()))?;
-            if prefix.as_ref().is_empty() {
-                Ok(Arc::from(store))
-            } else {
-                Ok(Arc::new(PrefixStore::new(store, prefix)))
-            }
-        }
-    }
 }
 
 pub(super) async fn open(
@@ -82,10 +52,12 @@ pub(super) async fn open(
     })?;
     let local_root =
         (store.is_none() && config.storage.url.is_none()).then(|| config.data_dir.clone());
+    let store_counters = Arc::new(StoreCounters::default());
     let store = match store {
         Some(s) => s,
-        None => build_store(&config)?,
+        None => build_store(&config, &store_counters)?,
     };
+    let store: Arc<dyn ObjectStore> = Arc::new(CountingStore::new(store, store_counters.clone()));
     let mut report = OpenReport::default();
 
     let listing = list_blocks(&*store).await?;
@@ -187,6 +159,10 @@ pub(super) async fn open(
     state.sort_blocks();
     let background = config.background;
     let symbols = crate::symbol_cache::SymbolCache::new(config.block.symbol_cache_bytes);
+    let flush_backoff = super::backoff::FlushBackoff::new(
+        config.storage.flush_backoff_initial,
+        config.storage.flush_backoff_max,
+    );
     let inner = Arc::new(Inner {
         config,
         store,
@@ -201,13 +177,17 @@ pub(super) async fn open(
         symbols,
         closed: Default::default(),
         flush_scheduled: Default::default(),
+        flush_backoff,
+        store_counters,
+        failed_compactions: Mutex::new(Vec::new()),
         report,
         shutdown: Mutex::new(None),
         _lock: lock,
     });
-    if over_budget && let Err(e) = inner.flush().await {
-        // Best effort: the data is safe in the WAL; the background task retries.
-        warn!(error = %e, "flushing the replayed head failed");
+    if over_budget {
+        // Best effort: the data is safe in the WAL; the background task retries (`flush`
+        // logs a failure).
+        let _ = inner.flush().await;
     }
     if background {
         let (tx, rx) = watch::channel(false);

@@ -1,6 +1,7 @@
 //! Helpers shared by the engine's integration tests: a tiny batch DSL and a naive model.
 #![allow(dead_code)]
 
+pub mod s3;
 pub mod store;
 
 use std::collections::BTreeMap;
