@@ -43,7 +43,7 @@ pub(crate) fn engine_status(e: strata_engine::Error) -> Status {
         E::InvalidBatch { .. } | E::InvalidLabels { .. } | E::InvalidProfileType { .. } => {
             Status::invalid_argument(e.to_string())
         }
-        E::WalUnavailable { .. } => Status::unavailable(e.to_string()),
+        E::WalUnavailable { .. } | E::Backpressure { .. } => Status::unavailable(e.to_string()),
         other => Status::internal(other.to_string()),
     }
 }

@@ -68,6 +68,33 @@ pub(crate) async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
         "Bytes of WAL segments on disk.",
         s.wal_bytes,
     );
+    for (name, help, value) in [
+        (
+            "strata_flush_failures_total",
+            "Flushes (block uploads) that failed; their data stays in the head and the WAL.",
+            s.flush_failures,
+        ),
+        (
+            "strata_flush_retries_total",
+            "Flushes retried with back-off after a failure.",
+            s.flush_retries,
+        ),
+        (
+            "strata_store_errors_total",
+            "Object store operations that failed after the client's retries.",
+            s.store_errors,
+        ),
+        (
+            "strata_store_request_failures_total",
+            "Object store HTTP requests that failed (transport, timeout, 401/403/408/429/5xx), retried or not.",
+            s.store_request_failures,
+        ),
+    ] {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+        );
+    }
     let _ = writeln!(
         out,
         "# HELP strata_ingest_requests_total Push requests by protocol and outcome.\n# TYPE strata_ingest_requests_total counter"

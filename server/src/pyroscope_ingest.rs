@@ -168,7 +168,7 @@ async fn store(
         strata_engine::Error::LimitExceeded { .. } => {
             (StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
         }
-        strata_engine::Error::WalUnavailable { .. } => {
+        strata_engine::Error::WalUnavailable { .. } | strata_engine::Error::Backpressure { .. } => {
             (StatusCode::SERVICE_UNAVAILABLE, e.to_string())
         }
         other => (StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
