@@ -7,7 +7,11 @@
 //! spread evenly over `span` of simulated time (each round is one interval of every node; when
 //! the span is longer than the rounds fill, the intervals in between are skipped), and pushed
 //! as fast as the server acknowledges ([`Rate::Max`]) or at a multiple of real time.
+//!
+//! [`sustained`] is the other mode: consecutive intervals pushed for a wall-clock duration
+//! into a server held to a memory limit.
 
+pub mod cgroup;
 pub mod fleet;
 pub mod plot;
 pub mod pprof;
@@ -15,6 +19,7 @@ pub mod probe;
 pub mod push;
 pub mod report;
 pub mod server;
+pub mod sustained;
 
 use std::path::PathBuf;
 use std::sync::Arc;

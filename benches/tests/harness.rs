@@ -132,3 +132,66 @@ fn fleet_is_deterministic_and_churns() {
         assert!((120..=1_100).contains(&g.value), "{g:?}");
     }
 }
+
+/// Sustained mode, briefly: 15 s of pushing at 20x real time into a server held to 512 MiB
+/// (in a memory cgroup when this runs as root), then a verdict, the time series and the
+/// charts. And the verdict fails a run whose limit the server cannot stay under.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sustained_mode_under_a_memory_limit() {
+    use scale::sustained::{self, SustainedConfig};
+    let mut cfg = SustainedConfig::new(5, 15.0, 512 << 20);
+    cfg.fleet.processes = 4;
+    cfg.rate = scale::Rate::Realtime(20.0);
+    cfg.window_s = 3.0;
+    cfg.enforce = scale::cgroup::available();
+    let target = Target::Spawn(strata_binary(), None);
+    let r = sustained::run(&cfg, &target, None).await.unwrap();
+    assert!(r.failures.is_empty(), "{:?}", r.failures);
+    let s = &r.summary;
+    assert_eq!(s.failed_requests, 0, "{:?}", s.first_error);
+    assert_eq!(r.acked, r.generated);
+    // Several rounds (one every 0.5 s), all queryable.
+    assert!(r.acked.requests >= 5 * 4, "{:?}", r.acked);
+    assert_eq!(s.merged_total, Some(r.acked.value as f64));
+    assert!(s.rss_peak_bytes > 0 && s.rss_peak_bytes < cfg.memory_limit_bytes);
+    assert!(s.server_exit.is_none());
+    // Samples over the whole run, and windows covering it.
+    assert!(r.memory.len() >= 10, "{} memory samples", r.memory.len());
+    assert!(r.memory.iter().any(|p| p.head_bytes.is_some_and(|b| b > 0)));
+    assert!(r.windows.len() >= 4);
+    assert_eq!(
+        r.windows.iter().map(|w| w.requests).sum::<u64>(),
+        r.acked.requests
+    );
+    assert!(r.windows.iter().filter(|w| w.rows_per_s > 0.0).count() >= 3);
+    if cfg.enforce {
+        assert!(r.cgroup.is_some());
+        assert_eq!(s.oom_kills, Some(0));
+        assert!(s.cgroup_peak_bytes.is_some_and(|p| p > 0));
+        assert!(s.anon_peak_bytes.is_some_and(|p| p > 0));
+        // The server ran inside it; it is gone afterwards.
+        let leftover = format!("strata-bench-{}", std::process::id());
+        let found = std::process::Command::new("find")
+            .args(["/sys/fs/cgroup", "-maxdepth", "5", "-name", &leftover])
+            .output()
+            .unwrap();
+        assert!(found.stdout.is_empty(), "cgroup left behind");
+    }
+    let out = tempfile::tempdir().unwrap();
+    let charts = sustained::charts(&r, out.path(), "s").unwrap();
+    assert_eq!(charts.len(), 3);
+    assert!(sustained::markdown(&r).contains("PASS"));
+
+    // A limit below what the server needs: reported as a failure (RSS checked, no cgroup).
+    let mut small = SustainedConfig::new(2, 2.0, 4 << 20);
+    small.enforce = false;
+    small.verify = false;
+    let r = sustained::run(&small, &target, None).await.unwrap();
+    assert!(
+        r.failures
+            .iter()
+            .any(|f| f.contains("not under the 4 MiB limit")),
+        "{:?}",
+        r.failures
+    );
+}

@@ -6,12 +6,15 @@
 //! cargo run --release -p strata-benches --bin strata-bench -- --nodes 1000
 //! cargo run -p strata-benches --bin strata-bench -- --preset tiny
 //! strata-bench summarize benches/results/nodes-*.json   # scaling charts + table
+//! # sustained load: 10 minutes at real time into a server held to 1 GiB (cgroup), as root
+//! strata-bench --nodes 1000 --duration 10m --memory-limit 1GiB
 //! ```
 
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
+use strata_benches::scale::sustained::{self, SustainedConfig};
 use strata_benches::scale::{self, Preset, Rate, Report, Target, plot, report};
 
 #[derive(Parser)]
@@ -65,8 +68,27 @@ struct RunArgs {
     #[arg(long)]
     checkpoints: Option<u64>,
     /// `max` (as fast as acknowledged) or a multiple of real time (1 = as the fleet would).
-    #[arg(long, default_value = "max")]
-    rate: String,
+    /// Default: `max`, or `1` with --duration.
+    #[arg(long)]
+    rate: Option<String>,
+    /// Sustained mode: push consecutive intervals for this long (wall clock), e.g. 10m, then
+    /// check the server stayed under --memory-limit.
+    #[arg(long, value_parser = humantime_duration, requires = "memory_limit")]
+    duration: Option<std::time::Duration>,
+    /// Sustained mode: the server's memory limit, e.g. 1GiB, 768MiB: its config is derived
+    /// from it and a memory cgroup enforces it (root needed; see --no-cgroup).
+    #[arg(long, value_parser = parse_bytes, requires = "duration")]
+    memory_limit: Option<u64>,
+    /// Sustained mode: derive the config from the limit but do not run the server in a
+    /// memory cgroup (the limit is then only checked against its RSS).
+    #[arg(long)]
+    no_cgroup: bool,
+    /// Sustained mode: most failed pushes tolerated, as a fraction of requests.
+    #[arg(long, default_value_t = 0.001)]
+    max_error_fraction: f64,
+    /// Sustained mode: width of the time series' windows, e.g. 10s.
+    #[arg(long, value_parser = humantime_duration)]
+    window: Option<std::time::Duration>,
     /// WriteRaw calls in flight.
     #[arg(long)]
     concurrency: Option<usize>,
@@ -91,6 +113,22 @@ struct RunArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+}
+
+/// `1GiB`, `512MiB`, `2G` (binary units either way), or bytes.
+fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(split);
+    let n: u64 = n.parse().map_err(|_| format!("bad size {s:?}"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kib" | "kb" => 10,
+        "m" | "mib" | "mb" => 20,
+        "g" | "gib" | "gb" => 30,
+        _ => return Err(format!("bad unit in {s:?}: KiB, MiB or GiB")),
+    };
+    Ok(n << shift)
 }
 
 fn humantime_duration(s: &str) -> Result<std::time::Duration, String> {
@@ -124,7 +162,7 @@ async fn run(a: RunArgs) -> anyhow::Result<()> {
             (Preset::Nodes(n), format!("nodes-{n}"))
         }
     };
-    let name = a.name.unwrap_or(name);
+    let name = a.name.clone().unwrap_or(name);
     let mut cfg = preset.config();
     if let Some(v) = a.processes {
         cfg.fleet.processes = v;
@@ -147,7 +185,8 @@ async fn run(a: RunArgs) -> anyhow::Result<()> {
     if let Some(v) = a.concurrency {
         cfg.concurrency = v;
     }
-    cfg.rate = match a.rate.as_str() {
+    let default_rate = if a.duration.is_some() { "1" } else { "max" };
+    cfg.rate = match a.rate.as_deref().unwrap_or(default_rate) {
         "max" => Rate::Max,
         f => match f.parse::<f64>() {
             Ok(x) if x > 0.0 => Rate::Realtime(x),
@@ -161,6 +200,22 @@ async fn run(a: RunArgs) -> anyhow::Result<()> {
             a.data_parent,
         ),
     };
+    if let (Some(duration), Some(limit)) = (a.duration, a.memory_limit) {
+        let mut s = SustainedConfig::new(cfg.fleet.nodes, duration.as_secs_f64(), limit);
+        s.fleet = cfg.fleet.clone();
+        s.rate = cfg.rate;
+        s.concurrency = cfg.concurrency;
+        s.enforce = !a.no_cgroup;
+        s.max_error_fraction = a.max_error_fraction;
+        if let Some(w) = a.window {
+            s.window_s = w.as_secs_f64();
+        }
+        let name = match a.name {
+            Some(n) => n,
+            None => format!("sustained-{}", s.fleet.nodes),
+        };
+        return sustained(&s, &target, &a.out, &name, a.quiet).await;
+    }
     // Rows expected: about what the fleet generates; the bar's length is an estimate.
     let f = &cfg.fleet;
     let estimate = cfg.rounds as f64 * f.nodes as f64 * f.processes as f64 * 35.0;
@@ -199,6 +254,39 @@ async fn run(a: RunArgs) -> anyhow::Result<()> {
             v.merged_total,
             report.acked.value
         );
+    }
+    Ok(())
+}
+
+async fn sustained(
+    cfg: &SustainedConfig,
+    target: &Target,
+    out: &std::path::Path,
+    name: &str,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    let bar = indicatif::ProgressBar::new(cfg.duration_s as u64);
+    if quiet {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} s {msg}")
+            .context("progress style")?
+            .progress_chars("=> "),
+    );
+    let report = sustained::run(cfg, target, Some(&bar)).await?;
+    bar.finish_and_clear();
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let json = out.join(format!("{name}.json"));
+    std::fs::write(&json, serde_json::to_vec_pretty(&report)?)
+        .with_context(|| format!("writing {}", json.display()))?;
+    let md = sustained::markdown(&report);
+    std::fs::write(out.join(format!("{name}.md")), &md)?;
+    let charts = sustained::charts(&report, out, name)?;
+    println!("{md}");
+    println!("wrote {} and {}", json.display(), display_all(&charts));
+    if !report.failures.is_empty() {
+        bail!("sustained run failed: {}", report.failures.join("; "));
     }
     Ok(())
 }

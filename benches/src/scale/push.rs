@@ -3,7 +3,7 @@
 //! HTTP/2 connection, timing every call from send to acknowledgement.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use strata_proto::parca::WriteRawRequest;
@@ -48,6 +48,11 @@ pub struct Progress {
     pub requests: AtomicU64,
     /// Sample rows acknowledged.
     pub rows: AtomicU64,
+    /// Requests that failed.
+    pub failed: AtomicU64,
+    /// Set to end a push early: the generator stops making requests and the ones already
+    /// made are still sent (the sustained mode's deadline, or the server gone).
+    pub stop: AtomicBool,
 }
 
 /// What a push of some rounds did.
@@ -63,6 +68,11 @@ pub struct PushOutcome {
     pub first_error: Option<String>,
     /// Per acknowledged call: microseconds from send to answer.
     pub latencies_us: Vec<u64>,
+    /// Per acknowledged call, in the order of `latencies_us`: when the answer came,
+    /// milliseconds since the push started.
+    pub acked_at_ms: Vec<u64>,
+    /// Per failed call: when, milliseconds since the push started.
+    pub failed_at_ms: Vec<u64>,
     /// Wall time.
     pub wall: Duration,
 }
@@ -89,21 +99,30 @@ pub async fn push_rounds(
     let (tx, rx) = tokio::sync::mpsc::channel::<(WriteRawRequest, Generated)>(concurrency * 2);
     let started = Instant::now();
     let interval_ns = fleet.config().interval_ns;
+    let progress_gen = progress.clone();
     let producer = std::thread::spawn(move || {
         let mut fleet = fleet;
         let mut generated = Generated::default();
         let nodes = fleet.config().nodes;
         let program = fleet.program().clone();
         let mut encoder = PprofEncoder::new(&program);
+        let stop = &progress_gen.stop;
         for (i, round) in rounds.clone().enumerate() {
             for node in 0..nodes {
                 if let Rate::Realtime(factor) = rate {
                     let phase = (i as f64 + node as f64 / nodes as f64) * interval_ns as f64;
                     let due = started + Duration::from_nanos((phase / factor) as u64);
-                    let now = Instant::now();
-                    if due > now {
-                        std::thread::sleep(due - now);
+                    // In slices, so a stop is seen while waiting.
+                    loop {
+                        let now = Instant::now();
+                        if due <= now || stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        std::thread::sleep((due - now).min(Duration::from_millis(100)));
                     }
+                }
+                if stop.load(Ordering::Relaxed) {
+                    return (fleet, generated);
                 }
                 let (req, g) = fleet.request(&mut encoder, node, round, timeline.round_end(round));
                 generated.add(&g);
@@ -129,12 +148,15 @@ pub async fn push_rounds(
                 match client.write_raw(req).await {
                     Ok(_) => {
                         out.latencies_us.push(t.elapsed().as_micros() as u64);
+                        out.acked_at_ms.push(started.elapsed().as_millis() as u64);
                         out.acked.add(&g);
                         progress.requests.fetch_add(1, Ordering::Relaxed);
                         progress.rows.fetch_add(g.rows, Ordering::Relaxed);
                     }
                     Err(e) => {
                         out.failed += 1;
+                        out.failed_at_ms.push(started.elapsed().as_millis() as u64);
+                        progress.failed.fetch_add(1, Ordering::Relaxed);
                         out.first_error.get_or_insert_with(|| e.to_string());
                     }
                 }
@@ -153,6 +175,8 @@ pub async fn push_rounds(
             outcome.first_error = o.first_error;
         }
         outcome.latencies_us.extend(o.latencies_us);
+        outcome.acked_at_ms.extend(o.acked_at_ms);
+        outcome.failed_at_ms.extend(o.failed_at_ms);
     }
     let (fleet, generated) = producer
         .join()

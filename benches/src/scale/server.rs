@@ -31,15 +31,40 @@ impl Server {
     /// Starts `strata server --no-collector` from `binary` on a fresh data directory (under
     /// `parent`, or the system's temporary directory) and waits until it is ready.
     pub async fn spawn(binary: &Path, parent: Option<&Path>) -> Result<Server, Error> {
+        Self::spawn_with(binary, parent, SERVER_CONFIG, None).await
+    }
+
+    /// [`Server::spawn`] with this config file (YAML) and, if given, inside a cgroup: the
+    /// server is started through `sh`, which writes its own pid to `cgroup_procs` (a
+    /// `cgroup.procs` file) and then `exec`s the server, so every byte the server allocates
+    /// is charged to that cgroup.
+    pub async fn spawn_with(
+        binary: &Path,
+        parent: Option<&Path>,
+        config_yaml: &str,
+        cgroup_procs: Option<&Path>,
+    ) -> Result<Server, Error> {
         let data = match parent {
             Some(p) => tempfile::tempdir_in(p),
             None => tempfile::tempdir(),
         }
         .map_err(|e| Error::io("creating the data directory", e))?;
         let config = data.path().join("strata-bench.yaml");
-        std::fs::write(&config, SERVER_CONFIG).map_err(|e| Error::io("writing the config", e))?;
+        std::fs::write(&config, config_yaml).map_err(|e| Error::io("writing the config", e))?;
         let store = data.path().join("data");
-        let mut child = Command::new(binary)
+        let mut command = match cgroup_procs {
+            Some(procs) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(r#"echo $$ > "$1" && shift && exec "$@""#)
+                    .arg("sh")
+                    .arg(procs)
+                    .arg(binary);
+                c
+            }
+            None => Command::new(binary),
+        };
+        let mut child = command
             .args(["server", "--listen", "127.0.0.1:0", "--no-collector"])
             .arg("--data-dir")
             .arg(&store)
@@ -108,6 +133,14 @@ impl Server {
     /// The server's process id, if the harness started it.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
+    }
+
+    /// Whether a server the harness started has exited, and how (`None` while it runs, or
+    /// for a server it did not start).
+    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
     }
 
     /// The store's directory, if the harness started the server.
@@ -206,10 +239,19 @@ pub fn metric(metrics: &[(String, f64)], name: &str) -> Option<f64> {
 
 /// `VmRSS` of process `pid`, in bytes.
 pub fn rss_of(pid: u32) -> Option<u64> {
+    status_kb(pid, "VmRSS:")
+}
+
+/// `VmHWM` of process `pid` (the kernel's record of its peak resident memory), in bytes.
+pub fn hwm_of(pid: u32) -> Option<u64> {
+    status_kb(pid, "VmHWM:")
+}
+
+fn status_kb(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let kb: u64 = status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .find_map(|l| l.strip_prefix(field))?
         .trim()
         .trim_end_matches("kB")
         .trim()

@@ -1,0 +1,747 @@
+//! Sustained load: the fleet pushed continuously for a wall-clock duration into a server
+//! configured for, and confined to, a memory limit.
+//!
+//! The server gets a config derived from the limit ([`MemoryBudget`]) and runs in a memory
+//! cgroup with that limit ([`super::cgroup`]), so going over it is an OOM kill, not a number
+//! in a report. While pushing, the harness samples the server's RSS, the cgroup's charge and
+//! anonymous memory every 250 ms and the server's head and blocks (`/metrics`) every second;
+//! it keeps every acknowledgement's time and latency. The run fails ([`SustainedReport::
+//! failures`]) if the server dies, if its peak RSS (`VmHWM`, which catches spikes between
+//! samples) reaches the limit, or if more than a small fraction of pushes fail.
+//!
+//! Simulated time advances with the pushes: rounds are consecutive 10 s intervals (no gaps),
+//! and at `--rate 1` each round's timestamps are the wall clock's, as in production.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use super::cgroup::{self, Cgroup};
+use super::fleet::{Fleet, FleetConfig, Generated};
+use super::push::{self, Rate, Timeline};
+use super::report::{percentile, si};
+use super::server::{self, Server};
+use super::{Error, Target, plot};
+
+/// A sustained run's settings.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SustainedConfig {
+    /// The fleet.
+    pub fleet: FleetConfig,
+    /// Wall-clock time to push for (s).
+    pub duration_s: f64,
+    /// Push pacing.
+    pub rate: Rate,
+    /// `WriteRaw` calls in flight.
+    pub concurrency: usize,
+    /// The server's memory limit (bytes): its config is derived from it, and (with
+    /// `enforce`) the kernel enforces it.
+    pub memory_limit_bytes: u64,
+    /// Run a spawned server in a memory cgroup limited to `memory_limit_bytes`.
+    pub enforce: bool,
+    /// Most failed pushes tolerated, as a fraction of requests.
+    pub max_error_fraction: f64,
+    /// Width of the time series' windows (s).
+    pub window_s: f64,
+    /// At the end, check that a merge over all the pushed data equals what was acknowledged.
+    pub verify: bool,
+}
+
+impl SustainedConfig {
+    /// `nodes` x 10 processes at real time (`--rate 1`) for `duration_s`, limited to
+    /// `memory_limit_bytes`, enforced; 0.1 % of pushes may fail; 10 s windows.
+    pub fn new(nodes: usize, duration_s: f64, memory_limit_bytes: u64) -> SustainedConfig {
+        SustainedConfig {
+            fleet: FleetConfig {
+                nodes,
+                processes: 10,
+                ..FleetConfig::default()
+            },
+            duration_s,
+            rate: Rate::Realtime(1.0),
+            concurrency: 8,
+            memory_limit_bytes,
+            enforce: true,
+            max_error_fraction: 0.001,
+            window_s: 10.0,
+            verify: true,
+        }
+    }
+}
+
+/// What bounds the server's memory, sized for a limit. The rest of the server (runtime,
+/// gRPC buffers of the requests in flight, one query's working set, allocator slack) has to
+/// fit in what is left: about half the limit.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MemoryBudget {
+    /// `engine.head.max_bytes`: the head is flushed at this size; while one head is being
+    /// written out as a block the next fills, so two heads (and the block being encoded) can
+    /// be in memory. limit / 8.
+    pub head_max_bytes: u64,
+    /// `engine.block.symbol_cache_bytes`: decoded symbol tables of queried blocks. limit / 16.
+    pub symbol_cache_bytes: u64,
+    /// `engine.compaction.merge_chunk_rows`: rows a compaction merges at a time (about 50
+    /// bytes each). limit / 32 of rows' worth.
+    pub merge_chunk_rows: u64,
+    /// `engine.wal.group_commit_bytes`: bytes one WAL write gathers. limit / 64, at most the
+    /// default 16 MiB.
+    pub group_commit_bytes: u64,
+}
+
+impl MemoryBudget {
+    /// The budget for a server limited to `limit` bytes.
+    pub fn for_limit(limit: u64) -> MemoryBudget {
+        MemoryBudget {
+            head_max_bytes: (limit / 8).max(1 << 20),
+            symbol_cache_bytes: limit / 16,
+            merge_chunk_rows: (limit / 32 / 50).max(1024),
+            group_commit_bytes: (limit / 64).clamp(64 << 10, 16 << 20),
+        }
+    }
+
+    /// The `strata server` config file: the budget, everything else at its production
+    /// default (WAL `fsync: always`, head `max_age` 10 m, compaction every minute), and no
+    /// scraping of itself, so the store holds only the pushed data.
+    pub fn server_yaml(&self) -> String {
+        format!(
+            "# strata server config for a memory limit (strata-bench sustained mode)\n\
+             engine:\n  \
+               head:\n    max_bytes: {}\n  \
+               block:\n    symbol_cache_bytes: {}\n  \
+               compaction:\n    merge_chunk_rows: {}\n  \
+               wal:\n    group_commit_bytes: {}\n\
+             scrape_configs: []\n",
+            self.head_max_bytes,
+            self.symbol_cache_bytes,
+            self.merge_chunk_rows,
+            self.group_commit_bytes
+        )
+    }
+}
+
+/// One memory sample.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct MemPoint {
+    /// Seconds since the first push.
+    pub elapsed_s: f64,
+    /// Sample rows acknowledged by then.
+    pub rows: u64,
+    /// Server resident memory (bytes).
+    pub rss_bytes: u64,
+    /// The cgroup's charge: anonymous memory + page cache + kernel (bytes).
+    pub cgroup_bytes: Option<u64>,
+    /// The cgroup's anonymous memory (bytes).
+    pub anon_bytes: Option<u64>,
+    /// `strata_head_bytes` (all heads), from the latest `/metrics` read.
+    pub head_bytes: Option<u64>,
+    /// `strata_blocks`, likewise.
+    pub blocks: Option<u64>,
+}
+
+/// The run over one window of wall time.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct Window {
+    /// Start (s since the first push).
+    pub start_s: f64,
+    /// End.
+    pub end_s: f64,
+    /// Requests acknowledged in the window.
+    pub requests: u64,
+    /// Requests that failed in the window.
+    pub failed: u64,
+    /// Sample rows acknowledged per second.
+    pub rows_per_s: f64,
+    /// Acknowledgement latency of the window's requests, median (ms).
+    pub ack_p50_ms: f64,
+    /// 99th percentile (ms).
+    pub ack_p99_ms: f64,
+    /// Highest RSS sampled in the window (bytes).
+    pub rss_max_bytes: u64,
+    /// Highest cgroup charge sampled in the window (bytes).
+    pub cgroup_max_bytes: Option<u64>,
+}
+
+/// Headline figures of a sustained run.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct SustainedSummary {
+    /// Wall time spent pushing (s).
+    pub wall_s: f64,
+    /// Simulated time covered (s).
+    pub simulated_s: f64,
+    /// Sample rows acknowledged per second.
+    pub rows_per_s: f64,
+    /// CPU samples (sum of values) acknowledged per second.
+    pub values_per_s: f64,
+    /// Ingest rate over the rate the fleet produces rows in real time.
+    pub realtime_factor: f64,
+    /// Failed requests.
+    pub failed_requests: u64,
+    /// Failed over all requests.
+    pub error_fraction: f64,
+    /// The first failure's message.
+    pub first_error: Option<String>,
+    /// Acknowledgement latency, median (ms).
+    pub ack_p50_ms: f64,
+    /// 99th percentile (ms).
+    pub ack_p99_ms: f64,
+    /// Slowest (ms).
+    pub ack_max_ms: f64,
+    /// Peak resident memory: the highest of the samples and the kernel's `VmHWM` (bytes).
+    pub rss_peak_bytes: u64,
+    /// `VmHWM` at the end of pushing (bytes), if the server was still there to ask.
+    pub rss_hwm_bytes: Option<u64>,
+    /// Highest anonymous memory of the cgroup sampled (bytes).
+    pub anon_peak_bytes: Option<u64>,
+    /// The cgroup's peak charge, page cache included (`memory.peak` /
+    /// `memory.max_usage_in_bytes`).
+    pub cgroup_peak_bytes: Option<u64>,
+    /// The limit as the kernel held it.
+    pub cgroup_limit_bytes: Option<u64>,
+    /// OOM kills in the cgroup.
+    pub oom_kills: Option<u64>,
+    /// Times the cgroup hit its limit (and reclaimed page cache, or worse).
+    pub limit_hits: Option<u64>,
+    /// Highest `strata_head_bytes` seen (bytes).
+    pub head_peak_bytes: Option<u64>,
+    /// Blocks at the end.
+    pub blocks: Option<u64>,
+    /// Merged total over the whole run (when verified).
+    pub merged_total: Option<f64>,
+    /// How the server ended, if it did so on its own during the run.
+    pub server_exit: Option<String>,
+}
+
+/// Everything a sustained run measured.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct SustainedReport {
+    /// Settings.
+    pub config: SustainedConfig,
+    /// The server config derived from the limit.
+    pub budget: MemoryBudget,
+    /// The cgroup interface used, if the limit was enforced.
+    pub cgroup: Option<cgroup::Version>,
+    /// Pushed.
+    pub generated: Generated,
+    /// Acknowledged.
+    pub acked: Generated,
+    /// Headline figures.
+    pub summary: SustainedSummary,
+    /// Over time.
+    pub windows: Vec<Window>,
+    /// Memory samples.
+    pub memory: Vec<MemPoint>,
+    /// Why the run failed; empty when it passed.
+    pub failures: Vec<String>,
+}
+
+/// Runs the sustained load. An `Err` is a harness failure (the server could not be started,
+/// the cgroup not created); a run that completes with the server over its limit, dead or
+/// refusing pushes returns a report whose `failures` say so.
+pub async fn run(
+    cfg: &SustainedConfig,
+    target: &Target,
+    progress: Option<&indicatif::ProgressBar>,
+) -> Result<SustainedReport, Error> {
+    let budget = MemoryBudget::for_limit(cfg.memory_limit_bytes);
+    let cgroup = match target {
+        Target::Spawn(..) if cfg.enforce => Some(Cgroup::create(cfg.memory_limit_bytes, None)?),
+        _ => None,
+    };
+    let mut server = match target {
+        Target::Spawn(bin, parent) => {
+            let procs = cgroup.as_ref().map(Cgroup::procs_file);
+            Server::spawn_with(
+                bin,
+                parent.as_deref(),
+                &budget.server_yaml(),
+                procs.as_deref(),
+            )
+            .await?
+        }
+        Target::Url(url) => Server::connect(url).await?,
+    };
+    if let (Some(cg), Some(pid)) = (&cgroup, server.pid()) {
+        // The server put itself there before exec; check.
+        let procs = std::fs::read_to_string(cg.procs_file()).unwrap_or_default();
+        if !procs.lines().any(|l| l.trim() == pid.to_string()) {
+            cg.add(pid)?;
+        }
+    }
+    let cgroup = cgroup.map(Arc::new);
+
+    let interval = cfg.fleet.interval_ns;
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64);
+    // Round r ends at start + (r + 1) x interval. At real time that is when it is pushed;
+    // faster, the data starts as far back as the run can reach, so it never lies ahead of the
+    // wall clock.
+    let ahead_s = match cfg.rate {
+        Rate::Realtime(f) => cfg.duration_s * (f - 1.0).max(0.0),
+        Rate::Max => cfg.duration_s * 20.0,
+    };
+    let start_ns = (now_ns - (ahead_s * 1e9) as i64) / interval * interval - interval;
+    let timeline = Timeline {
+        start_ns,
+        gap_ns: interval,
+    };
+    let counters = Arc::new(push::Progress::default());
+    let started = Instant::now();
+
+    // Memory and the head, sampled while pushing; stops pushing if the server goes away.
+    let sampler_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let (stop, counters, cgroup) = (sampler_stop.clone(), counters.clone(), cgroup.clone());
+        let pid = server.pid();
+        let url = server.url.clone();
+        tokio::spawn(async move {
+            let probe = Server::connect(&url).await.ok();
+            let mut points = Vec::new();
+            let (mut head_bytes, mut blocks) = (None, None);
+            let mut tick = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                if tick.is_multiple_of(4)
+                    && let Some(p) = &probe
+                    && let Ok(m) = p.metrics().await
+                {
+                    head_bytes = server::metric(&m, "strata_head_bytes").map(|v| v as u64);
+                    blocks = server::metric(&m, "strata_blocks").map(|v| v as u64);
+                }
+                tick += 1;
+                let rss = match (pid, &probe) {
+                    (Some(pid), _) => server::rss_of(pid),
+                    (None, Some(s)) => s.rss_bytes().await,
+                    _ => None,
+                };
+                match rss {
+                    Some(rss_bytes) => points.push(MemPoint {
+                        elapsed_s: started.elapsed().as_secs_f64(),
+                        rows: counters.rows.load(Ordering::Relaxed),
+                        rss_bytes,
+                        cgroup_bytes: cgroup.as_ref().and_then(|c| c.current()),
+                        anon_bytes: cgroup.as_ref().and_then(|c| c.anon()),
+                        head_bytes,
+                        blocks,
+                    }),
+                    // A spawned server without a VmRSS: it exited (or is a zombie).
+                    None if pid.is_some() => {
+                        counters.stop.store(true, Ordering::Relaxed);
+                        break;
+                    }
+                    None => {}
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            points
+        })
+    };
+    let deadline = {
+        let counters = counters.clone();
+        let d = Duration::from_secs_f64(cfg.duration_s);
+        tokio::spawn(async move {
+            tokio::time::sleep(d).await;
+            counters.stop.store(true, Ordering::Relaxed);
+        })
+    };
+    let ticker = progress.map(|bar| {
+        let (bar, counters) = (bar.clone(), counters.clone());
+        tokio::spawn(async move {
+            loop {
+                bar.set_position(started.elapsed().as_secs());
+                bar.set_message(format!(
+                    "{} rows acknowledged, {} failed",
+                    si(counters.rows.load(Ordering::Relaxed) as f64),
+                    counters.failed.load(Ordering::Relaxed)
+                ));
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        })
+    });
+
+    let fleet = Fleet::new(cfg.fleet.clone());
+    let pushed = push::push_rounds(
+        &server.url,
+        fleet,
+        0..u64::MAX,
+        timeline,
+        cfg.rate,
+        cfg.concurrency.max(1),
+        counters.clone(),
+    )
+    .await;
+    deadline.abort();
+    let wall = started.elapsed();
+    let hwm = server.pid().and_then(server::hwm_of);
+    // Keep sampling through the verification query: it is part of what the server must fit.
+    let mut failures = Vec::new();
+    let mut summary = SustainedSummary::default();
+    let outcome = match pushed {
+        Ok((_, o)) => Some(o),
+        Err(e) => {
+            failures.push(format!("pushing: {e}"));
+            None
+        }
+    };
+    let outcome = outcome.unwrap_or_default();
+    // Rounds begun (the last one possibly cut short by the deadline).
+    let rounds = outcome.generated.requests.div_ceil(cfg.fleet.nodes.max(1) as u64);
+    let end_ns = timeline.round_end(rounds.max(1) - 1);
+    if cfg.verify && server.exit_status().is_none() && outcome.acked.requests > 0 {
+        match super::probe::merge_total(&server, timeline.start_ns, end_ns + 1).await {
+            Ok(t) => summary.merged_total = Some(t),
+            Err(e) => failures.push(format!("verification query: {e}")),
+        }
+    }
+    sampler_stop.store(true, Ordering::Relaxed);
+    let memory = sampler.await.unwrap_or_default();
+    if let Some(t) = ticker {
+        t.abort();
+    }
+    let hwm = server.pid().and_then(server::hwm_of).max(hwm);
+    summary.server_exit = server.exit_status().map(|s| s.to_string());
+    if let Some(cg) = &cgroup {
+        summary.cgroup_peak_bytes = cg.peak();
+        summary.cgroup_limit_bytes = cg.limit();
+        summary.oom_kills = cg.oom_kills();
+        summary.limit_hits = cg.limit_hits();
+    }
+    server.stop();
+    drop(server);
+    // The server has exited: the cgroup can go.
+    let version = cgroup.as_ref().map(|c| c.version());
+    drop(cgroup);
+
+    let secs = wall.as_secs_f64().max(1e-9);
+    let (generated, acked) = (outcome.generated, outcome.acked);
+    let mut lat = outcome.latencies_us.clone();
+    lat.sort_unstable();
+    let rows_per_interval = generated.rows as f64 / rounds.max(1) as f64;
+    summary.wall_s = secs;
+    summary.simulated_s = (end_ns - timeline.start_ns) as f64 / 1e9;
+    summary.rows_per_s = acked.rows as f64 / secs;
+    summary.values_per_s = acked.value as f64 / secs;
+    summary.realtime_factor =
+        summary.rows_per_s / (rows_per_interval / (interval as f64 / 1e9)).max(1e-9);
+    summary.failed_requests = outcome.failed;
+    summary.error_fraction = outcome.failed as f64 / generated.requests.max(1) as f64;
+    summary.first_error = outcome.first_error.clone();
+    summary.ack_p50_ms = percentile(&lat, 50.0) as f64 / 1e3;
+    summary.ack_p99_ms = percentile(&lat, 99.0) as f64 / 1e3;
+    summary.ack_max_ms = lat.last().map_or(0.0, |&v| v as f64 / 1e3);
+    summary.rss_hwm_bytes = hwm;
+    summary.rss_peak_bytes = memory
+        .iter()
+        .map(|p| p.rss_bytes)
+        .chain(hwm)
+        .max()
+        .unwrap_or(0);
+    summary.anon_peak_bytes = memory.iter().filter_map(|p| p.anon_bytes).max();
+    summary.head_peak_bytes = memory.iter().filter_map(|p| p.head_bytes).max();
+    summary.blocks = memory.iter().rev().find_map(|p| p.blocks);
+    let windows = windows(cfg, &outcome, &memory, secs);
+
+    // The verdict.
+    let limit = cfg.memory_limit_bytes;
+    if let Some(exit) = &summary.server_exit {
+        failures.push(format!("the server exited during the run: {exit}"));
+    }
+    if let Some(n) = summary.oom_kills.filter(|&n| n > 0) {
+        failures.push(format!(
+            "the kernel OOM-killed {n} process(es) of the server's cgroup"
+        ));
+    }
+    if summary.rss_peak_bytes >= limit {
+        failures.push(format!(
+            "server RSS peaked at {} MiB, not under the {} MiB limit",
+            summary.rss_peak_bytes >> 20,
+            limit >> 20
+        ));
+    }
+    if summary.error_fraction > cfg.max_error_fraction {
+        failures.push(format!(
+            "{} of {} pushes failed ({:.3} %, tolerance {:.3} %); first: {}",
+            outcome.failed,
+            generated.requests,
+            summary.error_fraction * 100.0,
+            cfg.max_error_fraction * 100.0,
+            outcome.first_error.as_deref().unwrap_or("-")
+        ));
+    }
+    if acked.requests == 0 {
+        failures.push("no push was acknowledged".into());
+    }
+    if let Some(total) = summary.merged_total
+        && total != acked.value as f64
+    {
+        failures.push(format!(
+            "a merge over the run totals {total}, but {} values were acknowledged",
+            acked.value
+        ));
+    }
+    Ok(SustainedReport {
+        config: cfg.clone(),
+        budget,
+        cgroup: version,
+        generated,
+        acked,
+        summary,
+        windows,
+        memory,
+        failures,
+    })
+}
+
+/// Buckets acknowledgements, failures and memory samples into `cfg.window_s` windows.
+fn windows(
+    cfg: &SustainedConfig,
+    o: &push::PushOutcome,
+    memory: &[MemPoint],
+    wall_s: f64,
+) -> Vec<Window> {
+    let w = cfg.window_s.max(0.5);
+    let n = (wall_s / w).ceil().max(1.0) as usize;
+    let mut out: Vec<Window> = (0..n)
+        .map(|i| Window {
+            start_s: i as f64 * w,
+            end_s: ((i + 1) as f64 * w).min(wall_s),
+            ..Window::default()
+        })
+        .collect();
+    let slot = |ms: u64| ((ms as f64 / 1e3 / w) as usize).min(n - 1);
+    let mut lat: Vec<Vec<u64>> = vec![Vec::new(); n];
+    let mut rows = vec![0u64; n];
+    for (&at, &us) in o.acked_at_ms.iter().zip(&o.latencies_us) {
+        let i = slot(at);
+        lat[i].push(us);
+        out[i].requests += 1;
+    }
+    for &at in &o.failed_at_ms {
+        out[slot(at)].failed += 1;
+    }
+    // Rows per window from the acknowledged-rows counter in the memory samples.
+    let mut prev = 0u64;
+    for p in memory {
+        let i = ((p.elapsed_s / w) as usize).min(n - 1);
+        rows[i] += p.rows.saturating_sub(prev);
+        prev = prev.max(p.rows);
+        out[i].rss_max_bytes = out[i].rss_max_bytes.max(p.rss_bytes);
+        out[i].cgroup_max_bytes = out[i].cgroup_max_bytes.max(p.cgroup_bytes);
+    }
+    for (i, win) in out.iter_mut().enumerate() {
+        lat[i].sort_unstable();
+        win.ack_p50_ms = percentile(&lat[i], 50.0) as f64 / 1e3;
+        win.ack_p99_ms = percentile(&lat[i], 99.0) as f64 / 1e3;
+        win.rows_per_s = rows[i] as f64 / (win.end_s - win.start_s).max(1e-9);
+    }
+    out
+}
+
+fn mib(b: u64) -> String {
+    format!("{} MiB", b >> 20)
+}
+
+/// The report as markdown: the verdict, the headline figures and the time series.
+pub fn markdown(r: &SustainedReport) -> String {
+    use std::fmt::Write;
+    let (c, s) = (&r.config, &r.summary);
+    let mut out = String::new();
+    let rate = match c.rate {
+        Rate::Max => "max".to_owned(),
+        Rate::Realtime(f) => format!("{f} x real time"),
+    };
+    let _ = writeln!(
+        out,
+        "# strata-bench sustained: {} nodes x {} processes, {:.0} s at {rate}, limit {}\n",
+        c.fleet.nodes,
+        c.fleet.processes,
+        c.duration_s,
+        mib(c.memory_limit_bytes)
+    );
+    let verdict = if r.failures.is_empty() {
+        "**PASS**".to_owned()
+    } else {
+        format!("**FAIL**: {}", r.failures.join("; "))
+    };
+    let _ = writeln!(out, "{verdict}\n");
+    let opt = |v: Option<u64>| v.map_or("-".to_owned(), mib);
+    let rows = [
+        ("pushing (wall)", format!("{:.0} s", s.wall_s)),
+        ("simulated time", format!("{:.0} s", s.simulated_s)),
+        (
+            "requests acknowledged / failed",
+            format!("{} / {}", r.acked.requests, s.failed_requests),
+        ),
+        (
+            "sample rows / CPU samples acknowledged",
+            format!("{} / {}", si(r.acked.rows as f64), si(r.acked.value as f64)),
+        ),
+        (
+            "ingest",
+            format!(
+                "{} rows/s, {} CPU samples/s, {:.2} x real time",
+                si(s.rows_per_s),
+                si(s.values_per_s),
+                s.realtime_factor
+            ),
+        ),
+        (
+            "ack p50 / p99 / max",
+            format!(
+                "{:.1} / {:.1} / {:.1} ms",
+                s.ack_p50_ms, s.ack_p99_ms, s.ack_max_ms
+            ),
+        ),
+        (
+            "server RSS peak (VmHWM) vs limit",
+            format!(
+                "{} ({:.0} % of {})",
+                mib(s.rss_peak_bytes),
+                s.rss_peak_bytes as f64 * 100.0 / c.memory_limit_bytes as f64,
+                mib(c.memory_limit_bytes)
+            ),
+        ),
+        ("cgroup anon peak (sampled)", opt(s.anon_peak_bytes)),
+        (
+            "cgroup memory.peak (with page cache)",
+            opt(s.cgroup_peak_bytes),
+        ),
+        (
+            "cgroup limit hits / OOM kills",
+            format!(
+                "{} / {}",
+                s.limit_hits.map_or("-".into(), |v| v.to_string()),
+                s.oom_kills.map_or("-".into(), |v| v.to_string())
+            ),
+        ),
+        ("head peak (strata_head_bytes)", opt(s.head_peak_bytes)),
+        (
+            "blocks at the end",
+            s.blocks.map_or("-".into(), |b| b.to_string()),
+        ),
+        (
+            "merged total vs acknowledged",
+            format!(
+                "{} vs {}",
+                s.merged_total.map_or("-".into(), |t| format!("{t:.0}")),
+                r.acked.value
+            ),
+        ),
+    ];
+    out.push_str("| | |\n|---|---|\n");
+    for (k, v) in rows {
+        let _ = writeln!(out, "| {k} | {v} |");
+    }
+    let b = &r.budget;
+    let _ = writeln!(
+        out,
+        "\nServer config for the limit: head.max_bytes {}, block.symbol_cache_bytes {}, \
+         compaction.merge_chunk_rows {}, wal.group_commit_bytes {}; cgroup: {}.\n",
+        mib(b.head_max_bytes),
+        mib(b.symbol_cache_bytes),
+        b.merge_chunk_rows,
+        mib(b.group_commit_bytes),
+        r.cgroup.map_or("not enforced".into(), |v| format!("{v:?}")),
+    );
+    out.push_str(
+        "| window (s) | rows/s | acks | failed | ack p50 / p99 ms | RSS max | cgroup max |\n",
+    );
+    out.push_str("|---|---|---|---|---|---|---|\n");
+    for w in &r.windows {
+        let _ = writeln!(
+            out,
+            "| {:.0}-{:.0} | {} | {} | {} | {:.1} / {:.1} | {} | {} |",
+            w.start_s,
+            w.end_s,
+            si(w.rows_per_s),
+            w.requests,
+            w.failed,
+            w.ack_p50_ms,
+            w.ack_p99_ms,
+            mib(w.rss_max_bytes),
+            opt(w.cgroup_max_bytes)
+        );
+    }
+    out
+}
+
+/// The run's charts: `<prefix>-memory.svg` (RSS, cgroup charge, anonymous memory, head and
+/// the limit over time), `<prefix>-ingest.svg` (rows/s per window), `<prefix>-latency.svg`
+/// (ack p50 / p99 per window). Returns the files written.
+pub fn charts(r: &SustainedReport, dir: &Path, prefix: &str) -> Result<Vec<PathBuf>, Error> {
+    let mb = |b: u64| b as f64 / (1 << 20) as f64;
+    let m = &r.memory;
+    let mut mem: Vec<plot::Line> = vec![(
+        "server RSS".into(),
+        m.iter().map(|p| (p.elapsed_s, mb(p.rss_bytes))).collect(),
+    )];
+    let mut add = |name: &str, f: &dyn Fn(&MemPoint) -> Option<u64>| {
+        let pts: Vec<_> = m
+            .iter()
+            .filter_map(|p| Some((p.elapsed_s, mb(f(p)?))))
+            .collect();
+        if !pts.is_empty() {
+            mem.push((name.into(), pts));
+        }
+    };
+    add("cgroup charge (incl. page cache)", &|p| p.cgroup_bytes);
+    add("cgroup anon", &|p| p.anon_bytes);
+    add("head (strata_head_bytes)", &|p| p.head_bytes);
+    let end = m.last().map_or(r.summary.wall_s, |p| p.elapsed_s);
+    let limit = mb(r.config.memory_limit_bytes);
+    mem.push(("limit".into(), vec![(0.0, limit), (end, limit)]));
+    let nodes = r.config.fleet.nodes;
+    let mid = |w: &Window| (w.start_s + w.end_s) / 2.0;
+    let files = [
+        (
+            "memory",
+            format!("Server memory under sustained load ({nodes} nodes)"),
+            "MiB",
+            mem,
+        ),
+        (
+            "ingest",
+            format!(
+                "Ingest rate ({nodes} nodes, {:.0} s windows)",
+                r.config.window_s
+            ),
+            "sample rows/s (thousands)",
+            vec![(
+                "rows/s".into(),
+                r.windows
+                    .iter()
+                    .map(|w| (mid(w), w.rows_per_s / 1e3))
+                    .collect(),
+            )],
+        ),
+        (
+            "latency",
+            format!("WriteRaw acknowledgement latency ({nodes} nodes)"),
+            "ms",
+            vec![
+                (
+                    "p50".into(),
+                    r.windows.iter().map(|w| (mid(w), w.ack_p50_ms)).collect(),
+                ),
+                (
+                    "p99".into(),
+                    r.windows.iter().map(|w| (mid(w), w.ack_p99_ms)).collect(),
+                ),
+            ],
+        ),
+    ];
+    let mut out = Vec::new();
+    for (name, title, y, lines) in files {
+        let path = dir.join(format!("{prefix}-{name}.svg"));
+        plot::chart(
+            &path,
+            &title,
+            "seconds since the first push",
+            y,
+            &lines,
+            false,
+        )?;
+        out.push(path);
+    }
+    Ok(out)
+}
