@@ -385,7 +385,10 @@ pub async fn run(
     };
     let outcome = outcome.unwrap_or_default();
     // Rounds begun (the last one possibly cut short by the deadline).
-    let rounds = outcome.generated.requests.div_ceil(cfg.fleet.nodes.max(1) as u64);
+    let rounds = outcome
+        .generated
+        .requests
+        .div_ceil(cfg.fleet.nodes.max(1) as u64);
     let end_ns = timeline.round_end(rounds.max(1) - 1);
     if cfg.verify && server.exit_status().is_none() && outcome.acked.requests > 0 {
         match super::probe::merge_total(&server, timeline.start_ns, end_ns + 1).await {
