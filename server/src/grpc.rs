@@ -23,8 +23,8 @@ pub(crate) fn now_ns() -> i64 {
         .unwrap_or(0)
 }
 
-/// A gRPC status that says what was wrong: bad input is `InvalidArgument`, a limit
-/// `ResourceExhausted`, a store that cannot take writes `Unavailable`.
+/// A gRPC status that says what was wrong: bad input is `InvalidArgument`, a limit or a full
+/// disk `ResourceExhausted`, a store that cannot take writes `Unavailable`.
 pub(crate) fn ingest_status(e: strata_ingest::Error) -> Status {
     use strata_ingest::Error as E;
     match e {
@@ -39,7 +39,10 @@ pub(crate) fn ingest_status(e: strata_ingest::Error) -> Status {
 pub(crate) fn engine_status(e: strata_engine::Error) -> Status {
     use strata_engine::Error as E;
     match e {
-        E::LimitExceeded { .. } => Status::resource_exhausted(e.to_string()),
+        // A full disk is a resource exhausted (gRPC's words: "perhaps the entire file system
+        // is out of space"); the message names the file and says writes resume once space
+        // is freed.
+        E::LimitExceeded { .. } | E::DiskFull { .. } => Status::resource_exhausted(e.to_string()),
         E::InvalidBatch { .. } | E::InvalidLabels { .. } | E::InvalidProfileType { .. } => {
             Status::invalid_argument(e.to_string())
         }

@@ -171,6 +171,7 @@ async fn store(
         strata_engine::Error::WalUnavailable { .. } | strata_engine::Error::Backpressure { .. } => {
             (StatusCode::SERVICE_UNAVAILABLE, e.to_string())
         }
+        strata_engine::Error::DiskFull { .. } => (StatusCode::INSUFFICIENT_STORAGE, e.to_string()),
         other => (StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
     })
 }
