@@ -290,7 +290,7 @@ pub(crate) mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(crate::serve(app, listener, async {
+        let server = tokio::spawn(crate::serve(app, listener, None, async {
             let _ = stop_rx.await;
         }));
         let burner = Burner::start();

@@ -2,9 +2,8 @@
 
 use std::sync::Arc;
 
-use parking_lot::Mutex;
 use strata_engine::Engine;
-use strata_ingest::{DecodeLimits, DeltaTracker};
+use strata_ingest::DecodeLimits;
 use strata_proto::otlp::collector::profiles::v1development::profiles_service_server::ProfilesServiceServer;
 use strata_proto::parca::profile_store_service_server::ProfileStoreServiceServer;
 use strata_proto::pyroscope::push::v1::pusher_service_server::PusherServiceServer;
@@ -14,29 +13,43 @@ use tonic::codec::CompressionEncoding;
 use strata_proto::parca::debuginfo::v1alpha1::debuginfo_service_server::DebuginfoServiceServer;
 use strata_proto::parca::query::v1alpha1::query_service_server::QueryServiceServer;
 
+use crate::auth::AuthConfig;
 use crate::debuginfo_grpc::ParcaDebuginfo;
 use crate::flight_sql::FlightSql;
 use crate::grpc::{OtlpProfiles, ParcaProfileStore, PyroscopePusher};
+use crate::limits::{LimitCounters, QueryLimits};
 use crate::query_grpc::ParcaQuery;
+use crate::tenants::{TenantError, TenantStore, Tenants};
 
 /// State shared by every handler.
 pub struct App {
-    /// The store.
-    pub engine: Engine,
-    /// Queries over the store.
-    pub query: strata_query::QueryEngine,
-    /// Baselines for server-side deltas of cumulative profiles.
-    pub deltas: Mutex<DeltaTracker>,
+    /// Every tenant's store (one, unless `tenants.enabled`).
+    pub tenants: Tenants,
     /// Body and decompression limits.
     pub limits: DecodeLimits,
+    /// Query range and result size limits.
+    pub query_limits: QueryLimits,
+    /// Bearer tokens.
+    pub auth: AuthConfig,
     /// Push counters for `/metrics`.
     pub counters: crate::metrics::IngestCounters,
+    /// Requests refused by each limit, for `/metrics`.
+    pub limit_counters: LimitCounters,
     /// Health of every scrape target, kept by the [`Scraper`](crate::Scraper).
     pub targets: crate::scrape::TargetHealthMap,
     /// Held while `/debug/pprof/profile` profiles this process (one profile at a time).
     pub(crate) self_profile: tokio::sync::Mutex<()>,
-    /// Background symbolization of stored addresses, and the upload limits.
-    pub symbolization: crate::symbolization::Symbolization,
+}
+
+/// The settings of an [`App`] besides its stores.
+#[derive(Clone, Debug, Default)]
+pub struct AppSettings {
+    /// Body and decompression limits (`ingest:`).
+    pub ingest: DecodeLimits,
+    /// Query limits (`query:`).
+    pub query: QueryLimits,
+    /// Bearer tokens (`auth:`).
+    pub auth: AuthConfig,
 }
 
 impl App {
@@ -58,52 +71,77 @@ impl App {
         limits: DecodeLimits,
         symbolization: crate::symbolization::Symbolization,
     ) -> Arc<App> {
+        let store = TenantStore::new("anonymous", engine, symbolization);
+        let settings = AppSettings {
+            ingest: limits,
+            ..Default::default()
+        };
+        Self::with_tenants(Tenants::single(store), settings)
+    }
+
+    /// An app over `tenants` with `settings`.
+    pub fn with_tenants(tenants: Tenants, settings: AppSettings) -> Arc<App> {
         Arc::new(App {
-            query: strata_query::QueryEngine::new(engine.clone()),
-            engine,
-            deltas: Mutex::new(DeltaTracker::new(100_000)),
-            limits,
+            tenants,
+            limits: settings.ingest,
+            query_limits: settings.query,
+            auth: settings.auth,
             counters: Default::default(),
+            limit_counters: Default::default(),
             targets: Default::default(),
             self_profile: Default::default(),
-            symbolization,
         })
+    }
+
+    /// The default tenant's store (the scraper's and the collector's).
+    pub fn default_store(&self) -> &Arc<TenantStore> {
+        self.tenants.default_store()
     }
 }
 
+/// The tenant a request was given by [`gate`], as a request extension.
+#[derive(Clone)]
+pub(crate) struct RequestTenant {
+    /// Its store.
+    pub store: Arc<TenantStore>,
+    /// Whether a header named it (else it is the default).
+    pub named: bool,
+}
+
 impl App {
-    /// Normalizes a request with the delta baselines locked; returns the result and the
-    /// baselines it moved (forgotten at once if normalization failed).
-    pub(crate) fn normalize<T, E>(
-        &self,
-        f: impl FnOnce(&mut DeltaTracker) -> Result<T, E>,
-    ) -> Result<(T, Vec<strata_ingest::DeltaKey>), E> {
-        let mut tracker = self.deltas.lock();
-        tracker.take_touched();
-        let out = f(&mut tracker);
-        let touched = tracker.take_touched();
-        if out.is_err() {
-            tracker.forget(&touched);
-        }
-        out.map(|t| (t, touched))
+    /// The store of a request, from its [`RequestTenant`] extension (the default store if no
+    /// tenant was resolved for it).
+    pub(crate) fn store_of(&self, tenant: Option<&RequestTenant>) -> Arc<TenantStore> {
+        tenant.map_or_else(|| self.default_store().clone(), |t| t.store.clone())
     }
 
-    /// Appends a normalized batch; if the store refuses it, the baselines it moved are
-    /// forgotten (no wrong increase later). Returns the samples stored.
-    pub(crate) async fn store(
+    /// The store of tenant `id`, for a request that named it in its body (Parca's `tenant`
+    /// field); a tenant named by a header wins.
+    pub(crate) async fn store_named(
         &self,
-        batch: &strata_engine::SampleBatch,
-        touched: &[strata_ingest::DeltaKey],
-    ) -> strata_engine::Result<u64> {
-        match self.engine.append(batch).await {
-            Ok(()) => {
-                self.symbolization.notify_batch(batch);
-                Ok(batch.num_samples() as u64)
+        tenant: Option<&RequestTenant>,
+        id: &str,
+    ) -> Result<Arc<TenantStore>, tonic::Status> {
+        match tenant {
+            Some(t) if t.named || id.is_empty() => Ok(t.store.clone()),
+            _ if id.is_empty() => Ok(self.default_store().clone()),
+            _ => self
+                .tenants
+                .get(Some(id))
+                .await
+                .map_err(|e| self.tenant_status(e)),
+        }
+    }
+
+    /// A gRPC status for a tenant that has no store (counting a limit's refusal).
+    pub(crate) fn tenant_status(&self, e: TenantError) -> tonic::Status {
+        match e {
+            TenantError::Invalid(m) => tonic::Status::invalid_argument(m),
+            TenantError::TooMany { .. } => {
+                self.limit_counters.hit("tenants.max_tenants");
+                tonic::Status::resource_exhausted(e.to_string())
             }
-            Err(e) => {
-                self.deltas.lock().forget(touched);
-                Err(e)
-            }
+            TenantError::Open(m) => tonic::Status::unavailable(m),
         }
     }
 }
@@ -142,9 +180,107 @@ pub fn router(app: Arc<App>) -> axum::Router {
     .layer(axum::middleware::from_fn(require_grpc_content_type));
     grpc.merge(crate::http::routes(app.clone()))
         .merge(crate::query_http::routes(app.clone()))
-        .merge(crate::debuginfo_http::routes(app))
+        .merge(crate::debuginfo_http::routes(app.clone()))
         .merge(crate::ui::routes())
         .nest("/api", grpc_web)
+        .layer(axum::middleware::from_fn_with_state(app, gate))
+}
+
+/// Every request passes here first: its bearer token is checked against the path's access
+/// (`auth`), then its tenant's store is found (opened on first use) and attached as a
+/// [`RequestTenant`] extension.
+async fn gate(
+    axum::extract::State(app): axum::extract::State<Arc<App>>,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let headers = req.headers();
+    let authorization = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if let Err(refusal) = crate::auth::check(&app.auth, req.uri().path(), authorization) {
+        return refusal_response(&req, refusal);
+    }
+    let named = match app.tenants.config().enabled {
+        false => None,
+        true => match headers.get(app.tenants.config().header.as_str()) {
+            None => None,
+            Some(v) => match v.to_str() {
+                Ok(v) if !v.trim().is_empty() => Some(v.trim().to_owned()),
+                _ => {
+                    let status = tonic::Status::invalid_argument(format!(
+                        "header {}: expected a tenant id",
+                        app.tenants.config().header
+                    ));
+                    return error_response(&req, axum::http::StatusCode::BAD_REQUEST, status);
+                }
+            },
+        },
+    };
+    let store = match app.tenants.get(named.as_deref()).await {
+        Ok(store) => store,
+        Err(e) => {
+            let code = match &e {
+                TenantError::Invalid(_) => axum::http::StatusCode::BAD_REQUEST,
+                TenantError::TooMany { .. } => axum::http::StatusCode::TOO_MANY_REQUESTS,
+                TenantError::Open(_) => axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            };
+            let status = app.tenant_status(e);
+            return error_response(&req, code, status);
+        }
+    };
+    req.extensions_mut().insert(RequestTenant {
+        store,
+        named: named.is_some(),
+    });
+    next.run(req).await
+}
+
+/// A refused request's answer: 401 (with `WWW-Authenticate`) or 403, as a gRPC status for
+/// gRPC requests.
+fn refusal_response(
+    req: &axum::extract::Request,
+    refusal: crate::auth::Refusal,
+) -> axum::response::Response {
+    use crate::auth::Refusal;
+    let (code, status) = match refusal {
+        Refusal::Unauthenticated(m) => (
+            axum::http::StatusCode::UNAUTHORIZED,
+            tonic::Status::unauthenticated(m),
+        ),
+        Refusal::Forbidden(m) => (
+            axum::http::StatusCode::FORBIDDEN,
+            tonic::Status::permission_denied(m),
+        ),
+    };
+    let mut response = error_response(req, code, status);
+    if code == axum::http::StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            axum::http::header::WWW_AUTHENTICATE,
+            axum::http::HeaderValue::from_static("Bearer"),
+        );
+    }
+    response
+}
+
+/// `status` as gRPC's trailers-only answer for a gRPC (or gRPC-web) request, else HTTP `code`
+/// with the message as JSON (`{"error": ...}`).
+fn error_response(
+    req: &axum::extract::Request,
+    code: axum::http::StatusCode,
+    status: tonic::Status,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let is_grpc = req
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/grpc"));
+    if is_grpc {
+        return status.into_http::<axum::body::Body>();
+    }
+    let body = serde_json::json!({ "error": status.message() });
+    (code, axum::Json(body)).into_response()
 }
 
 /// Parca's `DebuginfoService`; upload chunks of up to 16 MiB.
@@ -153,16 +289,29 @@ fn debuginfo_server(app: &Arc<App>) -> DebuginfoServiceServer<ParcaDebuginfo> {
         .max_decoding_message_size(16 << 20)
 }
 
-/// Serves `router(app)` on `listener` (HTTP/1.1 and HTTP/2 without TLS) until `shutdown`
-/// resolves.
+/// Serves `router(app)` on `listener` (HTTP/1.1 and HTTP/2; over TLS when `tls` is given)
+/// until `shutdown` resolves.
 pub async fn serve(
     app: Arc<App>,
     listener: TcpListener,
+    tls: Option<&crate::tls::TlsConfig>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(app))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let router = router(app);
+    match tls {
+        None => {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        Some(tls) => {
+            let listener =
+                crate::tls::TlsListener::new(listener, tls).map_err(std::io::Error::other)?;
+            axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
 }
 
 /// Refuses a request to a gRPC route whose content type is not gRPC's (`application/grpc*`,

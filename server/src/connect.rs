@@ -16,7 +16,8 @@ use tonic::{Code, Status};
 use tower::ServiceExt;
 
 use crate::app::App;
-use crate::grpc::{PyroscopePusher, engine_status, ingest_status, now_ns};
+use crate::app::RequestTenant;
+use crate::grpc::{PyroscopePusher, ingest_status, normalize_and_store, now_ns};
 
 /// A Connect error: HTTP status by code, JSON body `{"code": …, "message": …}`.
 fn connect_error(status: Status) -> Response {
@@ -159,8 +160,10 @@ async fn connect_push(app: &App, content_type: &str, req: Request) -> Result<u64
         .and_then(|v| v.to_str().ok())
         .unwrap_or("identity")
         .to_owned();
+    let store = app.store_of(req.extensions().get::<RequestTenant>());
     let max = app.limits.max_body_bytes as usize;
     let body = to_bytes(req.into_body(), max).await.map_err(|_| {
+        app.limit_counters.hit("ingest.max_body_bytes");
         Status::resource_exhausted(format!("body over {max} bytes (ingest.max_body_bytes)"))
     })?;
     let raw = match encoding.as_str() {
@@ -171,7 +174,10 @@ async fn connect_push(app: &App, content_type: &str, req: Request) -> Result<u64
                     "Content-Encoding is gzip but the body is not",
                 ));
             }
-            strata_ingest::decompress(&body, &app.limits).map_err(ingest_status)?
+            strata_ingest::decompress(&body, &app.limits).map_err(|e| {
+                app.limit_counters.count_ingest_error(&e);
+                ingest_status(e)
+            })?
         }
         other => {
             return Err(Status::invalid_argument(format!(
@@ -186,8 +192,8 @@ async fn connect_push(app: &App, content_type: &str, req: Request) -> Result<u64
             Status::invalid_argument(format!("bad push.v1.PushRequest protobuf: {e}"))
         })?
     };
-    let (batch, touched) = app
-        .normalize(|deltas| strata_ingest::pyroscope_push(&request, &app.limits, now_ns(), deltas))
-        .map_err(ingest_status)?;
-    app.store(&batch, &touched).await.map_err(engine_status)
+    normalize_and_store(app, &store, |deltas| {
+        strata_ingest::pyroscope_push(&request, &app.limits, now_ns(), deltas)
+    })
+    .await
 }

@@ -19,8 +19,9 @@ use strata_proto::parca::debuginfo::v1alpha1 as pb;
 use strata_proto::parca::debuginfo::v1alpha1::debuginfo_service_server::DebuginfoService;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::app::App;
+use crate::app::{App, RequestTenant};
 use crate::grpc::engine_status;
+use crate::tenants::TenantStore;
 
 /// The service, over the app's engine.
 pub(crate) struct ParcaDebuginfo {
@@ -37,12 +38,10 @@ impl ParcaDebuginfo {
         }
     }
 
-    fn store(&self) -> DebuginfoStore {
-        self.app.engine.debuginfo()
-    }
-
-    fn upload_timeout(&self) -> Duration {
-        self.app.symbolization.settings().upload_timeout
+    /// The store of the request's tenant.
+    fn tenant<T>(&self, request: &Request<T>) -> Arc<TenantStore> {
+        self.app
+            .store_of(request.extensions().get::<RequestTenant>())
     }
 }
 
@@ -124,18 +123,24 @@ impl DebuginfoService for ParcaDebuginfo {
         &self,
         request: Request<pb::ShouldInitiateUploadRequest>,
     ) -> Result<Response<pb::ShouldInitiateUploadResponse>, Status> {
+        let tenant = self.tenant(&request);
         let r = request.into_inner();
         let kind = checked(&r.build_id, r.r#type)?;
-        let existing = self
-            .store()
+        let existing = tenant
+            .engine
+            .debuginfo()
             .meta(&r.build_id, kind)
             .await
             .map_err(engine_status)?;
-        let (should, reason) =
-            match verdict(existing.as_ref(), &r.hash, r.force, self.upload_timeout()) {
-                Verdict::Go(reason) => (true, reason.to_owned()),
-                Verdict::AlreadyUploaded(reason) | Verdict::InProgress(reason) => (false, reason),
-            };
+        let (should, reason) = match verdict(
+            existing.as_ref(),
+            &r.hash,
+            r.force,
+            tenant.symbolization.settings().upload_timeout,
+        ) {
+            Verdict::Go(reason) => (true, reason.to_owned()),
+            Verdict::AlreadyUploaded(reason) | Verdict::InProgress(reason) => (false, reason),
+        };
         Ok(Response::new(pb::ShouldInitiateUploadResponse {
             should_initiate_upload: should,
             reason,
@@ -146,9 +151,10 @@ impl DebuginfoService for ParcaDebuginfo {
         &self,
         request: Request<pb::InitiateUploadRequest>,
     ) -> Result<Response<pb::InitiateUploadResponse>, Status> {
+        let tenant = self.tenant(&request);
         let r = request.into_inner();
         let kind = checked(&r.build_id, r.r#type)?;
-        let max = self.app.symbolization.settings().max_upload_bytes;
+        let max = tenant.symbolization.settings().max_upload_bytes;
         if r.size <= 0 {
             return Err(Status::invalid_argument(format!(
                 "size {} is not a file size",
@@ -162,9 +168,14 @@ impl DebuginfoService for ParcaDebuginfo {
             )));
         }
         let _guard = self.lock.lock().await;
-        let store = self.store();
+        let store = tenant.engine.debuginfo();
         let existing = store.meta(&r.build_id, kind).await.map_err(engine_status)?;
-        match verdict(existing.as_ref(), &r.hash, r.force, self.upload_timeout()) {
+        match verdict(
+            existing.as_ref(),
+            &r.hash,
+            r.force,
+            tenant.symbolization.settings().upload_timeout,
+        ) {
             Verdict::AlreadyUploaded(reason) => return Err(Status::already_exists(reason)),
             Verdict::InProgress(reason) => return Err(Status::failed_precondition(reason)),
             Verdict::Go(_) => {}
@@ -208,6 +219,7 @@ impl DebuginfoService for ParcaDebuginfo {
         &self,
         request: Request<Streaming<pb::UploadRequest>>,
     ) -> Result<Response<pb::UploadResponse>, Status> {
+        let tenant = self.tenant(&request);
         let mut stream = request.into_inner();
         let info = match stream.message().await? {
             Some(pb::UploadRequest {
@@ -220,7 +232,7 @@ impl DebuginfoService for ParcaDebuginfo {
             }
         };
         let kind = checked(&info.build_id, info.r#type)?;
-        let store = self.store();
+        let store = tenant.engine.debuginfo();
         let meta = store
             .meta(&info.build_id, kind)
             .await
@@ -264,11 +276,12 @@ impl DebuginfoService for ParcaDebuginfo {
         &self,
         request: Request<pb::MarkUploadFinishedRequest>,
     ) -> Result<Response<pb::MarkUploadFinishedResponse>, Status> {
+        let tenant = self.tenant(&request);
         let r = request.into_inner();
         let kind = checked(&r.build_id, r.r#type)?;
         {
             let _guard = self.lock.lock().await;
-            let store = self.store();
+            let store = tenant.engine.debuginfo();
             let meta = store
                 .meta(&r.build_id, kind)
                 .await
@@ -302,7 +315,7 @@ impl DebuginfoService for ParcaDebuginfo {
                 .map_err(engine_status)?;
         }
         if kind != DebuginfoKind::Sources {
-            self.app.symbolization.notify_uploaded(&r.build_id).await;
+            tenant.symbolization.notify_uploaded(&r.build_id).await;
         }
         Ok(Response::new(pb::MarkUploadFinishedResponse {}))
     }

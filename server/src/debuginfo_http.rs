@@ -8,13 +8,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{RawQuery, State};
+use axum::extract::{Extension, RawQuery};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use strata_engine::{DebuginfoKind, validate_build_id};
 
-use crate::app::App;
+use crate::app::{App, RequestTenant};
 use crate::symbolization::BuildIdReport;
 
 /// The route, to merge into the server's router.
@@ -28,7 +28,10 @@ fn error(code: StatusCode, message: String) -> Response {
     (code, Json(json!({ "error": message }))).into_response()
 }
 
-async fn status(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> Response {
+async fn status(
+    Extension(tenant): Extension<RequestTenant>,
+    RawQuery(query): RawQuery,
+) -> Response {
     let wanted: Vec<String> = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
         .filter(|(k, _)| k == "build_id")
         .flat_map(|(_, v)| {
@@ -43,8 +46,8 @@ async fn status(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> Respo
             return error(StatusCode::BAD_REQUEST, e.to_string());
         }
     }
-    let sym = &app.symbolization;
-    let uploads = match app.engine.debuginfo().list().await {
+    let sym = &tenant.store.symbolization;
+    let uploads = match tenant.store.engine.debuginfo().list().await {
         Ok(metas) => metas,
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };

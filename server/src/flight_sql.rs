@@ -49,6 +49,8 @@ use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::App;
+use crate::app::RequestTenant;
+use crate::tenants::TenantStore;
 
 type DoGetStream = <FlightSql as FlightService>::DoGetStream;
 
@@ -61,8 +63,13 @@ impl FlightSql {
         FlightServiceServer::new(FlightSql(app))
     }
 
-    async fn session(&self) -> Result<SessionContext, Status> {
-        self.0
+    /// The store of the request's tenant.
+    fn store<T>(&self, request: &Request<T>) -> Arc<TenantStore> {
+        self.0.store_of(request.extensions().get::<RequestTenant>())
+    }
+
+    async fn session(&self, store: &TenantStore) -> Result<SessionContext, Status> {
+        store
             .query
             .sql_session()
             .await
@@ -70,12 +77,12 @@ impl FlightSql {
     }
 
     /// Parses and plans `sql` (logical plan only: no data is read).
-    async fn plan(&self, sql: &str) -> Result<DataFrame, Status> {
+    async fn plan(&self, store: &TenantStore, sql: &str) -> Result<DataFrame, Status> {
         let options = SQLOptions::new()
             .with_allow_ddl(false)
             .with_allow_dml(false)
             .with_allow_statements(false);
-        self.session()
+        self.session(store)
             .await?
             .sql_with_options(sql, options)
             .await
@@ -85,10 +92,11 @@ impl FlightSql {
     /// A FlightInfo for `sql`: its result schema and one endpoint whose ticket is the SQL.
     async fn statement_info(
         &self,
+        store: &TenantStore,
         sql: String,
         descriptor: FlightDescriptor,
     ) -> Result<Response<FlightInfo>, Status> {
-        let df = self.plan(&sql).await?;
+        let df = self.plan(store, &sql).await?;
         let schema = flight_schema(df.schema().as_arrow());
         let ticket = TicketStatementQuery {
             statement_handle: sql.into_bytes().into(),
@@ -97,8 +105,8 @@ impl FlightSql {
     }
 
     /// Runs `sql` and streams its batches.
-    async fn run(&self, sql: &str) -> Result<Response<DoGetStream>, Status> {
-        let df = self.plan(sql).await?;
+    async fn run(&self, store: &TenantStore, sql: &str) -> Result<Response<DoGetStream>, Status> {
+        let df = self.plan(store, sql).await?;
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let batches = df.execute_stream().await.map_err(execution_status)?;
         // The stream's schema can differ from the logical one in nullability or metadata; the
@@ -128,8 +136,9 @@ impl FlightSql {
     /// Every table of the session: (catalog, schema, table, type, table schema), sorted.
     async fn tables(
         &self,
+        store: &TenantStore,
     ) -> Result<Vec<(String, String, String, &'static str, SchemaRef)>, Status> {
-        let ctx = self.session().await?;
+        let ctx = self.session(store).await?;
         let mut out = Vec::new();
         for catalog_name in ctx.catalog_names() {
             let Some(catalog) = ctx.catalog(&catalog_name) else {
@@ -267,7 +276,9 @@ impl FlightSqlService for FlightSql {
         query: CommandStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.statement_info(query.query, request.into_inner()).await
+        let store = &self.store(&request);
+        self.statement_info(store, query.query, request.into_inner())
+            .await
     }
 
     async fn get_flight_info_prepared_statement(
@@ -275,33 +286,38 @@ impl FlightSqlService for FlightSql {
         cmd: CommandPreparedStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
+        let store = &self.store(&request);
         let sql = utf8_handle(&cmd.prepared_statement_handle)?;
-        self.statement_info(sql, request.into_inner()).await
+        self.statement_info(store, sql, request.into_inner()).await
     }
 
     async fn do_get_statement(
         &self,
         ticket: TicketStatementQuery,
-        _request: Request<Ticket>,
+        request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.run(&utf8_handle(&ticket.statement_handle)?).await
+        let store = &self.store(&request);
+        self.run(store, &utf8_handle(&ticket.statement_handle)?)
+            .await
     }
 
     async fn do_get_prepared_statement(
         &self,
         query: CommandPreparedStatementQuery,
-        _request: Request<Ticket>,
+        request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.run(&utf8_handle(&query.prepared_statement_handle)?)
+        let store = &self.store(&request);
+        self.run(store, &utf8_handle(&query.prepared_statement_handle)?)
             .await
     }
 
     async fn do_action_create_prepared_statement(
         &self,
         query: ActionCreatePreparedStatementRequest,
-        _request: Request<Action>,
+        request: Request<Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
-        let df = self.plan(&query.query).await?;
+        let store = &self.store(&request);
+        let df = self.plan(store, &query.query).await?;
         let schema = flight_schema(df.schema().as_arrow());
         let message: Result<IpcMessage, ArrowError> =
             SchemaAsIpc::new(&schema, &IpcWriteOptions::default()).try_into();
@@ -362,10 +378,11 @@ impl FlightSqlService for FlightSql {
     async fn do_get_catalogs(
         &self,
         query: CommandGetCatalogs,
-        _request: Request<Ticket>,
+        request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
+        let store = &self.store(&request);
         let mut builder = query.into_builder();
-        let mut names: Vec<String> = self.session().await?.catalog_names();
+        let mut names: Vec<String> = self.session(store).await?.catalog_names();
         names.sort();
         for name in names {
             builder.append(name);
@@ -389,10 +406,11 @@ impl FlightSqlService for FlightSql {
     async fn do_get_schemas(
         &self,
         query: CommandGetDbSchemas,
-        _request: Request<Ticket>,
+        request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
+        let store = &self.store(&request);
         let mut builder = query.into_builder();
-        let ctx = self.session().await?;
+        let ctx = self.session(store).await?;
         for catalog_name in ctx.catalog_names() {
             if let Some(catalog) = ctx.catalog(&catalog_name) {
                 for schema_name in catalog.schema_names() {
@@ -419,10 +437,11 @@ impl FlightSqlService for FlightSql {
     async fn do_get_tables(
         &self,
         query: CommandGetTables,
-        _request: Request<Ticket>,
+        request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
+        let store = &self.store(&request);
         let mut builder: GetTablesBuilder = query.into_builder();
-        for (catalog, schema, table, kind, table_schema) in self.tables().await? {
+        for (catalog, schema, table, kind, table_schema) in self.tables(store).await? {
             builder
                 .append(catalog, schema, table, kind, &flight_schema(&table_schema))
                 .map_err(|e| Status::internal(format!("encoding the table list: {e}")))?;
@@ -446,9 +465,10 @@ impl FlightSqlService for FlightSql {
     async fn do_get_table_types(
         &self,
         query: CommandGetTableTypes,
-        _request: Request<Ticket>,
+        request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        let mut kinds: Vec<&str> = self.tables().await?.iter().map(|t| t.3).collect();
+        let store = &self.store(&request);
+        let mut kinds: Vec<&str> = self.tables(store).await?.iter().map(|t| t.3).collect();
         kinds.sort_unstable();
         kinds.dedup();
         let mut builder = query.into_builder();

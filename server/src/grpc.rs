@@ -15,6 +15,7 @@ use strata_proto::pyroscope::push::v1::{PushRequest, PushResponse};
 use tonic::{Request, Response, Status};
 
 use crate::app::App;
+use crate::tenants::TenantStore;
 
 pub(crate) fn now_ns() -> i64 {
     SystemTime::now()
@@ -51,17 +52,31 @@ pub(crate) fn engine_status(e: strata_engine::Error) -> Status {
     }
 }
 
-/// Normalizes a request with `f`, stores the batch and counts the outcome under `protocol`.
+/// Normalizes a request with `f` and stores the batch in `store`; a limit's refusal is
+/// counted under its name. Returns the samples stored.
+pub(crate) async fn normalize_and_store(
+    app: &App,
+    store: &TenantStore,
+    f: impl FnOnce(&mut strata_ingest::DeltaTracker) -> strata_ingest::Result<SampleBatch>,
+) -> Result<u64, Status> {
+    let (batch, touched) = store.normalize(f).map_err(|e| {
+        app.limit_counters.count_ingest_error(&e);
+        ingest_status(e)
+    })?;
+    store.store(&batch, &touched).await.map_err(|e| {
+        app.limit_counters.count_engine_error(&e);
+        engine_status(e)
+    })
+}
+
+/// [`normalize_and_store`], counting the outcome under `protocol`.
 async fn ingest(
     app: &App,
+    store: &TenantStore,
     protocol: &'static str,
     f: impl FnOnce(&mut strata_ingest::DeltaTracker) -> strata_ingest::Result<SampleBatch>,
 ) -> Result<u64, Status> {
-    let result = async {
-        let (batch, touched) = app.normalize(f).map_err(ingest_status)?;
-        app.store(&batch, &touched).await.map_err(engine_status)
-    }
-    .await;
+    let result = normalize_and_store(app, store, f).await;
     app.counters
         .record(protocol, result.is_ok(), *result.as_ref().unwrap_or(&0));
     result
@@ -77,7 +92,10 @@ impl ProfileStoreService for ParcaProfileStore {
         request: Request<WriteRawRequest>,
     ) -> Result<Response<WriteRawResponse>, Status> {
         let app = &self.0;
-        ingest(app, "parca_grpc", |deltas| {
+        let store = app
+            .store_named(request.extensions().get(), &request.get_ref().tenant)
+            .await?;
+        ingest(app, &store, "parca_grpc", |deltas| {
             strata_ingest::parca_write_raw(request.get_ref(), &app.limits, now_ns(), deltas)
         })
         .await?;
@@ -92,7 +110,8 @@ pub(crate) struct PyroscopePusher(pub Arc<App>);
 impl PusherService for PyroscopePusher {
     async fn push(&self, request: Request<PushRequest>) -> Result<Response<PushResponse>, Status> {
         let app = &self.0;
-        ingest(app, "pyroscope_grpc", |deltas| {
+        let store = app.store_of(request.extensions().get());
+        ingest(app, &store, "pyroscope_grpc", |deltas| {
             strata_ingest::pyroscope_push(request.get_ref(), &app.limits, now_ns(), deltas)
         })
         .await?;
@@ -110,7 +129,8 @@ impl ProfilesService for OtlpProfiles {
         request: Request<ExportProfilesServiceRequest>,
     ) -> Result<Response<ExportProfilesServiceResponse>, Status> {
         let app = &self.0;
-        ingest(app, "otlp_grpc", |deltas| {
+        let store = app.store_of(request.extensions().get());
+        ingest(app, &store, "otlp_grpc", |deltas| {
             strata_ingest::otlp_export(request.get_ref(), now_ns(), deltas)
         })
         .await?;

@@ -100,6 +100,14 @@ struct FileConfig {
     collector: Option<strata_collector_ebpf::SamplerConfig>,
     /// Background symbolization and debug info uploads (`SymbolizerSettings`).
     symbolizer: Option<strata_server::SymbolizerSettings>,
+    /// Query limits (`QueryLimits`: `max_range`, `max_result_nodes`).
+    query: Option<strata_server::QueryLimits>,
+    /// Bearer tokens (`AuthConfig`: `read_tokens`, `write_tokens`); none: open.
+    auth: Option<strata_server::AuthConfig>,
+    /// TLS on the listener (`TlsConfig`: `cert_file`, `key_file`); absent: plain.
+    tls: Option<strata_server::TlsConfig>,
+    /// Tenants (`TenantsConfig`: `enabled`, `header`, `default_tenant`, `max_tenants`).
+    tenants: Option<strata_server::TenantsConfig>,
 }
 
 impl FileConfig {
@@ -118,12 +126,21 @@ impl FileConfig {
         if let Some(jobs) = &self.scrape_configs {
             return jobs.clone();
         }
+        if self.tls.is_some() {
+            // The scraper speaks plain HTTP; a TLS listener would refuse it.
+            info!("the listener uses TLS: the server does not scrape itself");
+            return vec![];
+        }
         let host = if listen.ip().is_unspecified() {
             SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), listen.port())
         } else {
             listen
         };
         let mut job = ScrapeJob::new("strata", vec![host.to_string()]);
+        job.bearer_token = self
+            .auth
+            .as_ref()
+            .and_then(|a| a.read_tokens.first().cloned());
         for name in ["memory", "goroutine", "mutex", "block"] {
             job.profiling_config.pprof_config.insert(
                 name.to_owned(),
@@ -182,10 +199,22 @@ async fn server(
     collector_config.validate()?;
     let symbolizer_settings = file.symbolizer.clone().unwrap_or_default();
     symbolizer_settings.validate()?;
+    let settings = strata_server::AppSettings {
+        ingest: limits,
+        query: file.query.clone().unwrap_or_default(),
+        auth: file.auth.clone().unwrap_or_default(),
+    };
+    settings.query.validate().map_err(anyhow::Error::msg)?;
+    settings.auth.validate().map_err(anyhow::Error::msg)?;
+    let tenants_config = file.tenants.clone().unwrap_or_default();
+    tenants_config.validate().map_err(anyhow::Error::msg)?;
+    if let Some(tls) = &file.tls {
+        tls.validate().map_err(anyhow::Error::msg)?;
+    }
     let mut engine_config = file.engine.clone().unwrap_or_default();
     let debuginfo_cache = data_dir.join("debuginfo-cache");
     engine_config.data_dir = data_dir;
-    let engine = Engine::open(engine_config)
+    let engine = Engine::open(engine_config.clone())
         .await
         .context("opening the store")?;
     let stats = engine.stats();
@@ -196,13 +225,29 @@ async fn server(
     let scrape_jobs = file.scrape_jobs(listen);
     info!(
         %listen,
+        tls = file.tls.is_some(),
+        auth = settings.auth.enabled(),
+        tenants = tenants_config.enabled,
         blocks = stats.blocks,
         head_samples = stats.head.samples,
         "strata server running; Ctrl-C to stop"
     );
-    let symbolization =
-        strata_server::Symbolization::start(engine.clone(), symbolizer_settings, debuginfo_cache)?;
-    let app = strata_server::App::with_symbolization(engine.clone(), limits, symbolization);
+    let symbolization = strata_server::Symbolization::start(
+        engine.clone(),
+        symbolizer_settings.clone(),
+        debuginfo_cache,
+    )?;
+    let default_store = strata_server::TenantStore::new(
+        tenants_config.default_tenant.clone(),
+        engine.clone(),
+        symbolization,
+    );
+    let template = strata_server::tenants::TenantTemplate {
+        engine: engine_config,
+        symbolizer: symbolizer_settings,
+    };
+    let tenants = strata_server::Tenants::new(tenants_config, default_store, Some(template));
+    let app = strata_server::App::with_tenants(tenants, settings);
     let scraper = Arc::new(Scraper::new(app.clone()));
     scraper.apply(&scrape_jobs)?;
     tokio::spawn(reload_on_sighup(config, listen, scraper.clone()));
@@ -210,7 +255,7 @@ async fn server(
     let collector = (!no_collector)
         .then(|| strata_server::collector::start_in_process(engine.clone(), collector_config))
         .flatten();
-    strata_server::serve(app.clone(), listener, async {
+    strata_server::serve(app.clone(), listener, file.tls.as_ref(), async {
         if let Err(e) = wait_for_shutdown().await {
             tracing::error!(error = %e, "waiting for a shutdown signal failed");
         }
@@ -222,8 +267,7 @@ async fn server(
         tokio::task::spawn_blocking(move || c.stop()).await?;
     }
     scraper.stop();
-    app.symbolization.stop().await;
-    engine.close().await.context("closing the store")?;
+    app.tenants.close().await.context("closing the stores")?;
     Ok(())
 }
 

@@ -29,7 +29,8 @@ impl IngestCounters {
 
 /// `GET /metrics`.
 pub(crate) async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
-    let s = app.engine.stats();
+    // The store gauges are the default tenant's; every tenant's series are below.
+    let s = app.default_store().engine.stats();
     let mut out = String::new();
     let mut gauge = |name: &str, help: &str, value: u64| {
         let _ = writeln!(
@@ -112,8 +113,26 @@ pub(crate) async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
     );
     write_target_health(&app, &mut out);
     crate::collector::write_metrics(&mut out);
-    app.symbolization.write_metrics(&mut out);
+    app.default_store().symbolization.write_metrics(&mut out);
+    app.limit_counters.write_metrics(&mut out);
+    write_tenants(&app, &mut out);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}
+
+/// Series in each open tenant's head (the cardinality `head.max_series` bounds per tenant).
+fn write_tenants(app: &App, out: &mut String) {
+    let _ = writeln!(
+        out,
+        "# HELP strata_tenant_head_series Series in each open tenant's head.\n# TYPE strata_tenant_head_series gauge"
+    );
+    for store in app.tenants.open_stores() {
+        let series = store.engine.stats().head.series;
+        let tenant = escape(&store.id);
+        let _ = writeln!(
+            out,
+            "strata_tenant_head_series{{tenant=\"{tenant}\"}} {series}"
+        );
+    }
 }
 
 /// Per scrape target: up, last duration, last samples, last scrape time.

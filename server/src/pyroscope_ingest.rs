@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::{Extension, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use strata_engine::{Labels, ProfileType, SampleBatchBuilder};
 use strata_ingest::{
@@ -16,7 +16,8 @@ use strata_ingest::{
     parse_folded,
 };
 
-use crate::app::App;
+use crate::app::{App, RequestTenant};
+use crate::tenants::TenantStore;
 
 /// The `__name__` Pyroscope gives a legacy profile kind.
 fn name_for_kind(kind: &str) -> &str {
@@ -51,6 +52,7 @@ fn labels_of(app: &AppName, spy: Option<&String>) -> Vec<(String, String)> {
 /// `POST /ingest`.
 pub(crate) async fn ingest(
     State(app): State<Arc<App>>,
+    Extension(tenant): Extension<RequestTenant>,
     Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Bytes,
@@ -64,12 +66,12 @@ pub(crate) async fn ingest(
             Ok(profile) => {
                 let mut params = params.clone();
                 params.insert("format".into(), "pprof".into());
-                store(&app, &params, &profile).await
+                store(&app, &tenant.store, &params, &profile).await
             }
             Err(e) => Err(e),
         }
     } else {
-        store(&app, &params, &body).await
+        store(&app, &tenant.store, &params, &body).await
     };
     app.counters.record(
         "pyroscope_ingest",
@@ -82,6 +84,7 @@ pub(crate) async fn ingest(
 /// Parses and stores one `/ingest` body; returns the samples stored.
 async fn store(
     app: &App,
+    tenant: &TenantStore,
     params: &HashMap<String, String>,
     body: &[u8],
 ) -> Result<u64, (StatusCode, String)> {
@@ -106,18 +109,22 @@ async fn store(
     let from = seconds("from")?.unwrap_or(now_s);
     let until = seconds("until")?.unwrap_or(from).max(from);
     let labels = labels_of(&app_name, params.get("spyName"));
-    let raw = decompress(body, &app.limits).map_err(|e| (status_of(&e), e.to_string()))?;
+    let refused = |e: strata_ingest::Error| {
+        app.limit_counters.count_ingest_error(&e);
+        (status_of(&e), e.to_string())
+    };
+    let raw = decompress(body, &app.limits).map_err(refused)?;
     let format = params.get("format").map(String::as_str).unwrap_or("folded");
     let mut b = SampleBatchBuilder::new();
     let mut touched = Vec::new();
     match format {
         "pprof" => {
-            let profile = strata_ingest::decode_pprof(&raw, &app.limits).map_err(bad)?;
+            let profile = strata_ingest::decode_pprof(&raw, &app.limits).map_err(refused)?;
             let mut with_name = labels.clone();
             with_name.push(("__name__".into(), name_for_kind(&kind).into()));
             let source = ProfileSource::from_labels(with_name, from.saturating_mul(1_000_000_000))
                 .map_err(bad)?;
-            let ((), moved) = app
+            let ((), moved) = tenant
                 .normalize(|deltas| normalize_with_deltas(&profile, &source, deltas, &mut b))
                 .map_err(bad)?;
             touched = moved;
@@ -164,15 +171,21 @@ async fn store(
         }
     }
     let batch = b.build().map_err(bad)?;
-    app.store(&batch, &touched).await.map_err(|e| match e {
-        strata_engine::Error::LimitExceeded { .. } => {
-            (StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
+    tenant.store(&batch, &touched).await.map_err(|e| {
+        app.limit_counters.count_engine_error(&e);
+        match e {
+            strata_engine::Error::LimitExceeded { .. } => {
+                (StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
+            }
+            strata_engine::Error::WalUnavailable { .. }
+            | strata_engine::Error::Backpressure { .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+            }
+            strata_engine::Error::DiskFull { .. } => {
+                (StatusCode::INSUFFICIENT_STORAGE, e.to_string())
+            }
+            other => (StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
         }
-        strata_engine::Error::WalUnavailable { .. } | strata_engine::Error::Backpressure { .. } => {
-            (StatusCode::SERVICE_UNAVAILABLE, e.to_string())
-        }
-        strata_engine::Error::DiskFull { .. } => (StatusCode::INSUFFICIENT_STORAGE, e.to_string()),
-        other => (StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
     })
 }
 

@@ -10,12 +10,15 @@ use strata_query::{
 };
 
 use crate::app::App;
+use crate::tenants::TenantStore;
 
 /// A query that failed: the caller's fault (bad selector, range, filter, SQL) or ours.
 #[derive(Debug)]
 pub(crate) enum QueryError {
     /// 400 / INVALID_ARGUMENT.
     BadRequest(String),
+    /// A configured limit: 400 / RESOURCE_EXHAUSTED.
+    LimitExceeded(String),
     /// 500 / INTERNAL.
     Internal(String),
 }
@@ -46,6 +49,7 @@ impl From<QueryError> for tonic::Status {
     fn from(e: QueryError) -> Self {
         match e {
             QueryError::BadRequest(m) => tonic::Status::invalid_argument(m),
+            QueryError::LimitExceeded(m) => tonic::Status::resource_exhausted(m),
             QueryError::Internal(m) => tonic::Status::internal(m),
         }
     }
@@ -55,7 +59,9 @@ impl axum::response::IntoResponse for QueryError {
     fn into_response(self) -> axum::response::Response {
         use axum::http::StatusCode;
         let (code, message) = match self {
-            QueryError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+            QueryError::BadRequest(m) | QueryError::LimitExceeded(m) => {
+                (StatusCode::BAD_REQUEST, m)
+            }
             QueryError::Internal(m) => (StatusCode::INTERNAL_SERVER_ERROR, m),
         };
         (code, axum::Json(serde_json::json!({ "error": message }))).into_response()
@@ -136,11 +142,23 @@ pub(crate) fn selector(query: &str) -> Result<Selector, QueryError> {
     parse_selector(query).map_err(|e| bad(format!("query {query:?}: {e}")))
 }
 
-/// `[start, end)` that must not be empty.
-pub(crate) fn range(start: i64, end: i64) -> Result<TimeRange, QueryError> {
+/// `[start, end)` that must not be empty nor longer than `query.max_range`.
+pub(crate) fn range(app: &App, start: i64, end: i64) -> Result<TimeRange, QueryError> {
     if start >= end {
         return Err(bad(format!(
             "empty time range: start {start} is not before end {end}"
+        )));
+    }
+    let max = app.query_limits.max_range;
+    let length = end.saturating_sub(start) as u128;
+    if length > max.as_nanos() {
+        app.limit_counters.hit("query.max_range");
+        return Err(QueryError::LimitExceeded(format!(
+            "limit exceeded: the time range is {}, the maximum is {} (query.max_range)",
+            humantime::format_duration(std::time::Duration::from_secs(
+                (length / 1_000_000_000) as u64
+            )),
+            humantime::format_duration(max)
         )));
     }
     Ok(TimeRange::new(start, end))
@@ -178,23 +196,28 @@ pub(crate) struct ProfileRequest {
     pub relative: bool,
 }
 
-async fn run_side(app: &App, side: &Side) -> Result<MergedProfile, QueryError> {
+async fn run_side(store: &TenantStore, side: &Side) -> Result<MergedProfile, QueryError> {
     Ok(match side {
-        Side::Merge(q) => app.query.merge(q).await?,
-        Side::Single(s, t) => app.query.single(s, *t).await?,
+        Side::Merge(q) => store.query.merge(q).await?,
+        Side::Single(s, t) => store.query.single(s, *t).await?,
     })
 }
 
-/// Runs a request into a filtered frame profile.
-pub(crate) async fn run(app: &App, req: &ProfileRequest) -> Result<FrameProfile, QueryError> {
+/// Runs a request over `store` into a filtered frame profile of at most
+/// `query.max_result_nodes` stacks.
+pub(crate) async fn run(
+    app: &App,
+    store: &TenantStore,
+    req: &ProfileRequest,
+) -> Result<FrameProfile, QueryError> {
     let mut side = req.side.clone();
     side.group_by(&req.group_by_labels);
     let merged = match &req.base {
-        None => run_side(app, &side).await?,
+        None => run_side(store, &side).await?,
         Some(base) => {
             let mut base = base.clone();
             base.group_by(&req.group_by_labels);
-            let (b, c) = futures::try_join!(run_side(app, &base), run_side(app, &side))?;
+            let (b, c) = futures::try_join!(run_side(store, &base), run_side(store, &side))?;
             if b.profile_type != c.profile_type {
                 return Err(bad(format!(
                     "a diff compares one profile type: {} vs {}",
@@ -208,7 +231,16 @@ pub(crate) async fn run(app: &App, req: &ProfileRequest) -> Result<FrameProfile,
             d
         }
     };
-    Ok(FrameProfile::resolve(&merged).filter(&req.filters))
+    let profile = FrameProfile::resolve(&merged).filter(&req.filters);
+    let max = app.query_limits.max_result_nodes;
+    if profile.stacks.len() as u64 > max {
+        app.limit_counters.hit("query.max_result_nodes");
+        return Err(QueryError::LimitExceeded(format!(
+            "limit exceeded: the result has {} stacks, the maximum is {max} (query.max_result_nodes); narrow the selector or the time range, or filter",
+            profile.stacks.len()
+        )));
+    }
+    Ok(profile)
 }
 
 /// Parca's `group_by` fields: `function_name`, `binary` (or `mapping_filename`),

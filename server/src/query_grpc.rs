@@ -51,8 +51,12 @@ fn optional_range(
     ))
 }
 
-fn merge_side(m: &pb::MergeProfile) -> Result<Side, QueryError> {
-    let range = query_api::range(ns(m.start.as_ref(), "start")?, ns(m.end.as_ref(), "end")?)?;
+fn merge_side(app: &App, m: &pb::MergeProfile) -> Result<Side, QueryError> {
+    let range = query_api::range(
+        app,
+        ns(m.start.as_ref(), "start")?,
+        ns(m.end.as_ref(), "end")?,
+    )?;
     Ok(Side::Merge(ProfileQuery::new(
         query_api::selector(&m.query)?,
         range,
@@ -66,10 +70,14 @@ fn single_side(s: &pb::SingleProfile) -> Result<Side, QueryError> {
     ))
 }
 
-fn diff_side(s: Option<&pb::ProfileDiffSelection>, which: &str) -> Result<Side, QueryError> {
+fn diff_side(
+    app: &App,
+    s: Option<&pb::ProfileDiffSelection>,
+    which: &str,
+) -> Result<Side, QueryError> {
     use pb::profile_diff_selection::Options;
     match s.and_then(|s| s.options.as_ref()) {
-        Some(Options::Merge(m)) => merge_side(m),
+        Some(Options::Merge(m)) => merge_side(app, m),
         Some(Options::Single(s)) => single_side(s),
         None => Err(bad(format!("diff selection {which} is missing"))),
     }
@@ -102,7 +110,7 @@ fn criteria(c: &pb::FilterCriteria) -> Vec<FrameMatcher> {
 /// The request's filters: stack filters keep stacks with a frame meeting the criteria (a
 /// function name filter with `exclude` drops them); frame filters keep only frames meeting
 /// them (others hidden).
-fn profile_request(q: &pb::QueryRequest) -> Result<ProfileRequest, QueryError> {
+fn profile_request(app: &App, q: &pb::QueryRequest) -> Result<ProfileRequest, QueryError> {
     use pb::query_request::{Mode, Options};
     let relative = matches!(
         q.options.as_ref(),
@@ -112,11 +120,11 @@ fn profile_request(q: &pb::QueryRequest) -> Result<ProfileRequest, QueryError> {
         }))
     );
     let (side, base) = match (q.mode(), q.options.as_ref()) {
-        (Mode::Merge, Some(Options::Merge(m))) => (merge_side(m)?, None),
+        (Mode::Merge, Some(Options::Merge(m))) => (merge_side(app, m)?, None),
         (Mode::SingleUnspecified, Some(Options::Single(s))) => (single_side(s)?, None),
         (Mode::Diff, Some(Options::Diff(d))) => (
-            diff_side(d.b.as_ref(), "b")?,
-            Some(diff_side(d.a.as_ref(), "a")?),
+            diff_side(app, d.b.as_ref(), "b")?,
+            Some(diff_side(app, d.a.as_ref(), "a")?),
         ),
         (mode, _) => {
             return Err(bad(format!(
@@ -406,10 +414,11 @@ impl pb::query_service_server::QueryService for ParcaQuery {
         &self,
         request: Request<pb::QueryRangeRequest>,
     ) -> Result<Response<pb::QueryRangeResponse>, Status> {
+        let store = self.0.store_of(request.extensions().get());
         let r = request.into_inner();
         let start = ns(r.start.as_ref(), "start").map_err(status)?;
         let end = ns(r.end.as_ref(), "end").map_err(status)?;
-        query_api::range(start, end).map_err(status)?;
+        query_api::range(&self.0, start, end).map_err(status)?;
         let selector = query_api::selector(&r.query).map_err(status)?;
         let step_ns = match &r.step {
             Some(d) if d.seconds > 0 || d.nanos > 0 => {
@@ -419,8 +428,7 @@ impl pb::query_service_server::QueryService for ParcaQuery {
             _ => 1,
         };
         let pt = selector.profile_type.clone();
-        let series = self
-            .0
+        let series = store
             .query
             .range(&RangeQuery {
                 selector,
@@ -479,9 +487,12 @@ impl pb::query_service_server::QueryService for ParcaQuery {
     ) -> Result<Response<pb::QueryResponse>, Status> {
         use pb::query_request::ReportType as R;
         use pb::query_response::Report;
+        let store = self.0.store_of(request.extensions().get());
         let q = request.into_inner();
-        let req = profile_request(&q).map_err(status)?;
-        let p = query_api::run(&self.0, &req).await.map_err(status)?;
+        let req = profile_request(&self.0, &q).map_err(status)?;
+        let p = query_api::run(&self.0, &store, &req)
+            .await
+            .map_err(status)?;
         let report = match q.report_type() {
             R::Pprof => Report::Pprof(report::pprof(&p)),
             R::Top => Report::Top(top(&p)),
@@ -514,10 +525,10 @@ impl pb::query_service_server::QueryService for ParcaQuery {
         &self,
         request: Request<pb::ProfileTypesRequest>,
     ) -> Result<Response<pb::ProfileTypesResponse>, Status> {
+        let store = self.0.store_of(request.extensions().get());
         let r = request.into_inner();
         let range = optional_range(r.start.as_ref(), r.end.as_ref()).map_err(status)?;
-        let types = self
-            .0
+        let types = store
             .engine
             .profile_types(range)
             .await
@@ -541,11 +552,11 @@ impl pb::query_service_server::QueryService for ParcaQuery {
         &self,
         request: Request<pb::LabelsRequest>,
     ) -> Result<Response<pb::LabelsResponse>, Status> {
+        let store = self.0.store_of(request.extensions().get());
         let r = request.into_inner();
         let range = optional_range(r.start.as_ref(), r.end.as_ref()).map_err(status)?;
         let (pt, matchers) = scope(r.profile_type.as_deref(), &r.r#match).map_err(status)?;
-        let label_names = self
-            .0
+        let label_names = store
             .engine
             .label_names(pt.as_ref(), &matchers, range)
             .await
@@ -560,11 +571,11 @@ impl pb::query_service_server::QueryService for ParcaQuery {
         &self,
         request: Request<pb::ValuesRequest>,
     ) -> Result<Response<pb::ValuesResponse>, Status> {
+        let store = self.0.store_of(request.extensions().get());
         let r = request.into_inner();
         let range = optional_range(r.start.as_ref(), r.end.as_ref()).map_err(status)?;
         let (pt, matchers) = scope(r.profile_type.as_deref(), &r.r#match).map_err(status)?;
-        let label_values = self
-            .0
+        let label_values = store
             .engine
             .label_values(&r.label_name, pt.as_ref(), &matchers, range)
             .await
@@ -586,10 +597,10 @@ impl pb::query_service_server::QueryService for ParcaQuery {
 
     async fn has_profile_data(
         &self,
-        _request: Request<pb::HasProfileDataRequest>,
+        request: Request<pb::HasProfileDataRequest>,
     ) -> Result<Response<pb::HasProfileDataResponse>, Status> {
-        let types = self
-            .0
+        let store = self.0.store_of(request.extensions().get());
+        let types = store
             .engine
             .profile_types(TimeRange::ALL)
             .await

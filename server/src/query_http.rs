@@ -20,7 +20,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -31,7 +31,7 @@ use strata_query::{
     RangeAggregation, RangeQuery, StackFilter, complete, report,
 };
 
-use crate::app::App;
+use crate::app::{App, RequestTenant};
 use crate::query_api::{self, ProfileRequest, QueryError, Side, bad};
 
 type Answer = Result<Response, QueryError>;
@@ -73,8 +73,12 @@ fn scope_range(s: &Scope) -> Result<strata_engine::TimeRange, QueryError> {
     Ok(strata_engine::TimeRange::new(start, end))
 }
 
-async fn profile_types(State(app): State<Arc<App>>, Query(s): Query<Scope>) -> Answer {
-    let types = app
+async fn profile_types(
+    Extension(tenant): Extension<RequestTenant>,
+    Query(s): Query<Scope>,
+) -> Answer {
+    let types = tenant
+        .store
         .engine
         .profile_types(scope_range(&s)?)
         .await
@@ -109,9 +113,10 @@ fn scope_selector(
     crate::query_grpc::scope(None, &matches)
 }
 
-async fn labels(State(app): State<Arc<App>>, Query(s): Query<Scope>) -> Answer {
+async fn labels(Extension(tenant): Extension<RequestTenant>, Query(s): Query<Scope>) -> Answer {
     let (pt, matchers) = scope_selector(&s)?;
-    let names = app
+    let names = tenant
+        .store
         .engine
         .label_names(pt.as_ref(), &matchers, scope_range(&s)?)
         .await
@@ -120,12 +125,13 @@ async fn labels(State(app): State<Arc<App>>, Query(s): Query<Scope>) -> Answer {
 }
 
 async fn values(
-    State(app): State<Arc<App>>,
+    Extension(tenant): Extension<RequestTenant>,
     Path(name): Path<String>,
     Query(s): Query<Scope>,
 ) -> Answer {
     let (pt, matchers) = scope_selector(&s)?;
-    let values = app
+    let values = tenant
+        .store
         .engine
         .label_values(&name, pt.as_ref(), &matchers, scope_range(&s)?)
         .await
@@ -144,7 +150,10 @@ struct CompleteParams {
 
 /// Suggestions for the query bar: profile types, label names, operators or label values that
 /// start with what is typed, from the store.
-async fn completion(State(app): State<Arc<App>>, Query(p): Query<CompleteParams>) -> Answer {
+async fn completion(
+    Extension(tenant): Extension<RequestTenant>,
+    Query(p): Query<CompleteParams>,
+) -> Answer {
     let c = complete(&p.query, p.cursor.unwrap_or(p.query.len()));
     let range = scope_range(&Scope {
         query: None,
@@ -161,7 +170,9 @@ async fn completion(State(app): State<Arc<App>>, Query(p): Query<CompleteParams>
     let (context, suggestions): (Value, Vec<String>) = match &c.context {
         CompletionContext::ProfileType => (
             json!({"kind": "profile_type"}),
-            app.engine
+            tenant
+                .store
+                .engine
                 .profile_types(range)
                 .await
                 .map_err(internal)?
@@ -171,7 +182,9 @@ async fn completion(State(app): State<Arc<App>>, Query(p): Query<CompleteParams>
         ),
         CompletionContext::LabelName => (
             json!({"kind": "label_name"}),
-            app.engine
+            tenant
+                .store
+                .engine
                 .label_names(typed_type.as_ref(), &[], range)
                 .await
                 .map_err(internal)?,
@@ -185,7 +198,9 @@ async fn completion(State(app): State<Arc<App>>, Query(p): Query<CompleteParams>
         ),
         CompletionContext::LabelValue { label, op } => (
             json!({"kind": "label_value", "label": label, "operator": op.as_str()}),
-            app.engine
+            tenant
+                .store
+                .engine
                 .label_values(label, typed_type.as_ref(), &[], range)
                 .await
                 .map_err(internal)?,
@@ -222,10 +237,14 @@ struct RangeParams {
     aggregation: Option<String>,
 }
 
-async fn query_range(State(app): State<Arc<App>>, Query(p): Query<RangeParams>) -> Answer {
+async fn query_range(
+    State(app): State<Arc<App>>,
+    Extension(tenant): Extension<RequestTenant>,
+    Query(p): Query<RangeParams>,
+) -> Answer {
     let start = query_api::parse_time(&p.start, "start")?;
     let end = query_api::parse_time(&p.end, "end")?;
-    query_api::range(start, end)?;
+    query_api::range(&app, start, end)?;
     let step_ns = match p.step.as_deref().filter(|s| !s.is_empty()) {
         Some(s) => query_api::parse_duration(s, "step")?.as_nanos() as i64,
         None => 1,
@@ -242,7 +261,8 @@ async fn query_range(State(app): State<Arc<App>>, Query(p): Query<RangeParams>) 
         }
     };
     let selector = query_api::selector(&p.query)?;
-    let series = app
+    let series = tenant
+        .store
         .query
         .range(&RangeQuery {
             selector,
@@ -296,6 +316,7 @@ pub(crate) struct ProfileParams {
 }
 
 fn side(
+    app: &App,
     query: &str,
     start: Option<&str>,
     end: Option<&str>,
@@ -307,6 +328,7 @@ fn side(
         (None, Some(s), Some(e)) => Ok(Side::Merge(ProfileQuery::new(
             selector,
             query_api::range(
+                app,
                 query_api::parse_time(s, "start")?,
                 query_api::parse_time(e, "end")?,
             )?,
@@ -323,12 +345,13 @@ fn frame_matcher(text: &str) -> Result<FrameMatcher, QueryError> {
     })
 }
 
-fn profile_request(p: &ProfileParams) -> Result<ProfileRequest, QueryError> {
+fn profile_request(app: &App, p: &ProfileParams) -> Result<ProfileRequest, QueryError> {
     let mode = p
         .mode
         .as_deref()
         .unwrap_or(if p.time.is_some() { "single" } else { "merge" });
     let side_ = side(
+        app,
         &p.query,
         p.start.as_deref(),
         p.end.as_deref(),
@@ -337,6 +360,7 @@ fn profile_request(p: &ProfileParams) -> Result<ProfileRequest, QueryError> {
     let base = match mode {
         "merge" | "single" => None,
         "diff" => Some(side(
+            app,
             p.base_query.as_deref().unwrap_or(&p.query),
             p.base_start.as_deref(),
             p.base_end.as_deref(),
@@ -413,14 +437,18 @@ fn frames_json(p: &FrameProfile) -> Vec<Value> {
         .collect()
 }
 
-async fn query(State(app): State<Arc<App>>, Query(p): Query<ProfileParams>) -> Answer {
-    let mut req = profile_request(&p)?;
+async fn query(
+    State(app): State<Arc<App>>,
+    Extension(tenant): Extension<RequestTenant>,
+    Query(p): Query<ProfileParams>,
+) -> Answer {
+    let mut req = profile_request(&app, &p)?;
     let report_name = p.report.as_deref().unwrap_or("flamegraph");
     if report_name == "pgo-go" || report_name == "llvm-sample" {
         // Compilers want lines.
         req.filters.grouping = Grouping::Line;
     }
-    let prof = query_api::run(&app, &req).await?;
+    let prof = query_api::run(&app, &tenant.store, &req).await?;
     let header = json!({
         "profile_type": prof.profile_type.to_string(),
         "unit": prof.profile_type.sample_unit,
@@ -487,8 +515,8 @@ async fn query(State(app): State<Arc<App>>, Query(p): Query<ProfileParams>) -> A
 }
 
 /// One SQL statement; the answer is `{columns: [{name, type}], rows: [[...]]}`.
-async fn sql(State(app): State<Arc<App>>, body: String) -> Answer {
-    let (schema, batches) = app.query.sql(&body).await?;
+async fn sql(Extension(tenant): Extension<RequestTenant>, body: String) -> Answer {
+    let (schema, batches) = tenant.store.query.sql(&body).await?;
     let columns: Vec<Value> = schema
         .fields()
         .iter()

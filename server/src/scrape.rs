@@ -40,6 +40,8 @@ struct ScrapeTarget {
     interval: Duration,
     /// The whole request's timeout: `seconds` + the scrape timeout for delta endpoints.
     request_timeout: Duration,
+    /// Sent as `Authorization: Bearer …`.
+    bearer_token: Option<String>,
 }
 
 struct RunningTarget {
@@ -150,6 +152,7 @@ fn target(job: &ScrapeJob, sc: &StaticConfig, instance: &str, ep: &PprofEndpoint
         delta: ep.delta,
         interval: job.scrape_interval,
         request_timeout,
+        bearer_token: job.bearer_token.clone(),
     }
 }
 
@@ -200,9 +203,11 @@ async fn fetch(
     t: &ScrapeTarget,
     max_bytes: u64,
 ) -> Result<Vec<u8>, String> {
-    let response = client
-        .get(&t.url)
-        .timeout(t.request_timeout)
+    let mut request = client.get(&t.url).timeout(t.request_timeout);
+    if let Some(token) = &t.bearer_token {
+        request = request.bearer_auth(token);
+    }
+    let response = request
         .send()
         .await
         .map_err(|e| format!("GET {}: {}", t.url, error_chain(&e)))?;
@@ -251,7 +256,8 @@ async fn store(app: &App, t: &ScrapeTarget, body: &[u8]) -> Result<u64, String> 
         delta: t.delta.then_some(true),
         default_time_ns: now_ns(),
     };
-    let (batch, touched) = app
+    let store = app.default_store();
+    let (batch, touched) = store
         .normalize(|deltas| {
             let profile = decode_pprof(body, &app.limits)?;
             let mut b = SampleBatchBuilder::new();
@@ -259,5 +265,8 @@ async fn store(app: &App, t: &ScrapeTarget, body: &[u8]) -> Result<u64, String> 
             Ok::<_, strata_ingest::Error>(b.build()?)
         })
         .map_err(|e| e.to_string())?;
-    app.store(&batch, &touched).await.map_err(|e| e.to_string())
+    store
+        .store(&batch, &touched)
+        .await
+        .map_err(|e| e.to_string())
 }

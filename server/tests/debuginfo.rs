@@ -380,7 +380,7 @@ async fn bad_uploads_get_a_clear_status_and_store_nothing() {
     let id = prog.build_id.as_str();
     let other = "00112233445566778899aabbccddeeff00112233";
     let mut c = Client::connect(format!("http://{addr}")).await.unwrap();
-    let store = app.engine.debuginfo();
+    let store = app.default_store().engine.debuginfo();
     let nothing_stored = async |build_id: &str| {
         let kind = DebuginfoKind::Debuginfo;
         store.meta(build_id, kind).await.unwrap().is_none()

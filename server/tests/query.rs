@@ -112,7 +112,7 @@ async fn go_profiles_merge_and_diff_as_go_tool_pprof_does() {
             "/api/v1/query",
             &[
                 ("query", &format!("{pt}{{job=\"goapp\"}}")),
-                ("start", "0"),
+                ("start", "now-1h"),
                 ("end", "now+1h"),
                 ("report", "pprof"),
             ],
@@ -186,7 +186,7 @@ async fn pgo_build(addr: std::net::SocketAddr, dir: &Path) {
         "/api/v1/query",
         &[
             ("query", &format!("{CPU}{{job=\"goapp-1.23\"}}")),
-            ("start", "0"),
+            ("start", "now-1h"),
             ("end", "now+1h"),
             ("report", "pgo-go"),
         ],

@@ -53,6 +53,10 @@ pub struct ScrapeJob {
     /// Which endpoints to scrape. Default: Go's five.
     #[serde(default)]
     pub profiling_config: ProfilingConfig,
+    /// Sent as `Authorization: Bearer <token>` on every scrape (Prometheus' and Parca's
+    /// `bearer_token`). Default: none.
+    #[serde(default)]
+    pub bearer_token: Option<String>,
 }
 
 /// Targets sharing a set of labels.
@@ -147,6 +151,7 @@ impl ScrapeJob {
                 labels: BTreeMap::new(),
             }],
             profiling_config: ProfilingConfig::default(),
+            bearer_token: None,
         }
     }
 

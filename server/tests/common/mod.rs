@@ -88,7 +88,7 @@ pub async fn spawn_server(
     let addr = listener.local_addr().unwrap();
     (
         addr,
-        tokio::spawn(strata_server::serve(app, listener, shutdown)),
+        tokio::spawn(strata_server::serve(app, listener, None, shutdown)),
     )
 }
 
