@@ -233,7 +233,29 @@ async fn gate(
         store,
         named: named.is_some(),
     });
-    next.run(req).await
+    let path = req.uri().path().to_owned();
+    let response = next.run(req).await;
+    count_grpc_size_refusal(&app, &path, &response);
+    response
+}
+
+/// Counts a gRPC request tonic refused for its size (before any handler ran) under the limit
+/// that set the size.
+fn count_grpc_size_refusal(app: &App, path: &str, response: &axum::response::Response) {
+    let headers = response.headers();
+    let refused = headers.get("grpc-status").is_some_and(|s| s == "8" || s == "11")
+        && headers
+            .get("grpc-message")
+            .and_then(|m| m.to_str().ok())
+            .is_some_and(|m| m.contains("decoded message length too large"));
+    if !refused || path.contains("DebuginfoService") {
+        return;
+    }
+    app.limit_counters.hit(if path.contains("ProfilesService") {
+        "ingest.max_decompressed_bytes"
+    } else {
+        "ingest.max_body_bytes"
+    });
 }
 
 /// A refused request's answer: 401 (with `WWW-Authenticate`) or 403, as a gRPC status for
