@@ -243,11 +243,17 @@ async fn gate(
 /// that set the size.
 fn count_grpc_size_refusal(app: &App, path: &str, response: &axum::response::Response) {
     let headers = response.headers();
-    let refused = headers.get("grpc-status").is_some_and(|s| s == "8" || s == "11")
+    let refused = headers
+        .get("grpc-status")
+        .is_some_and(|s| s == "8" || s == "11")
         && headers
             .get("grpc-message")
             .and_then(|m| m.to_str().ok())
-            .is_some_and(|m| m.contains("decoded message length too large"));
+            // Percent-encoded (spaces as %20), as gRPC sends it.
+            .is_some_and(|m| {
+                m.replace("%20", " ")
+                    .contains("decoded message length too large")
+            });
     if !refused || path.contains("DebuginfoService") {
         return;
     }
