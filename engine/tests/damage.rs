@@ -219,6 +219,42 @@ async fn truncated_parquet_block_is_quarantined() {
 }
 
 #[tokio::test]
+async fn staging_files_of_puts_cut_off_by_a_crash_are_deleted_on_open() {
+    // A local put writes `<file>#<n>` and renames it: a crash between leaves a file no listing
+    // shows, so no block deletion would ever remove it (found by server/tests/crash.rs).
+    let dir = tempfile::tempdir().unwrap();
+    let (ids, config) = two_blocks(dir.path()).await;
+    let leftovers = [
+        block_file(
+            dir.path(),
+            "01JD3Q5V8Z2X7R4M9K6T1B0C3A",
+            "samples.parquet#1",
+        ),
+        block_file(dir.path(), &ids[0], "index.bin#17"),
+        dir.path().join("debuginfo/abcd/debuginfo#2"),
+    ];
+    for f in &leftovers {
+        fs::create_dir_all(f.parent().unwrap()).unwrap();
+        fs::write(f, b"partial").unwrap();
+    }
+    // Not staging names: kept.
+    let kept = block_file(dir.path(), &ids[1], "notes#x");
+    fs::write(&kept, b"").unwrap();
+
+    let engine = Engine::open(config).await.unwrap();
+    let mut removed = engine.open_report().removed_staging.clone();
+    removed.sort();
+    let mut expected = leftovers.to_vec();
+    expected.sort();
+    assert_eq!(removed, expected);
+    assert!(leftovers.iter().all(|f| !f.exists()));
+    assert!(kept.exists());
+    assert!(engine.open_report().quarantined_blocks.is_empty());
+    assert_eq!(values(&engine).await, vec![10, 20, 30]);
+    engine.close().await.unwrap();
+}
+
+#[tokio::test]
 async fn missing_block_file_is_quarantined() {
     let dir = tempfile::tempdir().unwrap();
     let (ids, config) = two_blocks(dir.path()).await;

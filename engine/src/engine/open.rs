@@ -31,6 +31,45 @@ pub struct OpenReport {
     pub removed_incomplete: Vec<String>,
     /// Blocks already replaced by a compacted block (interrupted compaction) that were deleted.
     pub removed_superseded: Vec<String>,
+    /// Local store only: staging files (`<file>#<digits>`) of writes cut off by a crash, which
+    /// the store's listings do not show (so no block deletion finds them), deleted.
+    pub removed_staging: Vec<std::path::PathBuf>,
+}
+
+/// Whether a file name is a local object store's staging name for a put: `<name>#<digits>`.
+fn is_staging_name(name: &str) -> bool {
+    name.rsplit_once('#').is_some_and(|(base, n)| {
+        !base.is_empty() && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())
+    })
+}
+
+/// Deletes the staging files under `<root>/blocks` and `<root>/debuginfo` (local store): a put
+/// writes `<file>#<n>` and renames it over `<file>`, so a crash mid-put leaves one behind that
+/// nothing lists, and its directory and bytes would stay forever.
+fn remove_staging_leftovers(root: &std::path::Path, removed: &mut Vec<std::path::PathBuf>) {
+    fn walk(dir: &std::path::Path, removed: &mut Vec<std::path::PathBuf>) {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => walk(&path, removed),
+                Ok(t) if t.is_file() && is_staging_name(&entry.file_name().to_string_lossy()) => {
+                    match fs::remove_file(&path) {
+                        Ok(()) => removed.push(path),
+                        Err(e) => {
+                            warn!(file = %path.display(), error = %e, "cannot delete a staging leftover")
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    for top in [block::BLOCKS_PREFIX, "debuginfo"] {
+        walk(&root.join(top), removed);
+    }
 }
 
 pub(super) async fn open(
@@ -59,6 +98,9 @@ pub(super) async fn open(
     };
     let store: Arc<dyn ObjectStore> = Arc::new(CountingStore::new(store, store_counters.clone()));
     let mut report = OpenReport::default();
+    if let Some(root) = &local_root {
+        remove_staging_leftovers(root, &mut report.removed_staging);
+    }
 
     let listing = list_blocks(&*store).await?;
     let mut metas = Vec::new();
@@ -148,6 +190,7 @@ pub(super) async fn open(
         replayed_samples = report.replay.samples,
         wal_damage = report.replay.damage.len(),
         quarantined_blocks = report.quarantined_blocks.len(),
+        staging_leftovers = report.removed_staging.len(),
         "engine opened"
     );
     let over_budget = head.bytes() >= config.head.max_bytes;
