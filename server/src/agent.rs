@@ -143,16 +143,23 @@ pub fn start(
     remote_store: String,
     config: SamplerConfig,
     extra_labels: Vec<(String, String)>,
+    bearer_token: Option<String>,
 ) -> Option<SamplerHandle> {
     let extra = Arc::new(extra_labels);
+    let authorization: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>> =
+        bearer_token.and_then(|t| format!("Bearer {t}").parse().ok());
     crate::collector::spawn_with_sink(config, move |iv| {
         let remote_store = remote_store.clone();
         let extra = extra.clone();
+        let authorization = authorization.clone();
         async move {
             if iv.processes.is_empty() {
                 return;
             }
-            let req = write_raw_request(&iv, &extra);
+            let mut req = tonic::Request::new(write_raw_request(&iv, &extra));
+            if let Some(value) = authorization {
+                req.metadata_mut().insert("authorization", value);
+            }
             let result = async {
                 let mut client = ProfileStoreServiceClient::connect(remote_store.clone()).await?;
                 client
@@ -286,7 +293,21 @@ pub(crate) mod tests {
         let mut config = strata_engine::EngineConfig::new(dir.path());
         config.background = false;
         let engine = strata_engine::Engine::open(config).await.unwrap();
-        let app = crate::App::new(engine.clone());
+        // The store takes pushes with a write token only: the agent sends it.
+        const TOKEN: &str = "agent-write-token-0001";
+        let store = crate::TenantStore::new(
+            "anonymous",
+            engine.clone(),
+            crate::Symbolization::disabled(Default::default()),
+        );
+        let settings = crate::AppSettings {
+            auth: crate::AuthConfig {
+                read_tokens: vec![],
+                write_tokens: vec![TOKEN.into()],
+            },
+            ..Default::default()
+        };
+        let app = crate::App::with_tenants(crate::Tenants::single(store), settings);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -303,6 +324,7 @@ pub(crate) mod tests {
             format!("http://{addr}"),
             config,
             vec![("node".into(), "test".into())],
+            Some(TOKEN.into()),
         ) else {
             eprintln!("SKIPPED: the kernel refused BPF here");
             return;

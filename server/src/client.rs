@@ -18,12 +18,29 @@ pub struct ClientArgs {
         env = "STRATA_SERVER"
     )]
     server: String,
+    /// Bearer token sent with every request (a read token, when the server has `auth:`).
+    #[arg(long, global = true, env = "STRATA_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Tenant to query (the `X-Scope-OrgID` header), when the server has `tenants:` enabled.
+    #[arg(long, global = true, env = "STRATA_TENANT")]
+    tenant: Option<String>,
     /// Output format.
     #[arg(long, global = true, value_enum, default_value_t = Output::Table)]
     output: Output,
 }
 
 impl ClientArgs {
+    /// `request` with the token and the tenant, if given.
+    fn authorize(&self, mut request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(tenant) = &self.tenant {
+            request = request.header("X-Scope-OrgID", tenant);
+        }
+        request
+    }
+
     /// The output format asked for.
     pub fn output(&self) -> Output {
         self.output
@@ -152,8 +169,8 @@ pub(crate) async fn get(
     params: &[(&str, String)],
 ) -> anyhow::Result<Vec<u8>> {
     let url = format!("{}{path}", args.server.trim_end_matches('/'));
-    let response = reqwest::Client::new()
-        .get(&url)
+    let response = args
+        .authorize(reqwest::Client::new().get(&url))
         .query(params)
         .send()
         .await
@@ -406,8 +423,8 @@ pub async fn query(args: ClientArgs, command: QueryCommand) -> anyhow::Result<()
         }
         QueryCommand::Sql { sql } => {
             let url = format!("{}/api/v1/sql", args.server.trim_end_matches('/'));
-            let response = reqwest::Client::new()
-                .post(&url)
+            let response = args
+                .authorize(reqwest::Client::new().post(&url))
                 .body(sql)
                 .send()
                 .await

@@ -64,6 +64,9 @@ enum Command {
         /// Extra label on every series, `name=value` (repeatable), e.g. `node=web-1`.
         #[arg(long = "label", value_parser = parse_label)]
         labels: Vec<(String, String)>,
+        /// Bearer token sent with every push (a write token, when the store has `auth:`).
+        #[arg(long, env = "STRATA_TOKEN", hide_env_values = true)]
+        bearer_token: Option<String>,
     },
     /// Query a running server (range, merge, top, diff, sql).
     Query {
@@ -278,6 +281,7 @@ async fn agent(
     transport: strata_collector_ebpf::Transport,
     interval: std::time::Duration,
     labels: Vec<(String, String)>,
+    bearer_token: Option<String>,
 ) -> anyhow::Result<()> {
     let config = strata_collector_ebpf::SamplerConfig {
         frequency_hz,
@@ -286,7 +290,7 @@ async fn agent(
         ..Default::default()
     };
     config.validate()?;
-    let handle = strata_server::agent::start(remote_store.clone(), config, labels)
+    let handle = strata_server::agent::start(remote_store.clone(), config, labels, bearer_token)
         .context("the kernel refused the eBPF collector (root or CAP_BPF+CAP_PERFMON needed)")?;
     info!(%remote_store, frequency_hz, %transport, "strata agent running; Ctrl-C to stop");
     wait_for_shutdown().await?;
@@ -326,7 +330,15 @@ fn main() -> anyhow::Result<()> {
             transport,
             interval,
             labels,
-        } => runtime.block_on(agent(remote_store, frequency, transport, interval, labels)),
+            bearer_token,
+        } => runtime.block_on(agent(
+            remote_store,
+            frequency,
+            transport,
+            interval,
+            labels,
+            bearer_token,
+        )),
         Command::Query { client, command } => runtime.block_on(client::query(client, command)),
         Command::Export { client, export } => runtime.block_on(client::export(client, export)),
         Command::Debuginfo { command } => runtime.block_on(debuginfo_cli::run(command)),
