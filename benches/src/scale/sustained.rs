@@ -24,6 +24,9 @@ use super::report::{percentile, si};
 use super::server::{self, Server};
 use super::{Error, Target, plot};
 
+/// Rows one verification merge reads at most (about; whole rounds).
+const VERIFY_SLICE_ROWS: u64 = 2_000_000;
+
 /// A sustained run's settings.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SustainedConfig {
@@ -187,15 +190,20 @@ pub struct SustainedSummary {
     pub ack_p99_ms: f64,
     /// Slowest (ms).
     pub ack_max_ms: f64,
-    /// Peak resident memory: the highest of the samples and the kernel's `VmHWM` (bytes).
+    /// Peak resident memory over the whole run, verification included: the highest of the
+    /// samples and the kernel's `VmHWM` (bytes).
     pub rss_peak_bytes: u64,
-    /// `VmHWM` at the end of pushing (bytes), if the server was still there to ask.
+    /// The same until the end of pushing (bytes): the sustained ingest alone.
+    pub rss_peak_push_bytes: u64,
+    /// `VmHWM` at the end (bytes), if the server was still there to ask.
     pub rss_hwm_bytes: Option<u64>,
     /// Highest anonymous memory of the cgroup sampled (bytes).
     pub anon_peak_bytes: Option<u64>,
     /// The cgroup's peak charge, page cache included (`memory.peak` /
     /// `memory.max_usage_in_bytes`).
     pub cgroup_peak_bytes: Option<u64>,
+    /// The cgroup's peak charge until the end of pushing.
+    pub cgroup_peak_push_bytes: Option<u64>,
     /// The limit as the kernel held it.
     pub cgroup_limit_bytes: Option<u64>,
     /// OOM kills in the cgroup.
@@ -372,7 +380,8 @@ pub async fn run(
     .await;
     deadline.abort();
     let wall = started.elapsed();
-    let hwm = server.pid().and_then(server::hwm_of);
+    let hwm_push = server.pid().and_then(server::hwm_of);
+    let cgroup_peak_push = cgroup.as_ref().and_then(|c| c.peak());
     // Keep sampling through the verification query: it is part of what the server must fit.
     let mut failures = Vec::new();
     let mut summary = SustainedSummary::default();
@@ -391,9 +400,26 @@ pub async fn run(
         .div_ceil(cfg.fleet.nodes.max(1) as u64);
     let end_ns = timeline.round_end(rounds.max(1) - 1);
     if cfg.verify && server.exit_status().is_none() && outcome.acked.requests > 0 {
-        match super::probe::merge_total(&server, timeline.start_ns, end_ns + 1).await {
-            Ok(t) => summary.merged_total = Some(t),
-            Err(e) => failures.push(format!("verification query: {e}")),
+        // In slices of about `VERIFY_SLICE_ROWS` rows: a merge's working memory grows with
+        // the rows it reads, and this checks what was stored, not how big a query fits.
+        let per_round = (outcome.generated.rows / rounds.max(1)).max(1);
+        let step = (VERIFY_SLICE_ROWS / per_round).max(1);
+        let at = |r: u64| timeline.start_ns + r as i64 * interval;
+        let mut total = 0.0;
+        let mut r0 = 0;
+        while r0 < rounds {
+            let r1 = (r0 + step).min(rounds);
+            match super::probe::merge_total(&server, at(r0), at(r1)).await {
+                Ok(t) => total += t,
+                Err(e) => {
+                    failures.push(format!("verification query: {e}"));
+                    break;
+                }
+            }
+            r0 = r1;
+        }
+        if r0 >= rounds {
+            summary.merged_total = Some(total);
         }
     }
     sampler_stop.store(true, Ordering::Relaxed);
@@ -401,7 +427,7 @@ pub async fn run(
     if let Some(t) = ticker {
         t.abort();
     }
-    let hwm = server.pid().and_then(server::hwm_of).max(hwm);
+    let hwm = server.pid().and_then(server::hwm_of).max(hwm_push);
     summary.server_exit = server.exit_status().map(|s| s.to_string());
     if let Some(cg) = &cgroup {
         summary.cgroup_peak_bytes = cg.peak();
@@ -439,6 +465,14 @@ pub async fn run(
         .chain(hwm)
         .max()
         .unwrap_or(0);
+    summary.rss_peak_push_bytes = memory
+        .iter()
+        .filter(|p| p.elapsed_s <= secs)
+        .map(|p| p.rss_bytes)
+        .chain(hwm_push)
+        .max()
+        .unwrap_or(0);
+    summary.cgroup_peak_push_bytes = cgroup_peak_push;
     summary.anon_peak_bytes = memory.iter().filter_map(|p| p.anon_bytes).max();
     summary.head_peak_bytes = memory.iter().filter_map(|p| p.head_bytes).max();
     summary.blocks = memory.iter().rev().find_map(|p| p.blocks);
@@ -503,11 +537,16 @@ fn windows(
     wall_s: f64,
 ) -> Vec<Window> {
     let w = cfg.window_s.max(0.5);
-    let n = (wall_s / w).ceil().max(1.0) as usize;
+    // Whole windows; the last one takes the remainder (the drain after the deadline).
+    let n = (wall_s / w).round().max(1.0) as usize;
     let mut out: Vec<Window> = (0..n)
         .map(|i| Window {
             start_s: i as f64 * w,
-            end_s: ((i + 1) as f64 * w).min(wall_s),
+            end_s: if i + 1 == n {
+                wall_s
+            } else {
+                (i + 1) as f64 * w
+            },
             ..Window::default()
         })
         .collect();
@@ -524,7 +563,7 @@ fn windows(
     }
     // Rows per window from the acknowledged-rows counter in the memory samples.
     let mut prev = 0u64;
-    for p in memory {
+    for p in memory.iter().filter(|p| p.elapsed_s <= wall_s) {
         let i = ((p.elapsed_s / w) as usize).min(n - 1);
         rows[i] += p.rows.saturating_sub(prev);
         prev = prev.max(p.rows);
