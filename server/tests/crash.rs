@@ -338,6 +338,8 @@ async fn sigkill_under_load_loses_no_acknowledged_push() {
         &unknown,
         "after a clean restart",
     );
+    assert!(strata.stop().success());
+    assert_intact(&data).await;
     eprintln!(
         "crash test: {runs} runs, {} acknowledged pushes all stored; {mid_block_write} kills \
          while a block was being written, {before_wal_deletion} between a block's commit and the \
@@ -599,4 +601,28 @@ async fn disk_full_refuses_writes_keeps_reads_and_recovers() {
         refused.len()
     );
     assert!(strata.stop().success());
+    assert_intact(&data).await;
+}
+
+/// After a clean stop: the store opens with no block quarantined and no WAL damage (so no
+/// crash or full disk ever left a corrupt block or a record that later ones were written
+/// after), and nothing under `quarantine/`.
+async fn assert_intact(data: &Path) {
+    let engine = common::open_engine(data).await;
+    let report = engine.open_report().clone();
+    engine.close().await.unwrap();
+    assert!(
+        report.quarantined_blocks.is_empty(),
+        "{:?}",
+        report.quarantined_blocks
+    );
+    assert!(
+        report.replay.damage.is_empty(),
+        "{:?}",
+        report.replay.damage
+    );
+    assert!(
+        !data.join("quarantine").exists(),
+        "a block was quarantined at some point"
+    );
 }
