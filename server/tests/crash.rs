@@ -471,7 +471,8 @@ async fn disk_full_refuses_writes_keeps_reads_and_recovers() {
     std::fs::write(
         &config,
         "scrape_configs: []\nsymbolizer: {enabled: false}\n\
-         engine:\n  head: {max_age: 1s, check_interval: 100ms}\n  compaction: {enabled: false}\n",
+         engine:\n  head: {max_age: 2s, check_interval: 100ms}\n  compaction: {enabled: false}\n  \
+         storage: {flush_backoff_initial: 200ms, flush_backoff_max: 1s}\n",
     )
     .unwrap();
     let mut strata = Strata::start(&data, Some(&config));
@@ -500,6 +501,13 @@ async fn disk_full_refuses_writes_keeps_reads_and_recovers() {
     while committed_blocks(&data) == 0 {
         assert!(waited.elapsed() < Duration::from_secs(30), "no flush");
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Data in the head when the disk fills up, for the next flush to meet the full disk.
+    for _ in 0..5 {
+        let p = next();
+        client.write_raw(p.request()).await.unwrap();
+        acked.push(p);
     }
 
     // Full: pushes are refused with a status that says so.
@@ -551,6 +559,15 @@ async fn disk_full_refuses_writes_keeps_reads_and_recovers() {
         strata.child.try_wait().unwrap().is_none(),
         "the server exited on a full disk"
     );
+    // The flushes attempted meanwhile failed, keeping the head (and WAL) as they were.
+    let waited = Instant::now();
+    while metric(addr, "strata_flush_failures_total").await == 0 {
+        assert!(
+            waited.elapsed() < Duration::from_secs(20),
+            "no flush was tried on the full disk"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // Reads keep working, and show exactly the acknowledged pushes (nothing refused).
     check(&stored(addr).await, &acked, &[], "while the disk is full");
     let (status, body) = common::get(addr, "/api/v1/labels").await;
@@ -589,6 +606,11 @@ async fn disk_full_refuses_writes_keeps_reads_and_recovers() {
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    eprintln!(
+        "a flush succeeded {:?} after space was freed; {} flushes failed on the full disk",
+        freed.elapsed(),
+        metric(addr, "strata_flush_failures_total").await
+    );
     check(&stored(addr).await, &acked, &[], "after space was freed");
 
     // And after a restart, everything acknowledged is there (and nothing refused).
@@ -602,6 +624,15 @@ async fn disk_full_refuses_writes_keeps_reads_and_recovers() {
     );
     assert!(strata.stop().success());
     assert_intact(&data).await;
+}
+
+/// A counter or gauge of `/metrics`.
+async fn metric(addr: std::net::SocketAddr, name: &str) -> u64 {
+    let (status, body) = common::get(addr, "/metrics").await;
+    assert_eq!(status, 200, "{body}");
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in /metrics"))
 }
 
 /// After a clean stop: the store opens with no block quarantined and no WAL damage (so no
