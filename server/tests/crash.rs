@@ -6,7 +6,8 @@
 //!   exact value (a push cut off by the kill may or may not be). Runs alternate between the
 //!   default config and one that flushes, rotates the WAL and compacts all the time, so kills
 //!   land inside flushes (between block write and WAL deletion too). `STRATA_CRASH_RUNS` sets
-//!   the number of runs (default 50), `STRATA_CRASH_SEED` the random seed (printed).
+//!   the number of runs (default 50), `STRATA_CRASH_SEED` the random seed (printed). Every
+//!   fourth run also kills a server while it opens the store (5–65 ms after its start).
 //! - `disk_full_refuses_writes_keeps_reads_and_recovers` (root: a loop-mounted ext4): writes
 //!   are refused with a clear "no space left" status, reads keep working, writes work again once
 //!   space is freed, and everything acknowledged survives a restart. Not root, or no loop mount:
@@ -271,6 +272,22 @@ async fn sigkill_under_load_loses_no_acknowledged_push() {
     for run in 0..runs {
         let config = if run % 2 == 0 { &flushy } else { &plain };
         let t0 = Instant::now();
+        if run % 4 == 2 {
+            // Killed while opening too: WAL replay (and rewrite of a torn segment), cleanup,
+            // and the flush of a replayed head over its budget.
+            let mut opening = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+                .args(["server", "--listen", "127.0.0.1:0", "--no-collector"])
+                .arg("--data-dir")
+                .arg(&data)
+                .arg("--config")
+                .arg(config)
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(5 + rng.below(60)));
+            opening.kill().unwrap();
+            opening.wait().unwrap();
+        }
         let strata = Strata::start(&data, Some(config));
         if config == &plain {
             // (With nothing flushing yet:) opening removed what killed writes left.
