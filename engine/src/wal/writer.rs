@@ -202,8 +202,11 @@ impl Writer {
             let path = self.path();
             if let Err(e) = self.sync_file() {
                 // A failed fsync leaves the segment's unsynced pages in doubt (the kernel may
-                // have dropped them): write on in a new segment.
+                // have dropped them, and a second fsync would not say so): write on in a new
+                // segment, and do not retry this one (the periodic timer would spin on it).
                 self.needs_new_segment = true;
+                self.unsynced = false;
+                self.last_sync = Instant::now();
                 return Err(Error::io(&path)(e));
             }
             self.unsynced = false;
@@ -386,6 +389,31 @@ mod tests {
             segments(dir.path()),
             vec![
                 (1, vec!["one".to_string()], true),
+                (2, vec!["two".to_string()], false)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_failed_periodic_sync_is_not_retried_on_the_same_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = WalConfig {
+            fsync: FsyncPolicy::Periodic,
+            sync_interval: std::time::Duration::from_secs(3600),
+            ..WalConfig::default()
+        };
+        let mut w = Writer::new(dir.path().to_path_buf(), config, 1).unwrap();
+        append(&mut w, "one").unwrap(); // acknowledged unsynced
+        w.fault = Some(Fault::Sync);
+        assert!(w.sync().is_err());
+        // Nothing left to sync here: the idle timer does not spin on the failed segment.
+        assert!(!w.unsynced);
+        assert!(w.sync().is_ok());
+        append(&mut w, "two").unwrap();
+        assert_eq!(
+            segments(dir.path()),
+            vec![
+                (1, vec!["one".to_string()], false),
                 (2, vec!["two".to_string()], false)
             ]
         );
