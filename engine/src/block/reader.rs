@@ -152,12 +152,20 @@ impl BlockScan {
                     block_path(block.id(), file),
                     block.file_size(file),
                 );
-                ArrowReaderMetadata::load_async(
+                let footer = ArrowReaderMetadata::load_async(
                     &mut r,
                     ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional),
                 )
                 .await
-                .map_err(corrupt(block, file))
+                .map_err(corrupt(block, file))?;
+                if let Err(reason) = check_offset_index(footer.metadata(), block.file_size(file)) {
+                    return Err(Error::CorruptBlock {
+                        block: block.id().to_owned(),
+                        file: file.into(),
+                        reason,
+                    });
+                }
+                Ok(footer)
             })
             .await?
             .clone();
@@ -376,6 +384,38 @@ fn row_group_inside(meta: &ParquetMetaData, g: usize, pt: &ProfileType, range: T
         _ => false,
     };
     pt_ok && time_ok
+}
+
+/// Checks the offset index (where each data page is and its first row) against the file: the
+/// Parquet reader trusts it for the ranged reads of selected rows and overflows or panics on a
+/// corrupt one (a negative offset, a page past the end, rows out of order).
+fn check_offset_index(meta: &ParquetMetaData, file_size: u64) -> std::result::Result<(), String> {
+    let Some(index) = meta.offset_index() else {
+        return Ok(());
+    };
+    if index.len() != meta.num_row_groups() {
+        return Err("page index: wrong number of row groups".into());
+    }
+    for (g, columns) in index.iter().enumerate() {
+        let rows = meta.row_group(g).num_rows();
+        for (c, column) in columns.iter().enumerate() {
+            let bad = |what: &str| format!("page index: row group {g} column {c}: {what}");
+            let mut next_row = 0;
+            for p in column.page_locations() {
+                let start = u64::try_from(p.offset).map_err(|_| bad("negative page offset"))?;
+                let len =
+                    u64::try_from(p.compressed_page_size).map_err(|_| bad("negative page size"))?;
+                if start.checked_add(len).is_none_or(|end| end > file_size) {
+                    return Err(bad("page past the end of the file"));
+                }
+                if p.first_row_index < next_row || p.first_row_index >= rows.max(1) {
+                    return Err(bad("page rows out of order"));
+                }
+                next_row = p.first_row_index + 1;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Within the chosen row groups, the rows of data pages whose page-index statistics admit one of
@@ -620,4 +660,69 @@ pub(crate) async fn read_symbols(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Int64Array, RecordBatch};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use parquet::arrow::ArrowWriter;
+    use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
+    use parquet::file::metadata::{PageIndexPolicy, ParquetMetaDataBuilder};
+    use parquet::file::properties::{EnabledStatistics, WriterProperties};
+
+    use super::check_offset_index;
+
+    /// Found by the `block` fuzz target: a corrupt offset index made the Parquet reader's
+    /// ranged read of selected rows overflow; it is now a corrupt block.
+    #[test]
+    fn a_corrupt_offset_index_is_an_error() {
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(Int64Array::from_iter_values(0..100))],
+        )
+        .unwrap();
+        let props = WriterProperties::builder()
+            .set_statistics_enabled(EnabledStatistics::Page)
+            .set_data_page_row_count_limit(10)
+            .set_write_batch_size(10)
+            .build();
+        let mut w = ArrowWriter::try_new(Vec::new(), schema, Some(props)).unwrap();
+        w.write(&batch).unwrap();
+        let file = bytes::Bytes::from(w.into_inner().unwrap());
+        let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Required);
+        let meta = ArrowReaderMetadata::load(&file, options)
+            .unwrap()
+            .metadata()
+            .clone();
+        let size = file.len() as u64;
+        assert_eq!(check_offset_index(&meta, size), Ok(()));
+        let pages = meta.offset_index().unwrap()[0][0].page_locations().len();
+        assert!(pages > 1);
+
+        let damaged = |f: &dyn Fn(&mut parquet::file::page_index::offset_index::PageLocation)| {
+            let mut index = meta.offset_index().unwrap().clone();
+            f(&mut index[0][0].page_locations[1]);
+            ParquetMetaDataBuilder::new_from_metadata((*meta).clone())
+                .set_offset_index(Some(index))
+                .build()
+        };
+        for (what, m) in [
+            ("negative page offset", damaged(&|p| p.offset = -1)),
+            (
+                "negative page size",
+                damaged(&|p| p.compressed_page_size = -7),
+            ),
+            ("page past the end", damaged(&|p| p.offset = size as i64)),
+            ("page past the end", damaged(&|p| p.offset = i64::MAX)),
+            ("rows out of order", damaged(&|p| p.first_row_index = 0)),
+            ("rows out of order", damaged(&|p| p.first_row_index = 100)),
+        ] {
+            let e = check_offset_index(&m, size).unwrap_err();
+            assert!(e.contains(what), "{e}");
+        }
+    }
 }
