@@ -36,6 +36,11 @@ enum Command {
         #[arg(long, default_value = "benches/results")]
         out: PathBuf,
     },
+    /// Redraws a sustained run's markdown and charts from its JSON report.
+    SustainedReport {
+        /// The run's JSON (`<out>/<name>.json`); the markdown and charts go beside it.
+        report: PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -149,6 +154,22 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Summarize { reports, out }) => summarize(&reports, &out),
+        Some(Command::SustainedReport { report }) => {
+            let text =
+                std::fs::read(&report).with_context(|| format!("reading {}", report.display()))?;
+            let r: sustained::SustainedReport = serde_json::from_slice(&text)
+                .with_context(|| format!("parsing {}", report.display()))?;
+            let dir = report.parent().unwrap_or(std::path::Path::new("."));
+            let name = report
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("sustained");
+            let md = sustained::markdown(&r);
+            std::fs::write(dir.join(format!("{name}.md")), &md)?;
+            let charts = sustained::charts(&r, dir, name)?;
+            println!("{md}\nwrote {}", display_all(&charts));
+            Ok(())
+        }
         None => run(cli.run).await,
     }
 }

@@ -635,9 +635,11 @@ pub fn markdown(r: &SustainedReport) -> String {
             ),
         ),
         (
-            "server RSS peak (VmHWM) vs limit",
+            "server RSS peak (VmHWM) vs limit: pushing / with verification",
             format!(
-                "{} ({:.0} % of {})",
+                "{} ({:.0} %) / {} ({:.0} %) of {}",
+                mib(s.rss_peak_push_bytes),
+                s.rss_peak_push_bytes as f64 * 100.0 / c.memory_limit_bytes as f64,
                 mib(s.rss_peak_bytes),
                 s.rss_peak_bytes as f64 * 100.0 / c.memory_limit_bytes as f64,
                 mib(c.memory_limit_bytes)
@@ -645,8 +647,12 @@ pub fn markdown(r: &SustainedReport) -> String {
         ),
         ("cgroup anon peak (sampled)", opt(s.anon_peak_bytes)),
         (
-            "cgroup memory.peak (with page cache)",
-            opt(s.cgroup_peak_bytes),
+            "cgroup memory.peak (with page cache): pushing / with verification",
+            format!(
+                "{} / {}",
+                opt(s.cgroup_peak_push_bytes),
+                opt(s.cgroup_peak_bytes)
+            ),
         ),
         (
             "cgroup limit hits / OOM kills",
