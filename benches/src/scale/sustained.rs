@@ -718,7 +718,22 @@ pub fn markdown(r: &SustainedReport) -> String {
 /// (ack p50 / p99 per window). Returns the files written.
 pub fn charts(r: &SustainedReport, dir: &Path, prefix: &str) -> Result<Vec<PathBuf>, Error> {
     let mb = |b: u64| b as f64 / (1 << 20) as f64;
-    let m = &r.memory;
+    // At most ~400 points a line (a 10-minute run has 2,400 samples): the highest of each
+    // run of samples, so peaks stay.
+    let every = r.memory.len().div_ceil(400).max(1);
+    let m: Vec<MemPoint> = r
+        .memory
+        .chunks(every)
+        .map(|c| MemPoint {
+            elapsed_s: c[0].elapsed_s,
+            rows: c[c.len() - 1].rows,
+            rss_bytes: c.iter().map(|p| p.rss_bytes).max().unwrap_or(0),
+            cgroup_bytes: c.iter().filter_map(|p| p.cgroup_bytes).max(),
+            anon_bytes: c.iter().filter_map(|p| p.anon_bytes).max(),
+            head_bytes: c.iter().filter_map(|p| p.head_bytes).max(),
+            blocks: c.iter().filter_map(|p| p.blocks).max(),
+        })
+        .collect();
     let mut mem: Vec<plot::Line> = vec![(
         "server RSS".into(),
         m.iter().map(|p| (p.elapsed_s, mb(p.rss_bytes))).collect(),
