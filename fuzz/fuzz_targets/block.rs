@@ -19,7 +19,7 @@ use strata_fuzz::{
     scratch_dir,
 };
 
-fuzz_target!(|data: &[u8]| {
+fuzz_target!(init: strata_fuzz::let_decoder_panics_unwind(), |data: &[u8]| {
     let (flags, mut files) = decode_block_archive(data);
     let meta;
     if flags & FIX_META != 0

@@ -14,7 +14,7 @@ use object_store::memory::InMemory;
 use strata_engine::Engine;
 use strata_fuzz::{RUNTIME, config, fix_wal_crcs, read_everything, scratch_dir};
 
-fuzz_target!(|data: &[u8]| {
+fuzz_target!(init: strata_fuzz::let_decoder_panics_unwind(), |data: &[u8]| {
     let Some((&mode, segment)) = data.split_first() else {
         return;
     };

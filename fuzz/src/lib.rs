@@ -19,6 +19,27 @@ pub static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
         .expect("tokio runtime")
 });
 
+/// Lets panics raised inside the `parquet` and `arrow` crates unwind instead of aborting.
+///
+/// libFuzzer's panic hook aborts on every panic, before unwinding. The engine contains panics of
+/// the Parquet decoder while it reads a block file (they become a corrupt-block error: those
+/// crates panic on some malformed files), so for the `wal` and `block` targets such a panic is
+/// let through to that containment; any other panic still aborts, and so does a dependency's
+/// panic the engine does not contain (libfuzzer-sys aborts when it reaches the target).
+pub fn let_decoder_panics_unwind() {
+    let abort = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let in_decoder = info.location().is_some_and(|l| {
+            let file = l.file();
+            file.contains("/registry/src/")
+                && ["/parquet-", "/arrow-"].iter().any(|c| file.contains(c))
+        });
+        if !in_decoder {
+            abort(info);
+        }
+    }));
+}
+
 /// A data directory for this process (`target` names it): on `/dev/shm` where there is one
 /// (the WAL writer fsyncs every new segment), else in the temp directory. Callers remove it
 /// after each input.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
 use arrow::datatypes::{DataType, Int32Type, Int64Type, Schema, SchemaRef, UInt64Type};
-use futures::TryStreamExt;
+use futures::{FutureExt, TryStreamExt};
 use object_store::ObjectStore;
 use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
 use parquet::arrow::arrow_reader::{
@@ -83,6 +83,32 @@ fn expected_schema(file: &str) -> SchemaRef {
     }
 }
 
+/// Runs Parquet decoding, turning a panic inside it into a corrupt-block error: the `parquet`
+/// crate panics on some malformed files instead of returning an error (an `unwrap` on a data
+/// page header without its `data_page_header`, overflowing page offsets), and a block file is
+/// input like any other. Found by the `block` fuzz target.
+async fn contain_panics<T>(
+    block: &BlockHandle,
+    file: &str,
+    decode: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    match std::panic::AssertUnwindSafe(decode).catch_unwind().await {
+        Ok(result) => result,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("(no message)");
+            Err(Error::CorruptBlock {
+                block: block.id().to_owned(),
+                file: file.to_owned(),
+                reason: format!("the Parquet decoder panicked: {message}"),
+            })
+        }
+    }
+}
+
 /// How block files are opened: with the schema the engine writes, not the Arrow schema embedded
 /// in the file (`ARROW:schema`), whose decoder (arrow-ipc) panics on some malformed ones; a
 /// file whose columns do not fit the schema is an error.
@@ -116,11 +142,14 @@ async fn read_file(
     block: &BlockHandle,
     file: &str,
 ) -> Result<Vec<RecordBatch>> {
-    let stream = open_reader(store, block, file)
-        .await?
-        .build()
-        .map_err(corrupt(block, file))?;
-    stream.try_collect().await.map_err(corrupt(block, file))
+    contain_panics(block, file, async {
+        let stream = open_reader(store, block, file)
+            .await?
+            .build()
+            .map_err(corrupt(block, file))?;
+        stream.try_collect().await.map_err(corrupt(block, file))
+    })
+    .await
 }
 
 /// Rows per batch a block scan decodes (the Parquet reader's default is 1,024; DataFusion's
@@ -162,13 +191,15 @@ impl BlockScan {
                     block_path(block.id(), file),
                     block.file_size(file),
                 );
-                let footer = ArrowReaderMetadata::load_async(
+                let load = ArrowReaderMetadata::load_async(
                     &mut r,
                     read_options(samples_schema())
                         .with_page_index_policy(PageIndexPolicy::Optional),
-                )
-                .await
-                .map_err(corrupt(block, file))?;
+                );
+                let footer = contain_panics(block, file, async {
+                    load.await.map_err(corrupt(block, file))
+                })
+                .await?;
                 if let Err(reason) = check_offset_index(footer.metadata(), block.file_size(file)) {
                     return Err(Error::CorruptBlock {
                         block: block.id().to_owned(),
@@ -319,13 +350,16 @@ impl BlockScan {
                 self.row_predicate(schema_descr),
             )]));
         }
-        let stream = builder
-            .with_batch_size(SCAN_BATCH_ROWS)
-            .with_row_groups(groups)
-            .with_projection(ProjectionMask::roots(schema_descr, roots.iter().copied()))
-            .build()
-            .map_err(corrupt(block, file))?;
-        let batches: Vec<RecordBatch> = stream.try_collect().await.map_err(corrupt(block, file))?;
+        let batches: Vec<RecordBatch> = contain_panics(block, file, async {
+            let stream = builder
+                .with_batch_size(SCAN_BATCH_ROWS)
+                .with_row_groups(groups)
+                .with_projection(ProjectionMask::roots(schema_descr, roots.iter().copied()))
+                .build()
+                .map_err(corrupt(block, file))?;
+            stream.try_collect().await.map_err(corrupt(block, file))
+        })
+        .await?;
         Ok(batches.into_iter().filter(|b| b.num_rows() > 0).collect())
     }
 
@@ -686,6 +720,50 @@ mod tests {
 
     use super::{check_offset_index, read_options};
     use crate::block::samples_schema;
+
+    /// Found by the `block` fuzz target: a data page header without its `data_page_header`
+    /// in a list column makes the `parquet` crate unwrap a `None`; reading the file is an
+    /// error.
+    #[tokio::test]
+    async fn a_panic_in_the_parquet_decoder_is_a_corrupt_block() {
+        use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+
+        use crate::block::{BlockHandle, BlockIndex, BlockMeta, block_path, files};
+        use crate::error::Error;
+
+        let file: &'static [u8] = include_bytes!("testdata/locations-bad-page-header.parquet");
+        let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+        let path = block_path("b", files::LOCATIONS);
+        store
+            .put(&path, PutPayload::from_static(file))
+            .await
+            .unwrap();
+        let block = BlockHandle {
+            meta: BlockMeta {
+                format_version: 1,
+                id: "b".into(),
+                min_time_ns: 0,
+                max_time_ns: 0,
+                num_samples: 0,
+                num_series: 0,
+                num_stacks: 0,
+                level: 0,
+                sources: Vec::new(),
+                wal_segment_upto: 0,
+                created_at_ms: 0,
+                files: [(files::LOCATIONS.to_owned(), file.len() as u64)].into(),
+            },
+            index: BlockIndex::new(Vec::new(), Vec::new()),
+            samples_footer: Default::default(),
+        };
+        let e = super::read_file(&store, &block, files::LOCATIONS)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, Error::CorruptBlock { reason, .. } if reason.contains("panicked")),
+            "{e}"
+        );
+    }
 
     /// Found by the `block` fuzz target: one changed character in the Arrow schema embedded in
     /// `samples.parquet` made arrow-ipc panic while the footer was read.
