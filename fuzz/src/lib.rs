@@ -27,6 +27,9 @@ pub static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
 /// let through to that containment; any other panic still aborts, and so does a dependency's
 /// panic the engine does not contain (libfuzzer-sys aborts when it reaches the target).
 pub fn let_decoder_panics_unwind() {
+    // The last such panic, shown if a later one aborts (an uncontained one ends in "panic in a
+    // function that cannot unwind" at the target's boundary).
+    static LAST: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
     let abort = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         let in_decoder = info.location().is_some_and(|l| {
@@ -34,7 +37,13 @@ pub fn let_decoder_panics_unwind() {
             file.contains("/registry/src/")
                 && ["/parquet-", "/arrow-"].iter().any(|c| file.contains(c))
         });
-        if !in_decoder {
+        let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+        if in_decoder {
+            *last = format!("{info}\n{}", std::backtrace::Backtrace::force_capture());
+        } else {
+            if !last.is_empty() {
+                eprintln!("the last dependency panic let unwind was: {last}");
+            }
             abort(info);
         }
     }));

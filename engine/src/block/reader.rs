@@ -200,7 +200,10 @@ impl BlockScan {
                     load.await.map_err(corrupt(block, file))
                 })
                 .await?;
-                if let Err(reason) = check_offset_index(footer.metadata(), block.file_size(file)) {
+                let size = block.file_size(file);
+                if let Err(reason) = check_column_chunks(footer.metadata(), size)
+                    .and_then(|()| check_offset_index(footer.metadata(), size))
+                {
                     return Err(Error::CorruptBlock {
                         block: block.id().to_owned(),
                         file: file.into(),
@@ -429,6 +432,31 @@ fn row_group_inside(meta: &ParquetMetaData, g: usize, pt: &ProfileType, range: T
         _ => false,
     };
     pt_ok && time_ok
+}
+
+/// Checks that every column chunk lies inside the file: `ColumnChunkMetaData::byte_range`
+/// (used by the summing scan and the Parquet reader) asserts that offset and size are not
+/// negative, and a chunk past the end of the file is corrupt.
+fn check_column_chunks(meta: &ParquetMetaData, file_size: u64) -> std::result::Result<(), String> {
+    for (g, rg) in meta.row_groups().iter().enumerate() {
+        for (c, column) in rg.columns().iter().enumerate() {
+            let start = column
+                .dictionary_page_offset()
+                .unwrap_or(column.data_page_offset());
+            let len = column.compressed_size();
+            let end = u64::try_from(start)
+                .ok()
+                .zip(u64::try_from(len).ok())
+                .and_then(|(s, l)| s.checked_add(l));
+            if end.is_none_or(|end| end > file_size) || column.data_page_offset() < 0 {
+                return Err(format!(
+                    "row group {g} column {c}: a chunk of {len} bytes at {start} is outside the \
+                     {file_size}-byte file"
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Checks the offset index (where each data page is and its first row) against the file: the
@@ -718,8 +746,56 @@ mod tests {
     use parquet::file::metadata::{PageIndexPolicy, ParquetMetaDataBuilder};
     use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
-    use super::{check_offset_index, read_options};
+    use super::{check_column_chunks, check_offset_index, read_options};
     use crate::block::samples_schema;
+
+    /// Found by the `block` fuzz target: a column chunk at a negative offset made
+    /// `ColumnChunkMetaData::byte_range` panic in the summing scan; it is now a corrupt block.
+    #[test]
+    fn a_column_chunk_outside_the_file_is_an_error() {
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(Int64Array::from_iter_values(0..100))],
+        )
+        .unwrap();
+        let mut w = ArrowWriter::try_new(Vec::new(), schema, None).unwrap();
+        w.write(&batch).unwrap();
+        let file = bytes::Bytes::from(w.into_inner().unwrap());
+        let meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
+            .unwrap()
+            .metadata()
+            .clone();
+        let size = file.len() as u64;
+        assert_eq!(check_column_chunks(&meta, size), Ok(()));
+        let damaged = |f: &dyn Fn(
+            parquet::file::metadata::ColumnChunkMetaDataBuilder,
+        )
+            -> parquet::file::metadata::ColumnChunkMetaDataBuilder| {
+            let rg = meta.row_group(0).clone();
+            let column = f(rg.column(0).clone().into_builder()).build().unwrap();
+            let rg = rg
+                .into_builder()
+                .set_column_metadata(vec![column])
+                .build()
+                .unwrap();
+            (*meta)
+                .clone()
+                .into_builder()
+                .set_row_groups(vec![rg])
+                .build()
+        };
+        for m in [
+            damaged(&|c| c.set_data_page_offset(-4)),
+            damaged(&|c| c.set_dictionary_page_offset(Some(-4))),
+            damaged(&|c| c.set_total_compressed_size(-1)),
+            damaged(&|c| c.set_total_compressed_size(size as i64)),
+            damaged(&|c| c.set_dictionary_page_offset(Some(i64::MAX))),
+        ] {
+            let e = check_column_chunks(&m, size).unwrap_err();
+            assert!(e.contains("outside"), "{e}");
+        }
+    }
 
     /// Found by the `block` fuzz target: a data page header without its `data_page_header`
     /// in a list column makes the `parquet` crate unwrap a `None`; reading the file is an
