@@ -35,7 +35,7 @@ fn go_top(args: &[&str], files: &[&Path]) -> (String, Vec<(String, String, Strin
         .skip(1)
         .map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
-            (f[0].to_owned(), f[3].to_owned(), f[5..].join(" "))
+            (in_ns(f[0]), in_ns(f[3]), f[5..].join(" "))
         })
         .collect();
     rows.sort();
@@ -45,6 +45,28 @@ fn go_top(args: &[&str], files: &[&Path]) -> (String, Vec<(String, String, Strin
         .unwrap_or("")
         .to_owned();
     (summary, rows)
+}
+
+/// A `-top` value with a time unit (`-50ms`, `-0.05s`: go picks the unit from the profile's
+/// magnitudes) in nanoseconds, so the same amount compares equal; other values unchanged.
+fn in_ns(value: &str) -> String {
+    let units = [
+        ("ns", 1.0),
+        ("us", 1e3),
+        ("µs", 1e3),
+        ("ms", 1e6),
+        ("s", 1e9),
+        ("mins", 6e10),
+        ("hrs", 3.6e12),
+    ];
+    for (unit, scale) in units {
+        if let Some(number) = value.strip_suffix(unit)
+            && let Ok(n) = number.parse::<f64>()
+        {
+            return format!("{}ns", (n * scale).round() as i64);
+        }
+    }
+    value.to_owned()
 }
 
 async fn fetch(url: &str) -> Vec<u8> {
