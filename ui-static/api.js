@@ -2,14 +2,53 @@
 
 export class ApiError extends Error {}
 
+/** The server refused the request's token (401): sign in again. */
+export class AuthError extends ApiError {}
+
+/**
+ * Who the UI is: a read token and a tenant, kept in this browser's localStorage and sent with
+ * every API request (`Authorization: Bearer`, and the tenant header the server names in
+ * `/ui/access.json`).
+ */
+export const credentials = {
+  get token() { return localStorage.getItem('strata-token') || ''; },
+  get tenant() { return localStorage.getItem('strata-tenant') || ''; },
+  tenantHeader: null,
+  save(token, tenant) {
+    for (const [k, v] of [['strata-token', token], ['strata-tenant', tenant]]) {
+      if (v) localStorage.setItem(k, v); else localStorage.removeItem(k);
+    }
+  },
+  headers() {
+    const h = {};
+    if (this.token) h.Authorization = `Bearer ${this.token}`;
+    if (this.tenantHeader && this.tenant) h[this.tenantHeader] = this.tenant;
+    return h;
+  },
+};
+
+/**
+ * What the server asks of the UI (server/src/ui.rs): `{read_token_required, tenant_header,
+ * default_tenant}`; `tenant_header` is null when tenants are off.
+ */
+export async function access() {
+  const res = await fetch('/ui/access.json');
+  const out = res.ok ? await res.json() : { read_token_required: false, tenant_header: null };
+  credentials.tenantHeader = out.tenant_header;
+  return out;
+}
+
+function query(params) {
+  return new URLSearchParams(Object.entries(params).filter(([k, v]) => v !== undefined && v !== null && (v !== '' || k === 'query')));
+}
+
 async function getJson(path, params, { signal, raw } = {}) {
-  const url = `${path}?${new URLSearchParams(Object.entries(params).filter(([k, v]) => v !== undefined && v !== null && (v !== '' || k === 'query')))}`;
-  const res = await fetch(url, { signal });
+  const res = await fetch(`${path}?${query(params)}`, { signal, headers: credentials.headers() });
   const text = await res.text();
   if (!res.ok) {
     let msg = text;
     try { msg = JSON.parse(text).error || text; } catch { /* not JSON */ }
-    throw new ApiError(msg);
+    throw new (res.status === 401 ? AuthError : ApiError)(msg);
   }
   return raw ? raw(text) : JSON.parse(text);
 }
@@ -51,5 +90,19 @@ export async function debuginfoStatus(buildIds) {
 
 /** The URL of `/api/v1/query` with these parameters (downloads). */
 export function profileUrl(params) {
-  return `/api/v1/query?${new URLSearchParams(Object.entries(params).filter(([k, v]) => v !== undefined && v !== null && (v !== '' || k === 'query')))}`;
+  return `/api/v1/query?${query(params)}`;
+}
+
+/**
+ * Downloads `url` as `filename` with the credentials' headers (a plain link cannot send them).
+ */
+export async function download(url, filename) {
+  const res = await fetch(url, { headers: credentials.headers() });
+  if (!res.ok) throw new (res.status === 401 ? AuthError : ApiError)((await res.text()).trim());
+  const href = URL.createObjectURL(await res.blob());
+  const a = Object.assign(document.createElement('a'), { href, download: filename });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(href), 10000);
 }

@@ -268,7 +268,7 @@ class Pane {
     } catch (e) {
       if (seq !== this.seq) return;
       this.series = [];
-      showError(e.message);
+      showError(e);
     }
     this.renderGraph();
   }
@@ -303,10 +303,52 @@ let profileSeq = 0;
 let topData = null;
 const timings = {};
 
-function showError(msg) {
+/** Shows an error (an Error or a message; '' hides it); a refused token asks to sign in. */
+function showError(err) {
+  if (err instanceof api.AuthError) {
+    signIn(err.message);
+    return;
+  }
+  const msg = typeof err === 'string' ? err : err.message;
   const e = $('#error');
   e.textContent = msg;
   e.hidden = !msg;
+}
+
+/**
+ * The sign-in dialog: a read token (when the server wants one) and a tenant (when tenants are
+ * on), kept in localStorage; the page reloads with them. `why` says what the server answered.
+ */
+function signIn(why) {
+  const d = $('#signin');
+  if (d.open) return;
+  $('#signin-why').textContent = why || '';
+  $('#signin-token').value = api.credentials.token;
+  $('#signin-tenant').value = api.credentials.tenant;
+  d.showModal();
+}
+
+function setupAccess(access) {
+  const h = access.tenant_header;
+  $('#signin-tenant-row').hidden = !h;
+  $('#signin-token-row').hidden = !access.read_token_required;
+  if (h) $('#signin-tenant').placeholder = access.default_tenant;
+  const who = $('#who');
+  who.hidden = !access.read_token_required && !h;
+  who.textContent = h ? `Tenant: ${api.credentials.tenant || access.default_tenant}` : api.credentials.token ? 'Token…' : 'Sign in';
+  who.title = h ? `Sent as ${h}; click to change` : 'Change the read token';
+  who.addEventListener('click', () => signIn(''));
+  $('#signin').addEventListener('submit', (e) => {
+    if (e.submitter?.value === 'cancel') return;
+    api.credentials.save($('#signin-token').value.trim(), $('#signin-tenant').value.trim());
+    location.reload();
+  });
+  // A plain link cannot send the token or the tenant: fetch the profile and save it.
+  $('#download').addEventListener('click', (e) => {
+    if (!Object.keys(api.credentials.headers()).length) return;
+    e.preventDefault();
+    api.download(e.currentTarget.href, 'profile.pb.gz').catch(showError);
+  });
 }
 
 function profileParams() {
@@ -354,7 +396,7 @@ async function loadProfile() {
     timings.firstPaint = performance.now() - t1;
   } catch (e) {
     if (seq !== profileSeq) return;
-    showError(e.message);
+    showError(e);
     tree = null;
     renderProfile(true);
   } finally {
@@ -406,7 +448,7 @@ function renderProfile(newData = false) {
         topData = d;
         table.setFilter(state.search);
         table.setData(d);
-      }, (e) => showError(e.message));
+      }, (e) => showError(e));
     }
   }
   if (view === 'sandwich') renderSandwich();
@@ -595,10 +637,16 @@ async function start() {
     loadProfile();
   });
 
+  const access = await api.access();
+  setupAccess(access);
+  if (access.read_token_required && !api.credentials.token) {
+    signIn('This server wants a read token.');
+    return;
+  }
   try {
     types = (await api.profileTypes()).map((t) => t.id);
   } catch (e) {
-    showError(e.message);
+    showError(e);
   }
   if (!state.q && types.length) {
     state.q = `${sortTypes(types)[0]}{}`;

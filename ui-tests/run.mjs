@@ -2,9 +2,8 @@
 // fixture, scraped). Usage: node run.mjs <base url> [screenshot dir]
 // Run by server/tests/ui.rs; headless Debian chromium through playwright-core.
 
-import { chromium } from 'playwright-core';
-import fs from 'node:fs';
 import path from 'node:path';
+import { assert, openBrowser, treeNames as namesOf, profileLoaded as loadedOn } from './harness.mjs';
 
 const base = process.argv[2];
 const shots = process.argv[3] || path.resolve('target/ui-screenshots');
@@ -12,56 +11,12 @@ if (!base) {
   console.error('usage: node run.mjs <base url> [screenshot dir]');
   process.exit(2);
 }
-fs.mkdirSync(shots, { recursive: true });
 const CPU = 'process_cpu:cpu:nanoseconds:cpu:nanoseconds:delta';
 
-function assert(cond, msg) {
-  if (!cond) throw new Error(`assertion failed: ${msg}`);
-}
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu'],
-});
-const context = await browser.newContext({ viewport: { width: 1400, height: 1000 }, colorScheme: 'light' });
-const page = await context.newPage();
-const errors = [];
-page.on('pageerror', (e) => errors.push(e.message));
-page.on('console', (m) => m.type() === 'error' && !m.text().startsWith('Failed to load resource') && errors.push(m.text()));
-page.on('response', (r) => r.status() >= 400 && errors.push(`${r.status()} ${r.url()}`));
-let step = 0;
-async function shot(name) {
-  const file = path.join(shots, `${String(++step).padStart(2, '0')}-${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
-  console.log(`screenshot ${file}`);
-}
-async function check(name, fn) {
-  const t0 = Date.now();
-  try {
-    await fn();
-    console.log(`ok   ${name} (${Date.now() - t0} ms)`);
-  } catch (e) {
-    console.log(`FAIL ${name}: ${e.message}`);
-    await shot(`FAILED-${name.replace(/\W+/g, '-')}`).catch(() => {});
-    await browser.close();
-    process.exit(1);
-  }
-}
-const treeNames = () => page.evaluate(() => {
-  const t = window.__strata.tree;
-  if (!t) return [];
-  const out = [];
-  for (let i = 1; i < t.n; i++) out.push(t.frames[t.frame[i]].name);
-  return out;
-});
+const { browser, context, page, errors, shot, check } = await openBrowser(shots);
+const treeNames = () => namesOf(page);
 /** Waits for a profile whose title matches `re` to be loaded and drawn. */
-async function profileLoaded(re) {
-  await page.waitForFunction((src) => {
-    const t = window.__strata.tree;
-    return t && new RegExp(src).test(document.querySelector('#profile-title').textContent)
-      && !document.querySelector('#profile').classList.contains('loading');
-  }, re.source, { timeout: 20000 });
-}
+const profileLoaded = (re) => loadedOn(page, re);
 /** Page coordinates of point `k` (negative: from the end) of pane `pane`'s first series. */
 async function pointAt(pane, k) {
   return page.evaluate(([pane, k]) => {
@@ -301,7 +256,7 @@ await check('reload from the URL reproduces the view', async () => {
   assert((await p2.inputValue('#search')) === 'burn', 'search restored');
   assert((await p2.getAttribute('html', 'data-theme')) === 'dark', 'theme remembered');
   assert(/% of total matches/.test(await p2.textContent('#match')), 'search applied');
-  await p2.screenshot({ path: path.join(shots, `${String(++step).padStart(2, '0')}-reloaded.png`), fullPage: true });
+  await shot('reloaded', p2);
   await p2.close();
 });
 

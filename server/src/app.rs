@@ -181,7 +181,15 @@ pub fn router(app: Arc<App>) -> axum::Router {
     grpc.merge(crate::http::routes(app.clone()))
         .merge(crate::query_http::routes(app.clone()))
         .merge(crate::debuginfo_http::routes(app.clone()))
-        .merge(crate::ui::routes())
+        .merge(crate::ui::routes(crate::ui::UiAccess {
+            read_token_required: !app.auth.read_tokens.is_empty(),
+            tenant_header: app
+                .tenants
+                .config()
+                .enabled
+                .then(|| app.tenants.config().header.clone()),
+            default_tenant: app.tenants.config().default_tenant.clone(),
+        }))
         .nest("/api", grpc_web)
         .layer(axum::middleware::from_fn_with_state(app, gate))
 }

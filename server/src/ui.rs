@@ -6,6 +6,9 @@
 //! of `/`, `/index.html` and `/ui/...` are routed here: the API, `/metrics`, `/healthy` and the
 //! gRPC paths keep their own routes and fallback. For UI development, `STRATA_UI_DIR=ui-static`
 //! serves the listed files from disk instead (each request reads, and leaks, the file).
+//!
+//! `/ui/access.json` tells the UI what the server asks of it ([`UiAccess`]): whether reads need
+//! a token (the UI then asks for one) and which header names a tenant.
 
 use axum::extract::Path;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -41,12 +44,33 @@ const ASSETS: &[Asset] = assets![
     "table.js",
 ];
 
+/// What the UI needs to know to talk to this server, served as `/ui/access.json` (no token
+/// needed, like the UI's files).
+#[derive(Clone, Debug, serde::Serialize)]
+pub(crate) struct UiAccess {
+    /// Whether reads need a bearer token (`auth.read_tokens` is not empty).
+    pub read_token_required: bool,
+    /// The header that names a tenant, when tenants are on.
+    pub tenant_header: Option<String>,
+    /// The tenant of requests that name none.
+    pub default_tenant: String,
+}
+
 /// The UI's routes, to merge into the server's router.
-pub(crate) fn routes() -> axum::Router {
+pub(crate) fn routes(access: UiAccess) -> axum::Router {
     use axum::routing::get;
     axum::Router::new()
         .route("/", get(index))
         .route("/index.html", get(index))
+        .route(
+            "/ui/access.json",
+            get(move || async move {
+                (
+                    [(header::CACHE_CONTROL, "no-store")],
+                    axum::Json(access.clone()),
+                )
+            }),
+        )
         .route("/ui/{*file}", get(file))
 }
 

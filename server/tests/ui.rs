@@ -1,7 +1,8 @@
 //! The web UI: served at `/` from the binary (content types, caching, no clobbered routes), and
 //! driven in headless Chromium (`ui-tests/run.mjs`, playwright-core) against a real `strata
 //! server` scraping the Go fixture program; plus the icicle graph's performance at 1 M stacks
-//! (`ui-tests/perf.mjs`). Screenshots land in `target/ui-screenshots`. The browser tests skip,
+//! (`ui-tests/perf.mjs`); and signing in with a read token and picking a tenant
+//! (`ui-tests/access.mjs`). Screenshots land in `target/ui-screenshots`. The browser tests skip,
 //! saying so, when `node` or `chromium` is missing (`./scripts/test` installs both).
 
 mod common;
@@ -128,6 +129,12 @@ async fn ui_is_served_without_clobbering_other_routes() {
         assert_eq!(header(&r, "content-type"), Some(ty), "{path}");
         assert_eq!(header(&r, "cache-control"), Some("no-cache"), "{path}");
     }
+    let (status, access) = common::get(addr, "/ui/access.json").await;
+    assert_eq!(status, 200, "{access}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&access).unwrap(),
+        serde_json::json!({"read_token_required": false, "tenant_header": null, "default_tenant": "anonymous"})
+    );
     let missing = get_full(addr, "/ui/nope.js", "").await;
     assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
 
@@ -216,4 +223,61 @@ async fn icicle_graph_paints_1m_stacks_within_budget() {
     .await
     .unwrap();
     assert!(out.contains("UI perf within budget"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ui_signs_in_with_a_read_token_and_picks_a_tenant() {
+    const READ: &str = "ui-read-token-000001";
+    const WRITE: &str = "ui-write-token-00001";
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("strata.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "auth: {{ read_tokens: [{READ}], write_tokens: [{WRITE}] }}\n\
+             tenants: {{ enabled: true }}\n\
+             scrape_configs: []\n"
+        ),
+    )
+    .unwrap();
+    let strata = Strata::start(&dir.path().join("data"), Some(&config));
+    let addr = strata.addr;
+
+    // What the UI learns before asking for anything.
+    let (status, body) = common::get(addr, "/ui/access.json").await;
+    assert_eq!(status, 200, "{body}");
+    let access: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        access,
+        serde_json::json!({
+            "read_token_required": true,
+            "tenant_header": "X-Scope-OrgID",
+            "default_tenant": "anonymous",
+        })
+    );
+
+    // One stack in tenant team-a, another in the default tenant (Pyroscope's /ingest, now).
+    let client = reqwest::Client::new();
+    for (tenant, leaf) in [(Some("team-a"), "only_in_team_a"), (None, "only_in_default")] {
+        let mut req = client
+            .post(format!("http://{addr}/ingest?name=app.cpu&format=folded"))
+            .bearer_auth(WRITE)
+            .body(format!("main;{leaf} 40\n"));
+        if let Some(t) = tenant {
+            req = req.header("X-Scope-OrgID", t);
+        }
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    }
+    if !browser_ready() {
+        return;
+    }
+    let shots = workspace().join("target/ui-screenshots/access");
+    let url = format!("http://{addr}/");
+    let out = tokio::task::spawn_blocking(move || {
+        node("access.mjs", &[&url, READ, shots.to_str().unwrap()])
+    })
+    .await
+    .unwrap();
+    assert!(out.contains("all access checks passed"), "{out}");
 }
