@@ -258,7 +258,10 @@ async fn ui_signs_in_with_a_read_token_and_picks_a_tenant() {
 
     // One stack in tenant team-a, another in the default tenant (Pyroscope's /ingest, now).
     let client = reqwest::Client::new();
-    for (tenant, leaf) in [(Some("team-a"), "only_in_team_a"), (None, "only_in_default")] {
+    for (tenant, leaf) in [
+        (Some("team-a"), "only_in_team_a"),
+        (None, "only_in_default"),
+    ] {
         let mut req = client
             .post(format!("http://{addr}/ingest?name=app.cpu&format=folded"))
             .bearer_auth(WRITE)
