@@ -41,6 +41,31 @@ impl ClientArgs {
         request
     }
 
+    /// The server's address.
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// The token and the tenant as gRPC metadata (`authorization`, `x-scope-orgid`).
+    pub fn grpc_metadata(
+        &self,
+    ) -> anyhow::Result<Vec<(&'static str, tonic::metadata::AsciiMetadataValue)>> {
+        let mut out = Vec::new();
+        if let Some(token) = &self.token {
+            let value = format!("Bearer {token}")
+                .parse()
+                .context("--token: not a valid header value")?;
+            out.push(("authorization", value));
+        }
+        if let Some(tenant) = &self.tenant {
+            let value = tenant
+                .parse()
+                .context("--tenant: not a valid header value")?;
+            out.push(("x-scope-orgid", value));
+        }
+        Ok(out)
+    }
+
     /// The output format asked for.
     pub fn output(&self) -> Output {
         self.output

@@ -23,9 +23,9 @@ pub enum DebuginfoCommand {
     /// Upload debug info: ELF files (an unstripped binary, or what `objcopy --only-keep-debug`
     /// writes), each stored under the build id read from it.
     Upload {
-        /// The server (gRPC, the same port as HTTP).
-        #[arg(long, default_value = "http://127.0.0.1:7070", env = "STRATA_SERVER")]
-        server: String,
+        /// The server (gRPC, the same port as HTTP), a write token and the tenant.
+        #[command(flatten)]
+        client: ClientArgs,
         /// Upload even if the server already has debug info for the build id.
         #[arg(long)]
         force: bool,
@@ -47,18 +47,39 @@ pub enum DebuginfoCommand {
 pub async fn run(command: DebuginfoCommand) -> anyhow::Result<()> {
     match command {
         DebuginfoCommand::Upload {
-            server,
+            client,
             force,
             files,
-        } => upload(&server, force, &files).await,
+        } => upload(&client, force, &files).await,
         DebuginfoCommand::Status { client, build_ids } => status(&client, &build_ids).await,
     }
 }
 
-async fn upload(server: &str, force: bool, files: &[PathBuf]) -> anyhow::Result<()> {
-    let mut client = DebuginfoServiceClient::connect(server.to_owned())
+/// The debug info client, sending the token and the tenant with every call.
+type UploadClient = DebuginfoServiceClient<
+    tonic::service::interceptor::InterceptedService<
+        Channel,
+        Box<dyn FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Send>,
+    >,
+>;
+
+async fn upload(args: &ClientArgs, force: bool, files: &[PathBuf]) -> anyhow::Result<()> {
+    let server = args.server();
+    let metadata = args.grpc_metadata()?;
+    let channel = Channel::from_shared(server.to_owned())
+        .with_context(|| format!("--server {server}: not a URL"))?
+        .connect()
         .await
         .with_context(|| format!("connecting to {server}"))?;
+    let mut client: UploadClient = DebuginfoServiceClient::with_interceptor(
+        channel,
+        Box::new(move |mut req: tonic::Request<()>| {
+            for (key, value) in &metadata {
+                req.metadata_mut().insert(*key, value.clone());
+            }
+            Ok(req)
+        }),
+    );
     let mut failed = 0;
     for file in files {
         match upload_one(&mut client, file, force).await {
@@ -87,11 +108,7 @@ fn sha256_hex(data: &[u8]) -> String {
         .collect()
 }
 
-async fn upload_one(
-    client: &mut DebuginfoServiceClient<Channel>,
-    file: &Path,
-    force: bool,
-) -> anyhow::Result<String> {
+async fn upload_one(client: &mut UploadClient, file: &Path, force: bool) -> anyhow::Result<String> {
     let data = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     let id = BuildId::of(&data[..]).ok_or_else(|| anyhow!("not an ELF file"))?;
     let build_id_type = match id.kind {

@@ -210,6 +210,37 @@ async fn read_and_write_tokens_guard_every_route() {
         .into_inner();
     assert!(!types.types.is_empty());
 
+    // `strata debuginfo upload` sends --token over gRPC: refused at the gate without it; with
+    // the write token it is stored.
+    let upload = move |token: Option<&str>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_strata"));
+        cmd.args(["debuginfo", "upload", "--server", &format!("http://{addr}")]);
+        if let Some(t) = token {
+            cmd.args(["--token", t]);
+        }
+        let out = cmd
+            .arg("/bin/true")
+            .env_remove("STRATA_TOKEN")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text.into_owned())
+    };
+    let refused = tokio::task::spawn_blocking(move || upload(None))
+        .await
+        .unwrap();
+    assert!(
+        !refused.0 && refused.1.contains("Unauthenticated"),
+        "{refused:?}"
+    );
+    let passed = tokio::task::spawn_blocking(move || upload(Some(WRITE)))
+        .await
+        .unwrap();
+    assert!(
+        passed.0 && passed.1.contains("/bin/true: uploaded as build id"),
+        "{passed:?}"
+    );
+
     // Only the accepted writes are stored: 3 samples over gRPC, 5 over /ingest.
     let all = folded(addr, &[("authorization", &read)]).await;
     assert_eq!(lines(&all), ["main;ingested 5", "main;work 3"], "{all}");
