@@ -22,7 +22,7 @@ use tracing::{debug, info, warn};
 
 pub use config::{
     InvalidScrapeConfig, PprofEndpoint, PprofEndpointConfig, ProfilingConfig, ScrapeConfigs,
-    ScrapeJob, StaticConfig, validate,
+    ScrapeJob, ScrapeTlsConfig, StaticConfig, validate,
 };
 pub(crate) use health::targets;
 pub use health::{TargetHealth, TargetHealthMap, TargetKey};
@@ -42,6 +42,8 @@ struct ScrapeTarget {
     request_timeout: Duration,
     /// Sent as `Authorization: Bearer …`.
     bearer_token: Option<String>,
+    /// How an `https` target is verified.
+    tls: ScrapeTlsConfig,
 }
 
 struct RunningTarget {
@@ -61,10 +63,9 @@ impl Scraper {
     pub fn new(app: Arc<App>) -> Self {
         Scraper {
             app,
-            client: reqwest::Client::builder()
-                .user_agent(concat!("strata/", env!("CARGO_PKG_VERSION")))
-                .build()
-                .expect("an HTTP client without TLS configuration builds"),
+            client: ScrapeTlsConfig::default()
+                .client()
+                .expect("the default HTTP client builds"),
             running: Default::default(),
         }
     }
@@ -72,6 +73,20 @@ impl Scraper {
     /// Validates `jobs` and moves the running loops to them. On error nothing changes.
     pub fn apply(&self, jobs: &[ScrapeJob]) -> Result<(), InvalidScrapeConfig> {
         validate(jobs)?;
+        // One client per distinct tls_config (CA files are read now: a bad one changes nothing).
+        let mut clients = BTreeMap::from([(ScrapeTlsConfig::default(), self.client.clone())]);
+        for job in jobs {
+            if !clients.contains_key(&job.tls_config) {
+                let client = job
+                    .tls_config
+                    .client()
+                    .map_err(|reason| InvalidScrapeConfig {
+                        job: job.job_name.clone(),
+                        reason,
+                    })?;
+                clients.insert(job.tls_config.clone(), client);
+            }
+        }
         let mut wanted = BTreeMap::new();
         for job in jobs {
             for ep in job.endpoints()? {
@@ -111,7 +126,7 @@ impl Scraper {
             let (stop, stopped) = watch::channel(false);
             tokio::spawn(scrape_loop(
                 self.app.clone(),
-                self.client.clone(),
+                clients[&t.tls].clone(),
                 t.clone(),
                 stopped,
             ));
@@ -153,6 +168,7 @@ fn target(job: &ScrapeJob, sc: &StaticConfig, instance: &str, ep: &PprofEndpoint
         interval: job.scrape_interval,
         request_timeout,
         bearer_token: job.bearer_token.clone(),
+        tls: job.tls_config.clone(),
     }
 }
 

@@ -536,3 +536,136 @@ async fn plain_get(addr: SocketAddr) -> (Option<u16>, Vec<u8>) {
         .flatten();
     (status, out)
 }
+
+/// Each scrape target's (scrape_pool, health, last_error) from `/api/v1/targets`; "up" is a
+/// scrape fetched and stored.
+async fn target_health(client: &reqwest::Client, base: &str) -> Vec<(String, String, String)> {
+    let body = client
+        .get(format!("{base}/api/v1/targets"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    v["data"]["activeTargets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["scrapePool"].as_str().unwrap().to_owned(),
+                t["health"].as_str().unwrap().to_owned(),
+                t["lastError"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scraper_verifies_https_targets() {
+    use common::strata::{Strata, wait_for};
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = certificate(dir.path());
+
+    // A server on TLS scrapes itself over https (its default job).
+    let tls_config = dir.path().join("tls.yaml");
+    std::fs::write(
+        &tls_config,
+        format!(
+            "tls: {{ cert_file: {}, key_file: {} }}\n",
+            cert.display(),
+            key.display()
+        ),
+    )
+    .unwrap();
+    let secure = Strata::start(&dir.path().join("secure"), Some(&tls_config));
+    let https = format!("https://localhost:{}", secure.addr.port());
+    let trusting = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(&ca).unwrap()).unwrap())
+        .build()
+        .unwrap();
+
+    // A plain server scrapes it: trusting the CA by tls_config, skipping verification, and
+    // with the system's CAs only (refused). The server profiles one request at a time (its
+    // own 10 s scrape included), so the timeout leaves room to wait.
+    let job = |name: &str, tls: &str| {
+        format!(
+            "  - job_name: {name}\n    scheme: https\n    scrape_interval: 20s\n{tls}\
+             \x20   static_configs: [{{ targets: [\"localhost:{}\"] }}]\n\
+             \x20   profiling_config:\n      pprof_config:\n\
+             \x20       process_cpu: {{ seconds: 1 }}\n\
+             \x20       memory: {{ enabled: false }}\n        goroutine: {{ enabled: false }}\n\
+             \x20       mutex: {{ enabled: false }}\n        block: {{ enabled: false }}\n",
+            secure.addr.port()
+        )
+    };
+    let scrape_config = dir.path().join("scrape.yaml");
+    std::fs::write(
+        &scrape_config,
+        format!(
+            "scrape_configs:\n{}{}{}",
+            job(
+                "by_ca",
+                &format!("    tls_config: {{ ca_file: {} }}\n", ca.display())
+            ),
+            job(
+                "unverified",
+                "    tls_config: { insecure_skip_verify: true }\n"
+            ),
+            job("system_roots", ""),
+        ),
+    )
+    .unwrap();
+    let scraper = Strata::start(&dir.path().join("scraper"), Some(&scrape_config));
+    let plain = reqwest::Client::new();
+    let base = format!("http://{}", scraper.addr);
+    wait_for("two https jobs scraped, one refused", async || {
+        let t = target_health(&plain, &base).await;
+        let up = |job: &str| t.iter().any(|(j, h, _)| j == job && h == "up");
+        let refused = t
+            .iter()
+            .any(|(j, h, e)| j == "system_roots" && h == "down" && e.contains("certificate"));
+        up("by_ca") && up("unverified") && refused
+    })
+    .await;
+
+    // The TLS server's own scrape (10 s profiles, over https to itself) succeeds too.
+    wait_for("the TLS server to scrape itself", async || {
+        target_health(&trusting, &https)
+            .await
+            .iter()
+            .any(|(j, h, _)| j == "strata" && h == "up")
+    })
+    .await;
+}
+
+#[test]
+fn bad_tls_config_is_refused() {
+    let jobs = |yaml: &str| -> Vec<strata_server::scrape::ScrapeJob> {
+        serde_yaml::from_str(yaml).unwrap()
+    };
+    let err = strata_server::scrape::validate(&jobs(
+        "- { job_name: a, scheme: http, tls_config: { insecure_skip_verify: true } }",
+    ))
+    .unwrap_err();
+    assert!(err.to_string().contains("set scheme: https"), "{err}");
+    let missing = strata_server::scrape::ScrapeTlsConfig {
+        ca_file: Some("/nonexistent/ca.pem".into()),
+        insecure_skip_verify: false,
+    };
+    assert!(
+        missing
+            .client()
+            .unwrap_err()
+            .contains("/nonexistent/ca.pem")
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("empty.pem"), "not a certificate\n").unwrap();
+    let empty = strata_server::scrape::ScrapeTlsConfig {
+        ca_file: Some(dir.path().join("empty.pem")),
+        insecure_skip_verify: false,
+    };
+    assert!(empty.client().is_err());
+}

@@ -5,7 +5,10 @@
 //!   - job_name: api
 //!     scrape_interval: 10s          # default 10s
 //!     scrape_timeout: 10s           # default: min(10s, scrape_interval)
-//!     scheme: http                  # default http
+//!     scheme: http                  # default http; https trusts the system's CAs and
+//!     tls_config:                   # these (Prometheus' tls_config):
+//!       ca_file: /etc/ssl/my-ca.pem   #   PEM CA certificates trusted besides, default none
+//!       insecure_skip_verify: false   #   accept any certificate, default false
 //!     static_configs:
 //!       - targets: ["127.0.0.1:6060"]
 //!         labels: { env: prod }
@@ -57,6 +60,53 @@ pub struct ScrapeJob {
     /// `bearer_token`). Default: none.
     #[serde(default)]
     pub bearer_token: Option<String>,
+    /// How `https` targets are verified. Default: by the system's CA certificates.
+    #[serde(default)]
+    pub tls_config: ScrapeTlsConfig,
+}
+
+/// How a job's `https` targets are verified (Prometheus' `tls_config`).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(deny_unknown_fields)]
+pub struct ScrapeTlsConfig {
+    /// A PEM file of CA certificates trusted besides the system's. Default: none.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Accept any certificate, unverified (tests, or a target on loopback). Default: false.
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+}
+
+impl ScrapeTlsConfig {
+    /// The HTTP client that verifies targets this way; `reason` when the CA file cannot be
+    /// read or holds no certificate.
+    pub fn client(&self) -> Result<reqwest::Client, String> {
+        let mut builder = reqwest::Client::builder()
+            .user_agent(concat!("strata/", env!("CARGO_PKG_VERSION")))
+            .danger_accept_invalid_certs(self.insecure_skip_verify);
+        if let Some(path) = &self.ca_file {
+            let pem = std::fs::read(path)
+                .map_err(|e| format!("tls_config.ca_file {}: {e}", path.display()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                format!(
+                    "tls_config.ca_file {}: not PEM certificates: {e}",
+                    path.display()
+                )
+            })?;
+            if certs.is_empty() {
+                return Err(format!(
+                    "tls_config.ca_file {}: holds no certificate",
+                    path.display()
+                ));
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        builder
+            .build()
+            .map_err(|e| format!("an HTTP client with this tls_config: {e}"))
+    }
 }
 
 /// Targets sharing a set of labels.
@@ -152,6 +202,7 @@ impl ScrapeJob {
             }],
             profiling_config: ProfilingConfig::default(),
             bearer_token: None,
+            tls_config: ScrapeTlsConfig::default(),
         }
     }
 
@@ -229,6 +280,9 @@ impl ScrapeJob {
         }
         if self.scheme != "http" && self.scheme != "https" {
             return invalid("scheme must be http or https");
+        }
+        if self.scheme == "http" && self.tls_config != ScrapeTlsConfig::default() {
+            return invalid("tls_config is set but scheme is http (set scheme: https)");
         }
         for sc in &self.static_configs {
             for t in &sc.targets {
