@@ -55,7 +55,8 @@ pub struct RangePoint {
     /// The bucket's value.
     pub value: f64,
     /// For summed buckets, value per second: over the bucket width, or over the profiles'
-    /// durations when those are longer; otherwise 0.
+    /// durations when those are longer; otherwise 0 (also for profiles without a duration in
+    /// a bucket under a second).
     pub value_per_second: f64,
     /// Sum of the durations of the profiles in the bucket, ns.
     pub duration_ns: i64,
@@ -183,9 +184,13 @@ impl QueryEngine {
                 p.value += value;
                 if aggregation == RangeAggregation::Sum {
                     // Over the bucket, or over the profiles' own durations when they are
-                    // longer (a step finer than the profiles: one point per profile).
+                    // longer (a step finer than the profiles: one point per profile). Profiles
+                    // without a duration in a bucket under a second have no rate (dividing by
+                    // a nanosecond step would make one up).
                     let seconds = step_s.max(b.duration as f64 / 1e9);
-                    p.value_per_second += value / seconds;
+                    if b.duration > 0 || step_s >= 1.0 {
+                        p.value_per_second += value / seconds;
+                    }
                 }
                 p.duration_ns += b.duration;
                 p.profiles += b.count;

@@ -60,6 +60,7 @@ fn arb_profile() -> impl Strategy<Value = Profile> {
             profile_type: pt.to_owned(),
             labels: vec![("job".into(), job.into())],
             timestamp_ns: ts,
+            duration_ns: 10_000_000_000,
             samples: samples
                 .into_iter()
                 .map(|(s, v)| (s.into_iter().map(String::from).collect(), v))
@@ -266,6 +267,26 @@ async fn range_buckets_sum_deltas_and_take_last_or_mean_of_gauges() {
     assert_eq!((a.points[0].timestamp_ns, a.points[0].value), (0, 60.0));
     // Profiles of 10 s in a 20 ns bucket: per second over the profile duration.
     assert_eq!(a.points[0].value_per_second, 60.0 / 10.0);
+    // Profiles without a duration: a rate over a bucket of a second or more, none (0) under.
+    let instant = {
+        let mut p = Profile::new(CPU, &[("job", "instant")], 1_000, &[(&["main"], 40)]);
+        p.duration_ns = 0;
+        p
+    };
+    append(&s.engine, &[instant]).await;
+    for (step_ns, rate) in [(1, 0.0), (2_000_000_000, 20.0)] {
+        let q = RangeQuery {
+            step_ns,
+            end_ns: 2_000_000_000,
+            ..range(&format!("{CPU}{{job=\"instant\"}}"), None, None)
+        };
+        let series = QueryEngine::new(s.engine.clone()).range(&q).await.unwrap();
+        assert_eq!(series[0].points[0].value, 40.0);
+        assert_eq!(
+            series[0].points[0].value_per_second, rate,
+            "step {step_ns} ns"
+        );
+    }
     // sum by job: api has 60 in bucket 0 and 50 in bucket 1; db 40 in bucket 1.
     let by_job = q
         .range(&range(CPU, Some(vec!["job".into()]), None))

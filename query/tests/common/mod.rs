@@ -32,6 +32,8 @@ pub struct Profile {
     pub profile_type: String,
     pub labels: Vec<(String, String)>,
     pub timestamp_ns: i64,
+    /// 10 s unless a test sets it.
+    pub duration_ns: i64,
     pub samples: Vec<(Vec<String>, i64)>,
 }
 
@@ -44,6 +46,7 @@ impl Profile {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             timestamp_ns: ts,
+            duration_ns: 10_000_000_000,
             samples: samples
                 .iter()
                 .map(|(s, v)| (s.iter().map(|f| f.to_string()).collect(), *v))
@@ -100,7 +103,7 @@ pub fn batch(profiles: &[Profile]) -> SampleBatch {
                 profile_type: ptr,
                 series,
                 timestamp_ns: p.timestamp_ns,
-                duration_ns: 10_000_000_000,
+                duration_ns: p.duration_ns,
                 period: 10_000_000,
                 stack,
                 value: *value,
