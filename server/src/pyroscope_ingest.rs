@@ -58,13 +58,15 @@ pub(crate) async fn ingest(
     body: axum::body::Body,
 ) -> Result<StatusCode, (StatusCode, String)> {
     let max = app.limits.max_body_bytes;
-    let body = axum::body::to_bytes(body, max as usize).await.map_err(|_| {
-        app.limit_counters.hit("ingest.max_body_bytes");
-        (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("body over {max} bytes (ingest.max_body_bytes)"),
-        )
-    })?;
+    let body = axum::body::to_bytes(body, max as usize)
+        .await
+        .map_err(|_| {
+            app.limit_counters.hit("ingest.max_body_bytes");
+            (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("body over {max} bytes (ingest.max_body_bytes)"),
+            )
+        })?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
