@@ -29,6 +29,7 @@
 
 mod batch;
 mod block;
+mod clock;
 mod config;
 mod debuginfo;
 mod engine;
@@ -61,12 +62,14 @@ pub use debuginfo::{
 pub use engine::{
     Engine, EngineStats, LocationLines, OpenReport, UnsymbolizedLocation, UnsymbolizedSweep,
 };
+pub use clock::now_ns;
 pub use error::{Error, Result};
 pub use head::HeadStats;
 pub use matcher::{LabelMatcher, MatchOp};
 pub use model::{
     Function, FunctionId, Label, Labels, Line, Location, LocationId, Mapping, MappingId,
-    ProfileType, SeriesId, StackId, is_valid_label_name, stack_id,
+    ProfileType, SeriesId, StackId, is_legacy_label_name, is_valid_label_name, stack_id,
+    write_escaped, write_label_name,
 };
 pub use scan::{ScanOutput, ScanPart, ScanParts, ScanRequest, TimeRange, scan_schema};
 pub use stack_sums::stack_sums_schema;

@@ -107,7 +107,8 @@ impl LabelMatcher {
 
 impl fmt::Display for LabelMatcher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}{}{:?}", self.name, self.op.as_str(), self.value)
+        crate::model::write_label_name(f, &self.name)?;
+        write!(f, "{}{:?}", self.op.as_str(), self.value)
     }
 }
 

@@ -39,6 +39,10 @@ impl ProfileSource {
         for (k, v) in labels {
             if k == "__name__" {
                 name = Some(v);
+            } else if k.is_empty() {
+                // A label without a name cannot be stored or queried: it is dropped, not the
+                // push. Any other name (UTF-8, e.g. `otel.scope.name`) is kept as it is.
+                continue;
             } else {
                 rest.push((k, v));
             }

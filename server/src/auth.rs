@@ -1,9 +1,9 @@
 //! Bearer-token authentication, with separate tokens for writing (pushes, debug info uploads)
 //! and reading (queries, SQL, metrics, target health, the server's own profile).
 //!
-//! [`AuthConfig`] is the `auth:` config section; [`check`] classifies a request by its path
-//! ([`Access`]) and checks its `Authorization: Bearer <token>` header. `/healthy`, `/ready` and
-//! the UI's static files are always open (they hold no profile data).
+//! [`AuthConfig`] is the `auth:` config section; [`check`] checks a request's `Authorization:
+//! Bearer <token>` header against the [`Access`] its route was declared with (`router.rs`).
+//! `/healthy`, `/ready` and the UI's static files are open (they hold no profile data).
 
 use serde::{Deserialize, Serialize};
 
@@ -50,8 +50,10 @@ impl AuthConfig {
     }
 }
 
-/// What a request does, by its path.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What a route does, and so which token it needs. Every route is declared with one
+/// (`router.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Access {
     /// Needs no token: health, readiness, the UI's files.
     Open,
@@ -59,26 +61,6 @@ pub enum Access {
     Read,
     /// Writes data.
     Write,
-}
-
-/// gRPC services that write (also under `/api` as gRPC-web).
-const WRITE_SERVICES: [&str; 4] = [
-    "/parca.profilestore.v1alpha1.ProfileStoreService/",
-    "/push.v1.PusherService/",
-    "/opentelemetry.proto.collector.profiles.v1development.ProfilesService/",
-    "/parca.debuginfo.v1alpha1.DebuginfoService/",
-];
-
-/// The access a request to `path` needs.
-pub fn access(path: &str) -> Access {
-    if matches!(path, "/healthy" | "/ready" | "/" | "/index.html") || path.starts_with("/ui/") {
-        return Access::Open;
-    }
-    let service = path.strip_prefix("/api").unwrap_or(path);
-    if path == "/ingest" || WRITE_SERVICES.iter().any(|s| service.starts_with(s)) {
-        return Access::Write;
-    }
-    Access::Read
 }
 
 /// Why a request was refused.
@@ -90,9 +72,15 @@ pub enum Refusal {
     Forbidden(String),
 }
 
-/// Checks a request to `path` with the `Authorization` header value `authorization`.
-pub fn check(config: &AuthConfig, path: &str, authorization: Option<&str>) -> Result<(), Refusal> {
-    let (allowed, other, what) = match access(path) {
+/// Checks a request to `path`, a route of `access`, with the `Authorization` header value
+/// `authorization`.
+pub fn check(
+    config: &AuthConfig,
+    access: Access,
+    path: &str,
+    authorization: Option<&str>,
+) -> Result<(), Refusal> {
+    let (allowed, other, what) = match access {
         Access::Open => return Ok(()),
         Access::Read => (&config.read_tokens, &config.write_tokens, "read"),
         Access::Write => (&config.write_tokens, &config.read_tokens, "write"),
@@ -149,65 +137,44 @@ mod tests {
     }
 
     #[test]
-    fn paths_are_classified() {
-        assert_eq!(access("/healthy"), Access::Open);
-        assert_eq!(access("/ui/app.js"), Access::Open);
-        assert_eq!(access("/ingest"), Access::Write);
-        assert_eq!(
-            access("/parca.profilestore.v1alpha1.ProfileStoreService/WriteRaw"),
-            Access::Write
-        );
-        assert_eq!(access("/api/push.v1.PusherService/Push"), Access::Write);
-        assert_eq!(
-            access("/parca.query.v1alpha1.QueryService/Query"),
-            Access::Read
-        );
-        assert_eq!(access("/api/v1/query"), Access::Read);
-        assert_eq!(access("/metrics"), Access::Read);
-        assert_eq!(
-            access("/arrow.flight.protocol.FlightService/DoGet"),
-            Access::Read
-        );
-    }
-
-    #[test]
     fn each_class_takes_only_its_tokens() {
         let c = config();
         let bearer = |t: &str| format!("Bearer {t}");
-        assert_eq!(check(&c, "/ingest", Some(&bearer(W))), Ok(()));
-        assert_eq!(check(&c, "/api/v1/query", Some(&bearer(R))), Ok(()));
+        let (w, r) = (Access::Write, Access::Read);
+        assert_eq!(check(&c, w, "/ingest", Some(&bearer(W))), Ok(()));
+        assert_eq!(check(&c, r, "/api/v1/query", Some(&bearer(R))), Ok(()));
         assert_eq!(
-            check(&c, "/api/v1/query", Some(&format!("bearer  {R}"))),
+            check(&c, r, "/api/v1/query", Some(&format!("bearer  {R}"))),
             Ok(())
         );
         assert!(matches!(
-            check(&c, "/ingest", Some(&bearer(R))),
+            check(&c, w, "/ingest", Some(&bearer(R))),
             Err(Refusal::Forbidden(_))
         ));
         assert!(matches!(
-            check(&c, "/api/v1/query", Some(&bearer(W))),
+            check(&c, r, "/api/v1/query", Some(&bearer(W))),
             Err(Refusal::Forbidden(_))
         ));
         assert!(matches!(
-            check(&c, "/api/v1/query", None),
+            check(&c, r, "/api/v1/query", None),
             Err(Refusal::Unauthenticated(_))
         ));
         assert!(matches!(
-            check(&c, "/api/v1/query", Some("Basic abc")),
+            check(&c, r, "/api/v1/query", Some("Basic abc")),
             Err(Refusal::Unauthenticated(_))
         ));
         assert!(matches!(
-            check(&c, "/ingest", Some(&bearer("write-token-0123456788"))),
+            check(&c, w, "/ingest", Some(&bearer("write-token-0123456788"))),
             Err(Refusal::Unauthenticated(_))
         ));
-        assert_eq!(check(&c, "/healthy", None), Ok(()));
+        assert_eq!(check(&c, Access::Open, "/healthy", None), Ok(()));
         // Only writes protected: reads stay open.
         let writes_only = AuthConfig {
             read_tokens: vec![],
             ..config()
         };
-        assert_eq!(check(&writes_only, "/api/v1/query", None), Ok(()));
-        assert!(check(&writes_only, "/ingest", None).is_err());
+        assert_eq!(check(&writes_only, r, "/api/v1/query", None), Ok(()));
+        assert!(check(&writes_only, w, "/ingest", None).is_err());
     }
 
     #[test]

@@ -1,506 +1,355 @@
-//! `strata query …` and `strata export …`: a client of a running server's HTTP/JSON API.
-//! Tables for humans by default; `--output json` prints the server's JSON for scripts.
+//! [`ApiClient`]: a typed client of a running server's HTTP/JSON API, used by the `strata` CLI
+//! (`strata query`, `strata export`) and by `strata-bench`. Answers are decoded into the types
+//! here, so a field the server stops sending is an error, never a silent 0.
 
-use std::io::Write;
+use std::collections::BTreeMap;
 
-use anyhow::{Context, bail};
-use clap::{Args, Subcommand, ValueEnum};
-use serde_json::Value;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
-/// Where the server is and how to print.
-#[derive(Args, Clone)]
-pub struct ClientArgs {
-    /// The server's HTTP address.
-    #[arg(
-        long,
-        global = true,
-        default_value = "http://127.0.0.1:7070",
-        env = "STRATA_SERVER"
-    )]
-    server: String,
-    /// Bearer token sent with every request (a read token, when the server has `auth:`).
-    #[arg(long, global = true, env = "STRATA_TOKEN", hide_env_values = true)]
-    token: Option<String>,
-    /// Tenant to query (the `X-Scope-OrgID` header), when the server has `tenants:` enabled.
-    #[arg(long, global = true, env = "STRATA_TENANT")]
-    tenant: Option<String>,
-    /// Output format.
-    #[arg(long, global = true, value_enum, default_value_t = Output::Table)]
-    output: Output,
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server could not be reached.
+    #[error("connecting to {url}: {reason}")]
+    Connect {
+        /// The URL called.
+        url: String,
+        /// The transport's error.
+        reason: String,
+    },
+    /// The server answered with an error status.
+    #[error("server answered {status}: {message}")]
+    Status {
+        /// The HTTP status.
+        status: u16,
+        /// The server's message (its `{"error": …}`, else the body).
+        message: String,
+    },
+    /// The answer is not what this client expects.
+    #[error("{url}: unexpected answer: {reason}")]
+    Decode {
+        /// The URL called.
+        url: String,
+        /// The decoder's error.
+        reason: String,
+    },
 }
 
-impl ClientArgs {
-    /// `request` with the token and the tenant, if given.
+/// A result of an [`ApiClient`] call.
+pub type Result<T, E = ClientError> = std::result::Result<T, E>;
+
+/// A selector over a time range, as the API takes them (`query`, `start`, `end`).
+#[derive(Clone, Debug)]
+pub struct Selection {
+    /// The selector, e.g. `process_cpu:cpu:nanoseconds:cpu:nanoseconds:delta{job="api"}`.
+    pub query: String,
+    /// Range start: `now-1h`, RFC 3339 or a Unix time.
+    pub start: String,
+    /// Range end.
+    pub end: String,
+}
+
+impl Selection {
+    /// The query parameters of the selection.
+    pub fn params(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("query", self.query.clone()),
+            ("start", self.start.clone()),
+            ("end", self.end.clone()),
+        ]
+    }
+}
+
+/// The header of a profile report (`meta`).
+#[derive(Clone, Debug, Deserialize)]
+pub struct ReportMeta {
+    /// The profile type.
+    pub profile_type: String,
+    /// The sample unit (`nanoseconds`, `bytes`, `count`).
+    pub unit: String,
+    /// Total value.
+    pub total: i64,
+    /// Total of the base (diffs).
+    pub base_total: i64,
+    /// Whether this is a diff.
+    pub diff: bool,
+}
+
+/// A frame of a report.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ReportFrame {
+    /// The name shown (the function, or `<binary> 0x<address>`).
+    pub name: String,
+    /// The function; empty when unsymbolized.
+    pub function: String,
+    /// The binary.
+    pub binary: String,
+    /// Whether the frame has a function name (or is a label group).
+    pub symbolized: bool,
+}
+
+/// A row of the top table.
+#[derive(Clone, Debug, Deserialize)]
+pub struct TopRow {
+    /// Index into [`TopReport::frames`].
+    pub frame: usize,
+    /// Value where the frame is the leaf.
+    pub flat: i64,
+    /// Value of the stacks containing the frame.
+    pub cumulative: i64,
+    /// Base flat (diffs).
+    pub base_flat: i64,
+    /// Base cumulative (diffs).
+    pub base_cumulative: i64,
+}
+
+/// `GET /api/v1/query?report=top`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct TopReport {
+    /// The header.
+    pub meta: ReportMeta,
+    /// The frames the rows point at.
+    pub frames: Vec<ReportFrame>,
+    /// The rows, by flat value.
+    pub rows: Vec<TopRow>,
+}
+
+impl TopReport {
+    /// The name of a row's frame.
+    pub fn name(&self, row: &TopRow) -> &str {
+        self.frames.get(row.frame).map_or("?", |f| f.name.as_str())
+    }
+}
+
+/// A point of a range series.
+#[derive(Clone, Debug, Deserialize)]
+pub struct RangePoint {
+    /// Bucket start, ns since the epoch.
+    pub timestamp_ns: i64,
+    /// The bucket's value.
+    pub value: f64,
+    /// Value per second (summed buckets).
+    pub value_per_second: f64,
+    /// Profiles in the bucket.
+    pub profiles: u64,
+}
+
+/// A series of a range answer.
+#[derive(Clone, Debug, Deserialize)]
+pub struct RangeSeries {
+    /// Its labels (or the `sum_by` labels).
+    pub labels: BTreeMap<String, String>,
+    /// Its points, by time.
+    pub points: Vec<RangePoint>,
+}
+
+/// `GET /api/v1/query_range`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct RangeAnswer {
+    /// The series.
+    pub series: Vec<RangeSeries>,
+}
+
+/// A column of an SQL answer.
+#[derive(Clone, Debug, Deserialize)]
+pub struct SqlColumn {
+    /// Its name.
+    pub name: String,
+    /// Its Arrow type.
+    #[serde(rename = "type")]
+    pub data_type: String,
+}
+
+/// `POST /api/v1/sql`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct SqlAnswer {
+    /// The columns.
+    pub columns: Vec<SqlColumn>,
+    /// The rows: numbers and booleans as such, null as null, other values as text.
+    pub rows: Vec<Vec<serde_json::Value>>,
+}
+
+/// One build id in `GET /api/v1/debuginfo/status`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct BuildIdStatus {
+    /// The build id.
+    pub build_id: String,
+    /// `found`, `missing`, `failed`, `pending`, `unknown` or `disabled`.
+    pub status: String,
+    /// Why it is missing or failed; empty when found.
+    pub reason: String,
+    /// Where the debug info came from, when found.
+    pub source: Option<strata_symbolizer::DebugInfoSource>,
+    /// What the debug info holds, when found.
+    pub content: Option<strata_symbolizer::SymbolContent>,
+    /// The file names it was mapped as.
+    pub filenames: Vec<String>,
+    /// Locations given symbols since the server started.
+    pub symbolized_locations: u64,
+}
+
+/// `GET /api/v1/debuginfo/status`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct DebuginfoStatusAnswer {
+    /// Whether background symbolization is on.
+    pub enabled: bool,
+    /// The build ids asked for (or every one known).
+    pub build_ids: Vec<BuildIdStatus>,
+}
+
+/// A client of one server.
+#[derive(Clone, Debug)]
+pub struct ApiClient {
+    base: String,
+    token: Option<String>,
+    tenant: Option<String>,
+    tenant_header: String,
+    http: reqwest::Client,
+}
+
+impl ApiClient {
+    /// A client of the server at `base` (`http://127.0.0.1:7070`).
+    pub fn new(base: impl Into<String>) -> Self {
+        ApiClient {
+            base: base.into().trim_end_matches('/').to_owned(),
+            token: None,
+            tenant: None,
+            tenant_header: "X-Scope-OrgID".to_owned(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Sends `Authorization: Bearer <token>` with every call.
+    pub fn with_token(mut self, token: Option<String>) -> Self {
+        self.token = token;
+        self
+    }
+
+    /// Names `tenant` (the `X-Scope-OrgID` header) in every call.
+    pub fn with_tenant(mut self, tenant: Option<String>) -> Self {
+        self.tenant = tenant;
+        self
+    }
+
+    /// The server's address.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     fn authorize(&self, mut request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }
         if let Some(tenant) = &self.tenant {
-            request = request.header("X-Scope-OrgID", tenant);
+            request = request.header(self.tenant_header.as_str(), tenant);
         }
         request
     }
 
-    /// The server's address.
-    pub fn server(&self) -> &str {
-        &self.server
+    async fn send(&self, url: &str, request: reqwest::RequestBuilder) -> Result<Vec<u8>> {
+        let response = self
+            .authorize(request)
+            .send()
+            .await
+            .map_err(|e| ClientError::Connect {
+                url: url.to_owned(),
+                reason: e.to_string(),
+            })?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| ClientError::Connect {
+                url: url.to_owned(),
+                reason: e.to_string(),
+            })?
+            .to_vec();
+        if !status.is_success() {
+            #[derive(Deserialize)]
+            struct ErrorBody {
+                error: String,
+            }
+            let message = serde_json::from_slice::<ErrorBody>(&body)
+                .map(|e| e.error)
+                .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
+            return Err(ClientError::Status {
+                status: status.as_u16(),
+                message,
+            });
+        }
+        Ok(body)
     }
 
-    /// The token and the tenant as gRPC metadata (`authorization`, `x-scope-orgid`).
-    pub fn grpc_metadata(
+    /// `GET path?params`: the answer's bytes.
+    pub async fn get_bytes(&self, path: &str, params: &[(&str, String)]) -> Result<Vec<u8>> {
+        let url = format!("{}{path}", self.base);
+        self.send(&url, self.http.get(&url).query(params)).await
+    }
+
+    /// `POST path` with `body`: the answer's bytes.
+    pub async fn post_bytes(&self, path: &str, body: impl Into<reqwest::Body>) -> Result<Vec<u8>> {
+        let url = format!("{}{path}", self.base);
+        self.send(&url, self.http.post(&url).body(body)).await
+    }
+
+    /// `GET path?params`, decoded as `T`.
+    pub async fn get_json<T: DeserializeOwned>(
         &self,
-    ) -> anyhow::Result<Vec<(&'static str, tonic::metadata::AsciiMetadataValue)>> {
-        let mut out = Vec::new();
-        if let Some(token) = &self.token {
-            let value = format!("Bearer {token}")
-                .parse()
-                .context("--token: not a valid header value")?;
-            out.push(("authorization", value));
-        }
-        if let Some(tenant) = &self.tenant {
-            let value = tenant
-                .parse()
-                .context("--tenant: not a valid header value")?;
-            out.push(("x-scope-orgid", value));
-        }
-        Ok(out)
+        path: &str,
+        params: &[(&str, String)],
+    ) -> Result<T> {
+        decode(path, &self.get_bytes(path, params).await?)
     }
 
-    /// The output format asked for.
-    pub fn output(&self) -> Output {
-        self.output
+    /// The top table of `selection` (extra parameters: `group_by`, `mode=diff`, …).
+    pub async fn top(&self, selection: &Selection, extra: &[(&str, String)]) -> Result<TopReport> {
+        let mut params = selection.params();
+        params.push(("report", "top".to_owned()));
+        params.extend(extra.iter().cloned());
+        self.get_json("/api/v1/query", &params).await
     }
-}
 
-/// Output formats.
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Output {
-    /// Aligned text tables.
-    Table,
-    /// The API's JSON.
-    Json,
-}
+    /// Values over time (extra parameters: `step`, `sum_by`).
+    pub async fn range(&self, selection: &Selection, extra: &[(&str, String)]) -> Result<RangeAnswer> {
+        let mut params = selection.params();
+        params.extend(extra.iter().cloned());
+        self.get_json("/api/v1/query_range", &params).await
+    }
 
-/// A selector over a time range.
-#[derive(Args, Clone)]
-pub struct Selection {
-    /// The selector, e.g. 'process_cpu:cpu:nanoseconds:cpu:nanoseconds:delta{job="api"}'.
-    selector: String,
-    /// Range start: now-1h, RFC 3339 or a Unix time.
-    #[arg(long, default_value = "now-1h")]
-    from: String,
-    /// Range end.
-    #[arg(long, default_value = "now")]
-    to: String,
-}
+    /// One SQL statement.
+    pub async fn sql(&self, sql: &str) -> Result<SqlAnswer> {
+        decode("/api/v1/sql", &self.post_bytes("/api/v1/sql", sql.to_owned()).await?)
+    }
 
-/// `strata query` subcommands.
-#[derive(Subcommand)]
-pub enum QueryCommand {
-    /// Values over time: one line per series (or per `--sum-by` labels).
-    Range {
-        #[command(flatten)]
-        selection: Selection,
-        /// Bucket width, e.g. 1m; default one point per stored profile.
-        #[arg(long)]
-        step: Option<String>,
-        /// Comma-separated labels to sum by.
-        #[arg(long)]
-        sum_by: Option<String>,
-    },
-    /// Everything in the range merged: the top functions (or another report).
-    Merge {
-        #[command(flatten)]
-        selection: Selection,
-        /// Rows to show.
-        #[arg(long, default_value_t = 20)]
-        limit: usize,
-        /// Group by: function_name, binary, filename or labels.<name> (comma-separated).
-        #[arg(long)]
-        group_by: Option<String>,
-    },
-    /// The top functions (flat and cumulative) of a merge.
-    Top {
-        #[command(flatten)]
-        selection: Selection,
-        /// Rows to show.
-        #[arg(long, default_value_t = 20)]
-        limit: usize,
-    },
-    /// A selection compared with a base selection: per function, value, base and change.
-    Diff {
-        #[command(flatten)]
-        selection: Selection,
-        /// The base selector (default: the same selector).
-        #[arg(long)]
-        base: Option<String>,
-        /// Base range start.
-        #[arg(long)]
-        base_from: String,
-        /// Base range end.
-        #[arg(long)]
-        base_to: String,
-        /// Rows to show.
-        #[arg(long, default_value_t = 20)]
-        limit: usize,
-    },
-    /// One SQL statement (tables samples, stacks, locations, functions, mappings; merge(...)).
-    Sql {
-        /// The statement.
-        sql: String,
-    },
-}
+    /// A report of `selection` as bytes (`pprof`, `folded`, `pgo-go`, `llvm-sample`).
+    pub async fn export(&self, selection: &Selection, report: &str) -> Result<Vec<u8>> {
+        let mut params = selection.params();
+        params.push(("report", report.to_owned()));
+        self.get_bytes("/api/v1/query", &params).await
+    }
 
-/// Export formats.
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ExportFormat {
-    /// gzipped pprof, for `go tool pprof`.
-    Pprof,
-    /// Folded stacks, for inferno, speedscope or flamegraph.pl.
-    Folded,
-    /// A merged CPU pprof with lines, for `go build -pgo`.
-    PgoGo,
-    /// LLVM's text sample profile, for clang/rustc `-fprofile-sample-use`.
-    LlvmSample,
-}
+    /// What the symbolizer found for `build_ids` (every build id known when empty).
+    pub async fn debuginfo_status(&self, build_ids: &[String]) -> Result<DebuginfoStatusAnswer> {
+        let params: Vec<(&str, String)> =
+            build_ids.iter().map(|b| ("build_id", b.clone())).collect();
+        self.get_json("/api/v1/debuginfo/status", &params).await
+    }
 
-impl ExportFormat {
-    fn report(self) -> &'static str {
-        match self {
-            ExportFormat::Pprof => "pprof",
-            ExportFormat::Folded => "folded",
-            ExportFormat::PgoGo => "pgo-go",
-            ExportFormat::LlvmSample => "llvm-sample",
+    /// The profile type ids stored.
+    pub async fn profile_types(&self) -> Result<Vec<String>> {
+        #[derive(Deserialize)]
+        struct Type {
+            id: String,
         }
+        let types: Vec<Type> = self.get_json("/api/v1/profile_types", &[]).await?;
+        Ok(types.into_iter().map(|t| t.id).collect())
     }
 }
 
-/// `strata export` arguments.
-#[derive(Args)]
-pub struct ExportArgs {
-    #[command(flatten)]
-    selection: Selection,
-    /// Format.
-    #[arg(long, value_enum)]
-    format: ExportFormat,
-    /// Output file (default stdout).
-    #[arg(long, short)]
-    out: Option<std::path::PathBuf>,
-}
-
-pub(crate) async fn get(
-    args: &ClientArgs,
-    path: &str,
-    params: &[(&str, String)],
-) -> anyhow::Result<Vec<u8>> {
-    let url = format!("{}{path}", args.server.trim_end_matches('/'));
-    let response = args
-        .authorize(reqwest::Client::new().get(&url))
-        .query(params)
-        .send()
-        .await
-        .with_context(|| format!("connecting to {url}"))?;
-    read(response).await
-}
-
-async fn read(response: reqwest::Response) -> anyhow::Result<Vec<u8>> {
-    let status = response.status();
-    let body = response.bytes().await?.to_vec();
-    if !status.is_success() {
-        let message = serde_json::from_slice::<Value>(&body)
-            .ok()
-            .and_then(|v| v["error"].as_str().map(str::to_owned))
-            .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
-        bail!("server answered {status}: {message}");
-    }
-    Ok(body)
-}
-
-fn selection_params(s: &Selection) -> Vec<(&'static str, String)> {
-    vec![
-        ("query", s.selector.clone()),
-        ("start", s.from.clone()),
-        ("end", s.to.clone()),
-    ]
-}
-
-/// Prints rows as a left/right-aligned table (numbers right).
-pub(crate) fn print_table(header: &[&str], rows: &[Vec<String>]) {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for r in rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let line = |cells: Vec<String>| {
-        let n = cells.len();
-        cells
-            .into_iter()
-            .enumerate()
-            .map(|(i, c)| {
-                if i + 1 == n {
-                    c
-                } else {
-                    format!("{c:>w$}", w = widths[i])
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("  ")
-    };
-    println!("{}", line(header.iter().map(|h| h.to_string()).collect()));
-    for r in rows {
-        println!("{}", line(r.clone()));
-    }
-}
-
-/// A value in the profile's unit, readably.
-fn human(v: f64, unit: &str) -> String {
-    let a = v.abs();
-    match unit {
-        "nanoseconds" => {
-            if a >= 1e9 {
-                format!("{:.2}s", v / 1e9)
-            } else if a >= 1e6 {
-                format!("{:.2}ms", v / 1e6)
-            } else if a >= 1e3 {
-                format!("{:.2}µs", v / 1e3)
-            } else {
-                format!("{v}ns")
-            }
-        }
-        "bytes" => {
-            if a >= 1024.0 * 1024.0 * 1024.0 {
-                format!("{:.2}GiB", v / 1024f64.powi(3))
-            } else if a >= 1024.0 * 1024.0 {
-                format!("{:.2}MiB", v / 1024f64.powi(2))
-            } else if a >= 1024.0 {
-                format!("{:.2}KiB", v / 1024.0)
-            } else {
-                format!("{v}B")
-            }
-        }
-        _ => format!("{v}"),
-    }
-}
-
-fn percent(v: f64, total: f64) -> String {
-    if total == 0.0 {
-        "-".into()
-    } else {
-        format!("{:.2}%", 100.0 * v / total)
-    }
-}
-
-/// Prints a `top` report.
-fn print_top(v: &Value, limit: usize, diff: bool) {
-    let unit = v["meta"]["unit"].as_str().unwrap_or("");
-    let total = v["meta"]["total"].as_f64().unwrap_or(0.0);
-    let frames = v["frames"].as_array().cloned().unwrap_or_default();
-    let rows: Vec<Vec<String>> = v["rows"]
-        .as_array()
-        .map(|a| a.as_slice())
-        .unwrap_or_default()
-        .iter()
-        .take(limit)
-        .map(|r| {
-            let name = frames
-                .get(r["frame"].as_u64().unwrap_or(0) as usize)
-                .and_then(|f| f["name"].as_str())
-                .unwrap_or("?")
-                .to_owned();
-            let flat = r["flat"].as_f64().unwrap_or(0.0);
-            let cum = r["cumulative"].as_f64().unwrap_or(0.0);
-            if diff {
-                let base = r["base_cumulative"].as_f64().unwrap_or(0.0);
-                vec![
-                    human(cum, unit),
-                    human(base, unit),
-                    human(cum - base, unit),
-                    percent(cum - base, base),
-                    name,
-                ]
-            } else {
-                vec![
-                    human(flat, unit),
-                    percent(flat, total),
-                    human(cum, unit),
-                    percent(cum, total),
-                    name,
-                ]
-            }
-        })
-        .collect();
-    if diff {
-        println!(
-            "total {} (base {})",
-            human(total, unit),
-            human(v["meta"]["base_total"].as_f64().unwrap_or(0.0), unit)
-        );
-        print_table(&["cum", "base cum", "change", "change%", "function"], &rows);
-    } else {
-        println!("total {}", human(total, unit));
-        print_table(&["flat", "flat%", "cum", "cum%", "function"], &rows);
-    }
-}
-
-pub(crate) fn emit_json(body: &[u8]) -> anyhow::Result<()> {
-    let v: Value = serde_json::from_slice(body)?;
-    println!("{}", serde_json::to_string_pretty(&v)?);
-    Ok(())
-}
-
-/// Runs `strata query …`.
-pub async fn query(args: ClientArgs, command: QueryCommand) -> anyhow::Result<()> {
-    match command {
-        QueryCommand::Range {
-            selection,
-            step,
-            sum_by,
-        } => {
-            let mut params = selection_params(&selection);
-            params.extend(step.map(|s| ("step", s)));
-            params.extend(sum_by.map(|s| ("sum_by", s)));
-            let body = get(&args, "/api/v1/query_range", &params).await?;
-            if args.output == Output::Json {
-                return emit_json(&body);
-            }
-            let v: Value = serde_json::from_slice(&body)?;
-            let mut rows = Vec::new();
-            for s in v["series"]
-                .as_array()
-                .map(|a| a.as_slice())
-                .unwrap_or_default()
-            {
-                let labels = s["labels"]
-                    .as_object()
-                    .map(|m| {
-                        m.iter()
-                            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-                            .collect::<Vec<_>>()
-                            .join(",")
-                    })
-                    .unwrap_or_default();
-                for p in s["points"]
-                    .as_array()
-                    .map(|a| a.as_slice())
-                    .unwrap_or_default()
-                {
-                    let t = p["timestamp_ns"].as_i64().unwrap_or(0);
-                    let time = humantime::format_rfc3339_millis(
-                        std::time::UNIX_EPOCH + std::time::Duration::from_nanos(t.max(0) as u64),
-                    );
-                    rows.push(vec![
-                        time.to_string(),
-                        format!("{}", p["value"].as_f64().unwrap_or(0.0)),
-                        format!("{:.3}", p["value_per_second"].as_f64().unwrap_or(0.0)),
-                        labels.clone(),
-                    ]);
-                }
-            }
-            print_table(&["time", "value", "per second", "series"], &rows);
-        }
-        QueryCommand::Merge {
-            selection,
-            limit,
-            group_by,
-        } => {
-            let mut params = selection_params(&selection);
-            params.push(("report", "top".into()));
-            params.extend(group_by.map(|g| ("group_by", g)));
-            let body = get(&args, "/api/v1/query", &params).await?;
-            if args.output == Output::Json {
-                return emit_json(&body);
-            }
-            print_top(&serde_json::from_slice(&body)?, limit, false);
-        }
-        QueryCommand::Top { selection, limit } => {
-            let mut params = selection_params(&selection);
-            params.push(("report", "top".into()));
-            let body = get(&args, "/api/v1/query", &params).await?;
-            if args.output == Output::Json {
-                return emit_json(&body);
-            }
-            print_top(&serde_json::from_slice(&body)?, limit, false);
-        }
-        QueryCommand::Diff {
-            selection,
-            base,
-            base_from,
-            base_to,
-            limit,
-        } => {
-            let mut params = selection_params(&selection);
-            params.extend([
-                ("mode", "diff".to_owned()),
-                ("report", "top".to_owned()),
-                (
-                    "base_query",
-                    base.unwrap_or_else(|| selection.selector.clone()),
-                ),
-                ("base_start", base_from),
-                ("base_end", base_to),
-            ]);
-            let body = get(&args, "/api/v1/query", &params).await?;
-            if args.output == Output::Json {
-                return emit_json(&body);
-            }
-            print_top(&serde_json::from_slice(&body)?, limit, true);
-        }
-        QueryCommand::Sql { sql } => {
-            let url = format!("{}/api/v1/sql", args.server.trim_end_matches('/'));
-            let response = args
-                .authorize(reqwest::Client::new().post(&url))
-                .body(sql)
-                .send()
-                .await
-                .with_context(|| format!("connecting to {url}"))?;
-            let body = read(response).await?;
-            if args.output == Output::Json {
-                return emit_json(&body);
-            }
-            let v: Value = serde_json::from_slice(&body)?;
-            let header: Vec<String> = v["columns"]
-                .as_array()
-                .map(|a| a.as_slice())
-                .unwrap_or_default()
-                .iter()
-                .map(|c| c["name"].as_str().unwrap_or("").to_owned())
-                .collect();
-            let rows: Vec<Vec<String>> = v["rows"]
-                .as_array()
-                .map(|a| a.as_slice())
-                .unwrap_or_default()
-                .iter()
-                .map(|r| {
-                    r.as_array()
-                        .map(|a| a.as_slice())
-                        .unwrap_or_default()
-                        .iter()
-                        .map(|c| match c {
-                            Value::String(s) => s.clone(),
-                            Value::Null => "NULL".into(),
-                            other => other.to_string(),
-                        })
-                        .collect()
-                })
-                .collect();
-            let header: Vec<&str> = header.iter().map(String::as_str).collect();
-            print_table(&header, &rows);
-        }
-    }
-    Ok(())
-}
-
-/// Runs `strata export …`.
-pub async fn export(args: ClientArgs, export: ExportArgs) -> anyhow::Result<()> {
-    let mut params = selection_params(&export.selection);
-    params.push(("report", export.format.report().into()));
-    let body = get(&args, "/api/v1/query", &params).await?;
-    match &export.out {
-        Some(path) => {
-            std::fs::write(path, &body).with_context(|| format!("writing {}", path.display()))?
-        }
-        None => std::io::stdout().write_all(&body)?,
-    }
-    Ok(())
+fn decode<T: DeserializeOwned>(path: &str, body: &[u8]) -> Result<T> {
+    serde_json::from_slice(body).map_err(|e| ClientError::Decode {
+        url: path.to_owned(),
+        reason: e.to_string(),
+    })
 }

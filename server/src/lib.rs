@@ -1,59 +1,56 @@
-//! The `strata` server, as a library so tests can run it in-process.
+//! The `strata` server, as a library so tests (and `strata-bench`) can run it in-process.
 //!
-//! - [`App`]: the tenants' stores (engine, query engine, delta baselines, symbolizer each)
-//!   plus limits, tokens and target health;
-//! - [`router`]: one `axum::Router` serving, on one port:
-//!   - native gRPC: Parca's `parca.profilestore.v1alpha1.ProfileStoreService/WriteRaw` and
-//!     `parca.debuginfo.v1alpha1.DebuginfoService` (debug info uploads, see `debuginfo_grpc`),
-//!     Pyroscope's `push.v1.PusherService/Push` (also over Connect: `application/proto` or
-//!     `application/json`, gzip) and OTLP's
-//!     `opentelemetry.proto.collector.profiles.v1development.ProfilesService/Export`;
-//!   - Arrow Flight SQL (`arrow.flight.protocol.FlightService`): SQL over the store for Flight
-//!     SQL clients (ADBC, JDBC), see `flight_sql`;
-//!   - gRPC-web under `/api` (as Parca serves its UI);
-//!   - HTTP: `/healthy`, `/ready`, Pyroscope's legacy `/ingest` (pprof or folded), `/metrics`,
-//!     `/api/v1/targets` (scrape health), `/api/v1/debuginfo/status` (per build id: debug info
-//!     found, missing or failed, and why), `/debug/pprof/profile` (this process' CPU);
-//!   - the web UI at `/` (embedded `ui-static/`, see `ui`);
-//! - [`serve`]: runs the router on a listener (plain, or TLS with rustls: [`tls`]) until
-//!   shutdown; every request first passes the gate: its bearer token is checked ([`auth`]) and
-//!   its tenant's store found ([`tenants`]: each tenant has its own engine);
-//! - [`limits`]: query limits and the count of refusals by each configured limit;
-//! - [`Scraper`]: pulls `/debug/pprof` endpoints as a Prometheus-style `scrape_configs` says.
-//! - [`symbolization`]: background symbolization of stored addresses ([`Symbolization`]), its
-//!   `symbolizer:` config section and per-build-id status.
-//! - [`collector`]: the eBPF collector in-process (into the engine); [`agent`]: the collector
-//!   pushing to a remote store through Parca `WriteRaw`.
+//! Entry points:
+//! - [`Components`]: assembles, from a [`ServerConfig`], what one process runs — the engine,
+//!   the symbolizer, the tenants' stores and the shared state ([`App`]), the scraper and the
+//!   in-process eBPF collector; a [`ComponentSet`] picks a subset (a role);
+//! - [`router_for`] / [`router`]: one `axum::Router` with every route declared once, with its
+//!   access class ([`router`](mod@router)); [`serve`] runs it (plain or TLS, [`tls`]);
+//! - [`client`]: a typed client of the HTTP/JSON API (the CLI's and the benchmarks');
+//! - [`ServerError`]: the one error every front door answers with, mapped once to HTTP, gRPC
+//!   and Connect codes ([`status`]); [`Limit`]: every configured limit a request can hit;
+//!
+//! The rooms, one folder per front door, all over the shared state:
+//! - [`ingest`](mod@ingest): Parca `WriteRaw`, Pyroscope `Push` (gRPC and Connect) and
+//!   `/ingest`, OTLP `Export`;
+//! - [`query`](mod@query): Parca `QueryService`, the HTTP/JSON API, Arrow Flight SQL;
+//! - [`scrape`]: the Prometheus-style scraper of `/debug/pprof` endpoints;
+//! - [`debuginfo`](mod@debuginfo): Parca's `DebuginfoService` uploads and their status;
+//! - [`symbolization`]: background symbolization of stored addresses;
+//! - [`collector`]: the eBPF collector in-process, or as `strata agent`;
+//! - [`ops`](mod@ops): health, `/metrics`, `/debug/pprof/profile`, the web UI.
+//!
+//! What the rooms share: [`state`] (the [`App`]), [`status`], [`limits`], [`auth`],
+//! [`tenants`], [`config`].
 #![deny(missing_docs)]
 
-pub mod agent;
-mod app;
 pub mod auth;
+pub mod client;
 pub mod collector;
-mod connect;
-mod debuginfo_grpc;
-mod debuginfo_http;
-mod flight_sql;
-mod grpc;
-mod http;
+pub mod components;
+pub mod config;
+pub(crate) mod debuginfo;
+pub(crate) mod ingest;
 pub mod limits;
-mod metrics;
-mod pyroscope_ingest;
-mod query_api;
-mod query_grpc;
-mod query_http;
+pub(crate) mod ops;
+pub(crate) mod query;
+pub mod router;
 pub mod scrape;
-mod self_profile;
+pub mod state;
+pub mod status;
 pub mod symbolization;
 pub mod tenants;
 pub mod tls;
-mod ui;
 
-pub use app::{App, AppSettings, router, serve};
-pub use auth::AuthConfig;
-pub use limits::QueryLimits;
-pub use metrics::IngestCounters;
+pub use auth::{Access, AuthConfig};
+pub use components::{Component, ComponentSet, Components};
+pub use config::ServerConfig;
+pub use ingest::counters::IngestCounters;
+pub use limits::{Limit, QueryLimits};
+pub use router::{route_table, router, router_for, serve, serve_router};
 pub use scrape::{ScrapeJob, Scraper};
+pub use state::{App, AppSettings};
+pub use status::ServerError;
 pub use symbolization::{Symbolization, SymbolizerSettings};
 pub use tenants::{TenantStore, Tenants, TenantsConfig};
 pub use tls::TlsConfig;

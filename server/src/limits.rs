@@ -1,5 +1,8 @@
-//! Query limits (the `query:` config section, [`QueryLimits`]) and the count of requests each
-//! limit refused ([`LimitCounters`], `strata_limit_refusals_total` on `/metrics`).
+//! Every limit a request can run into ([`Limit`]), the `query:` config section
+//! ([`QueryLimits`]) and the count of requests each limit refused ([`LimitCounters`],
+//! `strata_limit_refusals_total` on `/metrics`). A refusal is a typed error,
+//! [`ServerError::LimitExceeded`](crate::status::ServerError::LimitExceeded), carrying the
+//! limit, the value seen and the maximum.
 //!
 //! The other limits live where they are enforced: body and decompressed size in `ingest:`
 //! (`strata_ingest::DecodeLimits`); samples per push, labels per series, label name and value
@@ -47,56 +50,98 @@ impl QueryLimits {
     }
 }
 
-/// Every limit a request can run into, by its config name (listed on `/metrics` from the
-/// start, at 0).
-pub const LIMIT_NAMES: [&str; 12] = [
-    "ingest.max_body_bytes",
-    "ingest.max_decompressed_bytes",
-    "limits.max_batch_samples",
-    "limits.max_labels_per_series",
-    "limits.max_label_name_bytes",
-    "limits.max_label_value_bytes",
-    "wal.max_record_bytes",
-    "head.max_bytes",
-    "head.max_series",
-    "tenants.max_tenants",
-    "query.max_range",
-    "query.max_result_nodes",
-];
+/// Every limit a request can run into, by what it bounds. [`Limit::config_name`] is its name
+/// in the config file and the `limit` label of `strata_limit_refusals_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Limit {
+    /// `ingest.max_body_bytes`: a push's body as sent.
+    IngestBodyBytes,
+    /// `ingest.max_decompressed_bytes`: a push's body after decompression.
+    IngestDecompressedBytes,
+    /// `limits.max_batch_samples`: samples in one push.
+    BatchSamples,
+    /// `limits.max_labels_per_series`.
+    LabelsPerSeries,
+    /// `limits.max_label_name_bytes`.
+    LabelNameBytes,
+    /// `limits.max_label_value_bytes`.
+    LabelValueBytes,
+    /// `wal.max_record_bytes`: one write-ahead-log record.
+    WalRecordBytes,
+    /// `head.max_bytes`: the in-memory head's size.
+    HeadBytes,
+    /// `head.max_series`: series in a tenant's head.
+    HeadSeries,
+    /// `tenants.max_tenants`.
+    Tenants,
+    /// `query.max_range`: the time range of one profile query.
+    QueryRange,
+    /// `query.max_result_nodes`: stacks one profile query returns.
+    QueryResultNodes,
+}
+
+impl Limit {
+    /// Every limit, in the order `/metrics` lists them.
+    pub const ALL: [Limit; 12] = [
+        Limit::IngestBodyBytes,
+        Limit::IngestDecompressedBytes,
+        Limit::BatchSamples,
+        Limit::LabelsPerSeries,
+        Limit::LabelNameBytes,
+        Limit::LabelValueBytes,
+        Limit::WalRecordBytes,
+        Limit::HeadBytes,
+        Limit::HeadSeries,
+        Limit::Tenants,
+        Limit::QueryRange,
+        Limit::QueryResultNodes,
+    ];
+
+    /// The limit's name in the config file (the engine's limits without `engine.`).
+    pub const fn config_name(self) -> &'static str {
+        match self {
+            Limit::IngestBodyBytes => "ingest.max_body_bytes",
+            Limit::IngestDecompressedBytes => "ingest.max_decompressed_bytes",
+            Limit::BatchSamples => "limits.max_batch_samples",
+            Limit::LabelsPerSeries => "limits.max_labels_per_series",
+            Limit::LabelNameBytes => "limits.max_label_name_bytes",
+            Limit::LabelValueBytes => "limits.max_label_value_bytes",
+            Limit::WalRecordBytes => "wal.max_record_bytes",
+            Limit::HeadBytes => "head.max_bytes",
+            Limit::HeadSeries => "head.max_series",
+            Limit::Tenants => "tenants.max_tenants",
+            Limit::QueryRange => "query.max_range",
+            Limit::QueryResultNodes => "query.max_result_nodes",
+        }
+    }
+
+    /// The limit an engine error names (`Error::LimitExceeded::limit`), if it is one of ours.
+    pub fn from_config_name(name: &str) -> Option<Limit> {
+        Limit::ALL.into_iter().find(|l| l.config_name() == name)
+    }
+}
+
+impl std::fmt::Display for Limit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.config_name())
+    }
+}
 
 /// Requests refused by each limit.
 #[derive(Default)]
 pub struct LimitCounters {
-    counts: Mutex<BTreeMap<&'static str, u64>>,
+    counts: Mutex<BTreeMap<Limit, u64>>,
 }
 
 impl LimitCounters {
     /// Counts one refusal by `limit`.
-    pub fn hit(&self, limit: &'static str) {
+    pub fn hit(&self, limit: Limit) {
         *self.counts.lock().entry(limit).or_default() += 1;
     }
 
     /// Refusals by `limit` so far.
-    pub fn get(&self, limit: &str) -> u64 {
-        self.counts.lock().get(limit).copied().unwrap_or(0)
-    }
-
-    /// Counts `e` if it is a limit's refusal.
-    pub fn count_engine_error(&self, e: &strata_engine::Error) {
-        if let strata_engine::Error::LimitExceeded { limit, .. } = e {
-            self.hit(limit);
-        }
-    }
-
-    /// Counts `e` if it is a limit's refusal.
-    pub fn count_ingest_error(&self, e: &strata_ingest::Error) {
-        use strata_ingest::Error as E;
-        match e {
-            E::BodyTooLarge { .. } => self.hit("ingest.max_body_bytes"),
-            E::DecompressedTooLarge { .. } => self.hit("ingest.max_decompressed_bytes"),
-            E::Engine(e) => self.count_engine_error(e),
-            _ => {}
-        }
+    pub fn get(&self, limit: Limit) -> u64 {
+        self.counts.lock().get(&limit).copied().unwrap_or(0)
     }
 
     /// Writes `strata_limit_refusals_total` (Prometheus text).
@@ -107,14 +152,9 @@ impl LimitCounters {
             out,
             "# HELP strata_limit_refusals_total Requests refused by a configured limit, by the limit's config name.\n# TYPE strata_limit_refusals_total counter"
         );
-        let names = LIMIT_NAMES
-            .iter()
-            .copied()
-            .chain(counts.keys().copied())
-            .collect::<std::collections::BTreeSet<_>>();
-        for name in names {
-            let n = counts.get(name).copied().unwrap_or(0);
-            let _ = writeln!(out, "strata_limit_refusals_total{{limit=\"{name}\"}} {n}");
+        for limit in Limit::ALL {
+            let n = counts.get(&limit).copied().unwrap_or(0);
+            let _ = writeln!(out, "strata_limit_refusals_total{{limit=\"{limit}\"}} {n}");
         }
     }
 }

@@ -8,7 +8,7 @@
 //! [`App::targets`].
 
 mod config;
-mod health;
+pub(crate) mod health;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -24,11 +24,10 @@ pub use config::{
     InvalidScrapeConfig, PprofEndpoint, PprofEndpointConfig, ProfilingConfig, ScrapeConfigs,
     ScrapeJob, ScrapeTlsConfig, StaticConfig, validate,
 };
-pub(crate) use health::targets;
 pub use health::{TargetHealth, TargetHealthMap, TargetKey};
 
-use crate::app::App;
-use crate::grpc::now_ns;
+use crate::state::App;
+use strata_engine::now_ns;
 
 /// One target, fully resolved.
 #[derive(Clone, Debug, PartialEq)]

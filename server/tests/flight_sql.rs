@@ -86,11 +86,10 @@ fn client(addr: std::net::SocketAddr) -> BTreeMap<String, Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adbc_runs_sql_over_flight_sql() {
-    if let Err(why) = have_adbc() {
-        println!(
-            "skipped: python3 cannot import adbc_driver_flightsql and pyarrow \
-             (pip install adbc-driver-flightsql pyarrow): {why}"
-        );
+    let adbc = have_adbc().map_err(|why| {
+        format!("python3 cannot import adbc_driver_flightsql and pyarrow: {why}")
+    });
+    if !common::tool_or_skip("FLIGHT_SQL", adbc) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -181,6 +180,14 @@ async fn adbc_runs_sql_over_flight_sql() {
             ("main", "main", 1)
         ]
     );
+
+    // A count over every row, the scan asking for no column.
+    let count_all = case("count_all");
+    assert_eq!(count_all["ok"], true, "{count_all}");
+    assert_eq!(count_all["rows"], json!([{"n": 4}]), "{count_all}");
+    let count_stacks = case("count_stacks");
+    assert_eq!(count_stacks["ok"], true, "{count_stacks}");
+    assert!(count_stacks["rows"][0]["n"].as_i64().unwrap() >= 4, "{count_stacks}");
 
     // (3) Bad SQL: the driver raises with DataFusion's message.
     for name in ["bad_sql", "bad_sql_unprepared"] {

@@ -187,8 +187,11 @@ async fn go_profiles_merge_and_diff_as_go_tool_pprof_does() {
 /// `go build -pgo` (Go 1.23 from bookworm-backports; Debian's default Go predates PGO).
 async fn pgo_build(addr: std::net::SocketAddr, dir: &Path) {
     let go = "/usr/lib/go-1.23/bin/go";
-    if !Path::new(go).exists() {
-        eprintln!("skipping the go build -pgo check: {go} is missing (./scripts/test installs it)");
+    let available = match Path::new(go).exists() {
+        true => Ok(()),
+        false => Err(format!("the go build -pgo check needs {go}")),
+    };
+    if !common::tool_or_skip("GO_PGO", available) {
         return;
     }
     // A profile of the program built by that Go (Go 1.20+ records the functions' start lines,

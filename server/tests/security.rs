@@ -335,7 +335,7 @@ async fn tenants_keep_their_data_apart() {
         write_raw(addr, write_request("j", "x", 1, ""), &[(org, "c")]).await,
         tonic::Code::ResourceExhausted
     );
-    assert_eq!(app.limit_counters.get("tenants.max_tenants"), 2);
+    assert_eq!(app.limit_counters.get(strata_server::Limit::Tenants), 2);
 
     // Each tenant's store is its own directory, and survives a restart.
     assert!(dir.path().join("tenants/a/wal").is_dir());

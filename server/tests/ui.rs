@@ -22,7 +22,7 @@ fn chromium() -> String {
 }
 
 /// Whether node, chromium and the test's npm packages are there (installing the packages with
-/// `npm ci` if only they are missing); otherwise says why the browser test is skipped.
+/// `npm ci` if only they are missing); otherwise the test fails, unless `STRATA_SKIP_BROWSER=1` skips it.
 fn browser_ready() -> bool {
     let has = |cmd: &str, arg: &str| {
         Command::new(cmd)
@@ -32,15 +32,14 @@ fn browser_ready() -> bool {
             .status()
             .is_ok_and(|s| s.success())
     };
-    if !has("node", "--version") {
-        eprintln!("SKIPPED: `node` is missing (./scripts/test installs Debian's nodejs and npm)");
-        return false;
-    }
-    if !Path::new(&chromium()).exists() {
-        eprintln!(
-            "SKIPPED: {} is missing (./scripts/test installs Debian's chromium)",
-            chromium()
-        );
+    let available = if !has("node", "--version") {
+        Err("the browser tests need `node` (Debian's nodejs and npm)".to_owned())
+    } else if !Path::new(&chromium()).exists() {
+        Err(format!("the browser tests need {} (Debian's chromium)", chromium()))
+    } else {
+        Ok(())
+    };
+    if !common::tool_or_skip("BROWSER", available) {
         return false;
     }
     let tests = workspace().join("ui-tests");

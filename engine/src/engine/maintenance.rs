@@ -1,12 +1,13 @@
 //! Background maintenance: age-based head flush, compaction, retention, deferred deletes.
 
 use std::sync::{Arc, Weak};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::{Engine, Inner};
+use crate::clock::now_ns;
 use crate::block::{self, BlockHandle};
 use crate::error::Result;
 
@@ -66,12 +67,6 @@ pub(super) async fn run(weak: Weak<Inner>, mut shutdown: watch::Receiver<bool>) 
     }
 }
 
-fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
-}
 
 impl Engine {
     /// Drops blocks whose newest sample is older than `retention.max_age`, then the oldest

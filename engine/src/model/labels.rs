@@ -25,8 +25,12 @@ pub struct Label {
 pub struct Labels(Vec<Label>);
 
 impl Labels {
-    /// Builds a label set from pairs in any order; fails on an empty or duplicated name or a
-    /// name that is not `[a-zA-Z_][a-zA-Z0-9_]*`.
+    /// Builds a label set from pairs in any order; fails on an empty or duplicated name.
+    ///
+    /// A name is any non-empty UTF-8 string, as in Prometheus 3: OpenTelemetry's dotted names
+    /// (`otel.scope.name`, `service.name`) are stored as they are. Names outside the classic
+    /// `[a-zA-Z_][a-zA-Z0-9_]*` ([`is_legacy_label_name`]) are written quoted in selectors
+    /// and in this type's `Display` (`{"otel.scope.name"="x"}`).
     pub fn new<I, N, V>(pairs: I) -> Result<Self>
     where
         I: IntoIterator<Item = (N, V)>,
@@ -46,7 +50,7 @@ impl Labels {
             if !is_valid_label_name(&l.name) {
                 return Err(Error::InvalidLabels {
                     labels: render(&labels),
-                    reason: format!("label name {:?} is not [a-zA-Z_][a-zA-Z0-9_]*", l.name),
+                    reason: "a label name must not be empty".to_owned(),
                 });
             }
         }
@@ -103,11 +107,42 @@ impl Labels {
     }
 }
 
-/// Whether `name` is a valid label name (Prometheus' rule).
+/// Whether `name` is a valid label name: any non-empty UTF-8 string (Prometheus 3's rule).
 pub fn is_valid_label_name(name: &str) -> bool {
+    !name.is_empty()
+}
+
+/// Whether `name` is a classic Prometheus label name, `[a-zA-Z_][a-zA-Z0-9_]*`, which
+/// selectors may write unquoted.
+pub fn is_legacy_label_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Writes a label name as a selector reads it: as is when it is a legacy name, else quoted
+/// (`"otel.scope.name"`, with `\\`, `\"`, `\n` and `\t` escaped).
+pub fn write_label_name(f: &mut impl fmt::Write, name: &str) -> fmt::Result {
+    if is_legacy_label_name(name) {
+        return f.write_str(name);
+    }
+    f.write_char('"')?;
+    write_escaped(f, name)?;
+    f.write_char('"')
+}
+
+/// Writes `s` with the escapes a selector's string knows (`\\`, `\"`, `\n`, `\t`).
+pub fn write_escaped(f: &mut impl fmt::Write, s: &str) -> fmt::Result {
+    for c in s.chars() {
+        match c {
+            '\\' => f.write_str("\\\\")?,
+            '"' => f.write_str("\\\"")?,
+            '\n' => f.write_str("\\n")?,
+            '\t' => f.write_str("\\t")?,
+            c => f.write_char(c)?,
+        }
+    }
+    Ok(())
 }
 
 fn render(labels: &[Label]) -> String {
@@ -121,7 +156,8 @@ impl fmt::Display for Labels {
             if i > 0 {
                 f.write_str(", ")?;
             }
-            write!(f, "{}={:?}", l.name, l.value)?;
+            write_label_name(f, &l.name)?;
+            write!(f, "={:?}", l.value)?;
         }
         f.write_str("}")
     }
@@ -159,8 +195,12 @@ mod tests {
     #[test]
     fn rejects_duplicates_and_bad_names() {
         assert!(Labels::new([("a", "1"), ("a", "2")]).is_err());
-        assert!(Labels::new([("1a", "1")]).is_err());
-        assert!(Labels::new([("a-b", "1")]).is_err());
-        assert!(Labels::new([("", "1")]).is_err());
+        let empty = Labels::new([("", "1")]).unwrap_err();
+        assert!(empty.to_string().contains("must not be empty"), "{empty}");
+        // UTF-8 names, as Prometheus 3 and OpenTelemetry have them; quoted when displayed.
+        let otel = Labels::new([("otel.scope.name", "x"), ("job", "a"), ("1a", "b")]).unwrap();
+        assert_eq!(otel.get("otel.scope.name"), Some("x"));
+        assert_eq!(otel.to_string(), r#"{"1a"="b", job="a", "otel.scope.name"="x"}"#);
+        assert!(is_legacy_label_name("job_1") && !is_legacy_label_name("a-b"));
     }
 }

@@ -77,7 +77,10 @@ pub fn complete(input: &str, cursor: usize) -> Completion {
     loop {
         p.skip_ws();
         let name_start = p.pos;
-        let label = p.label_name().unwrap_or_default().to_owned();
+        // A quoted name still open at the end is a name being typed.
+        let Ok(label) = p.any_label_name().map(Option::unwrap_or_default) else {
+            return at(CompletionContext::LabelName, name_start);
+        };
         if p.peek().is_none() {
             return at(CompletionContext::LabelName, name_start);
         }

@@ -30,17 +30,10 @@ impl fmt::Display for Selector {
             if i > 0 {
                 f.write_str(", ")?;
             }
-            write!(f, "{}{}\"", m.name(), m.op().as_str())?;
+            strata_engine::write_label_name(f, m.name())?;
+            write!(f, "{}\"", m.op().as_str())?;
             // Only the escapes the parser knows; everything else as is.
-            for c in m.value().chars() {
-                match c {
-                    '\\' => f.write_str("\\\\")?,
-                    '"' => f.write_str("\\\"")?,
-                    '\n' => f.write_str("\\n")?,
-                    '\t' => f.write_str("\\t")?,
-                    c => write!(f, "{c}")?,
-                }
-            }
+            strata_engine::write_escaped(f, m.value())?;
             f.write_str("\"")?;
         }
         f.write_str("}")
@@ -163,7 +156,21 @@ impl Parser<'_> {
         self.error_at(self.pos, format!("expected {what}, found {found}"))
     }
 
-    /// A label name, or `None` (nothing consumed) when there is none here.
+    /// A label name, unquoted (`job`) or quoted (`"otel.scope.name"`, Prometheus 3's UTF-8
+    /// names); `Ok(None)` (nothing consumed) when there is none here.
+    pub fn any_label_name(&mut self) -> Result<Option<String>, ParseError> {
+        if matches!(self.peek(), Some('"' | '\'' | '`')) {
+            let at = self.pos;
+            let name = self.string()?;
+            if name.is_empty() {
+                return Err(self.error_at(at, "a label name must not be empty".into()));
+            }
+            return Ok(Some(name));
+        }
+        Ok(self.label_name().map(str::to_owned))
+    }
+
+    /// An unquoted label name, or `None` (nothing consumed) when there is none here.
     pub fn label_name(&mut self) -> Option<&str> {
         let start = self.pos;
         let input = self.input;
@@ -239,7 +246,7 @@ impl Parser<'_> {
 
     fn matcher(&mut self) -> Result<LabelMatcher, ParseError> {
         let name_at = self.pos;
-        let Some(name) = self.label_name().map(str::to_owned) else {
+        let Some(name) = self.any_label_name()? else {
             return Err(self.expected("a label name"));
         };
         self.skip_ws();
@@ -297,6 +304,23 @@ mod tests {
         // Display round-trips.
         let again = parse_selector(&s.to_string()).unwrap();
         assert_eq!(again.to_string(), s.to_string());
+    }
+
+    #[test]
+    fn parses_quoted_utf8_label_names() {
+        let s = parse_selector(&format!(
+            r#"{CPU}{{"otel.scope.name"="com.grafana.pyroscope/python", 'a b'!~"x", job="j"}}"#
+        ))
+        .unwrap();
+        let names: Vec<_> = s.matchers.iter().map(|m| m.name().to_owned()).collect();
+        assert_eq!(names, ["otel.scope.name", "a b", "job"]);
+        assert_eq!(
+            s.to_string(),
+            format!(r#"{CPU}{{"otel.scope.name"="com.grafana.pyroscope/python", "a b"!~"x", job="j"}}"#)
+        );
+        assert_eq!(parse_selector(&s.to_string()).unwrap().to_string(), s.to_string());
+        let empty = parse_selector(&format!(r#"{CPU}{{""="x"}}"#)).unwrap_err();
+        assert!(empty.to_string().contains("must not be empty"), "{empty}");
     }
 
     #[test]

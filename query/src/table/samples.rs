@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, Int64Array, RecordBatch, StringArray, StringBuilder, TimestampNanosecondArray,
+    Array, ArrayRef, Int64Array, RecordBatch, RecordBatchOptions, StringArray, StringBuilder, TimestampNanosecondArray,
     UInt64Array,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -417,5 +417,11 @@ fn project(
         })
         .collect::<DfResult<_>>()?;
     debug_assert!(out.iter().all(|a| a.len() == n));
-    Ok(RecordBatch::try_new(schema.clone(), out)?)
+    // The row count is explicit: a scan may ask for no columns (`SELECT count(*)`).
+    let options = RecordBatchOptions::new().with_row_count(Some(n));
+    Ok(RecordBatch::try_new_with_options(
+        schema.clone(),
+        out,
+        &options,
+    )?)
 }

@@ -2,14 +2,11 @@
 //! response shape) and `/metrics`.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use axum::Json;
-use axum::extract::State;
 use serde::Serialize;
 
-use crate::app::App;
 
 /// A target: one endpoint of one instance of one job.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -69,9 +66,8 @@ struct ActiveTarget {
 }
 
 /// `GET /api/v1/targets`: `{"status":"success","data":{"activeTargets":[...]}}`.
-pub(crate) async fn targets(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
-    let active: Vec<ActiveTarget> = app
-        .targets
+pub(crate) fn targets(targets: &TargetHealthMap) -> Json<serde_json::Value> {
+    let active: Vec<ActiveTarget> = targets
         .read()
         .iter()
         .map(|(k, h)| ActiveTarget {

@@ -3,7 +3,7 @@
 //! the HTTP API, the CLI and the UI tooltip.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use serde::Serialize;
@@ -78,10 +78,7 @@ pub(crate) struct Registry {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    (strata_engine::now_ns() / 1_000_000) as u64
 }
 
 impl Registry {

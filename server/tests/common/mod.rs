@@ -238,3 +238,19 @@ pub async fn write_raw(addr: std::net::SocketAddr, name: &str, job: &str, raw_pr
         .await
         .unwrap();
 }
+
+/// Whether a test that needs a tool may run: `Ok(())` from `available` runs it; a missing tool
+/// fails the test with `available`'s reason, unless `STRATA_SKIP_<what>=1` allows skipping
+/// (then `false`: the caller returns). README's "Tests" section lists the variables.
+pub fn tool_or_skip(what: &str, available: Result<(), String>) -> bool {
+    let Err(why) = available else {
+        return true;
+    };
+    let var = format!("STRATA_SKIP_{what}");
+    assert!(
+        std::env::var(&var).is_ok_and(|v| v == "1"),
+        "{why} (./scripts/test installs it); set {var}=1 to skip this test"
+    );
+    eprintln!("skipped ({var}=1): {why}");
+    false
+}

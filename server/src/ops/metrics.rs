@@ -2,30 +2,12 @@
 
 use std::fmt::Write;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 
-use crate::app::App;
-
-/// Push requests by protocol and outcome.
-#[derive(Default)]
-pub struct IngestCounters {
-    counts: parking_lot::Mutex<std::collections::BTreeMap<(&'static str, &'static str), u64>>,
-    samples: AtomicU64,
-}
-
-impl IngestCounters {
-    /// Counts one request of `protocol` (`parca_grpc`, `pyroscope_grpc`, `pyroscope_connect`,
-    /// `pyroscope_ingest`, `otlp_grpc`, `scrape`) that was `accepted` or not, storing `samples`.
-    pub fn record(&self, protocol: &'static str, accepted: bool, samples: u64) {
-        let outcome = if accepted { "accepted" } else { "rejected" };
-        *self.counts.lock().entry((protocol, outcome)).or_default() += 1;
-        self.samples.fetch_add(samples, Ordering::Relaxed);
-    }
-}
+use crate::state::App;
 
 /// `GET /metrics`.
 pub(crate) async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
@@ -100,7 +82,7 @@ pub(crate) async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
         out,
         "# HELP strata_ingest_requests_total Push requests by protocol and outcome.\n# TYPE strata_ingest_requests_total counter"
     );
-    for ((protocol, outcome), n) in app.counters.counts.lock().iter() {
+    for ((protocol, outcome), n) in app.counters.counts() {
         let _ = writeln!(
             out,
             "strata_ingest_requests_total{{protocol=\"{protocol}\",outcome=\"{outcome}\"}} {n}"
@@ -109,10 +91,10 @@ pub(crate) async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
     let _ = writeln!(
         out,
         "# HELP strata_ingest_samples_total Samples stored from pushes.\n# TYPE strata_ingest_samples_total counter\nstrata_ingest_samples_total {}",
-        app.counters.samples.load(Ordering::Relaxed)
+        app.counters.samples()
     );
     write_target_health(&app, &mut out);
-    crate::collector::write_metrics(&mut out);
+    crate::collector::in_process::write_metrics(&mut out);
     app.default_store().symbolization.write_metrics(&mut out);
     app.limit_counters.write_metrics(&mut out);
     write_tenants(&app, &mut out);
@@ -141,7 +123,7 @@ fn write_target_health(app: &App, out: &mut String) {
     type Metric = (
         &'static str,
         &'static str,
-        fn(&crate::scrape::TargetHealth) -> f64,
+        fn(&crate::scrape::health::TargetHealth) -> f64,
     );
     let metrics: [Metric; 4] = [
         (

@@ -5,33 +5,22 @@
 //! [BuildIdReport…]}`; a malformed build id is a 400 `{"error": …}`.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Extension, RawQuery};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use strata_engine::{DebuginfoKind, validate_build_id};
 
-use crate::app::{App, RequestTenant};
+use crate::state::RequestTenant;
+use crate::status::ServerError;
 use crate::symbolization::BuildIdReport;
 
-/// The route, to merge into the server's router.
-pub(crate) fn routes(app: Arc<App>) -> axum::Router {
-    axum::Router::new()
-        .route("/api/v1/debuginfo/status", axum::routing::get(status))
-        .with_state(app)
-}
-
-fn error(code: StatusCode, message: String) -> Response {
-    (code, Json(json!({ "error": message }))).into_response()
-}
-
-async fn status(
+/// `GET /api/v1/debuginfo/status`.
+pub(crate) async fn status(
     Extension(tenant): Extension<RequestTenant>,
     RawQuery(query): RawQuery,
-) -> Response {
+) -> Result<Response, ServerError> {
     let wanted: Vec<String> = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
         .filter(|(k, _)| k == "build_id")
         .flat_map(|(_, v)| {
@@ -43,14 +32,11 @@ async fn status(
         .collect();
     for id in &wanted {
         if let Err(e) = validate_build_id(id) {
-            return error(StatusCode::BAD_REQUEST, e.to_string());
+            return Err(ServerError::invalid(e.to_string()));
         }
     }
     let sym = &tenant.store.symbolization;
-    let uploads = match tenant.store.engine.debuginfo().list().await {
-        Ok(metas) => metas,
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    };
+    let uploads = tenant.store.engine.debuginfo().list().await?;
     // The debug info record of each build id, else its executable's.
     let mut uploaded: BTreeMap<String, strata_engine::DebuginfoMeta> = BTreeMap::new();
     for m in uploads
@@ -82,5 +68,5 @@ async fn status(
     for r in &mut reports {
         r.upload = uploaded.get(&r.build_id).cloned();
     }
-    Json(json!({ "enabled": sym.enabled(), "build_ids": reports })).into_response()
+    Ok(Json(json!({ "enabled": sym.enabled(), "build_ids": reports })).into_response())
 }

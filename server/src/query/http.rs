@@ -31,49 +31,36 @@ use strata_query::{
     RangeAggregation, RangeQuery, StackFilter, complete, report,
 };
 
-use crate::app::{App, RequestTenant};
-use crate::query_api::{self, ProfileRequest, QueryError, Side, bad};
+use super::request::{self, ProfileRequest, Side, bad};
+use crate::state::{App, RequestTenant};
+use crate::status::ServerError;
 
-type Answer = Result<Response, QueryError>;
-
-/// The routes, to merge into the server's router.
-pub(crate) fn routes(app: Arc<App>) -> axum::Router {
-    use axum::routing::{get, post};
-    axum::Router::new()
-        .route("/api/v1/profile_types", get(profile_types))
-        .route("/api/v1/labels", get(labels))
-        .route("/api/v1/labels/{name}/values", get(values))
-        .route("/api/v1/complete", get(completion))
-        .route("/api/v1/query_range", get(query_range))
-        .route("/api/v1/query", get(query))
-        .route("/api/v1/sql", post(sql))
-        .with_state(app)
-}
+type Answer = Result<Response, ServerError>;
 
 #[derive(Deserialize, Default)]
-struct Scope {
+pub(crate) struct Scope {
     query: Option<String>,
     start: Option<String>,
     end: Option<String>,
 }
 
-fn scope_range(s: &Scope) -> Result<strata_engine::TimeRange, QueryError> {
+fn scope_range(s: &Scope) -> Result<strata_engine::TimeRange, ServerError> {
     let start = s
         .start
         .as_deref()
-        .map(|t| query_api::parse_time(t, "start"))
+        .map(|t| request::parse_time(t, "start"))
         .transpose()?
         .unwrap_or(i64::MIN);
     let end = s
         .end
         .as_deref()
-        .map(|t| query_api::parse_time(t, "end"))
+        .map(|t| request::parse_time(t, "end"))
         .transpose()?
         .unwrap_or(i64::MAX);
     Ok(strata_engine::TimeRange::new(start, end))
 }
 
-async fn profile_types(
+pub(crate) async fn profile_types(
     Extension(tenant): Extension<RequestTenant>,
     Query(s): Query<Scope>,
 ) -> Answer {
@@ -82,7 +69,7 @@ async fn profile_types(
         .engine
         .profile_types(scope_range(&s)?)
         .await
-        .map_err(|e| QueryError::Internal(e.to_string()))?;
+        .map_err(ServerError::from)?;
     let out: Vec<Value> = types
         .into_iter()
         .map(|t| {
@@ -107,24 +94,24 @@ fn scope_selector(
         Option<strata_engine::ProfileType>,
         Vec<strata_engine::LabelMatcher>,
     ),
-    QueryError,
+    ServerError,
 > {
     let matches: Vec<String> = s.query.iter().cloned().collect();
-    crate::query_grpc::scope(None, &matches)
+    request::scope(None, &matches)
 }
 
-async fn labels(Extension(tenant): Extension<RequestTenant>, Query(s): Query<Scope>) -> Answer {
+pub(crate) async fn labels(Extension(tenant): Extension<RequestTenant>, Query(s): Query<Scope>) -> Answer {
     let (pt, matchers) = scope_selector(&s)?;
     let names = tenant
         .store
         .engine
         .label_names(pt.as_ref(), &matchers, scope_range(&s)?)
         .await
-        .map_err(|e| QueryError::Internal(e.to_string()))?;
+        .map_err(ServerError::from)?;
     Ok(Json(names).into_response())
 }
 
-async fn values(
+pub(crate) async fn values(
     Extension(tenant): Extension<RequestTenant>,
     Path(name): Path<String>,
     Query(s): Query<Scope>,
@@ -135,12 +122,12 @@ async fn values(
         .engine
         .label_values(&name, pt.as_ref(), &matchers, scope_range(&s)?)
         .await
-        .map_err(|e| QueryError::Internal(e.to_string()))?;
+        .map_err(ServerError::from)?;
     Ok(Json(values).into_response())
 }
 
 #[derive(Deserialize)]
-struct CompleteParams {
+pub(crate) struct CompleteParams {
     query: String,
     /// Byte offset of the cursor; default the end.
     cursor: Option<usize>,
@@ -150,7 +137,7 @@ struct CompleteParams {
 
 /// Suggestions for the query bar: profile types, label names, operators or label values that
 /// start with what is typed, from the store.
-async fn completion(
+pub(crate) async fn completion(
     Extension(tenant): Extension<RequestTenant>,
     Query(p): Query<CompleteParams>,
 ) -> Answer {
@@ -166,7 +153,7 @@ async fn completion(
         .split('{')
         .next()
         .and_then(|t| t.trim().parse::<strata_engine::ProfileType>().ok());
-    let internal = |e: strata_engine::Error| QueryError::Internal(e.to_string());
+    let internal = |e: strata_engine::Error| ServerError::from(e);
     let (context, suggestions): (Value, Vec<String>) = match &c.context {
         CompletionContext::ProfileType => (
             json!({"kind": "profile_type"}),
@@ -187,7 +174,15 @@ async fn completion(
                 .engine
                 .label_names(typed_type.as_ref(), &[], range)
                 .await
-                .map_err(internal)?,
+                .map_err(internal)?
+                .into_iter()
+                .map(|name| {
+                    // As a selector takes it: UTF-8 names quoted.
+                    let mut out = String::new();
+                    let _ = strata_engine::write_label_name(&mut out, &name);
+                    out
+                })
+                .collect(),
         ),
         CompletionContext::Operator { label } => (
             json!({"kind": "operator", "label": label}),
@@ -225,7 +220,7 @@ async fn completion(
 }
 
 #[derive(Deserialize)]
-struct RangeParams {
+pub(crate) struct RangeParams {
     query: String,
     start: String,
     end: String,
@@ -237,16 +232,16 @@ struct RangeParams {
     aggregation: Option<String>,
 }
 
-async fn query_range(
+pub(crate) async fn query_range(
     State(app): State<Arc<App>>,
     Extension(tenant): Extension<RequestTenant>,
     Query(p): Query<RangeParams>,
 ) -> Answer {
-    let start = query_api::parse_time(&p.start, "start")?;
-    let end = query_api::parse_time(&p.end, "end")?;
-    query_api::range(&app, start, end)?;
+    let start = request::parse_time(&p.start, "start")?;
+    let end = request::parse_time(&p.end, "end")?;
+    request::range(&app, start, end)?;
     let step_ns = match p.step.as_deref().filter(|s| !s.is_empty()) {
-        Some(s) => query_api::parse_duration(s, "step")?.as_nanos() as i64,
+        Some(s) => request::parse_duration(s, "step")?.as_nanos() as i64,
         None => 1,
     };
     let aggregation = match p.aggregation.as_deref() {
@@ -260,7 +255,7 @@ async fn query_range(
             )));
         }
     };
-    let selector = query_api::selector(&p.query)?;
+    let selector = request::selector(&p.query)?;
     let series = tenant
         .store
         .query
@@ -321,16 +316,16 @@ fn side(
     start: Option<&str>,
     end: Option<&str>,
     time: Option<&str>,
-) -> Result<Side, QueryError> {
-    let selector = query_api::selector(query)?;
+) -> Result<Side, ServerError> {
+    let selector = request::selector(query)?;
     match (time, start, end) {
-        (Some(t), _, _) => Ok(Side::Single(selector, query_api::parse_time(t, "time")?)),
+        (Some(t), _, _) => Ok(Side::Single(selector, request::parse_time(t, "time")?)),
         (None, Some(s), Some(e)) => Ok(Side::Merge(ProfileQuery::new(
             selector,
-            query_api::range(
+            request::range(
                 app,
-                query_api::parse_time(s, "start")?,
-                query_api::parse_time(e, "end")?,
+                request::parse_time(s, "start")?,
+                request::parse_time(e, "end")?,
             )?,
         ))),
         _ => Err(bad("give start and end (merge) or time (single)")),
@@ -338,14 +333,14 @@ fn side(
 }
 
 /// `re:<regex>` or a substring, on function names.
-fn frame_matcher(text: &str) -> Result<FrameMatcher, QueryError> {
+fn frame_matcher(text: &str) -> Result<FrameMatcher, ServerError> {
     Ok(match text.strip_prefix("re:") {
         Some(re) => FrameMatcher::regex(FrameField::Function, re)?,
         None => FrameMatcher::contains(FrameField::Function, text),
     })
 }
 
-fn profile_request(app: &App, p: &ProfileParams) -> Result<ProfileRequest, QueryError> {
+fn profile_request(app: &App, p: &ProfileParams) -> Result<ProfileRequest, ServerError> {
     let mode = p
         .mode
         .as_deref()
@@ -373,7 +368,7 @@ fn profile_request(app: &App, p: &ProfileParams) -> Result<ProfileRequest, Query
         }
     };
     let fields = p.group_by.as_deref().map(split_list).unwrap_or_default();
-    let (grouping, group_by_labels) = query_api::group_by(&fields)?;
+    let (grouping, group_by_labels) = request::group_by(&fields)?;
     let mut filters = strata_query::Filters {
         grouping,
         ..Default::default()
@@ -437,7 +432,7 @@ fn frames_json(p: &FrameProfile) -> Vec<Value> {
         .collect()
 }
 
-async fn query(
+pub(crate) async fn query(
     State(app): State<Arc<App>>,
     Extension(tenant): Extension<RequestTenant>,
     Query(p): Query<ProfileParams>,
@@ -448,7 +443,7 @@ async fn query(
         // Compilers want lines.
         req.filters.grouping = Grouping::Line;
     }
-    let prof = query_api::run(&app, &tenant.store, &req).await?;
+    let prof = request::run(&app, &tenant.store, &req).await?;
     let header = json!({
         "profile_type": prof.profile_type.to_string(),
         "unit": prof.profile_type.sample_unit,
@@ -515,7 +510,7 @@ async fn query(
 }
 
 /// One SQL statement; the answer is `{columns: [{name, type}], rows: [[...]]}`.
-async fn sql(Extension(tenant): Extension<RequestTenant>, body: String) -> Answer {
+pub(crate) async fn sql(Extension(tenant): Extension<RequestTenant>, body: String) -> Answer {
     let (schema, batches) = tenant.store.query.sql(&body).await?;
     let columns: Vec<Value> = schema
         .fields()
@@ -534,7 +529,7 @@ async fn sql(Extension(tenant): Extension<RequestTenant>, body: String) -> Answe
                 )
             })
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| QueryError::Internal(e.to_string()))?;
+            .map_err(ServerError::internal)?;
         for r in 0..b.num_rows() {
             rows.push(Value::Array(
                 b.columns()

@@ -8,17 +8,16 @@
 //! down cleanly on SIGINT/SIGTERM with the WAL synced. `strata query …` and `strata export …`
 //! are clients of a running server.
 
-mod client;
-mod debuginfo_cli;
+mod debuginfo;
+mod query;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use strata_engine::{Engine, EngineConfig};
-use strata_server::{ScrapeJob, Scraper};
+use strata_server::{Component, ComponentSet, Components, Scraper, ServerConfig};
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::info;
 
@@ -71,91 +70,22 @@ enum Command {
     /// Query a running server (range, merge, top, diff, sql).
     Query {
         #[command(flatten)]
-        client: client::ClientArgs,
+        client: query::ClientArgs,
         #[command(subcommand)]
-        command: client::QueryCommand,
+        command: query::QueryCommand,
     },
     /// Export a merged profile from a running server (pprof, folded, pgo-go, llvm-sample).
     Export {
         #[command(flatten)]
-        client: client::ClientArgs,
+        client: query::ClientArgs,
         #[command(flatten)]
-        export: client::ExportArgs,
+        export: query::ExportArgs,
     },
     /// Upload debug info to a running server, or ask it which build ids have debug info.
     Debuginfo {
         #[command(subcommand)]
-        command: debuginfo_cli::DebuginfoCommand,
+        command: debuginfo::DebuginfoCommand,
     },
-}
-
-#[derive(serde::Deserialize, Default, Clone)]
-#[serde(default, deny_unknown_fields)]
-struct FileConfig {
-    /// The store (`EngineConfig`; every field has a default).
-    engine: Option<EngineConfig>,
-    /// Push limits: `max_body_bytes`, `max_decompressed_bytes`.
-    ingest: Option<strata_ingest::DecodeLimits>,
-    /// Prometheus-style scrape jobs. Absent: the server scrapes its own CPU profile. Reloaded
-    /// on SIGHUP.
-    scrape_configs: Option<strata_server::scrape::ScrapeConfigs>,
-    /// The in-process eBPF collector (`SamplerConfig`: `frequency_hz`, `interval`, …).
-    collector: Option<strata_collector_ebpf::SamplerConfig>,
-    /// Background symbolization and debug info uploads (`SymbolizerSettings`).
-    symbolizer: Option<strata_server::SymbolizerSettings>,
-    /// Query limits (`QueryLimits`: `max_range`, `max_result_nodes`).
-    query: Option<strata_server::QueryLimits>,
-    /// Bearer tokens (`AuthConfig`: `read_tokens`, `write_tokens`); none: open.
-    auth: Option<strata_server::AuthConfig>,
-    /// TLS on the listener (`TlsConfig`: `cert_file`, `key_file`); absent: plain.
-    tls: Option<strata_server::TlsConfig>,
-    /// Tenants (`TenantsConfig`: `enabled`, `header`, `default_tenant`, `max_tenants`).
-    tenants: Option<strata_server::TenantsConfig>,
-}
-
-impl FileConfig {
-    fn read(path: Option<&Path>) -> anyhow::Result<FileConfig> {
-        let Some(path) = path else {
-            return Ok(FileConfig::default());
-        };
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        serde_yaml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
-    }
-
-    /// The scrape jobs to run: the configured ones, or by default one that scrapes this
-    /// server's own CPU profile at `listen`.
-    fn scrape_jobs(&self, listen: SocketAddr) -> Vec<ScrapeJob> {
-        if let Some(jobs) = &self.scrape_configs {
-            return jobs.clone();
-        }
-        let host = if listen.ip().is_unspecified() {
-            SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), listen.port())
-        } else {
-            listen
-        };
-        let mut job = ScrapeJob::new("strata", vec![host.to_string()]);
-        job.bearer_token = self
-            .auth
-            .as_ref()
-            .and_then(|a| a.read_tokens.first().cloned());
-        if self.tls.is_some() {
-            // Its own listener over loopback: the certificate may not name 127.0.0.1, and
-            // checking it would prove nothing.
-            job.scheme = "https".to_owned();
-            job.tls_config.insecure_skip_verify = true;
-        }
-        for name in ["memory", "goroutine", "mutex", "block"] {
-            job.profiling_config.pprof_config.insert(
-                name.to_owned(),
-                strata_server::scrape::PprofEndpointConfig {
-                    enabled: Some(false),
-                    ..Default::default()
-                },
-            );
-        }
-        vec![job]
-    }
 }
 
 async fn wait_for_shutdown() -> anyhow::Result<()> {
@@ -175,7 +105,8 @@ async fn reload_on_sighup(config: Option<PathBuf>, listen: SocketAddr, scraper: 
         return;
     };
     while hup.recv().await.is_some() {
-        let applied = FileConfig::read(config.as_deref())
+        let applied = ServerConfig::read(config.as_deref())
+            .map_err(anyhow::Error::from)
             .and_then(|file| Ok(scraper.apply(&file.scrape_jobs(listen))?));
         match applied {
             Ok(()) => info!("SIGHUP: scrape configuration reloaded"),
@@ -190,76 +121,36 @@ async fn reload_on_sighup(config: Option<PathBuf>, listen: SocketAddr, scraper: 
 async fn server(
     listen: SocketAddr,
     data_dir: PathBuf,
-    config: Option<PathBuf>,
+    config_path: Option<PathBuf>,
     no_collector: bool,
 ) -> anyhow::Result<()> {
-    let file = FileConfig::read(config.as_deref())?;
-    let limits = file.ingest.clone().unwrap_or_default();
-    limits.validate().context("ingest limits")?;
-    if let Some(jobs) = &file.scrape_configs {
-        strata_server::scrape::validate(jobs)?;
-    }
-    let collector_config = file.collector.clone().unwrap_or_default();
-    collector_config.validate()?;
-    let symbolizer_settings = file.symbolizer.clone().unwrap_or_default();
-    symbolizer_settings.validate()?;
-    let settings = strata_server::AppSettings {
-        ingest: limits,
-        query: file.query.clone().unwrap_or_default(),
-        auth: file.auth.clone().unwrap_or_default(),
-    };
-    settings.query.validate().map_err(anyhow::Error::msg)?;
-    settings.auth.validate().map_err(anyhow::Error::msg)?;
-    let tenants_config = file.tenants.clone().unwrap_or_default();
-    tenants_config.validate().map_err(anyhow::Error::msg)?;
-    if let Some(tls) = &file.tls {
-        tls.validate().map_err(anyhow::Error::msg)?;
-    }
-    let mut engine_config = file.engine.clone().unwrap_or_default();
-    let debuginfo_cache = data_dir.join("debuginfo-cache");
-    engine_config.data_dir = data_dir;
-    let engine = Engine::open(engine_config.clone())
-        .await
-        .context("opening the store")?;
-    let stats = engine.stats();
+    let config = ServerConfig::read(config_path.as_deref())?;
+    config.validate()?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
     let listen = listener.local_addr()?;
-    let scrape_jobs = file.scrape_jobs(listen);
+    let mut set = ComponentSet::all();
+    if no_collector {
+        set = set.without(Component::Collector);
+    }
+    let components = Components::start(&config, data_dir, listen, set).await?;
+    let app = components.app.clone();
+    let stats = app.default_store().engine.stats();
     info!(
         %listen,
-        tls = file.tls.is_some(),
-        auth = settings.auth.enabled(),
-        tenants = tenants_config.enabled,
+        tls = config.tls.is_some(),
+        auth = app.auth.enabled(),
+        tenants = app.tenants.config().enabled,
         blocks = stats.blocks,
         head_samples = stats.head.samples,
         "strata server running; Ctrl-C to stop"
     );
-    let symbolization = strata_server::Symbolization::start(
-        engine.clone(),
-        symbolizer_settings.clone(),
-        debuginfo_cache,
-    )?;
-    let default_store = strata_server::TenantStore::new(
-        tenants_config.default_tenant.clone(),
-        engine.clone(),
-        symbolization,
-    );
-    let template = strata_server::tenants::TenantTemplate {
-        engine: engine_config,
-        symbolizer: symbolizer_settings,
-    };
-    let tenants = strata_server::Tenants::new(tenants_config, default_store, Some(template));
-    let app = strata_server::App::with_tenants(tenants, settings);
-    let scraper = Arc::new(Scraper::new(app.clone()));
-    scraper.apply(&scrape_jobs)?;
-    tokio::spawn(reload_on_sighup(config, listen, scraper.clone()));
-    // The eBPF collector, when not switched off and the kernel allows it.
-    let collector = (!no_collector)
-        .then(|| strata_server::collector::start_in_process(engine.clone(), collector_config))
-        .flatten();
-    strata_server::serve(app.clone(), listener, file.tls.as_ref(), async {
+    if let Some(scraper) = &components.scraper {
+        tokio::spawn(reload_on_sighup(config_path, listen, scraper.clone()));
+    }
+    let router = strata_server::router_for(app, &components.set);
+    strata_server::serve_router(router, listener, config.tls.as_ref(), async {
         if let Err(e) = wait_for_shutdown().await {
             tracing::error!(error = %e, "waiting for a shutdown signal failed");
         }
@@ -267,11 +158,7 @@ async fn server(
     .await
     .context("serving")?;
     info!("shutting down");
-    if let Some(c) = collector {
-        tokio::task::spawn_blocking(move || c.stop()).await?;
-    }
-    scraper.stop();
-    app.tenants.close().await.context("closing the stores")?;
+    components.stop().await.context("closing the stores")?;
     Ok(())
 }
 
@@ -291,7 +178,7 @@ async fn agent(
         ..Default::default()
     };
     config.validate()?;
-    let handle = strata_server::agent::start(remote_store.clone(), config, labels, bearer_token)
+    let handle = strata_server::collector::agent::start(remote_store.clone(), config, labels, bearer_token)
         .context("the kernel refused the eBPF collector (root or CAP_BPF+CAP_PERFMON needed)")?;
     info!(%remote_store, frequency_hz, %transport, "strata agent running; Ctrl-C to stop");
     wait_for_shutdown().await?;
@@ -340,8 +227,8 @@ fn main() -> anyhow::Result<()> {
             labels,
             bearer_token,
         )),
-        Command::Query { client, command } => runtime.block_on(client::query(client, command)),
-        Command::Export { client, export } => runtime.block_on(client::export(client, export)),
-        Command::Debuginfo { command } => runtime.block_on(debuginfo_cli::run(command)),
+        Command::Query { client, command } => runtime.block_on(query::query(client, command)),
+        Command::Export { client, export } => runtime.block_on(query::export(client, export)),
+        Command::Debuginfo { command } => runtime.block_on(debuginfo::run(command)),
     }
 }

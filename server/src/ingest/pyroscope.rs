@@ -1,7 +1,7 @@
-//! `POST /push.v1.PusherService/Push`: gRPC (content type `application/grpc…`, handed to the
-//! tonic service) and the Connect protocol's unary call (`application/proto` or
-//! `application/json`, optionally `Content-Encoding: gzip`), which is what today's Pyroscope
-//! SDKs send.
+//! Pyroscope's `push.v1.PusherService/Push` (what the Pyroscope SDKs and Grafana Alloy send):
+//! gRPC (content type `application/grpc…`, handed to the tonic service [`PyroscopePusher`])
+//! and the Connect protocol's unary call (`application/proto` or `application/json`,
+//! optionally `Content-Encoding: gzip`) on the same path.
 
 use std::sync::Arc;
 
@@ -12,25 +12,35 @@ use axum::response::{IntoResponse, Response};
 use prost::Message;
 use strata_proto::pyroscope::push::v1::pusher_service_server::PusherServiceServer;
 use strata_proto::pyroscope::push::v1::{PushRequest, PushResponse};
-use tonic::{Code, Status};
+use strata_engine::now_ns;
+use strata_proto::pyroscope::push::v1::pusher_service_server::PusherService;
+use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status};
 use tower::ServiceExt;
 
-use crate::app::App;
-use crate::app::RequestTenant;
-use crate::grpc::{PyroscopePusher, ingest_status, normalize_and_store, now_ns};
+use super::store::{ingest, normalize_and_store};
+use crate::limits::Limit;
+use crate::state::{App, RequestTenant};
+use crate::status::ServerError;
 
-/// A Connect error: HTTP status by code, JSON body `{"code": …, "message": …}`.
-fn connect_error(status: Status) -> Response {
-    let (http, code) = match status.code() {
-        Code::InvalidArgument => (StatusCode::BAD_REQUEST, "invalid_argument"),
-        Code::ResourceExhausted => (StatusCode::TOO_MANY_REQUESTS, "resource_exhausted"),
-        Code::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-        Code::Unimplemented => (StatusCode::NOT_FOUND, "unimplemented"),
-        _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-    };
-    let body = serde_json::json!({ "code": code, "message": status.message() }).to_string();
-    (http, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+/// `push.v1.PusherService`.
+pub(crate) struct PyroscopePusher(pub Arc<App>);
+
+#[tonic::async_trait]
+impl PusherService for PyroscopePusher {
+    async fn push(
+        &self,
+        request: GrpcRequest<PushRequest>,
+    ) -> Result<GrpcResponse<PushResponse>, Status> {
+        let app = &self.0;
+        let store = app.store_of(request.extensions().get());
+        ingest(app, &store, "pyroscope_grpc", |deltas| {
+            strata_ingest::pyroscope_push(request.get_ref(), &app.limits, now_ns(), deltas)
+        })
+        .await?;
+        Ok(GrpcResponse::new(PushResponse {}))
+    }
 }
+
 
 /// The Push route.
 pub(crate) async fn push(State(app): State<Arc<App>>, req: Request) -> Response {
@@ -68,7 +78,7 @@ pub(crate) async fn push(State(app): State<Arc<App>>, req: Request) -> Response 
             PushResponse {}.encode_to_vec(),
         )
             .into_response(),
-        Err(status) => connect_error(status),
+        Err(e) => e.connect_response(),
     }
 }
 
@@ -104,10 +114,10 @@ struct SampleJson {
     id: String,
 }
 
-fn push_from_json(body: &[u8]) -> Result<PushRequest, Status> {
+fn push_from_json(body: &[u8]) -> Result<PushRequest, ServerError> {
     use base64::Engine as _;
     let json: PushJson = serde_json::from_slice(body)
-        .map_err(|e| Status::invalid_argument(format!("bad push.v1.PushRequest JSON: {e}")))?;
+        .map_err(|e| ServerError::invalid(format!("bad push.v1.PushRequest JSON: {e}")))?;
     let series = json
         .series
         .into_iter()
@@ -119,14 +129,14 @@ fn push_from_json(body: &[u8]) -> Result<PushRequest, Status> {
                     let raw_profile = base64::engine::general_purpose::STANDARD
                         .decode(p.raw_profile.as_bytes())
                         .map_err(|e| {
-                            Status::invalid_argument(format!("rawProfile is not base64: {e}"))
+                            ServerError::invalid(format!("rawProfile is not base64: {e}"))
                         })?;
                     Ok(strata_proto::pyroscope::push::v1::RawSample {
                         raw_profile,
                         id: p.id,
                     })
                 })
-                .collect::<Result<Vec<_>, Status>>()?;
+                .collect::<Result<Vec<_>, ServerError>>()?;
             Ok(strata_proto::pyroscope::push::v1::RawProfileSeries {
                 labels: s
                     .labels
@@ -140,16 +150,20 @@ fn push_from_json(body: &[u8]) -> Result<PushRequest, Status> {
                 annotations: Vec::new(),
             })
         })
-        .collect::<Result<Vec<_>, Status>>()?;
+        .collect::<Result<Vec<_>, ServerError>>()?;
     Ok(PushRequest { series })
 }
 
-async fn connect_push(app: &App, content_type: &str, req: Request) -> Result<u64, Status> {
+async fn connect_push(
+    app: &App,
+    content_type: &str,
+    req: Request,
+) -> Result<u64, ServerError> {
     let json = match content_type {
         "application/proto" => false,
         "application/json" => true,
         other => {
-            return Err(Status::invalid_argument(format!(
+            return Err(ServerError::UnsupportedMediaType(format!(
                 "content type {other:?} is not supported here; send application/proto or application/json (Connect) or application/grpc"
             )));
         }
@@ -163,24 +177,20 @@ async fn connect_push(app: &App, content_type: &str, req: Request) -> Result<u64
     let store = app.store_of(req.extensions().get::<RequestTenant>());
     let max = app.limits.max_body_bytes as usize;
     let body = to_bytes(req.into_body(), max).await.map_err(|_| {
-        app.limit_counters.hit("ingest.max_body_bytes");
-        Status::resource_exhausted(format!("body over {max} bytes (ingest.max_body_bytes)"))
+        app.refused(body_too_large(max as u64))
     })?;
     let raw = match encoding.as_str() {
         "identity" => body.to_vec(),
         "gzip" => {
             if !strata_ingest::is_gzip(&body) {
-                return Err(Status::invalid_argument(
+                return Err(ServerError::invalid(
                     "Content-Encoding is gzip but the body is not",
                 ));
             }
-            strata_ingest::decompress(&body, &app.limits).map_err(|e| {
-                app.limit_counters.count_ingest_error(&e);
-                ingest_status(e)
-            })?
+            strata_ingest::decompress(&body, &app.limits).map_err(|e| app.refused(e))?
         }
         other => {
-            return Err(Status::invalid_argument(format!(
+            return Err(ServerError::invalid(format!(
                 "Content-Encoding {other:?} is not supported"
             )));
         }
@@ -189,11 +199,21 @@ async fn connect_push(app: &App, content_type: &str, req: Request) -> Result<u64
         push_from_json(&raw)?
     } else {
         PushRequest::decode(raw.as_slice()).map_err(|e| {
-            Status::invalid_argument(format!("bad push.v1.PushRequest protobuf: {e}"))
+            ServerError::invalid(format!("bad push.v1.PushRequest protobuf: {e}"))
         })?
     };
     normalize_and_store(app, &store, |deltas| {
         strata_ingest::pyroscope_push(&request, &app.limits, now_ns(), deltas)
     })
     .await
+}
+
+/// A body longer than `max` bytes, refused while it was read (its full size is unknown).
+pub(crate) fn body_too_large(max: u64) -> ServerError {
+    ServerError::limit(
+        Limit::IngestBodyBytes,
+        None,
+        max,
+        format!("body over {max} bytes (ingest.max_body_bytes)"),
+    )
 }

@@ -48,8 +48,7 @@ use futures::{Stream, TryStreamExt};
 use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::App;
-use crate::app::RequestTenant;
+use crate::state::{App, RequestTenant};
 use crate::tenants::TenantStore;
 
 type DoGetStream = <FlightSql as FlightService>::DoGetStream;
@@ -237,7 +236,7 @@ fn one_batch(schema: SchemaRef, batch: Result<RecordBatch, FlightError>) -> Resp
 /// The status for an error while running a planned query.
 fn execution_status(e: DataFusionError) -> Status {
     let message = e.strip_backtrace();
-    if crate::query_api::is_caller_error(&e) {
+    if crate::status::is_caller_error(&e) {
         return Status::invalid_argument(message);
     }
     match e.find_root() {

@@ -10,9 +10,13 @@
 //! `/ui/access.json` tells the UI what the server asks of it ([`UiAccess`]): whether reads need
 //! a token (the UI then asks for one) and which header names a tenant.
 
-use axum::extract::Path;
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+
+use crate::state::App;
 
 /// One embedded file: its name under `ui-static/` and its bytes.
 struct Asset {
@@ -56,22 +60,15 @@ pub(crate) struct UiAccess {
     pub default_tenant: String,
 }
 
-/// The UI's routes, to merge into the server's router.
-pub(crate) fn routes(access: UiAccess) -> axum::Router {
-    use axum::routing::get;
-    axum::Router::new()
-        .route("/", get(index))
-        .route("/index.html", get(index))
-        .route(
-            "/ui/access.json",
-            get(move || async move {
-                (
-                    [(header::CACHE_CONTROL, "no-store")],
-                    axum::Json(access.clone()),
-                )
-            }),
-        )
-        .route("/ui/{*file}", get(file))
+/// `GET /ui/access.json`: what the UI must send ([`UiAccess`]).
+pub(crate) async fn access(State(app): State<Arc<App>>) -> impl IntoResponse {
+    let tenants = app.tenants.config();
+    let access = UiAccess {
+        read_token_required: !app.auth.read_tokens.is_empty(),
+        tenant_header: tenants.enabled.then(|| tenants.header.clone()),
+        default_tenant: tenants.default_tenant.clone(),
+    };
+    ([(header::CACHE_CONTROL, "no-store")], axum::Json(access))
 }
 
 fn content_type(name: &str) -> &'static str {
@@ -142,11 +139,11 @@ fn serve(name: &str, headers: &HeaderMap) -> Response {
         .into_response()
 }
 
-async fn index(headers: HeaderMap) -> Response {
+pub(crate) async fn index(headers: HeaderMap) -> Response {
     serve("index.html", &headers)
 }
 
-async fn file(Path(file): Path<String>, headers: HeaderMap) -> Response {
+pub(crate) async fn file(Path(file): Path<String>, headers: HeaderMap) -> Response {
     serve(&file, &headers)
 }
 

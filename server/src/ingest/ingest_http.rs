@@ -16,7 +16,9 @@ use strata_ingest::{
     parse_folded,
 };
 
-use crate::app::{App, RequestTenant};
+use super::pyroscope::body_too_large;
+use crate::state::{App, RequestTenant};
+use crate::status::ServerError;
 use crate::tenants::TenantStore;
 
 /// The `__name__` Pyroscope gives a legacy profile kind.
@@ -31,8 +33,8 @@ fn name_for_kind(kind: &str) -> &str {
     }
 }
 
-fn bad(message: impl ToString) -> (StatusCode, String) {
-    (StatusCode::BAD_REQUEST, message.to_string())
+fn bad(message: impl ToString) -> ServerError {
+    ServerError::invalid(message.to_string())
 }
 
 fn labels_of(app: &AppName, spy: Option<&String>) -> Vec<(String, String)> {
@@ -56,17 +58,11 @@ pub(crate) async fn ingest(
     Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: axum::body::Body,
-) -> Result<StatusCode, (StatusCode, String)> {
+) -> Result<StatusCode, ServerError> {
     let max = app.limits.max_body_bytes;
     let body = axum::body::to_bytes(body, max as usize)
         .await
-        .map_err(|_| {
-            app.limit_counters.hit("ingest.max_body_bytes");
-            (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("body over {max} bytes (ingest.max_body_bytes)"),
-            )
-        })?;
+        .map_err(|_| app.refused(body_too_large(max)))?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -97,13 +93,13 @@ async fn store(
     tenant: &TenantStore,
     params: &HashMap<String, String>,
     body: &[u8],
-) -> Result<u64, (StatusCode, String)> {
+) -> Result<u64, ServerError> {
     let name = params
         .get("name")
         .ok_or_else(|| bad("missing query parameter name"))?;
     let app_name = parse_app_name(name).map_err(bad)?;
     let kind = app_name.kind.clone().unwrap_or_else(|| "cpu".into());
-    let seconds = |key: &str| -> Result<Option<i64>, (StatusCode, String)> {
+    let seconds = |key: &str| -> Result<Option<i64>, ServerError> {
         params
             .get(key)
             .map(|v| {
@@ -112,17 +108,11 @@ async fn store(
             })
             .transpose()
     };
-    let now_s = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
+    let now_s = strata_engine::now_ns() / 1_000_000_000;
     let from = seconds("from")?.unwrap_or(now_s);
     let until = seconds("until")?.unwrap_or(from).max(from);
     let labels = labels_of(&app_name, params.get("spyName"));
-    let refused = |e: strata_ingest::Error| {
-        app.limit_counters.count_ingest_error(&e);
-        (status_of(&e), e.to_string())
-    };
+    let refused = |e: strata_ingest::Error| app.refused(e);
     let raw = decompress(body, &app.limits).map_err(refused)?;
     let format = params.get("format").map(String::as_str).unwrap_or("folded");
     let mut b = SampleBatchBuilder::new();
@@ -181,26 +171,14 @@ async fn store(
         }
     }
     let batch = b.build().map_err(bad)?;
-    tenant.store(&batch, &touched).await.map_err(|e| {
-        app.limit_counters.count_engine_error(&e);
-        match e {
-            strata_engine::Error::LimitExceeded { .. } => {
-                (StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
-            }
-            strata_engine::Error::WalUnavailable { .. }
-            | strata_engine::Error::Backpressure { .. } => {
-                (StatusCode::SERVICE_UNAVAILABLE, e.to_string())
-            }
-            strata_engine::Error::DiskFull { .. } => {
-                (StatusCode::INSUFFICIENT_STORAGE, e.to_string())
-            }
-            other => (StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
-        }
-    })
+    tenant
+        .store(&batch, &touched)
+        .await
+        .map_err(|e| app.refused(e))
 }
 
 /// The `profile` part of a multipart body.
-async fn profile_part(content_type: &str, body: Bytes) -> Result<Bytes, (StatusCode, String)> {
+async fn profile_part(content_type: &str, body: Bytes) -> Result<Bytes, ServerError> {
     let boundary = multer::parse_boundary(content_type)
         .map_err(|e| bad(format!("bad multipart content type: {e}")))?;
     let stream = futures::stream::once(async move { Ok::<_, std::io::Error>(body) });
@@ -220,10 +198,3 @@ async fn profile_part(content_type: &str, body: Bytes) -> Result<Bytes, (StatusC
     Err(bad("multipart body has no profile part"))
 }
 
-fn status_of(e: &strata_ingest::Error) -> StatusCode {
-    match e {
-        strata_ingest::Error::BodyTooLarge { .. }
-        | strata_ingest::Error::DecompressedTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-        _ => StatusCode::BAD_REQUEST,
-    }
-}

@@ -148,7 +148,7 @@ pub fn start(
     let extra = Arc::new(extra_labels);
     let authorization: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>> =
         bearer_token.and_then(|t| format!("Bearer {t}").parse().ok());
-    crate::collector::spawn_with_sink(config, move |iv| {
+    super::in_process::spawn_with_sink(config, move |iv| {
         let remote_store = remote_store.clone();
         let extra = extra.clone();
         let authorization = authorization.clone();
@@ -326,7 +326,8 @@ pub(crate) mod tests {
             vec![("node".into(), "test".into())],
             Some(TOKEN.into()),
         ) else {
-            eprintln!("SKIPPED: the kernel refused BPF here");
+            let skip = std::env::var("STRATA_SKIP_EBPF").is_ok_and(|v| v == "1");
+            assert!(skip, "the kernel refused BPF here; set STRATA_SKIP_EBPF=1 to skip this test");
             return;
         };
         let want = burner.0.id().to_string();

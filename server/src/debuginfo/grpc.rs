@@ -11,7 +11,7 @@
 //! record removed (or the record it replaced restored) so it can be retried at once.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use strata_engine::{DebuginfoKind, DebuginfoMeta, DebuginfoStore, UploadState, validate_build_id};
@@ -19,8 +19,8 @@ use strata_proto::parca::debuginfo::v1alpha1 as pb;
 use strata_proto::parca::debuginfo::v1alpha1::debuginfo_service_server::DebuginfoService;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::app::{App, RequestTenant};
-use crate::grpc::engine_status;
+use crate::state::{App, RequestTenant};
+use crate::status::engine_status;
 use crate::tenants::TenantStore;
 
 /// The service, over the app's engine.
@@ -46,10 +46,7 @@ impl ParcaDebuginfo {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    (strata_engine::now_ns() / 1_000_000) as u64
 }
 
 fn kind(t: i32) -> Result<DebuginfoKind, Status> {

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use strata_ingest::PprofBuilder;
 
-use crate::app::App;
+use crate::state::App;
 
 /// Samples per second of CPU time, as Go's profiler.
 const FREQUENCY_HZ: i32 = 100;

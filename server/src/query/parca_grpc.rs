@@ -5,23 +5,23 @@
 use std::sync::Arc;
 
 use strata_engine::TimeRange;
-use strata_proto::parca::metastore::v1alpha1 as meta;
 use strata_proto::parca::profilestore::v1alpha1::{Label, LabelSet};
 use strata_proto::parca::query::v1alpha1 as pb;
 use strata_proto::prost_types::Timestamp;
-use strata_query::report::{CallGraph, FlameGraph, FlameGraphOptions};
 use strata_query::{
-    FrameField, FrameMatcher, FrameProfile, ProfileQuery, RangeQuery, StackFilter, report,
+    FrameField, FrameMatcher, ProfileQuery, RangeQuery, StackFilter, report,
 };
 use tonic::{Request, Response, Status};
 
-use crate::app::App;
-use crate::query_api::{self, ProfileRequest, QueryError, Side, bad};
+use super::parca_reports::{callgraph, flamegraph, top};
+use super::request::{self, ProfileRequest, Side, bad, scope};
+use crate::state::App;
+use crate::status::ServerError;
 
 /// The QueryService over the app's store.
 pub(crate) struct ParcaQuery(pub Arc<App>);
 
-fn ns(t: Option<&Timestamp>, what: &str) -> Result<i64, QueryError> {
+fn ns(t: Option<&Timestamp>, what: &str) -> Result<i64, ServerError> {
     let t = t.ok_or_else(|| bad(format!("{what} is required")))?;
     (t.seconds as i128 * 1_000_000_000 + t.nanos as i128)
         .try_into()
@@ -39,7 +39,7 @@ fn timestamp(ns: i64) -> Timestamp {
 fn optional_range(
     start: Option<&Timestamp>,
     end: Option<&Timestamp>,
-) -> Result<TimeRange, QueryError> {
+) -> Result<TimeRange, ServerError> {
     Ok(TimeRange::new(
         start
             .map(|t| ns(Some(t), "start"))
@@ -51,21 +51,21 @@ fn optional_range(
     ))
 }
 
-fn merge_side(app: &App, m: &pb::MergeProfile) -> Result<Side, QueryError> {
-    let range = query_api::range(
+fn merge_side(app: &App, m: &pb::MergeProfile) -> Result<Side, ServerError> {
+    let range = request::range(
         app,
         ns(m.start.as_ref(), "start")?,
         ns(m.end.as_ref(), "end")?,
     )?;
     Ok(Side::Merge(ProfileQuery::new(
-        query_api::selector(&m.query)?,
+        request::selector(&m.query)?,
         range,
     )))
 }
 
-fn single_side(s: &pb::SingleProfile) -> Result<Side, QueryError> {
+fn single_side(s: &pb::SingleProfile) -> Result<Side, ServerError> {
     Ok(Side::Single(
-        query_api::selector(&s.query)?,
+        request::selector(&s.query)?,
         ns(s.time.as_ref(), "time")?,
     ))
 }
@@ -74,7 +74,7 @@ fn diff_side(
     app: &App,
     s: Option<&pb::ProfileDiffSelection>,
     which: &str,
-) -> Result<Side, QueryError> {
+) -> Result<Side, ServerError> {
     use pb::profile_diff_selection::Options;
     match s.and_then(|s| s.options.as_ref()) {
         Some(Options::Merge(m)) => merge_side(app, m),
@@ -110,7 +110,7 @@ fn criteria(c: &pb::FilterCriteria) -> Vec<FrameMatcher> {
 /// The request's filters: stack filters keep stacks with a frame meeting the criteria (a
 /// function name filter with `exclude` drops them); frame filters keep only frames meeting
 /// them (others hidden).
-fn profile_request(app: &App, q: &pb::QueryRequest) -> Result<ProfileRequest, QueryError> {
+fn profile_request(app: &App, q: &pb::QueryRequest) -> Result<ProfileRequest, ServerError> {
     use pb::query_request::{Mode, Options};
     let relative = matches!(
         q.options.as_ref(),
@@ -134,7 +134,7 @@ fn profile_request(app: &App, q: &pb::QueryRequest) -> Result<ProfileRequest, Qu
         }
     };
     let (grouping, group_by_labels) =
-        query_api::group_by(q.group_by.as_ref().map_or(&[][..], |g| &g.fields))?;
+        request::group_by(q.group_by.as_ref().map_or(&[][..], |g| &g.fields))?;
     let mut filters = strata_query::Filters {
         grouping,
         ..Default::default()
@@ -201,213 +201,6 @@ fn regex_escape_alternative(s: &str) -> String {
     strata_query::FrameMatcher::escape(s)
 }
 
-/// The Parca metadata of a frame.
-fn frame_meta(
-    f: &strata_query::Frame,
-) -> (meta::Location, meta::Mapping, meta::Function, meta::Line) {
-    let function = meta::Function {
-        start_line: f.start_line,
-        name: if f.function.is_empty() {
-            String::new()
-        } else {
-            f.function.clone()
-        },
-        system_name: f.system_name.clone(),
-        filename: f.file.clone(),
-        ..Default::default()
-    };
-    let mapping = meta::Mapping {
-        file: f.binary.clone(),
-        build_id: f.build_id.clone(),
-        has_functions: !f.function.is_empty(),
-        ..Default::default()
-    };
-    let line = meta::Line {
-        line: f.line,
-        ..Default::default()
-    };
-    let location = meta::Location {
-        address: f.address,
-        lines: if f.function.is_empty() {
-            vec![]
-        } else {
-            vec![line.clone()]
-        },
-        ..Default::default()
-    };
-    (location, mapping, function, line)
-}
-
-fn top(p: &FrameProfile) -> pb::Top {
-    let rows = report::top(p);
-    pb::Top {
-        reported: rows.len() as i32,
-        total: rows.len() as i32,
-        unit: p.profile_type.sample_unit.clone(),
-        list: rows
-            .into_iter()
-            .map(|r| {
-                let (location, mapping, function, line) = frame_meta(&p.frames[r.frame as usize]);
-                pb::TopNode {
-                    meta: Some(pb::TopNodeMeta {
-                        location: Some(location),
-                        mapping: Some(mapping),
-                        function: Some(function),
-                        line: Some(line),
-                    }),
-                    cumulative: r.cumulative,
-                    flat: r.flat,
-                    diff: if p.diff {
-                        r.cumulative - r.base_cumulative
-                    } else {
-                        0
-                    },
-                }
-            })
-            .collect(),
-    }
-}
-
-fn callgraph(p: &FrameProfile) -> pb::Callgraph {
-    let g = CallGraph::build(p);
-    pb::Callgraph {
-        cumulative: g.total,
-        nodes: g
-            .nodes
-            .iter()
-            .enumerate()
-            .map(|(i, n)| {
-                let (location, mapping, function, line) = frame_meta(&p.frames[n.frame as usize]);
-                pb::CallgraphNode {
-                    id: i.to_string(),
-                    meta: Some(pb::CallgraphNodeMeta {
-                        location: Some(location),
-                        mapping: Some(mapping),
-                        function: Some(function),
-                        line: Some(line),
-                    }),
-                    cumulative: n.cumulative,
-                    flat: n.flat,
-                }
-            })
-            .collect(),
-        edges: g
-            .edges
-            .iter()
-            .enumerate()
-            .map(|(i, e)| pb::CallgraphEdge {
-                id: i.to_string(),
-                source: e.source.to_string(),
-                target: e.target.to_string(),
-                cumulative: e.cumulative,
-                is_collapsed: false,
-            })
-            .collect(),
-    }
-}
-
-/// The flame graph in Parca's table form: nodes carry their metadata and 1-based indexes into
-/// the `locations` table (0 = none), whose functions and mappings sit in their own tables with
-/// names in `string_table`.
-fn flamegraph(p: &FrameProfile, threshold_percent: f32) -> pb::Flamegraph {
-    let fg = FlameGraph::build(
-        p,
-        &FlameGraphOptions {
-            min_fraction: f64::from(threshold_percent.max(0.0)) / 100.0,
-            max_nodes: 0,
-        },
-    );
-    let mut strings = vec![String::new()];
-    let mut string_index = std::collections::HashMap::new();
-    let mut intern = |s: &str| -> u32 {
-        *string_index.entry(s.to_owned()).or_insert_with(|| {
-            strings.push(s.to_owned());
-            (strings.len() - 1) as u32
-        })
-    };
-    let mut locations = Vec::with_capacity(fg.frames.len());
-    let mut functions = Vec::with_capacity(fg.frames.len());
-    let mut mappings = Vec::with_capacity(fg.frames.len());
-    for f in &fg.frames {
-        let (mut location, mut mapping, mut function, line) = frame_meta(f);
-        function.name_string_index = intern(&f.display_name());
-        function.system_name_string_index = intern(&f.system_name);
-        function.filename_string_index = intern(&f.file);
-        mapping.file_string_index = intern(&f.binary);
-        mapping.build_id_string_index = intern(&f.build_id);
-        functions.push(function);
-        mappings.push(mapping);
-        location.mapping_index = mappings.len() as u32;
-        location.lines = vec![meta::Line {
-            function_index: functions.len() as u32,
-            ..line
-        }];
-        locations.push(location);
-    }
-    fn node(
-        fg: &FlameGraph,
-        i: u32,
-        diff: bool,
-        locations: &[meta::Location],
-        mappings: &[meta::Mapping],
-        functions: &[meta::Function],
-    ) -> pb::FlamegraphNode {
-        let n = &fg.nodes[i as usize];
-        let f = n.frame as usize;
-        pb::FlamegraphNode {
-            meta: Some(pb::FlamegraphNodeMeta {
-                location: Some(locations[f].clone()),
-                mapping: Some(mappings[f].clone()),
-                function: Some(functions[f].clone()),
-                line: locations[f].lines.first().cloned(),
-                location_index: f as u32 + 1,
-                line_index: 0,
-            }),
-            cumulative: n.cumulative,
-            diff: if diff {
-                n.cumulative - n.base_cumulative
-            } else {
-                0
-            },
-            children: n
-                .children
-                .iter()
-                .map(|&c| node(fg, c, diff, locations, mappings, functions))
-                .collect(),
-        }
-    }
-    let root = &fg.nodes[0];
-    let pruned: i64 = fg.nodes.iter().map(|n| n.pruned).sum();
-    pb::Flamegraph {
-        root: Some(pb::FlamegraphRootNode {
-            cumulative: root.cumulative,
-            diff: if fg.diff {
-                root.cumulative - root.base_cumulative
-            } else {
-                0
-            },
-            children: root
-                .children
-                .iter()
-                .map(|&c| node(&fg, c, fg.diff, &locations, &mappings, &functions))
-                .collect(),
-        }),
-        total: fg.total,
-        unit: p.profile_type.sample_unit.clone(),
-        height: fg.height as i32,
-        string_table: strings,
-        locations,
-        mapping: mappings,
-        function: functions,
-        untrimmed_total: fg.total,
-        trimmed: pruned,
-    }
-}
-
-fn status(e: QueryError) -> Status {
-    e.into()
-}
-
 #[tonic::async_trait]
 impl pb::query_service_server::QueryService for ParcaQuery {
     async fn query_range(
@@ -416,10 +209,10 @@ impl pb::query_service_server::QueryService for ParcaQuery {
     ) -> Result<Response<pb::QueryRangeResponse>, Status> {
         let store = self.0.store_of(request.extensions().get());
         let r = request.into_inner();
-        let start = ns(r.start.as_ref(), "start").map_err(status)?;
-        let end = ns(r.end.as_ref(), "end").map_err(status)?;
-        query_api::range(&self.0, start, end).map_err(status)?;
-        let selector = query_api::selector(&r.query).map_err(status)?;
+        let start = ns(r.start.as_ref(), "start")?;
+        let end = ns(r.end.as_ref(), "end")?;
+        request::range(&self.0, start, end)?;
+        let selector = request::selector(&r.query)?;
         let step_ns = match &r.step {
             Some(d) if d.seconds > 0 || d.nanos > 0 => {
                 d.seconds * 1_000_000_000 + i64::from(d.nanos)
@@ -439,7 +232,7 @@ impl pb::query_service_server::QueryService for ParcaQuery {
                 aggregation: None,
             })
             .await
-            .map_err(|e| status(e.into()))?;
+            .map_err(|e| ServerError::from(e).to_status())?;
         let limit = if r.limit == 0 {
             usize::MAX
         } else {
@@ -489,10 +282,10 @@ impl pb::query_service_server::QueryService for ParcaQuery {
         use pb::query_response::Report;
         let store = self.0.store_of(request.extensions().get());
         let q = request.into_inner();
-        let req = profile_request(&self.0, &q).map_err(status)?;
-        let p = query_api::run(&self.0, &store, &req)
+        let req = profile_request(&self.0, &q)?;
+        let p = request::run(&self.0, &store, &req)
             .await
-            .map_err(status)?;
+            ?;
         let report = match q.report_type() {
             R::Pprof => Report::Pprof(report::pprof(&p)),
             R::Top => Report::Top(top(&p)),
@@ -527,7 +320,7 @@ impl pb::query_service_server::QueryService for ParcaQuery {
     ) -> Result<Response<pb::ProfileTypesResponse>, Status> {
         let store = self.0.store_of(request.extensions().get());
         let r = request.into_inner();
-        let range = optional_range(r.start.as_ref(), r.end.as_ref()).map_err(status)?;
+        let range = optional_range(r.start.as_ref(), r.end.as_ref())?;
         let types = store
             .engine
             .profile_types(range)
@@ -554,8 +347,8 @@ impl pb::query_service_server::QueryService for ParcaQuery {
     ) -> Result<Response<pb::LabelsResponse>, Status> {
         let store = self.0.store_of(request.extensions().get());
         let r = request.into_inner();
-        let range = optional_range(r.start.as_ref(), r.end.as_ref()).map_err(status)?;
-        let (pt, matchers) = scope(r.profile_type.as_deref(), &r.r#match).map_err(status)?;
+        let range = optional_range(r.start.as_ref(), r.end.as_ref())?;
+        let (pt, matchers) = scope(r.profile_type.as_deref(), &r.r#match)?;
         let label_names = store
             .engine
             .label_names(pt.as_ref(), &matchers, range)
@@ -573,8 +366,8 @@ impl pb::query_service_server::QueryService for ParcaQuery {
     ) -> Result<Response<pb::ValuesResponse>, Status> {
         let store = self.0.store_of(request.extensions().get());
         let r = request.into_inner();
-        let range = optional_range(r.start.as_ref(), r.end.as_ref()).map_err(status)?;
-        let (pt, matchers) = scope(r.profile_type.as_deref(), &r.r#match).map_err(status)?;
+        let range = optional_range(r.start.as_ref(), r.end.as_ref())?;
+        let (pt, matchers) = scope(r.profile_type.as_deref(), &r.r#match)?;
         let label_values = store
             .engine
             .label_values(&r.label_name, pt.as_ref(), &matchers, range)
@@ -609,32 +402,4 @@ impl pb::query_service_server::QueryService for ParcaQuery {
             has_data: !types.is_empty(),
         }))
     }
-}
-
-/// The profile type and matchers of a Labels/Values request: `profile_type`, and `match`
-/// entries that are selectors (a profile type and matchers).
-pub(crate) fn scope(
-    profile_type: Option<&str>,
-    matches: &[String],
-) -> Result<
-    (
-        Option<strata_engine::ProfileType>,
-        Vec<strata_engine::LabelMatcher>,
-    ),
-    QueryError,
-> {
-    let mut pt = match profile_type.filter(|s| !s.is_empty()) {
-        Some(s) => Some(
-            s.parse()
-                .map_err(|_| bad(format!("profile type {s:?} is not name:sample_type:sample_unit:period_type:period_unit[:delta]")))?,
-        ),
-        None => None,
-    };
-    let mut matchers = Vec::new();
-    for m in matches.iter().filter(|m| !m.is_empty()) {
-        let s = query_api::selector(m)?;
-        pt.get_or_insert(s.profile_type);
-        matchers.extend(s.matchers);
-    }
-    Ok((pt, matchers))
 }

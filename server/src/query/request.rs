@@ -1,87 +1,27 @@
 //! What the query front ends (Parca's gRPC `QueryService`, the HTTP/JSON API, the CLI through
-//! that API) share: time parsing, the profile selection of a request, filters, and errors
-//! that map to gRPC statuses and HTTP codes.
+//! that API) share: time parsing, the profile selection of a request, filters and grouping,
+//! and running a request within the query limits.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
-use strata_engine::TimeRange;
+use strata_engine::{TimeRange, now_ns};
 use strata_query::{
     Filters, FrameProfile, Grouping, MergedProfile, ProfileQuery, Selector, parse_selector,
 };
 
-use crate::app::App;
+use crate::limits::Limit;
+use crate::state::App;
+use crate::status::ServerError;
 use crate::tenants::TenantStore;
 
-/// A query that failed: the caller's fault (bad selector, range, filter, SQL) or ours.
-#[derive(Debug)]
-pub(crate) enum QueryError {
-    /// 400 / INVALID_ARGUMENT.
-    BadRequest(String),
-    /// A configured limit: 400 / RESOURCE_EXHAUSTED.
-    LimitExceeded(String),
-    /// 500 / INTERNAL.
-    Internal(String),
-}
-
-/// Whether a DataFusion error is the caller's (bad SQL, unknown table or column, an unsupported
-/// construct, a bad table-function argument) rather than ours: decided by the root error's kind.
-pub(crate) fn is_caller_error(e: &datafusion::error::DataFusionError) -> bool {
-    use datafusion::error::DataFusionError as D;
-    matches!(
-        e.find_root(),
-        D::Plan(_) | D::SQL(..) | D::SchemaError(..) | D::NotImplemented(_)
-    )
-}
-
-impl From<strata_query::Error> for QueryError {
-    fn from(e: strata_query::Error) -> Self {
-        use strata_query::Error as E;
-        match e {
-            E::Engine(e) => QueryError::Internal(e.to_string()),
-            E::DataFusion(e) if is_caller_error(&e) => QueryError::BadRequest(e.strip_backtrace()),
-            E::DataFusion(e) => QueryError::Internal(e.strip_backtrace()),
-            other => QueryError::BadRequest(other.to_string()),
-        }
-    }
-}
-
-impl From<QueryError> for tonic::Status {
-    fn from(e: QueryError) -> Self {
-        match e {
-            QueryError::BadRequest(m) => tonic::Status::invalid_argument(m),
-            QueryError::LimitExceeded(m) => tonic::Status::resource_exhausted(m),
-            QueryError::Internal(m) => tonic::Status::internal(m),
-        }
-    }
-}
-
-impl axum::response::IntoResponse for QueryError {
-    fn into_response(self) -> axum::response::Response {
-        use axum::http::StatusCode;
-        let (code, message) = match self {
-            QueryError::BadRequest(m) | QueryError::LimitExceeded(m) => {
-                (StatusCode::BAD_REQUEST, m)
-            }
-            QueryError::Internal(m) => (StatusCode::INTERNAL_SERVER_ERROR, m),
-        };
-        (code, axum::Json(serde_json::json!({ "error": message }))).into_response()
-    }
-}
-
-pub(crate) fn bad(message: impl Into<String>) -> QueryError {
-    QueryError::BadRequest(message.into())
-}
-
-/// Now, in ns since the epoch.
-pub(crate) fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i64)
+/// A bad request (400 / `INVALID_ARGUMENT`).
+pub(crate) fn bad(message: impl Into<String>) -> ServerError {
+    ServerError::InvalidArgument(message.into())
 }
 
 /// A time: `now`, `now-<duration>` (`now-1h`, `now-90s`), RFC 3339, or a number since the epoch
 /// (up to 10 digits seconds, 13 milliseconds, 16 microseconds, else nanoseconds).
-pub(crate) fn parse_time(text: &str, what: &str) -> Result<i64, QueryError> {
+pub(crate) fn parse_time(text: &str, what: &str) -> Result<i64, ServerError> {
     let t = text.trim();
     let fail = |why: String| bad(format!("{what} {t:?}: {why}"));
     if let Some(rest) = t.strip_prefix("now") {
@@ -127,7 +67,7 @@ pub(crate) fn parse_time(text: &str, what: &str) -> Result<i64, QueryError> {
 }
 
 /// A duration: `15s`, `1m`, or a number of seconds.
-pub(crate) fn parse_duration(text: &str, what: &str) -> Result<Duration, QueryError> {
+pub(crate) fn parse_duration(text: &str, what: &str) -> Result<Duration, ServerError> {
     let t = text.trim();
     if let Ok(s) = t.parse::<f64>()
         && s.is_finite()
@@ -138,12 +78,12 @@ pub(crate) fn parse_duration(text: &str, what: &str) -> Result<Duration, QueryEr
     humantime::parse_duration(t).map_err(|e| bad(format!("{what} {t:?}: {e}")))
 }
 
-pub(crate) fn selector(query: &str) -> Result<Selector, QueryError> {
+pub(crate) fn selector(query: &str) -> Result<Selector, ServerError> {
     parse_selector(query).map_err(|e| bad(format!("query {query:?}: {e}")))
 }
 
 /// `[start, end)` that must not be empty nor longer than `query.max_range`.
-pub(crate) fn range(app: &App, start: i64, end: i64) -> Result<TimeRange, QueryError> {
+pub(crate) fn range(app: &App, start: i64, end: i64) -> Result<TimeRange, ServerError> {
     if start >= end {
         return Err(bad(format!(
             "empty time range: start {start} is not before end {end}"
@@ -152,13 +92,17 @@ pub(crate) fn range(app: &App, start: i64, end: i64) -> Result<TimeRange, QueryE
     let max = app.query_limits.max_range;
     let length = end.saturating_sub(start) as u128;
     if length > max.as_nanos() {
-        app.limit_counters.hit("query.max_range");
-        return Err(QueryError::LimitExceeded(format!(
+        return Err(app.refused(ServerError::limit(
+            Limit::QueryRange,
+            Some((length / 1_000_000_000) as u64),
+            max.as_secs(),
+            format!(
             "limit exceeded: the time range is {}, the maximum is {} (query.max_range)",
             humantime::format_duration(std::time::Duration::from_secs(
                 (length / 1_000_000_000) as u64
             )),
-            humantime::format_duration(max)
+                humantime::format_duration(max)
+            ),
         )));
     }
     Ok(TimeRange::new(start, end))
@@ -196,7 +140,7 @@ pub(crate) struct ProfileRequest {
     pub relative: bool,
 }
 
-async fn run_side(store: &TenantStore, side: &Side) -> Result<MergedProfile, QueryError> {
+async fn run_side(store: &TenantStore, side: &Side) -> Result<MergedProfile, ServerError> {
     Ok(match side {
         Side::Merge(q) => store.query.merge(q).await?,
         Side::Single(s, t) => store.query.single(s, *t).await?,
@@ -209,7 +153,7 @@ pub(crate) async fn run(
     app: &App,
     store: &TenantStore,
     req: &ProfileRequest,
-) -> Result<FrameProfile, QueryError> {
+) -> Result<FrameProfile, ServerError> {
     let mut side = req.side.clone();
     side.group_by(&req.group_by_labels);
     let merged = match &req.base {
@@ -234,10 +178,14 @@ pub(crate) async fn run(
     let profile = FrameProfile::resolve(&merged).filter(&req.filters);
     let max = app.query_limits.max_result_nodes;
     if profile.stacks.len() as u64 > max {
-        app.limit_counters.hit("query.max_result_nodes");
-        return Err(QueryError::LimitExceeded(format!(
-            "limit exceeded: the result has {} stacks, the maximum is {max} (query.max_result_nodes); narrow the selector or the time range, or filter",
-            profile.stacks.len()
+        let stacks = profile.stacks.len() as u64;
+        return Err(app.refused(ServerError::limit(
+            Limit::QueryResultNodes,
+            Some(stacks),
+            max,
+            format!(
+                "limit exceeded: the result has {stacks} stacks, the maximum is {max} (query.max_result_nodes); narrow the selector or the time range, or filter"
+            ),
         )));
     }
     Ok(profile)
@@ -245,7 +193,7 @@ pub(crate) async fn run(
 
 /// Parca's `group_by` fields: `function_name`, `binary` (or `mapping_filename`),
 /// `filename`/`line` (per line), `labels.<name>`. Returns the grouping and the labels.
-pub(crate) fn group_by(fields: &[String]) -> Result<(Grouping, Vec<String>), QueryError> {
+pub(crate) fn group_by(fields: &[String]) -> Result<(Grouping, Vec<String>), ServerError> {
     let mut grouping = Grouping::Function;
     let mut labels = Vec::new();
     for f in fields {
@@ -264,4 +212,32 @@ pub(crate) fn group_by(fields: &[String]) -> Result<(Grouping, Vec<String>), Que
         }
     }
     Ok((grouping, labels))
+}
+
+/// The profile type and matchers of a Labels/Values request: `profile_type`, and `match`
+/// entries that are selectors (a profile type and matchers).
+pub(crate) fn scope(
+    profile_type: Option<&str>,
+    matches: &[String],
+) -> Result<
+    (
+        Option<strata_engine::ProfileType>,
+        Vec<strata_engine::LabelMatcher>,
+    ),
+    ServerError,
+> {
+    let mut pt = match profile_type.filter(|s| !s.is_empty()) {
+        Some(s) => Some(
+            s.parse()
+                .map_err(|_| bad(format!("profile type {s:?} is not name:sample_type:sample_unit:period_type:period_unit[:delta]")))?,
+        ),
+        None => None,
+    };
+    let mut matchers = Vec::new();
+    for m in matches.iter().filter(|m| !m.is_empty()) {
+        let s = selector(m)?;
+        pt.get_or_insert(s.profile_type);
+        matchers.extend(s.matchers);
+    }
+    Ok((pt, matchers))
 }

@@ -6,13 +6,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow, bail};
 use clap::Subcommand;
-use serde_json::Value;
 use strata_proto::parca::debuginfo::v1alpha1 as pb;
 use strata_proto::parca::debuginfo::v1alpha1::debuginfo_service_client::DebuginfoServiceClient;
 use strata_symbolizer::{BuildId, BuildIdKind};
 use tonic::transport::Channel;
 
-use crate::client::{self, ClientArgs, Output};
+use strata_server::client::BuildIdStatus;
+
+use crate::query::{self as client, ClientArgs, Output};
 
 /// Bytes per `Upload` message.
 const CHUNK_BYTES: usize = 1 << 20;
@@ -185,35 +186,25 @@ async fn upload_one(client: &mut UploadClient, file: &Path, force: bool) -> anyh
 }
 
 async fn status(args: &ClientArgs, build_ids: &[String]) -> anyhow::Result<()> {
-    let params: Vec<(&str, String)> = build_ids.iter().map(|b| ("build_id", b.clone())).collect();
-    let body = client::get(args, "/api/v1/debuginfo/status", &params).await?;
+    let api = args.client();
     if args.output() == Output::Json {
-        return client::emit_json(&body);
+        let params: Vec<(&str, String)> =
+            build_ids.iter().map(|b| ("build_id", b.clone())).collect();
+        return client::emit_json(&api.get_bytes("/api/v1/debuginfo/status", &params).await?);
     }
-    let v: Value = serde_json::from_slice(&body)?;
-    let rows: Vec<Vec<String>> = v["build_ids"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
+    let answer = api.debuginfo_status(build_ids).await?;
+    let rows: Vec<Vec<String>> = answer
+        .build_ids
         .iter()
         .map(|r| {
-            let files = r["filenames"]
-                .as_array()
-                .map(|f| {
-                    f.iter()
-                        .filter_map(Value::as_str)
-                        .collect::<Vec<_>>()
-                        .join(",")
-                })
-                .unwrap_or_default();
-            let detail = match r["status"].as_str() {
-                Some("found") => found_detail(r),
-                _ => r["reason"].as_str().unwrap_or_default().to_owned(),
+            let detail = match r.status.as_str() {
+                "found" => found_detail(r),
+                _ => r.reason.clone(),
             };
             vec![
-                r["build_id"].as_str().unwrap_or_default().to_owned(),
-                r["status"].as_str().unwrap_or_default().to_owned(),
-                files,
+                r.build_id.clone(),
+                r.status.clone(),
+                r.filenames.join(","),
                 detail,
             ]
         })
@@ -223,17 +214,22 @@ async fn status(args: &ClientArgs, build_ids: &[String]) -> anyhow::Result<()> {
 }
 
 /// Where found debug info came from and what it holds, e.g. `uploaded file (dwarf, symtab)`.
-fn found_detail(r: &Value) -> String {
-    let s = &r["source"];
-    let from = match s["kind"].as_str() {
-        Some("supplied") => "uploaded file".to_owned(),
-        Some("debuginfod") => format!("debuginfod {}", s["url"].as_str().unwrap_or_default()),
-        Some(_) => s["path"].as_str().unwrap_or_default().to_owned(),
+fn found_detail(r: &BuildIdStatus) -> String {
+    use strata_symbolizer::DebugInfoSource as S;
+    let from = match &r.source {
+        Some(S::Supplied) => "uploaded file".to_owned(),
+        Some(S::Debuginfod { url }) => format!("debuginfod {url}"),
+        Some(S::BuildIdDir { path } | S::Binary { path }) => path.display().to_string(),
         None => String::new(),
     };
-    let content: Vec<&str> = ["dwarf", "symtab", "go_pclntab"]
-        .into_iter()
-        .filter(|k| r["content"][k].as_bool() == Some(true))
-        .collect();
-    format!("{from} ({})", content.join(", "))
+    let content = r.content.unwrap_or_default();
+    let held: Vec<&str> = [
+        ("dwarf", content.dwarf),
+        ("symtab", content.symtab),
+        ("go_pclntab", content.go_pclntab),
+    ]
+    .into_iter()
+    .filter_map(|(name, has)| has.then_some(name))
+    .collect();
+    format!("{from} ({})", held.join(", "))
 }
