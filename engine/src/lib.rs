@@ -29,6 +29,7 @@
 
 mod batch;
 mod block;
+mod clock;
 mod config;
 mod debuginfo;
 mod engine;
@@ -50,6 +51,7 @@ pub use batch::{
     input_schema,
 };
 pub use block::BlockMeta;
+pub use clock::{Clock, FixedClock, SystemClock};
 pub use config::{
     BlockConfig, CompactionConfig, EngineConfig, FsyncPolicy, HeadConfig, LimitsConfig,
     RetentionConfig, StorageConfig, WalConfig,
