@@ -158,9 +158,16 @@ mod tests {
 
     #[test]
     fn rejects_duplicates_and_bad_names() {
-        assert!(Labels::new([("a", "1"), ("a", "2")]).is_err());
-        assert!(Labels::new([("1a", "1")]).is_err());
-        assert!(Labels::new([("a-b", "1")]).is_err());
-        assert!(Labels::new([("", "1")]).is_err());
+        let reason = |pairs: &[(&str, &str)]| match Labels::new(pairs.iter().copied()) {
+            Err(Error::InvalidLabels { reason, .. }) => reason,
+            other => panic!("expected InvalidLabels for {pairs:?}, got {other:?}"),
+        };
+        assert!(reason(&[("a", "1"), ("a", "2")]).contains("more than once"));
+        for bad in ["1a", "a-b", ""] {
+            assert!(
+                reason(&[(bad, "1")]).contains("is not [a-zA-Z_]"),
+                "{bad:?}"
+            );
+        }
     }
 }
