@@ -64,68 +64,22 @@ impl EngineConfig {
 
     /// Checks every field; the error names the first bad field.
     pub fn validate(&self) -> Result<()> {
-        fn positive(field: &'static str, v: u64) -> Result<()> {
-            if v == 0 {
-                return Err(Error::InvalidConfig {
-                    field,
-                    reason: "must be greater than 0".into(),
-                });
-            }
-            Ok(())
-        }
         if self.data_dir.as_os_str().is_empty() {
-            return Err(Error::InvalidConfig {
-                field: "data_dir",
-                reason: "must not be empty".into(),
-            });
+            return Err(invalid("data_dir", "must not be empty"));
         }
-        if let Some(url) = &self.storage.url {
-            url::Url::parse(url).map_err(|e| Error::InvalidConfig {
-                field: "storage.url",
-                reason: format!("{url:?} is not a URL: {e}"),
-            })?;
-        }
-        let st = &self.storage;
-        for (field, d) in [
-            ("storage.request_timeout", st.request_timeout),
-            ("storage.connect_timeout", st.connect_timeout),
-            ("storage.retry_timeout", st.retry_timeout),
-            ("storage.retry_backoff_initial", st.retry_backoff_initial),
-            ("storage.flush_backoff_initial", st.flush_backoff_initial),
-        ] {
-            if d.is_zero() {
-                return Err(Error::InvalidConfig {
-                    field,
-                    reason: "must be greater than 0".into(),
-                });
-            }
-        }
-        for (field, initial, max) in [
-            (
-                "storage.retry_backoff_max",
-                st.retry_backoff_initial,
-                st.retry_backoff_max,
-            ),
-            (
-                "storage.flush_backoff_max",
-                st.flush_backoff_initial,
-                st.flush_backoff_max,
-            ),
-        ] {
-            if max < initial {
-                return Err(Error::InvalidConfig {
-                    field,
-                    reason: format!("{max:?} is less than the initial back-off {initial:?}"),
-                });
-            }
-        }
+        self.storage.validate()?;
+        self.validate_wal_head_block()?;
+        self.validate_maintenance_and_limits()
+    }
+
+    fn validate_wal_head_block(&self) -> Result<()> {
         positive("wal.segment_bytes", self.wal.segment_bytes)?;
         positive("wal.max_record_bytes", self.wal.max_record_bytes)?;
         if self.wal.max_record_bytes > u32::MAX as u64 {
-            return Err(Error::InvalidConfig {
-                field: "wal.max_record_bytes",
-                reason: "must fit the 32-bit record length".into(),
-            });
+            return Err(invalid(
+                "wal.max_record_bytes",
+                "must fit the 32-bit record length",
+            ));
         }
         positive(
             "wal.sync_interval",
@@ -141,11 +95,15 @@ impl EngineConfig {
         positive("block.row_group_rows", self.block.row_group_rows as u64)?;
         positive("block.page_rows", self.block.page_rows as u64)?;
         if !(1..=22).contains(&self.block.zstd_level) {
-            return Err(Error::InvalidConfig {
-                field: "block.zstd_level",
-                reason: format!("{} is outside 1..=22", self.block.zstd_level),
-            });
+            return Err(invalid(
+                "block.zstd_level",
+                format!("{} is outside 1..=22", self.block.zstd_level),
+            ));
         }
+        Ok(())
+    }
+
+    fn validate_maintenance_and_limits(&self) -> Result<()> {
         positive(
             "compaction.interval",
             self.compaction.interval.as_millis() as u64,
@@ -159,28 +117,72 @@ impl EngineConfig {
             self.compaction.merge_chunk_rows,
         )?;
         if self.compaction.max_sources < 2 {
-            return Err(Error::InvalidConfig {
-                field: "compaction.max_sources",
-                reason: "must be at least 2".into(),
-            });
+            return Err(invalid("compaction.max_sources", "must be at least 2"));
         }
         positive(
             "retention.interval",
             self.retention.interval.as_millis() as u64,
         )?;
-        positive(
-            "limits.max_labels_per_series",
-            self.limits.max_labels_per_series,
-        )?;
-        positive(
-            "limits.max_label_name_bytes",
-            self.limits.max_label_name_bytes,
-        )?;
-        positive(
-            "limits.max_label_value_bytes",
-            self.limits.max_label_value_bytes,
-        )?;
-        positive("limits.max_batch_samples", self.limits.max_batch_samples)?;
+        let l = &self.limits;
+        positive("limits.max_labels_per_series", l.max_labels_per_series)?;
+        positive("limits.max_label_name_bytes", l.max_label_name_bytes)?;
+        positive("limits.max_label_value_bytes", l.max_label_value_bytes)?;
+        positive("limits.max_batch_samples", l.max_batch_samples)
+    }
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> Error {
+    Error::InvalidConfig {
+        field,
+        reason: reason.into(),
+    }
+}
+
+fn positive(field: &'static str, v: u64) -> Result<()> {
+    if v == 0 {
+        return Err(invalid(field, "must be greater than 0"));
+    }
+    Ok(())
+}
+
+impl StorageConfig {
+    /// The URL parses; timeouts and back-offs are positive, each maximum at least its initial
+    /// value.
+    fn validate(&self) -> Result<()> {
+        if let Some(url) = &self.url {
+            url::Url::parse(url)
+                .map_err(|e| invalid("storage.url", format!("{url:?} is not a URL: {e}")))?;
+        }
+        for (field, d) in [
+            ("storage.request_timeout", self.request_timeout),
+            ("storage.connect_timeout", self.connect_timeout),
+            ("storage.retry_timeout", self.retry_timeout),
+            ("storage.retry_backoff_initial", self.retry_backoff_initial),
+            ("storage.flush_backoff_initial", self.flush_backoff_initial),
+        ] {
+            if d.is_zero() {
+                return Err(invalid(field, "must be greater than 0"));
+            }
+        }
+        for (field, initial, max) in [
+            (
+                "storage.retry_backoff_max",
+                self.retry_backoff_initial,
+                self.retry_backoff_max,
+            ),
+            (
+                "storage.flush_backoff_max",
+                self.flush_backoff_initial,
+                self.flush_backoff_max,
+            ),
+        ] {
+            if max < initial {
+                return Err(invalid(
+                    field,
+                    format!("{max:?} is less than the initial back-off {initial:?}"),
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -467,7 +469,11 @@ mod tests {
                 .to_string()
                 .contains("storage.url")
         );
-        assert!(serde_json::from_str::<EngineConfig>(r#"{"hed": {}}"#).is_err());
+        let unknown = serde_json::from_str::<EngineConfig>(r#"{"hed": {}}"#).unwrap_err();
+        assert!(
+            unknown.to_string().contains("unknown field `hed`"),
+            "{unknown}"
+        );
         let mut c = EngineConfig::default();
         c.storage.flush_backoff_max = Duration::from_millis(10);
         assert!(

@@ -258,9 +258,13 @@ mod tests {
         assert_eq!(build_id_key("ab/C"), "x61622f43");
         // An id that looks like an encoded one stays apart from what it would decode to.
         assert_ne!(build_id_key("x61"), build_id_key("a"));
-        assert!(validate_build_id("").is_err());
-        assert!(validate_build_id("a b").is_err());
-        assert!(validate_build_id(&"a".repeat(257)).is_err());
+        let reason = |id: &str| match validate_build_id(id) {
+            Err(Error::InvalidBuildId { reason, .. }) => reason,
+            other => panic!("expected InvalidBuildId for {id:?}, got {other:?}"),
+        };
+        assert_eq!(reason(""), "is empty");
+        assert_eq!(reason("a b"), "has characters other than printable ASCII");
+        assert_eq!(reason(&"a".repeat(257)), "is longer than 256 bytes");
         assert!(validate_build_id("foh3mEXu7BLZjsN9pOwG/kATcXlYVCDEFouRMQed_").is_ok());
     }
 

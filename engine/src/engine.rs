@@ -22,6 +22,7 @@ pub use open::OpenReport;
 
 use crate::batch::SampleBatch;
 use crate::block::{self, BlockHandle, BlockMeta, BlockSource, encode_block};
+use crate::clock::{Clock, SystemClock};
 use crate::config::EngineConfig;
 use crate::error::{Error, Result};
 use crate::head::{Head, HeadStats};
@@ -99,6 +100,8 @@ impl Drop for PendingApply<'_> {
 
 pub(crate) struct Inner {
     config: EngineConfig,
+    /// The wall-clock time and new block ids.
+    clock: Arc<dyn Clock>,
     store: Arc<dyn ObjectStore>,
     /// The data directory when blocks live in the default local store (fsynced on upload).
     local_root: Option<std::path::PathBuf>,
@@ -199,7 +202,7 @@ impl Engine {
     /// block metadata and indexes, replays the WAL, and (if `config.background`) starts the
     /// maintenance task on the current Tokio runtime.
     pub async fn open(config: EngineConfig) -> Result<Engine> {
-        open::open(config, None).await
+        open::open(config, None, Arc::new(SystemClock)).await
     }
 
     /// Like [`Engine::open`], with blocks in the given object store instead of the one the
@@ -208,7 +211,14 @@ impl Engine {
         config: EngineConfig,
         store: Arc<dyn ObjectStore>,
     ) -> Result<Engine> {
-        open::open(config, Some(store)).await
+        open::open(config, Some(store), Arc::new(SystemClock)).await
+    }
+
+    /// Like [`Engine::open`], taking the time and new block ids from `clock` instead of the
+    /// system clock and random ULIDs: with a [`FixedClock`](crate::FixedClock), the blocks
+    /// written are the same on every run (the format fixtures are made this way).
+    pub async fn open_with_clock(config: EngineConfig, clock: Arc<dyn Clock>) -> Result<Engine> {
+        open::open(config, None, clock).await
     }
 
     /// What opening found: WAL replay, quarantined and cleaned-up blocks.
@@ -509,7 +519,7 @@ impl Inner {
             let frozen = FrozenHead {
                 head: old,
                 wal_upto: upto,
-                block_id: ulid::Ulid::new().to_string(),
+                block_id: self.clock.new_block_id(),
             };
             st.frozen.push(frozen.clone());
             frozen
@@ -521,6 +531,7 @@ impl Inner {
         let config = self.config.block.clone();
         let (head, upto, block_id) = (frozen.head, frozen.wal_upto, frozen.block_id);
         let h = head.clone();
+        let created = self.clock.now();
         let encoded = tokio::task::spawn_blocking(move || {
             let head = h.read();
             let series = head.series_map();
@@ -532,6 +543,7 @@ impl Inner {
                 level: 0,
                 sources: Vec::new(),
                 wal_segment_upto: upto,
+                created,
             };
             encode_block(&config, src, head.sorted_block_batches())
         })

@@ -12,7 +12,7 @@ use arrow::array::{ArrayRef, DictionaryArray, Int64Array, RecordBatch, StringArr
 use arrow::datatypes::Int32Type;
 use roaring::RoaringBitmap;
 
-use crate::batch::SampleBatch;
+use crate::batch::{SampleBatch, SampleColumns};
 use crate::block::samples_schema;
 use crate::error::{Error, Result};
 use crate::index::SeriesIndex;
@@ -344,8 +344,26 @@ impl Head {
             .zip(&batch.series_ids)
             .map(|(labels, id)| self.intern_series(*id, labels))
             .collect();
-        let sym = &batch.symbols;
-        let ids = &batch.ids;
+        self.add_symbols(batch);
+        let stack_map = self.add_stacks(batch);
+        let c = &batch.samples;
+        if c.len() == 0 {
+            return;
+        }
+        let key = |i: usize| {
+            (
+                pt_map[c.profile_type[i] as usize],
+                series_map[c.series[i] as usize],
+            )
+        };
+        self.reserve_groups(c.len(), key);
+        self.push_samples(c, key, &stack_map);
+    }
+
+    /// Adds the batch's mappings, functions and locations (a symbolized location replaces an
+    /// unsymbolized one).
+    fn add_symbols(&mut self, batch: &SampleBatch) {
+        let (sym, ids) = (&batch.symbols, &batch.ids);
         for (m, &id) in sym.mappings.iter().zip(&ids.mappings) {
             if !self.mappings.contains_key(&id) {
                 self.other_bytes += 96 + m.build_id.len() + m.filename.len();
@@ -372,6 +390,12 @@ impl Head {
                 }
             }
         }
+    }
+
+    /// Adds the batch's stacks (defining ones held undefined so far) and its external stacks;
+    /// returns the head ordinal of each entry of the batch's stack column space.
+    fn add_stacks(&mut self, batch: &SampleBatch) -> Vec<u32> {
+        let (sym, ids) = (&batch.symbols, &batch.ids);
         let mut stack_map: Vec<u32> =
             Vec::with_capacity(sym.stacks.len() + batch.external_stacks.len());
         for (locs, id) in sym.stacks.iter().zip(&ids.stacks) {
@@ -387,19 +411,17 @@ impl Head {
         for id in &batch.external_stacks {
             stack_map.push(self.intern_stack(*id));
         }
+        stack_map
+    }
 
-        let c = &batch.samples;
-        let n = c.len();
-        if n == 0 {
-            return;
-        }
-        // Rows per group, to reserve exactly.
+    /// Creates the (profile type, series) groups of `n` samples keyed by `key` and reserves
+    /// exactly their rows.
+    fn reserve_groups(&mut self, n: usize, key: impl Fn(usize) -> (u32, u32)) {
         let mut counts: IdMap<(u32, u32), usize> = IdMap::default();
         for i in 0..n {
-            *counts.entry((c.profile_type[i], c.series[i])).or_default() += 1;
+            *counts.entry(key(i)).or_default() += 1;
         }
-        for (&(p, s), &count) in &counts {
-            let key = (pt_map[p as usize], series_map[s as usize]);
+        for (&key, &count) in &counts {
             self.type_series[key.0 as usize].insert(key.1);
             let group = self.groups.entry(key).or_insert_with(|| SampleGroup {
                 runs: Vec::new(),
@@ -417,15 +439,21 @@ impl Head {
             group.reserve(count);
             self.sample_bytes = self.sample_bytes + group.bytes() - before;
         }
+    }
+
+    /// Appends the samples to their (reserved) groups, keeping the byte and time counters.
+    fn push_samples(
+        &mut self,
+        c: &SampleColumns,
+        key: impl Fn(usize) -> (u32, u32),
+        stack_map: &[u32],
+    ) {
         let mut last_key = None;
         let mut group: Option<&mut SampleGroup> = None;
         let groups = &mut self.groups;
         let mut grown = 0isize;
-        for i in 0..n {
-            let key = (
-                pt_map[c.profile_type[i] as usize],
-                series_map[c.series[i] as usize],
-            );
+        for i in 0..c.len() {
+            let key = key(i);
             if last_key != Some(key) {
                 last_key = Some(key);
                 group = Some(groups.get_mut(&key).expect("reserved above"));
@@ -447,7 +475,7 @@ impl Head {
             self.max_time = self.max_time.max(ts);
         }
         self.sample_bytes = (self.sample_bytes as isize + grown) as usize;
-        self.num_samples += n as u64;
+        self.num_samples += c.len() as u64;
     }
 
     /// The ordinal of stack `id`, adding it (undefined) if new.

@@ -51,6 +51,7 @@ pub use batch::{
     input_schema,
 };
 pub use block::BlockMeta;
+pub use clock::{Clock, FixedClock, SystemClock, now_ns};
 pub use config::{
     BlockConfig, CompactionConfig, EngineConfig, FsyncPolicy, HeadConfig, LimitsConfig,
     RetentionConfig, StorageConfig, WalConfig,
@@ -62,7 +63,6 @@ pub use debuginfo::{
 pub use engine::{
     Engine, EngineStats, LocationLines, OpenReport, UnsymbolizedLocation, UnsymbolizedSweep,
 };
-pub use clock::now_ns;
 pub use error::{Error, Result};
 pub use head::HeadStats;
 pub use matcher::{LabelMatcher, MatchOp};

@@ -130,7 +130,10 @@ mod tests {
         }
         assert_eq!(r.str().unwrap(), "héllo");
         assert!(r.at_end());
-        assert!(r.u8().is_err());
-        assert!(Reader::new(&[0xff; 11], 0).uvar().is_err());
+        assert_eq!(r.u8().unwrap_err(), "data ends early");
+        assert_eq!(
+            Reader::new(&[0xff; 11], 0).uvar().unwrap_err(),
+            "varint longer than 10 bytes"
+        );
     }
 }

@@ -23,6 +23,7 @@ use strata_proto::pyroscope::push::v1::pusher_service_server::PusherServiceServe
 use tokio::net::TcpListener;
 use tonic::codec::CompressionEncoding;
 use tonic::server::NamedService;
+use tower::Layer;
 
 use crate::auth::{Access, Refusal};
 use crate::components::{Component, ComponentSet};
@@ -116,8 +117,8 @@ impl Routes {
         S::Future: Send + 'static,
     {
         let gate = self.gate(access, message_limit);
-        let native = tonic::service::Routes::new(service.clone())
-            .into_axum_router()
+        let native = Router::new()
+            .route_service(&format!("/{}/{{*rest}}", S::NAME), axum_service(service.clone()))
             .route_layer(axum::middleware::from_fn(require_grpc_content_type))
             .route_layer(axum::middleware::from_fn_with_state(
                 gate.clone(),
@@ -248,14 +249,44 @@ impl Routes {
         S::Future: Send + 'static,
     {
         let gate = self.gate(access, message_limit);
-        let web = tonic::service::Routes::new(service)
-            .into_axum_router()
-            .route_layer(tonic_web::GrpcWebLayer::new())
+        let web = Router::new()
+            .route_service(
+                &format!("/{}/{{*rest}}", S::NAME),
+                tonic_web::GrpcWebLayer::new().layer(service),
+            )
             .route_layer(axum::middleware::from_fn(require_grpc_content_type))
             .route_layer(axum::middleware::from_fn_with_state(gate, gate_request));
         let router = Router::new().nest("/api", web);
         self.merge(router, format!("/api/{}/", S::NAME), "grpc-web", access);
     }
+}
+
+/// A tonic service as an axum one (what `tonic::service::Routes` does, without the catch-all
+/// fallback that would keep two services' routers from merging).
+fn axum_service<S>(
+    service: S,
+) -> impl tower::Service<
+    axum::http::Request<axum::body::Body>,
+    Response = axum::http::Response<tonic::body::Body>,
+    Error = Infallible,
+    Future = impl Send + 'static,
+> + Clone
++ Send
++ Sync
++ 'static
+where
+    S: tower::Service<
+            axum::http::Request<tonic::body::Body>,
+            Response = axum::http::Response<tonic::body::Body>,
+            Error = Infallible,
+        > + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
+    use tower::ServiceExt;
+    service.map_request(|req: axum::http::Request<axum::body::Body>| req.map(tonic::body::Body::new))
 }
 
 /// The server's router for a process running every component.

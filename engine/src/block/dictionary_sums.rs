@@ -300,11 +300,64 @@ pub(crate) struct RowGroupSummer {
     values: Vec<u64>,
     periods: Vec<u64>,
     indexes: Vec<u32>,
-    /// Per entry of the row group's stack dictionary: sum, largest period, whether seen.
+    dict: DictionarySums,
+    decompressor: PageDecompressor,
+}
+
+/// Per entry of a row group's stack dictionary: sum, largest period, whether seen.
+#[derive(Default)]
+struct DictionarySums {
     sums: Vec<i64>,
     max_periods: Vec<i64>,
     seen: Vec<bool>,
-    decompressor: PageDecompressor,
+}
+
+impl DictionarySums {
+    fn reset(&mut self, len: usize) {
+        self.sums.clear();
+        self.sums.resize(len, 0);
+        self.max_periods.clear();
+        self.max_periods.resize(len, i64::MIN);
+        self.seen.clear();
+        self.seen.resize(len, false);
+    }
+
+    /// Rows with `values` (and `periods`, unless the period is constant) of dictionary entry
+    /// `i`.
+    fn add_repeat(&mut self, i: usize, values: &[u64], periods: Option<&[u64]>) {
+        let total = values
+            .iter()
+            .fold(0i64, |acc, &v| acc.wrapping_add(v as i64));
+        self.sums[i] = self.sums[i].wrapping_add(total);
+        self.seen[i] = true;
+        if let Some(periods) = periods {
+            let max = periods.iter().map(|&p| p as i64).max();
+            self.max_periods[i] = self.max_periods[i].max(max.unwrap_or(i64::MIN));
+        }
+    }
+
+    /// Rows of the dictionary entries `indexes` (checked), with `values` and `periods`.
+    fn add_packed(&mut self, indexes: &[u32], values: &[u64], periods: Option<&[u64]>) {
+        for (&i, &v) in indexes.iter().zip(values) {
+            let i = i as usize;
+            self.sums[i] = self.sums[i].wrapping_add(v as i64);
+            self.seen[i] = true;
+        }
+        if let Some(periods) = periods {
+            for (&i, &p) in indexes.iter().zip(periods) {
+                let i = i as usize;
+                self.max_periods[i] = self.max_periods[i].max(p as i64);
+            }
+        }
+    }
+}
+
+/// A row group's pages of the summed columns; no period pages when the period is constant.
+struct SumPages {
+    values: ColumnPages,
+    stacks: ColumnPages,
+    periods: Option<ColumnPages>,
+    constant_period: Option<i64>,
 }
 
 impl RowGroupSummer {
@@ -315,124 +368,108 @@ impl RowGroupSummer {
     pub(crate) fn add(
         &mut self,
         rg: &RowGroupMetaData,
-        [period_bytes, stack_bytes, value_bytes]: [Bytes; 3],
+        bytes: [Bytes; 3],
         out: &mut StackSums,
     ) -> Result<bool> {
         let rows = usize::try_from(rg.num_rows())
             .map_err(|_| ParquetError::General(format!("row group of {} rows", rg.num_rows())))?;
-        let chunk = |c: usize| rg.column(c);
-        let Some(value_pages) = column_pages(
-            chunk(VALUE_COLUMN),
-            value_bytes,
-            rows,
-            &mut self.decompressor,
-        )?
-        else {
+        let Some(pages) = self.pages(rg, bytes, rows)? else {
             return Ok(false);
         };
-        let Some(stacks) = column_pages(
-            chunk(STACK_ID_COLUMN),
-            stack_bytes,
-            rows,
-            &mut self.decompressor,
-        )?
-        else {
-            return Ok(false);
-        };
-        let constant = constant_period(chunk(PERIOD_COLUMN));
-        let period_pages = match constant {
-            Some(_) => None,
-            None => match column_pages(
-                chunk(PERIOD_COLUMN),
-                period_bytes,
-                rows,
-                &mut self.decompressor,
-            )? {
-                Some(pages) => Some(pages),
-                None => return Ok(false),
-            },
-        };
-        let Self {
-            values,
-            periods,
-            indexes,
-            sums,
-            max_periods,
-            seen,
-            decompressor: _,
-        } = self;
-        values.clear();
-        decode_values(&value_pages, values, indexes)?;
-        periods.clear();
-        if let Some(pages) = &period_pages {
-            decode_values(pages, periods, indexes)?;
+        let constant = pages.constant_period;
+        self.values.clear();
+        decode_values(&pages.values, &mut self.values, &mut self.indexes)?;
+        self.periods.clear();
+        if let Some(period_pages) = &pages.periods {
+            decode_values(period_pages, &mut self.periods, &mut self.indexes)?;
         }
-        let dict: &[u64] = stacks.dictionary.as_deref().unwrap_or(&[]);
-        sums.clear();
-        sums.resize(dict.len(), 0);
-        max_periods.clear();
-        max_periods.resize(dict.len(), i64::MIN);
-        seen.clear();
-        seen.resize(dict.len(), false);
-        let period_at = |row: usize| constant.unwrap_or_else(|| periods[row] as i64);
+        let dict: &[u64] = pages.stacks.dictionary.as_deref().unwrap_or(&[]);
+        self.dict.reset(dict.len());
         let mut row = 0usize;
-        for p in &stacks.pages {
+        for p in &pages.stacks.pages {
             if p.encoding == Encoding::PLAIN {
                 // A dictionary fallback page: summed by hashing.
                 for (k, id) in plain_u64(&p.data, p.values)?.into_iter().enumerate() {
-                    out.add(id, values[row + k] as i64, period_at(row + k));
+                    let period = constant.unwrap_or_else(|| self.periods[row + k] as i64);
+                    out.add(id, self.values[row + k] as i64, period);
                 }
                 row += p.values;
                 continue;
             }
-            let mut runs = HybridRuns::new(&p.data, p.values)?;
-            while let Some(run) = runs.next_run()? {
-                let (len, rows_values) = match &run {
-                    Run::Repeat { len, .. } | Run::Packed { len, .. } => {
-                        (*len, &values[row..row + len])
-                    }
-                };
-                match run {
-                    Run::Repeat { index, .. } => {
-                        let i = index as usize;
-                        if i >= dict.len() {
-                            return Err(index_error(index, dict.len()));
-                        }
-                        let total = rows_values
-                            .iter()
-                            .fold(0i64, |acc, &v| acc.wrapping_add(v as i64));
-                        sums[i] = sums[i].wrapping_add(total);
-                        seen[i] = true;
-                        if constant.is_none() {
-                            let max = periods[row..row + len].iter().map(|&p| p as i64).max();
-                            max_periods[i] = max_periods[i].max(max.unwrap_or(i64::MIN));
-                        }
-                    }
-                    Run::Packed { bytes, .. } => {
-                        unpack(bytes, runs.bit_width, len, indexes);
-                        check_indexes(indexes, dict.len())?;
-                        for (&i, &v) in indexes.iter().zip(rows_values) {
-                            let i = i as usize;
-                            sums[i] = sums[i].wrapping_add(v as i64);
-                            seen[i] = true;
-                        }
-                        if constant.is_none() {
-                            for (&i, &p) in indexes.iter().zip(&periods[row..row + len]) {
-                                let i = i as usize;
-                                max_periods[i] = max_periods[i].max(p as i64);
-                            }
-                        }
-                    }
-                }
-                row += len;
-            }
+            row = self.add_dictionary_page(p, row, dict.len(), constant.is_none())?;
         }
+        let d = &self.dict;
         for (i, &id) in dict.iter().enumerate() {
-            if seen[i] {
-                out.add(id, sums[i], constant.unwrap_or(max_periods[i]));
+            if d.seen[i] {
+                out.add(id, d.sums[i], constant.unwrap_or(d.max_periods[i]));
             }
         }
         Ok(true)
+    }
+
+    /// The pages of the summed columns; `None` if a chunk is encoded in a way this module
+    /// does not decode.
+    fn pages(
+        &mut self,
+        rg: &RowGroupMetaData,
+        [period_bytes, stack_bytes, value_bytes]: [Bytes; 3],
+        rows: usize,
+    ) -> Result<Option<SumPages>> {
+        let d = &mut self.decompressor;
+        let Some(values) = column_pages(rg.column(VALUE_COLUMN), value_bytes, rows, d)? else {
+            return Ok(None);
+        };
+        let Some(stacks) = column_pages(rg.column(STACK_ID_COLUMN), stack_bytes, rows, d)? else {
+            return Ok(None);
+        };
+        let constant_period = constant_period(rg.column(PERIOD_COLUMN));
+        let periods = match constant_period {
+            Some(_) => None,
+            None => match column_pages(rg.column(PERIOD_COLUMN), period_bytes, rows, d)? {
+                Some(pages) => Some(pages),
+                None => return Ok(None),
+            },
+        };
+        Ok(Some(SumPages {
+            values,
+            stacks,
+            periods,
+            constant_period,
+        }))
+    }
+
+    /// Sums one dictionary-encoded page of stack indexes whose first row is `row`, into the
+    /// per-entry sums; returns the row after it.
+    fn add_dictionary_page(
+        &mut self,
+        page: &DataPage,
+        mut row: usize,
+        dict_len: usize,
+        periods_vary: bool,
+    ) -> Result<usize> {
+        let mut runs = HybridRuns::new(&page.data, page.values)?;
+        while let Some(run) = runs.next_run()? {
+            let len = match &run {
+                Run::Repeat { len, .. } | Run::Packed { len, .. } => *len,
+            };
+            let values = &self.values[row..row + len];
+            let periods = periods_vary.then(|| &self.periods[row..row + len]);
+            match run {
+                Run::Repeat { index, .. } => {
+                    if index as usize >= dict_len {
+                        return Err(index_error(index, dict_len));
+                    }
+                    self.dict.add_repeat(index as usize, values, periods);
+                }
+                Run::Packed { bytes, .. } => {
+                    unpack(bytes, runs.bit_width, len, &mut self.indexes);
+                    check_indexes(&self.indexes, dict_len)?;
+                    self.dict.add_packed(&self.indexes, values, periods);
+                }
+            }
+            row += len;
+        }
+        Ok(row)
     }
 }
 
@@ -646,13 +683,23 @@ mod tests {
 
     #[test]
     fn truncated_or_malformed_pages_are_errors() {
-        assert!(HybridRuns::new(&[], 1).is_err());
-        assert!(HybridRuns::new(&[33], 1).is_err());
+        fn message<T>(r: Result<T>) -> String {
+            match r {
+                Err(ParquetError::General(m)) => m,
+                Err(other) => panic!("expected a General error, got {other:?}"),
+                Ok(_) => panic!("expected an error"),
+            }
+        }
+        assert_eq!(
+            message(HybridRuns::new(&[], 1)),
+            "empty dictionary data page"
+        );
+        assert!(message(HybridRuns::new(&[33], 1)).contains("bit width 33 > 32"));
         let mut r = HybridRuns::new(&[8, 3], 8).unwrap(); // packed group, no bytes
-        assert!(r.next_run().is_err());
+        assert!(message(r.next_run()).contains("bytes, 0 left in the page"));
         let mut r = HybridRuns::new(&[8, 0], 8).unwrap(); // empty RLE run
-        assert!(r.next_run().is_err());
+        assert_eq!(message(r.next_run()), "empty RLE run");
         let mut r = HybridRuns::new(&[8, 0x80], 8).unwrap(); // header cut short
-        assert!(r.next_run().is_err());
+        assert_eq!(message(r.next_run()), "truncated run header");
     }
 }

@@ -176,6 +176,9 @@ mod tests {
         assert_eq!(BlockIndex::decode(&bytes).unwrap(), idx);
         bytes[12] ^= 1;
         assert!(BlockIndex::decode(&bytes).unwrap_err().contains("checksum"));
-        assert!(BlockIndex::decode(&bytes[..5]).is_err());
+        assert_eq!(
+            BlockIndex::decode(&bytes[..5]).unwrap_err(),
+            "missing index magic"
+        );
     }
 }

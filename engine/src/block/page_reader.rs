@@ -434,9 +434,11 @@ mod tests {
         ] {
             let b = Bytes::copy_from_slice(bytes);
             if !bytes.is_empty() {
+                let result = read_pages(&b, Compression::UNCOMPRESSED, &mut d);
                 assert!(
-                    read_pages(&b, Compression::UNCOMPRESSED, &mut d).is_err(),
-                    "{bytes:?}"
+                    matches!(result, Err(ParquetError::General(_))),
+                    "{bytes:?}: {:?}",
+                    result.err()
                 );
             }
         }

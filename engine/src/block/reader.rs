@@ -636,18 +636,7 @@ pub(crate) async fn read_symbols(
     };
     let mut out = SymbolTables::default();
     for b in read_file(store, block, files::STACKS).await? {
-        let ids = b.column(0).as_primitive::<UInt64Type>();
-        let lists = b.column(1).as_list::<i32>();
-        for r in 0..b.num_rows() {
-            let id = StackId(ids.value(r));
-            if stacks.is_some_and(|s| !s.contains(&id)) {
-                continue;
-            }
-            let locs = lists.value(r);
-            let locs = locs.as_primitive::<UInt64Type>();
-            out.stacks
-                .insert(id, locs.values().iter().map(|&l| LocationId(l)).collect());
-        }
+        add_stacks(&b, |id| stacks.is_none_or(|s| s.contains(&id)), &mut out);
     }
     let wanted_locs: Option<HashSet<LocationId>> = extra_locations.map(|extra| {
         out.stacks
@@ -657,82 +646,117 @@ pub(crate) async fn read_symbols(
             .copied()
             .collect()
     });
-    let mut functions_wanted = HashSet::new();
-    let mut mappings_wanted = HashSet::new();
+    let keep_location = |id| wanted_locs.as_ref().is_none_or(|w| w.contains(&id));
     for b in read_file(store, block, files::LOCATIONS).await? {
-        let ids = b.column(0).as_primitive::<UInt64Type>();
-        let mids = b.column(1).as_primitive::<UInt64Type>();
-        let addrs = b.column(2).as_primitive::<UInt64Type>();
-        let lines = b.column(3).as_list::<i32>();
-        for r in 0..b.num_rows() {
-            let id = LocationId(ids.value(r));
-            if wanted_locs.as_ref().is_some_and(|w| !w.contains(&id)) {
-                continue;
-            }
-            let l = lines.value(r);
-            let l = l.as_struct();
-            let fids = l.column(0).as_primitive::<UInt64Type>();
-            let nums = l.column(1).as_primitive::<Int64Type>();
-            let lines: Vec<Line> = (0..l.len())
-                .map(|i| Line {
-                    function_id: FunctionId(fids.value(i)),
-                    line: nums.value(i),
-                })
-                .collect();
-            functions_wanted.extend(lines.iter().map(|x| x.function_id));
-            let mapping_id = MappingId(mids.value(r));
-            mappings_wanted.insert(mapping_id);
-            out.insert_location(
+        add_locations(&b, keep_location, &mut out);
+    }
+    // Everything, or the functions and mappings of the locations read.
+    let all = stacks.is_none();
+    let functions_wanted: HashSet<FunctionId> = out
+        .locations
+        .values()
+        .flat_map(|l| l.lines.iter().map(|x| x.function_id))
+        .collect();
+    let mappings_wanted: HashSet<MappingId> =
+        out.locations.values().map(|l| l.mapping_id).collect();
+    for b in read_file(store, block, files::FUNCTIONS).await? {
+        add_functions(&b, |id| all || functions_wanted.contains(&id), &mut out);
+    }
+    for b in read_file(store, block, files::MAPPINGS).await? {
+        add_mappings(&b, |id| all || mappings_wanted.contains(&id), &mut out);
+    }
+    Ok(out)
+}
+
+/// The rows of a `stacks.parquet` batch that `keep` selects.
+fn add_stacks(b: &RecordBatch, keep: impl Fn(StackId) -> bool, out: &mut SymbolTables) {
+    let ids = b.column(0).as_primitive::<UInt64Type>();
+    let lists = b.column(1).as_list::<i32>();
+    for r in 0..b.num_rows() {
+        let id = StackId(ids.value(r));
+        if !keep(id) {
+            continue;
+        }
+        let locs = lists.value(r);
+        let locs = locs.as_primitive::<UInt64Type>();
+        out.stacks
+            .insert(id, locs.values().iter().map(|&l| LocationId(l)).collect());
+    }
+}
+
+/// The rows of a `locations.parquet` batch that `keep` selects.
+fn add_locations(b: &RecordBatch, keep: impl Fn(LocationId) -> bool, out: &mut SymbolTables) {
+    let ids = b.column(0).as_primitive::<UInt64Type>();
+    let mids = b.column(1).as_primitive::<UInt64Type>();
+    let addrs = b.column(2).as_primitive::<UInt64Type>();
+    let lines = b.column(3).as_list::<i32>();
+    for r in 0..b.num_rows() {
+        let id = LocationId(ids.value(r));
+        if !keep(id) {
+            continue;
+        }
+        let l = lines.value(r);
+        let l = l.as_struct();
+        let fids = l.column(0).as_primitive::<UInt64Type>();
+        let nums = l.column(1).as_primitive::<Int64Type>();
+        let lines: Vec<Line> = (0..l.len())
+            .map(|i| Line {
+                function_id: FunctionId(fids.value(i)),
+                line: nums.value(i),
+            })
+            .collect();
+        out.insert_location(
+            id,
+            Location {
+                mapping_id: MappingId(mids.value(r)),
+                address: addrs.value(r),
+                lines,
+            },
+        );
+    }
+}
+
+/// The rows of a `functions.parquet` batch that `keep` selects.
+fn add_functions(b: &RecordBatch, keep: impl Fn(FunctionId) -> bool, out: &mut SymbolTables) {
+    let ids = b.column(0).as_primitive::<UInt64Type>();
+    let s = |c: usize| b.column(c).as_string::<i32>();
+    let start = b.column(4).as_primitive::<Int64Type>();
+    for r in 0..b.num_rows() {
+        let id = FunctionId(ids.value(r));
+        if keep(id) {
+            out.functions.insert(
                 id,
-                Location {
-                    mapping_id,
-                    address: addrs.value(r),
-                    lines,
+                Function {
+                    name: s(1).value(r).to_owned(),
+                    system_name: s(2).value(r).to_owned(),
+                    filename: s(3).value(r).to_owned(),
+                    start_line: start.value(r),
                 },
             );
         }
     }
-    let all = stacks.is_none();
-    for b in read_file(store, block, files::FUNCTIONS).await? {
-        let ids = b.column(0).as_primitive::<UInt64Type>();
-        let s = |c: usize| b.column(c).as_string::<i32>();
-        let start = b.column(4).as_primitive::<Int64Type>();
-        for r in 0..b.num_rows() {
-            let id = FunctionId(ids.value(r));
-            if all || functions_wanted.contains(&id) {
-                out.functions.insert(
-                    id,
-                    Function {
-                        name: s(1).value(r).to_owned(),
-                        system_name: s(2).value(r).to_owned(),
-                        filename: s(3).value(r).to_owned(),
-                        start_line: start.value(r),
-                    },
-                );
-            }
+}
+
+/// The rows of a `mappings.parquet` batch that `keep` selects.
+fn add_mappings(b: &RecordBatch, keep: impl Fn(MappingId) -> bool, out: &mut SymbolTables) {
+    let ids = b.column(0).as_primitive::<UInt64Type>();
+    let s = |c: usize| b.column(c).as_string::<i32>();
+    let u = |c: usize| b.column(c).as_primitive::<UInt64Type>();
+    for r in 0..b.num_rows() {
+        let id = MappingId(ids.value(r));
+        if keep(id) {
+            out.mappings.insert(
+                id,
+                Mapping {
+                    build_id: s(1).value(r).to_owned(),
+                    filename: s(2).value(r).to_owned(),
+                    memory_start: u(3).value(r),
+                    memory_limit: u(4).value(r),
+                    file_offset: u(5).value(r),
+                },
+            );
         }
     }
-    for b in read_file(store, block, files::MAPPINGS).await? {
-        let ids = b.column(0).as_primitive::<UInt64Type>();
-        let s = |c: usize| b.column(c).as_string::<i32>();
-        let u = |c: usize| b.column(c).as_primitive::<UInt64Type>();
-        for r in 0..b.num_rows() {
-            let id = MappingId(ids.value(r));
-            if all || mappings_wanted.contains(&id) {
-                out.mappings.insert(
-                    id,
-                    Mapping {
-                        build_id: s(1).value(r).to_owned(),
-                        filename: s(2).value(r).to_owned(),
-                        memory_start: u(3).value(r),
-                        memory_limit: u(4).value(r),
-                        file_offset: u(5).value(r),
-                    },
-                );
-            }
-        }
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use arrow::array::{
     ArrayRef, AsArray, Int64Array, ListBuilder, RecordBatch, StringArray, StructBuilder,
@@ -19,6 +20,7 @@ use super::schema::{
     functions_schema, line_fields, locations_schema, mappings_schema, samples_schema, stacks_schema,
 };
 use super::{BlockMeta, FORMAT_VERSION, files};
+use crate::clock::{unix_ms, unix_ns};
 use crate::config::BlockConfig;
 use crate::error::{Error, Result};
 use crate::model::{Labels, SeriesId};
@@ -39,6 +41,8 @@ pub(crate) struct BlockSource<'a> {
     pub level: u32,
     pub sources: Vec<String>,
     pub wal_segment_upto: u64,
+    /// Creation time (`created_at_ms`; the time range of a block without samples).
+    pub created: SystemTime,
 }
 
 fn properties(config: &BlockConfig, sorted: bool) -> Result<WriterProperties> {
@@ -106,16 +110,15 @@ struct TypeAcc {
     series: HashSet<u64>,
 }
 
-/// Encodes a block from samples sorted by (profile type, series id, timestamp).
-pub(crate) fn encode_block(
-    config: &BlockConfig,
-    src: BlockSource<'_>,
-    sorted_samples: impl Iterator<Item = Result<RecordBatch>>,
-) -> Result<EncodedBlock> {
-    let mut types: BTreeMap<String, TypeAcc> = BTreeMap::new();
-    let mut num_samples = 0u64;
-    let observed = sorted_samples.inspect(|b| {
-        let Ok(b) = b else { return };
+/// Per-profile-type statistics gathered while the sorted samples stream into the Parquet file.
+#[derive(Default)]
+struct SampleStats {
+    types: BTreeMap<String, TypeAcc>,
+    num_samples: u64,
+}
+
+impl SampleStats {
+    fn observe(&mut self, b: &RecordBatch) {
         let dict = b.column(0).as_dictionary::<Int32Type>();
         let names = dict.values().as_string::<i32>();
         let keys = dict.keys();
@@ -127,7 +130,7 @@ pub(crate) fn encode_block(
             let name = accs
                 .entry(k)
                 .or_insert_with(|| names.value(k as usize).to_owned());
-            let acc = types.entry(name.clone()).or_insert_with(|| TypeAcc {
+            let acc = self.types.entry(name.clone()).or_insert_with(|| TypeAcc {
                 min: i64::MAX,
                 max: i64::MIN,
                 ..Default::default()
@@ -138,7 +141,59 @@ pub(crate) fn encode_block(
             acc.samples += 1;
             acc.series.insert(series.value(row));
         }
-        num_samples += b.num_rows() as u64;
+        self.num_samples += b.num_rows() as u64;
+    }
+
+    /// The block's index: the series with samples here (only those are indexed), their
+    /// postings, and the per-type statistics over their ordinals.
+    fn index(&self, all_series: &BTreeMap<SeriesId, Labels>) -> Result<BlockIndex> {
+        let seen: HashSet<u64> = self
+            .types
+            .values()
+            .flat_map(|t| t.series.iter().copied())
+            .collect();
+        let series: Vec<(SeriesId, Labels)> = all_series
+            .iter()
+            .filter(|(id, _)| seen.contains(&id.0))
+            .map(|(id, l)| (*id, l.clone()))
+            .collect();
+        let ordinal: HashMap<u64, u32> = series
+            .iter()
+            .enumerate()
+            .map(|(i, (id, _))| (id.0, i as u32))
+            .collect();
+        let mut type_stats = Vec::with_capacity(self.types.len());
+        for (name, acc) in &self.types {
+            let mut bitmap = RoaringBitmap::new();
+            for s in &acc.series {
+                let o = ordinal.get(s).ok_or_else(|| {
+                    Error::batch(format!("samples refer to series {s:016x} with no labels"))
+                })?;
+                bitmap.insert(*o);
+            }
+            type_stats.push(TypeStats {
+                profile_type: name.parse()?,
+                min_time: acc.min,
+                max_time: acc.max,
+                samples: acc.samples,
+                series: bitmap,
+            });
+        }
+        Ok(BlockIndex::new(series, type_stats))
+    }
+}
+
+/// Encodes a block from samples sorted by (profile type, series id, timestamp).
+pub(crate) fn encode_block(
+    config: &BlockConfig,
+    src: BlockSource<'_>,
+    sorted_samples: impl Iterator<Item = Result<RecordBatch>>,
+) -> Result<EncodedBlock> {
+    let mut stats = SampleStats::default();
+    let observed = sorted_samples.inspect(|b| {
+        if let Ok(b) = b {
+            stats.observe(b);
+        }
     });
     let samples = parquet_bytes(
         files::SAMPLES,
@@ -146,116 +201,69 @@ pub(crate) fn encode_block(
         properties(config, true)?,
         observed,
     )?;
-
-    // Only series with samples in this block are indexed.
-    let seen: HashSet<u64> = types
-        .values()
-        .flat_map(|t| t.series.iter().copied())
-        .collect();
-    let series: Vec<(SeriesId, Labels)> = src
-        .series
-        .iter()
-        .filter(|(id, _)| seen.contains(&id.0))
-        .map(|(id, l)| (*id, l.clone()))
-        .collect();
-    let ordinal: HashMap<u64, u32> = series
-        .iter()
-        .enumerate()
-        .map(|(i, (id, _))| (id.0, i as u32))
-        .collect();
-    let mut type_stats = Vec::with_capacity(types.len());
-    for (name, acc) in &types {
-        let mut bitmap = RoaringBitmap::new();
-        for s in &acc.series {
-            let o = ordinal.get(s).ok_or_else(|| {
-                Error::batch(format!("samples refer to series {s:016x} with no labels"))
-            })?;
-            bitmap.insert(*o);
-        }
-        type_stats.push(TypeStats {
-            profile_type: name.parse()?,
-            min_time: acc.min,
-            max_time: acc.max,
-            samples: acc.samples,
-            series: bitmap,
-        });
-    }
-    let index = BlockIndex::new(series, type_stats);
-
-    let props = || properties(config, false);
-    let sym = src.symbols;
-    let stacks = parquet_bytes(
-        files::STACKS,
-        stacks_schema(),
-        props()?,
-        std::iter::once(stacks_batch(sym)),
-    )?;
-    let locations = parquet_bytes(
-        files::LOCATIONS,
-        locations_schema(),
-        props()?,
-        std::iter::once(locations_batch(sym)),
-    )?;
-    let functions = parquet_bytes(
-        files::FUNCTIONS,
-        functions_schema(),
-        props()?,
-        std::iter::once(functions_batch(sym)),
-    )?;
-    let mappings = parquet_bytes(
-        files::MAPPINGS,
-        mappings_schema(),
-        props()?,
-        std::iter::once(mappings_batch(sym)),
-    )?;
-    let index_bytes = Bytes::from(index.encode());
-
-    let files_list: Vec<(&'static str, Bytes)> = vec![
-        (files::SAMPLES, samples),
-        (files::STACKS, stacks),
-        (files::LOCATIONS, locations),
-        (files::FUNCTIONS, functions),
-        (files::MAPPINGS, mappings),
-        (files::INDEX, index_bytes),
-    ];
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    // A block of symbols only (late symbolization) takes its creation time as its time range,
-    // so retention by age and compaction treat it like the data around it.
-    let now_ns = now.as_nanos().min(i64::MAX as u128 - 1) as i64;
-    let meta = BlockMeta {
-        format_version: FORMAT_VERSION,
-        id: src.id,
-        min_time_ns: index
-            .types
-            .iter()
-            .map(|t| t.min_time)
-            .min()
-            .unwrap_or(now_ns),
-        max_time_ns: index
-            .types
-            .iter()
-            .map(|t| t.max_time)
-            .max()
-            .unwrap_or(now_ns),
-        num_samples,
-        num_series: index.series.len() as u64,
-        num_stacks: sym.stacks.len() as u64,
-        level: src.level,
-        sources: src.sources,
-        wal_segment_upto: src.wal_segment_upto,
-        created_at_ms: now.as_millis() as u64,
-        files: files_list
-            .iter()
-            .map(|(n, b)| (n.to_string(), b.len() as u64))
-            .collect(),
-    };
+    let index = stats.index(src.series)?;
+    let mut files_list = vec![(files::SAMPLES, samples)];
+    files_list.extend(symbol_files(config, src.symbols)?);
+    files_list.push((files::INDEX, Bytes::from(index.encode())));
+    let meta = block_meta(src, &index, stats.num_samples, &files_list);
     Ok(EncodedBlock {
         meta,
         index,
         files: files_list,
     })
+}
+
+/// The four symbol files, in upload order.
+fn symbol_files(config: &BlockConfig, sym: &SymbolTables) -> Result<Vec<(&'static str, Bytes)>> {
+    type Table = (
+        &'static str,
+        fn() -> SchemaRef,
+        fn(&SymbolTables) -> Result<RecordBatch>,
+    );
+    let tables: [Table; 4] = [
+        (files::STACKS, stacks_schema, stacks_batch),
+        (files::LOCATIONS, locations_schema, locations_batch),
+        (files::FUNCTIONS, functions_schema, functions_batch),
+        (files::MAPPINGS, mappings_schema, mappings_batch),
+    ];
+    tables
+        .into_iter()
+        .map(|(name, schema, build)| {
+            let props = properties(config, false)?;
+            let bytes = parquet_bytes(name, schema(), props, std::iter::once(build(sym)))?;
+            Ok((name, bytes))
+        })
+        .collect()
+}
+
+/// The block's `meta.json` content.
+fn block_meta(
+    src: BlockSource<'_>,
+    index: &BlockIndex,
+    num_samples: u64,
+    files_list: &[(&'static str, Bytes)],
+) -> BlockMeta {
+    // A block of symbols only (late symbolization) takes its creation time as its time range,
+    // so retention by age and compaction treat it like the data around it.
+    let created_ns = unix_ns(src.created);
+    let times = || index.types.iter();
+    BlockMeta {
+        format_version: FORMAT_VERSION,
+        id: src.id,
+        min_time_ns: times().map(|t| t.min_time).min().unwrap_or(created_ns),
+        max_time_ns: times().map(|t| t.max_time).max().unwrap_or(created_ns),
+        num_samples,
+        num_series: index.series.len() as u64,
+        num_stacks: src.symbols.stacks.len() as u64,
+        level: src.level,
+        sources: src.sources,
+        wal_segment_upto: src.wal_segment_upto,
+        created_at_ms: unix_ms(src.created),
+        files: files_list
+            .iter()
+            .map(|(n, b)| (n.to_string(), b.len() as u64))
+            .collect(),
+    }
 }
 
 fn batch(schema: SchemaRef, columns: Vec<ArrayRef>, what: &'static str) -> Result<RecordBatch> {

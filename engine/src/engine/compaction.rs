@@ -12,6 +12,7 @@ use std::time::Duration;
 use arrow::array::{ArrayRef, DictionaryArray, Int32Array, RecordBatch, StringArray};
 use arrow::compute::{SortColumn, concat_batches, lexsort_to_indices, take_record_batch};
 use arrow::datatypes::Int32Type;
+use object_store::ObjectStore;
 use tracing::{info, warn};
 
 use super::Engine;
@@ -136,6 +137,34 @@ async fn merge_chunk(
         .map_err(Error::arrow("assembling merged samples"))
 }
 
+/// Producer of a compaction's samples: merged chunks, in order, through a small channel
+/// (bounded memory); an error ends the stream.
+fn spawn_merge(
+    store: Arc<dyn ObjectStore>,
+    sources: Vec<Arc<BlockHandle>>,
+    chunk_rows: u64,
+) -> (
+    tokio::sync::mpsc::Receiver<Result<RecordBatch>>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(2);
+    let producer = tokio::spawn(async move {
+        for chunk in chunks(&sources, chunk_rows) {
+            let merged = merge_chunk(&store, &sources, &chunk).await;
+            let stop = merged.is_err();
+            let item = match merged {
+                Ok(Some(b)) => Ok(b),
+                Ok(None) => continue,
+                Err(e) => Err(e),
+            };
+            if tx.send(item).await.is_err() || stop {
+                return;
+            }
+        }
+    });
+    (rx, producer)
+}
+
 impl Engine {
     /// Merges the oldest run of adjacent small blocks into one (deduplicating their series and
     /// symbol tables). Returns the new block, or `None` when there is nothing to merge.
@@ -173,25 +202,8 @@ impl Engine {
             symbols.merge(read_symbols(&inner.store, b, SymbolFilter::All).await?);
             series.extend(b.index.series.iter().cloned());
         }
-        // Producer: merged chunks, in order, through a small channel (bounded memory).
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(2);
-        let store = inner.store.clone();
-        let sources = group.clone();
-        let chunk_rows = c.merge_chunk_rows;
-        let producer = tokio::spawn(async move {
-            for chunk in chunks(&sources, chunk_rows) {
-                let merged = merge_chunk(&store, &sources, &chunk).await;
-                let stop = merged.is_err();
-                let item = match merged {
-                    Ok(Some(b)) => Ok(b),
-                    Ok(None) => continue,
-                    Err(e) => Err(e),
-                };
-                if tx.send(item).await.is_err() || stop {
-                    return;
-                }
-            }
-        });
+        let (mut rx, producer) =
+            spawn_merge(inner.store.clone(), group.clone(), c.merge_chunk_rows);
         let config = inner.config.block.clone();
         let ids: Vec<String> = group.iter().map(|b| b.meta.id.clone()).collect();
         let level = group.iter().map(|b| b.meta.level).max().unwrap_or(0) + 1;
@@ -200,14 +212,16 @@ impl Engine {
             .map(|b| b.meta.wal_segment_upto)
             .max()
             .unwrap_or(0);
+        let (id, created) = (inner.clock.new_block_id(), inner.clock.now());
         let encoded = tokio::task::spawn_blocking(move || {
             let src = BlockSource {
-                id: ulid::Ulid::new().to_string(),
+                id,
                 series: &series,
                 symbols: &symbols,
                 level,
                 sources: ids,
                 wal_segment_upto: upto,
+                created,
             };
             encode_block(&config, src, std::iter::from_fn(|| rx.blocking_recv()))
         })

@@ -7,7 +7,6 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::{Engine, Inner};
-use crate::clock::now_ns;
 use crate::block::{self, BlockHandle};
 use crate::error::Result;
 
@@ -67,7 +66,6 @@ pub(super) async fn run(weak: Weak<Inner>, mut shutdown: watch::Receiver<bool>) 
     }
 }
 
-
 impl Engine {
     /// Drops blocks whose newest sample is older than `retention.max_age`, then the oldest
     /// blocks while the total exceeds `retention.max_bytes`. Returns the dropped block ids.
@@ -81,7 +79,8 @@ impl Engine {
             by_age.sort_by_key(|b| b.meta.max_time_ns);
             let mut drop = Vec::new();
             if let Some(age) = r.max_age {
-                let cutoff = now_ns().saturating_sub(age.as_nanos().min(i64::MAX as u128) as i64);
+                let now = crate::clock::unix_ns(inner.clock.now());
+                let cutoff = now.saturating_sub(age.as_nanos().min(i64::MAX as u128) as i64);
                 drop.extend(
                     by_age
                         .iter()

@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 use std::fs;
+use std::path::Path;
 use std::sync::Arc;
 
 use object_store::ObjectStore;
@@ -12,6 +13,7 @@ use tracing::{info, warn};
 
 use super::{Engine, Inner, State, maintenance};
 use crate::block::{self, BlockHandle, list_blocks, load_meta, open_block, quarantine_block};
+use crate::clock::Clock;
 use crate::config::EngineConfig;
 use crate::error::{Error, Result};
 use crate::head::Head;
@@ -75,20 +77,12 @@ fn remove_staging_leftovers(root: &std::path::Path, removed: &mut Vec<std::path:
 pub(super) async fn open(
     config: EngineConfig,
     store: Option<Arc<dyn ObjectStore>>,
+    clock: Arc<dyn Clock>,
 ) -> Result<Engine> {
     config.validate()?;
     let dir = &config.data_dir;
     fs::create_dir_all(dir).map_err(Error::io(dir))?;
-    let lock_path = dir.join("LOCK");
-    let lock = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(Error::io(&lock_path))?;
-    lock.try_lock().map_err(|_| Error::Locked {
-        path: lock_path.clone(),
-    })?;
+    let lock = take_lock(dir)?;
     let local_root =
         (store.is_none() && config.storage.url.is_none()).then(|| config.data_dir.clone());
     let store_counters = Arc::new(StoreCounters::default());
@@ -101,98 +95,13 @@ pub(super) async fn open(
     if let Some(root) = &local_root {
         remove_staging_leftovers(root, &mut report.removed_staging);
     }
-
-    let listing = list_blocks(&*store).await?;
-    let mut metas = Vec::new();
-    for id in &listing.committed {
-        match load_meta(&*store, id).await {
-            Ok(m) => metas.push(m),
-            Err(e) => quarantine(&*store, id, e, &mut report).await?,
-        }
-    }
-    let mut blocks = Vec::with_capacity(metas.len());
-    for meta in metas {
-        let id = meta.id.clone();
-        match open_block(&*store, meta).await {
-            Ok(b) => blocks.push(b),
-            Err(e) => quarantine(&*store, &id, e, &mut report).await?,
-        }
-    }
-    // A compaction whose upload failed after its meta.json was written, then retried, leaves
-    // two committed blocks over the same sources: keep the oldest, delete the others.
-    let mut compacted: Vec<&Arc<BlockHandle>> = blocks
-        .iter()
-        .filter(|b| !b.meta.sources.is_empty())
-        .collect();
-    compacted.sort_by(|a, b| a.meta.id.cmp(&b.meta.id));
-    let mut claimed: HashSet<&str> = HashSet::new();
-    let mut duplicates: HashSet<String> = HashSet::new();
-    for b in compacted {
-        if b.meta.sources.iter().any(|s| claimed.contains(s.as_str())) {
-            duplicates.insert(b.meta.id.clone());
-        } else {
-            claimed.extend(b.meta.sources.iter().map(String::as_str));
-        }
-    }
-    for id in &duplicates {
-        block::delete_block(&*store, id).await?;
-        report.removed_superseded.push(id.clone());
-    }
-    blocks.retain(|b| !duplicates.contains(&b.meta.id));
-    // A compacted block lists what it replaced; any of those still present is an interrupted
-    // compaction's leftover. Only a compacted block that opened cleanly supersedes anything, so
-    // a damaged one is quarantined and its sources stay.
-    let superseded: HashSet<String> = blocks
-        .iter()
-        .flat_map(|b| b.meta.sources.iter().cloned())
-        .collect();
-    for id in listing
-        .committed
-        .iter()
-        .chain(&listing.incomplete)
-        .filter(|id| superseded.contains(*id))
-    {
-        block::delete_block(&*store, id).await?;
-        report.removed_superseded.push(id.clone());
-    }
-    blocks.retain(|b| !superseded.contains(&b.meta.id));
-    for id in listing
-        .incomplete
-        .iter()
-        .filter(|id| !superseded.contains(*id))
-    {
-        block::delete_block(&*store, id).await?;
-        report.removed_incomplete.push(id.clone());
-    }
-    report.blocks = blocks.len();
+    let blocks = recover_blocks(&*store, &mut report).await?;
     let covered = blocks
         .iter()
         .map(|b| b.meta.wal_segment_upto)
         .max()
         .unwrap_or(0);
-
-    let mut head = Head::new();
-    let (wal, replay) = Wal::open(&dir.join("wal"), &config.wal, covered, &mut |batch| {
-        head.apply(&batch);
-        Ok(())
-    })?;
-    report.replay = replay;
-    report.replay.undefined_stacks = head.undefined_stacks();
-    if report.replay.undefined_stacks > 0 {
-        warn!(
-            stacks = report.replay.undefined_stacks,
-            "replayed samples refer to stacks defined only in damaged WAL records"
-        );
-    }
-    info!(
-        blocks = report.blocks,
-        replayed_records = report.replay.records,
-        replayed_samples = report.replay.samples,
-        wal_damage = report.replay.damage.len(),
-        quarantined_blocks = report.quarantined_blocks.len(),
-        staging_leftovers = report.removed_staging.len(),
-        "engine opened"
-    );
+    let (head, wal) = replay_wal(&config, covered, &mut report)?;
     let over_budget = head.bytes() >= config.head.max_bytes;
     let mut state = State {
         active: Arc::new(RwLock::new(head)),
@@ -208,6 +117,7 @@ pub(super) async fn open(
     );
     let inner = Arc::new(Inner {
         config,
+        clock,
         store,
         local_root,
         wal,
@@ -238,6 +148,129 @@ pub(super) async fn open(
         *inner.shutdown.lock() = Some((tx, handle));
     }
     Ok(Engine { inner })
+}
+
+/// Opens (creating it if need be) and locks `<dir>/LOCK`; [`Error::Locked`] if another engine
+/// holds it.
+fn take_lock(dir: &Path) -> Result<fs::File> {
+    let lock_path = dir.join("LOCK");
+    let lock = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(Error::io(&lock_path))?;
+    lock.try_lock().map_err(|_| Error::Locked {
+        path: lock_path.clone(),
+    })?;
+    Ok(lock)
+}
+
+/// Steps 1-5 of opening (`storage-format.md`, "Open / recovery"): loads every committed block,
+/// quarantines damaged ones, and deletes superseded and incomplete ones. Returns the live
+/// blocks.
+async fn recover_blocks(
+    store: &dyn ObjectStore,
+    report: &mut OpenReport,
+) -> Result<Vec<Arc<BlockHandle>>> {
+    let listing = list_blocks(store).await?;
+    let mut metas = Vec::new();
+    for id in &listing.committed {
+        match load_meta(store, id).await {
+            Ok(m) => metas.push(m),
+            Err(e) => quarantine(store, id, e, report).await?,
+        }
+    }
+    let mut blocks = Vec::with_capacity(metas.len());
+    for meta in metas {
+        let id = meta.id.clone();
+        match open_block(store, meta).await {
+            Ok(b) => blocks.push(b),
+            Err(e) => quarantine(store, &id, e, report).await?,
+        }
+    }
+    let duplicates = duplicate_compactions(&blocks);
+    for id in &duplicates {
+        block::delete_block(store, id).await?;
+        report.removed_superseded.push(id.clone());
+    }
+    blocks.retain(|b| !duplicates.contains(&b.meta.id));
+    // A compacted block lists what it replaced; any of those still present is an interrupted
+    // compaction's leftover. Only a compacted block that opened cleanly supersedes anything, so
+    // a damaged one is quarantined and its sources stay.
+    let superseded: HashSet<String> = blocks
+        .iter()
+        .flat_map(|b| b.meta.sources.iter().cloned())
+        .collect();
+    for id in listing
+        .committed
+        .iter()
+        .chain(&listing.incomplete)
+        .filter(|id| superseded.contains(*id))
+    {
+        block::delete_block(store, id).await?;
+        report.removed_superseded.push(id.clone());
+    }
+    blocks.retain(|b| !superseded.contains(&b.meta.id));
+    for id in listing
+        .incomplete
+        .iter()
+        .filter(|id| !superseded.contains(*id))
+    {
+        block::delete_block(store, id).await?;
+        report.removed_incomplete.push(id.clone());
+    }
+    report.blocks = blocks.len();
+    Ok(blocks)
+}
+
+/// A compaction whose upload failed after its meta.json was written, then retried, leaves
+/// two committed blocks over the same sources: the ids of all but the oldest of each such set.
+fn duplicate_compactions(blocks: &[Arc<BlockHandle>]) -> HashSet<String> {
+    let mut compacted: Vec<&Arc<BlockHandle>> = blocks
+        .iter()
+        .filter(|b| !b.meta.sources.is_empty())
+        .collect();
+    compacted.sort_by(|a, b| a.meta.id.cmp(&b.meta.id));
+    let mut claimed: HashSet<&str> = HashSet::new();
+    let mut duplicates: HashSet<String> = HashSet::new();
+    for b in compacted {
+        if b.meta.sources.iter().any(|s| claimed.contains(s.as_str())) {
+            duplicates.insert(b.meta.id.clone());
+        } else {
+            claimed.extend(b.meta.sources.iter().map(String::as_str));
+        }
+    }
+    duplicates
+}
+
+/// Step 6: replays the WAL segments not covered by a block into a new head and opens the WAL
+/// for writing.
+fn replay_wal(config: &EngineConfig, covered: u64, report: &mut OpenReport) -> Result<(Head, Wal)> {
+    let mut head = Head::new();
+    let wal_dir = config.data_dir.join("wal");
+    let (wal, replay) = Wal::open(&wal_dir, &config.wal, covered, &mut |batch| {
+        head.apply(&batch);
+        Ok(())
+    })?;
+    report.replay = replay;
+    report.replay.undefined_stacks = head.undefined_stacks();
+    if report.replay.undefined_stacks > 0 {
+        warn!(
+            stacks = report.replay.undefined_stacks,
+            "replayed samples refer to stacks defined only in damaged WAL records"
+        );
+    }
+    info!(
+        blocks = report.blocks,
+        replayed_records = report.replay.records,
+        replayed_samples = report.replay.samples,
+        wal_damage = report.replay.damage.len(),
+        quarantined_blocks = report.quarantined_blocks.len(),
+        staging_leftovers = report.removed_staging.len(),
+        "engine opened"
+    );
+    Ok((head, wal))
 }
 
 async fn quarantine(

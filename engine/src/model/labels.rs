@@ -194,9 +194,12 @@ mod tests {
 
     #[test]
     fn rejects_duplicates_and_bad_names() {
-        assert!(Labels::new([("a", "1"), ("a", "2")]).is_err());
-        let empty = Labels::new([("", "1")]).unwrap_err();
-        assert!(empty.to_string().contains("must not be empty"), "{empty}");
+        let reason = |pairs: &[(&str, &str)]| match Labels::new(pairs.iter().copied()) {
+            Err(Error::InvalidLabels { reason, .. }) => reason,
+            other => panic!("expected InvalidLabels for {pairs:?}, got {other:?}"),
+        };
+        assert!(reason(&[("a", "1"), ("a", "2")]).contains("more than once"));
+        assert!(reason(&[("", "1")]).contains("must not be empty"));
         // UTF-8 names, as Prometheus 3 and OpenTelemetry have them; quoted when displayed.
         let otel = Labels::new([("otel.scope.name", "x"), ("job", "a"), ("1a", "b")]).unwrap();
         assert_eq!(otel.get("otel.scope.name"), Some("x"));

@@ -405,7 +405,7 @@ mod tests {
         let mut w = Writer::new(dir.path().to_path_buf(), config, 1).unwrap();
         append(&mut w, "one").unwrap(); // acknowledged unsynced
         w.fault = Some(Fault::Sync);
-        assert!(w.sync().is_err());
+        assert!(matches!(w.sync(), Err(Error::Io { .. })));
         // Nothing left to sync here: the idle timer does not spin on the failed segment.
         assert!(!w.unsynced);
         assert!(w.sync().is_ok());
@@ -426,7 +426,7 @@ mod tests {
         append(&mut w, "one").unwrap();
         w.unsynced = true;
         w.fault = Some(Fault::Sync);
-        assert!(w.rotate().is_err());
+        assert!(matches!(w.rotate(), Err(Error::Io { .. })));
         append(&mut w, "two").unwrap();
         assert_eq!(
             segments(dir.path()),
