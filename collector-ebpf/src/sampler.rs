@@ -9,13 +9,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rustc_hash::FxHashMap;
+use strata_symbolizer::Kallsyms;
 
 use crate::bpf::{BpfProfiler, MAP_MAX_ENTRIES};
 use crate::config::{SamplerConfig, Transport};
 use crate::elf::ElfCache;
 use crate::error::Result;
 use crate::event::RawSample;
-use crate::kallsyms::KernelSymbols;
 use crate::kubernetes::KubernetesResolver;
 use crate::process::{ProcessInfo, start_time};
 use crate::profile::{Frame, FrameMapping, IntervalProfiles, ProcessProfile};
@@ -58,7 +58,7 @@ struct Tracked {
 pub struct Sampler {
     config: SamplerConfig,
     bpf: BpfProfiler,
-    kernel_symbols: KernelSymbols,
+    kernel_symbols: Kallsyms,
     kernel_mapping: Arc<FrameMapping>,
     elfs: ElfCache,
     kubernetes: KubernetesResolver,
@@ -101,7 +101,7 @@ impl Sampler {
                 );
             }
         }
-        let kernel_symbols = KernelSymbols::load().unwrap_or_default();
+        let kernel_symbols = Kallsyms::load(Kallsyms::PROC).unwrap_or_default();
         if kernel_symbols.is_empty() {
             tracing::warn!("no kernel symbols readable in /proc/kallsyms");
         }
@@ -236,7 +236,10 @@ impl Sampler {
                     address: addr,
                     kernel: true,
                     mapping: Some(self.kernel_mapping.clone()),
-                    function: self.kernel_symbols.lookup(lookup).map(Arc::from),
+                    function: self
+                        .kernel_symbols
+                        .lookup(lookup)
+                        .map(|s| Arc::from(s.name)),
                 });
             }
             for (i, &addr) in key.user.iter().enumerate() {
