@@ -148,15 +148,4 @@ ffffffff81000400 W weak_one
         assert_eq!(k.frames(0xffffffff81000101)[0].function, "do_one");
         assert!(Kallsyms::parse("").is_empty());
     }
-
-    #[test]
-    fn reads_this_hosts_kallsyms_when_readable() {
-        let Ok(k) = Kallsyms::load(Kallsyms::PROC) else {
-            return;
-        };
-        // Without privileges every address reads as zero and the table is empty.
-        if let Some(first) = k.addresses.first() {
-            assert!(k.lookup(*first).is_some());
-        }
-    }
 }
