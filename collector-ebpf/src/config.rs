@@ -189,7 +189,8 @@ mod tests {
         c.validate().unwrap();
         let c: SamplerConfig = serde_json::from_str(r#"{"transport": "ring_buffer"}"#).unwrap();
         assert_eq!(c.transport, Transport::RingBuffer);
-        assert!(serde_json::from_str::<SamplerConfig>(r#"{"transport": "perf"}"#).is_err());
+        let err = serde_json::from_str::<SamplerConfig>(r#"{"transport": "perf"}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown variant `perf`"), "{err}");
         for t in Transport::ALL {
             assert_eq!(t.as_str().parse::<Transport>(), Ok(t));
             assert_eq!(serde_json::to_string(&t).unwrap(), format!("\"{t}\""));
@@ -198,7 +199,10 @@ mod tests {
             "ring-buffer".parse::<Transport>(),
             Ok(Transport::RingBuffer)
         );
-        assert!("ring".parse::<Transport>().is_err());
+        assert_eq!(
+            "ring".parse::<Transport>(),
+            Err(r#"unknown transport "ring" (ring_buffer or map)"#.to_owned())
+        );
         // 10 kHz for 2 s between polls: 20,000 samples of one CPU may not fit 16,384 entries.
         let bad = SamplerConfig {
             transport: Transport::Map,
@@ -235,10 +239,14 @@ mod tests {
         assert_rejects(&bad, "docker_root");
     }
 
-    /// `config` fails validation with an error naming `field`.
+    /// `config` fails validation with an [`Error::Config`] of `field`, named in the message.
     fn assert_rejects(config: &SamplerConfig, field: &str) {
-        let err = config.validate().unwrap_err().to_string();
-        assert!(err.contains(field), "{field}: {err}");
+        let err = config.validate().unwrap_err();
+        assert!(
+            matches!(err, Error::Config { field: f, .. } if f == field),
+            "{field}: {err:?}"
+        );
+        assert!(err.to_string().contains(field), "{field}: {err}");
     }
 
     #[test]

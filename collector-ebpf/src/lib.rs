@@ -9,11 +9,11 @@
 //!   [`PROFILER_OBJECT`], rebuilt by `bpf/build.sh`), loaded with aya and attached to a
 //!   cpu-clock perf event on every online CPU; samples ([`RawSample`]) reach userspace through
 //!   a BPF ring buffer or are counted in the kernel in a hash map ([`Transport`]).
-//! - Address resolution: `/proc/<pid>/maps` ([`ProcessInfo`]), ELF build ids (GNU, else Go,
-//!   else [`file_hash_id`]; [`BuildIdKind`]) and symbol tables ([`ElfInfo`]), kernel symbols
-//!   ([`KernelSymbols`]), container ids from cgroup paths ([`parse_cgroup_path`]), Kubernetes
-//!   namespace, pod and container names from the container runtime's state on disk
-//!   ([`KubernetesResolver`]).
+//! - Address resolution: `/proc/<pid>/maps` ([`ProcessInfo`]), ELF build ids
+//!   ([`strata_symbolizer::BuildId`]: GNU, else Go, else a file hash) and symbol tables
+//!   ([`ElfInfo`]), kernel symbols ([`strata_symbolizer::Kallsyms`] over `/proc/kallsyms`),
+//!   container ids from cgroup paths ([`parse_cgroup_path`]), Kubernetes namespace, pod and
+//!   container names from the container runtime's state on disk ([`KubernetesResolver`]).
 #![deny(missing_docs)]
 
 mod bpf;
@@ -22,7 +22,6 @@ mod config;
 mod elf;
 mod error;
 mod event;
-mod kallsyms;
 mod kubernetes;
 mod process;
 mod profile;
@@ -31,10 +30,9 @@ mod sampler;
 pub use bpf::{BpfProfiler, KernelCounters, MAP_MAX_ENTRIES, PROFILER_OBJECT};
 pub use cgroup::{ContainerInfo, parse_cgroup_path};
 pub use config::{SamplerConfig, Transport};
-pub use elf::{BuildIdKind, ElfCache, ElfInfo, file_hash_id};
+pub use elf::{ElfCache, ElfInfo};
 pub use error::{Error, Result};
 pub use event::{FLAG_USER_REGS, MAX_STACK_DEPTH, RawSample};
-pub use kallsyms::KernelSymbols;
 pub use kubernetes::{KubernetesNames, KubernetesResolver, MAX_CACHED_CONTAINERS};
 pub use process::{MapEntry, ProcessInfo, parse_maps};
 pub use profile::{Frame, FrameMapping, IntervalProfiles, PROFILE_TYPE, ProcessProfile};

@@ -9,15 +9,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rustc_hash::FxHashMap;
+use strata_symbolizer::Kallsyms;
 
 use crate::bpf::{BpfProfiler, MAP_MAX_ENTRIES};
 use crate::config::{SamplerConfig, Transport};
 use crate::elf::ElfCache;
 use crate::error::Result;
 use crate::event::RawSample;
-use crate::kallsyms::KernelSymbols;
 use crate::kubernetes::KubernetesResolver;
-use crate::process::{ProcessInfo, start_time};
+use crate::process::{MapEntry, ProcessInfo, start_time};
 use crate::profile::{Frame, FrameMapping, IntervalProfiles, ProcessProfile};
 
 /// Counters about the collector itself, shared with whoever exports metrics.
@@ -58,7 +58,7 @@ struct Tracked {
 pub struct Sampler {
     config: SamplerConfig,
     bpf: BpfProfiler,
-    kernel_symbols: KernelSymbols,
+    kernel_symbols: Kallsyms,
     kernel_mapping: Arc<FrameMapping>,
     elfs: ElfCache,
     kubernetes: KubernetesResolver,
@@ -101,7 +101,7 @@ impl Sampler {
                 );
             }
         }
-        let kernel_symbols = KernelSymbols::load().unwrap_or_default();
+        let kernel_symbols = Kallsyms::load(Kallsyms::PROC).unwrap_or_default();
         if kernel_symbols.is_empty() {
             tracing::warn!("no kernel symbols readable in /proc/kallsyms");
         }
@@ -224,54 +224,46 @@ impl Sampler {
             .duration_since(self.interval_start)
             .unwrap_or(Duration::ZERO);
         self.interval_start = now;
+        let processes = self.symbolize_counts();
+        self.forget_unsampled();
+        IntervalProfiles {
+            timestamp_ns: now
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as i64),
+            duration_ns: duration.as_nanos() as i64,
+            period_ns: self.config.period_ns(),
+            processes,
+        }
+    }
+
+    /// Takes the interval's counted stacks, symbolized and grouped per process (sorted by
+    /// pid); one [`FrameMapping`] is shared by all frames of a mapping of a process.
+    fn symbolize_counts(&mut self) -> Vec<ProcessProfile> {
         let mut by_proc: FxHashMap<ProcKey, ProcessProfile> = FxHashMap::default();
         let mut mappings: FxHashMap<(ProcKey, u64), Arc<FrameMapping>> = FxHashMap::default();
         let counts = std::mem::take(&mut self.counts);
         for (key, count) in counts {
             let info = &self.snapshots[&key.proc];
             let mut frames = Vec::with_capacity(key.kernel.len() + key.user.len());
-            for (i, &addr) in key.kernel.iter().enumerate() {
-                let lookup = if i == 0 { addr } else { addr.saturating_sub(1) };
-                frames.push(Frame {
+            frames.extend(key.kernel.iter().enumerate().map(|(i, &addr)| {
+                Frame {
                     address: addr,
                     kernel: true,
                     mapping: Some(self.kernel_mapping.clone()),
-                    function: self.kernel_symbols.lookup(lookup).map(Arc::from),
-                });
-            }
-            for (i, &addr) in key.user.iter().enumerate() {
-                let lookup = if i == 0 { addr } else { addr.saturating_sub(1) };
-                let mut frame = Frame {
-                    address: addr,
-                    kernel: false,
-                    mapping: None,
-                    function: None,
-                };
-                if let Some(m) = info.mapping(lookup) {
-                    frame.mapping = Some(
-                        mappings
-                            .entry((key.proc, m.start))
-                            .or_insert_with(|| {
-                                Arc::new(FrameMapping {
-                                    filename: m.path.clone(),
-                                    build_id: m
-                                        .elf
-                                        .as_ref()
-                                        .map(|e| e.build_id.clone())
-                                        .unwrap_or_default(),
-                                    memory_start: m.start,
-                                    memory_limit: m.end,
-                                    file_offset: m.offset,
-                                })
-                            })
-                            .clone(),
-                    );
-                    if let Some(elf) = &m.elf {
-                        frame.function = elf.symbolize_offset(m.file_offset(lookup)).map(Arc::from);
-                    }
+                    function: self
+                        .kernel_symbols
+                        .lookup(symbolized_address(i, addr))
+                        .map(|s| Arc::from(s.name)),
                 }
-                frames.push(frame);
-            }
+            }));
+            frames.extend(key.user.iter().enumerate().map(|(i, &addr)| {
+                user_frame(info, addr, symbolized_address(i, addr), |m| {
+                    mappings
+                        .entry((key.proc, m.start))
+                        .or_insert_with(|| Arc::new(frame_mapping(m)))
+                        .clone()
+                })
+            }));
             by_proc
                 .entry(key.proc)
                 .or_insert_with(|| ProcessProfile {
@@ -282,21 +274,26 @@ impl Sampler {
                 .stacks
                 .push((frames, count));
         }
-        // Forget processes not sampled in this interval, and those that have exited (or whose
-        // pid was reused).
+        let mut processes: Vec<ProcessProfile> = by_proc.into_values().collect();
+        processes.sort_by_key(|p| p.pid);
+        processes
+    }
+
+    /// Forgets the processes not sampled in this interval and those that have exited (or
+    /// whose pid was reused), the Kubernetes names and ELF files none of the remaining ones
+    /// use; updates the stats.
+    fn forget_unsampled(&mut self) {
         let sampled: HashSet<u32> = self.snapshots.keys().map(|k| k.0).collect();
         self.snapshots.clear();
         self.processes.retain(|pid, t| {
             sampled.contains(pid) && start_time(*pid).is_some_and(|st| st == t.info.start_time)
         });
-        // ... and the Kubernetes names of containers none of the remaining processes is in.
         let containers: HashSet<&str> = self
             .processes
             .values()
             .filter_map(|t| t.info.container.container_id.as_deref())
             .collect();
         self.kubernetes.retain(|id| containers.contains(id));
-        drop(mappings);
         self.elfs.prune();
         self.stats
             .processes
@@ -305,16 +302,6 @@ impl Sampler {
             .elf_files
             .store(self.elfs.len() as u64, Ordering::Relaxed);
         self.stats.intervals.fetch_add(1, Ordering::Relaxed);
-        let mut processes: Vec<ProcessProfile> = by_proc.into_values().collect();
-        processes.sort_by_key(|p| p.pid);
-        IntervalProfiles {
-            timestamp_ns: now
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as i64),
-            duration_ns: duration.as_nanos() as i64,
-            period_ns: self.config.period_ns(),
-            processes,
-        }
     }
 
     /// Polls every `poll_interval` and hands each closed interval to `emit` until `stop` is
@@ -331,6 +318,47 @@ impl Sampler {
         }
         self.poll();
         emit(self.finish_interval());
+    }
+}
+
+/// The address to symbolize for frame `i` of a stack: the leaf's own, and one byte before
+/// each return address (inside the call, not at the instruction after it).
+fn symbolized_address(i: usize, addr: u64) -> u64 {
+    if i == 0 { addr } else { addr.saturating_sub(1) }
+}
+
+/// The frame of user address `addr` (symbolized at `lookup`) in process `info`, with its
+/// mapping as `mapping` shares it out and the function from the mapped file's symbols.
+fn user_frame(
+    info: &ProcessInfo,
+    addr: u64,
+    lookup: u64,
+    mapping: impl FnOnce(&MapEntry) -> Arc<FrameMapping>,
+) -> Frame {
+    let m = info.mapping(lookup);
+    Frame {
+        address: addr,
+        kernel: false,
+        mapping: m.map(mapping),
+        function: m.and_then(|m| {
+            let elf = m.elf.as_ref()?;
+            elf.symbolize_offset(m.file_offset(lookup)).map(Arc::from)
+        }),
+    }
+}
+
+/// What a profile records of a mapping.
+fn frame_mapping(m: &MapEntry) -> FrameMapping {
+    FrameMapping {
+        filename: m.path.clone(),
+        build_id: m
+            .elf
+            .as_ref()
+            .map(|e| e.build_id.clone())
+            .unwrap_or_default(),
+        memory_start: m.start,
+        memory_limit: m.end,
+        file_offset: m.offset,
     }
 }
 

@@ -1,5 +1,6 @@
-//! The collector against real processes on this kernel (needs root; skips with a message only
-//! when the kernel refuses BPF, or when `go` is missing for the Go workload).
+//! The collector against real processes on this kernel (needs root). Fails where the kernel
+//! refuses BPF unless `STRATA_SKIP_EBPF=1`, without clang for the C workload unless
+//! `STRATA_SKIP_CC=1`, and without `go` for the Go workload unless `STRATA_SKIP_GO=1`.
 //!
 //! Two workloads, each run as two instances: `busy` spends 50 / 30 / 20 % of its CPU in three
 //! leaves all called from one parent called from main; `syscalls` loops on write(2). At 99 Hz
@@ -20,6 +21,8 @@
 //! The tests sample one after the other (the host has few cores and the shares need samples,
 //! not contention); the builds run before taking the turn.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -28,7 +31,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use strata_collector_ebpf::{
-    Error, Frame, IntervalProfiles, ProcessProfile, Sampler, SamplerConfig, Transport,
+    Frame, IntervalProfiles, ProcessProfile, Sampler, SamplerConfig, Transport,
 };
 
 /// Taken by each test for its sampling.
@@ -43,7 +46,11 @@ impl Drop for KillOnDrop {
     }
 }
 
-fn build_c_workload(dir: &Path) -> PathBuf {
+/// Builds `fixtures/busy.c` with clang; `None` when there is none and `STRATA_SKIP_CC=1`.
+fn build_c_workload(dir: &Path) -> Option<PathBuf> {
+    if !common::have("clang", "STRATA_SKIP_CC") {
+        return None;
+    }
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/busy.c");
     let out = dir.join("busy");
     let status = Command::new("clang")
@@ -56,13 +63,17 @@ fn build_c_workload(dir: &Path) -> PathBuf {
         .arg(&out)
         .arg(&src)
         .status()
-        .expect("clang (apt-get install clang; scripts/test installs it)");
+        .expect("running clang");
     assert!(status.success());
-    out
+    Some(out)
 }
 
-/// Builds `fixtures/busy_go` with the `go` on PATH; `None` when there is none.
+/// Builds `fixtures/busy_go` with the `go` on PATH; `None` when there is none and
+/// `STRATA_SKIP_GO=1`.
 fn build_go_workload(dir: &Path) -> Option<PathBuf> {
+    if !common::have("go", "STRATA_SKIP_GO") {
+        return None;
+    }
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/busy_go");
     let out = dir.join("busy_go");
     let mut go = Command::new("go");
@@ -79,11 +90,7 @@ fn build_go_workload(dir: &Path) -> Option<PathBuf> {
     {
         go.env("GOCACHE", dir.join("gocache"));
     }
-    let built = match go.output() {
-        Ok(o) => o,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
-        Err(e) => panic!("running go: {e}"),
-    };
+    let built = go.output().expect("running go");
     assert!(
         built.status.success(),
         "go build: {}",
@@ -92,8 +99,8 @@ fn build_go_workload(dir: &Path) -> Option<PathBuf> {
     Some(out)
 }
 
-/// Starts the sampler at 99 Hz with `transport`; `None` (with a message) when the kernel
-/// refuses BPF.
+/// Starts the sampler at 99 Hz with `transport`; `None` when the kernel refuses BPF and
+/// `STRATA_SKIP_EBPF=1`.
 fn start_sampler(transport: Transport) -> Option<Sampler> {
     let config = SamplerConfig {
         frequency_hz: 99,
@@ -102,17 +109,9 @@ fn start_sampler(transport: Transport) -> Option<Sampler> {
         transport,
         ..Default::default()
     };
-    match Sampler::start(config) {
-        Ok(s) => {
-            assert_eq!(s.config().transport, transport);
-            Some(s)
-        }
-        Err(e @ Error::Bpf { .. }) => {
-            eprintln!("SKIPPED: the kernel refused BPF here: {e}");
-            None
-        }
-        Err(e) => panic!("{e}"),
-    }
+    let sampler = common::bpf(Sampler::start(config))?;
+    assert_eq!(sampler.config().transport, transport);
+    Some(sampler)
 }
 
 /// Function names of the user frames, leaf first.
@@ -358,7 +357,9 @@ fn run_workload(sampler: &mut Sampler, exe: &Path, names: &Names) -> f64 {
 /// The C workload through `transport`.
 fn c_workload(transport: Transport) {
     let dir = tempfile::tempdir().unwrap();
-    let exe = build_c_workload(dir.path());
+    let Some(exe) = build_c_workload(dir.path()) else {
+        return;
+    };
     let _turn = SAMPLING.lock().unwrap_or_else(|e| e.into_inner());
     let Some(mut sampler) = start_sampler(transport) else {
         return;
@@ -383,7 +384,6 @@ fn c_workload(transport: Transport) {
 fn go_workload(transport: Transport) {
     let dir = tempfile::tempdir().unwrap();
     let Some(exe) = build_go_workload(dir.path()) else {
-        eprintln!("SKIPPED: no `go` on PATH (./scripts/test installs Debian's golang-go)");
         return;
     };
     let _turn = SAMPLING.lock().unwrap_or_else(|e| e.into_inner());

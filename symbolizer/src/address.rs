@@ -41,6 +41,13 @@ pub struct LoadSegment {
     pub executable: bool,
 }
 
+impl LoadSegment {
+    /// Whether the segment's bytes in the file hold file offset `offset`.
+    pub fn holds(&self, offset: u64) -> bool {
+        self.offset <= offset && offset - self.offset < self.file_size
+    }
+}
+
 /// The `PT_LOAD` segments of an ELF object. A debug file written by
 /// `objcopy --only-keep-debug` keeps the binary's program headers, so either serves.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -49,24 +56,30 @@ pub struct LoadSegments(pub Vec<LoadSegment>);
 impl LoadSegments {
     /// Reads the `PT_LOAD` headers of an ELF file (32 or 64 bit, either byte order).
     pub fn parse(data: &[u8]) -> Result<Self> {
+        Self::parse_from(data)
+    }
+
+    /// Reads the headers through any [`ReadRef`] (e.g. [`object::ReadCache`] over a file, so
+    /// only the headers are read).
+    pub fn parse_from<'d, R: ReadRef<'d>>(data: R) -> Result<Self> {
         let not_elf = |reason: String| Error::NotElf {
             what: "object".into(),
             reason,
         };
         match FileKind::parse(data).map_err(|e| not_elf(e.to_string()))? {
             FileKind::Elf32 => {
-                Self::parse_elf::<object::elf::FileHeader32<object::Endianness>>(data)
+                Self::parse_elf::<object::elf::FileHeader32<object::Endianness>, R>(data)
             }
             FileKind::Elf64 => {
-                Self::parse_elf::<object::elf::FileHeader64<object::Endianness>>(data)
+                Self::parse_elf::<object::elf::FileHeader64<object::Endianness>, R>(data)
             }
             other => return Err(not_elf(format!("a {other:?} file"))),
         }
         .map_err(|e| not_elf(e.to_string()))
     }
 
-    fn parse_elf<Elf: FileHeader<Endian = object::Endianness>>(
-        data: &[u8],
+    fn parse_elf<'d, Elf: FileHeader<Endian = object::Endianness>, R: ReadRef<'d>>(
+        data: R,
     ) -> std::result::Result<Self, object::Error> {
         let header = Elf::parse(data)?;
         let endian = header.endian()?;
@@ -85,15 +98,12 @@ impl LoadSegments {
         Ok(LoadSegments(segments))
     }
 
-    /// Reads the headers through any [`ReadRef`] (e.g. [`object::ReadCache`] over a file, so
-    /// only the headers are read).
-    pub fn parse_from<'d, R: ReadRef<'d>>(data: R) -> Result<Self> {
-        let len = data.len().unwrap_or(0).min(1 << 20);
-        let head = data.read_bytes_at(0, len).map_err(|()| Error::NotElf {
-            what: "object".into(),
-            reason: "cannot read its headers".into(),
-        })?;
-        Self::parse(head)
+    /// The virtual address of a file offset: through the segment whose file bytes hold it.
+    pub fn offset_to_vaddr(&self, offset: u64) -> Option<u64> {
+        self.0
+            .iter()
+            .find(|s| s.holds(offset))
+            .map(|s| offset - s.offset + s.vaddr)
     }
 }
 
@@ -120,7 +130,7 @@ pub fn elf_address(
     let offset = (runtime_address - mapping.memory_start).checked_add(mapping.file_offset)?;
     // The segment whose file bytes hold the offset; executable segments first, since text is
     // what profiles point into and segments of some linkers share a page.
-    let holds = |s: &&LoadSegment| s.offset <= offset && offset - s.offset < s.file_size;
+    let holds = |s: &&LoadSegment| s.holds(offset);
     let segment = segments
         .0
         .iter()

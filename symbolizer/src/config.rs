@@ -102,16 +102,33 @@ mod tests {
             max_objects: 0,
             ..Default::default()
         };
+        let err = c.validate().unwrap_err();
         assert!(
-            c.validate()
-                .unwrap_err()
-                .to_string()
-                .contains("max_objects")
+            matches!(
+                err,
+                Error::Config {
+                    field: "max_objects",
+                    ..
+                }
+            ),
+            "{err:?}"
         );
+        assert!(err.to_string().contains("max_objects"), "{err}");
         let c = SymbolizerConfig {
             debuginfod_urls: vec!["ftp://x".into()],
             ..Default::default()
         };
-        assert!(c.validate().unwrap_err().to_string().contains("ftp://x"));
+        let err = c.validate().unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Config {
+                    field: "debuginfod_urls",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("ftp://x"), "{err}");
     }
 }

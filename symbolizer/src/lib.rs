@@ -14,6 +14,7 @@
 //! - [`DebuginfodFetcher`]: plug in how debug files are fetched by build id;
 //!   [`HttpDebuginfod`] is a blocking client for debuginfod servers.
 //! - [`BuildId::of`]: a file's build id by the collector's rules.
+//! - [`SymbolTable`]: function names from an ELF file's `.symtab` and `.dynsym` alone.
 //!
 //! # Where debug info comes from
 //! For each build id, in order ([`DebugInfoSource`]): the file the caller supplies
@@ -62,6 +63,7 @@ pub use kallsyms::{Kallsyms, KernelSymbol};
 pub use object_ref::{DebugFile, ObjectRef, SharedBytes};
 pub use status::{DebugInfoSource, DebugInfoStatus, SymbolContent};
 pub use symbolizer::{SymbolizedBatch, Symbolizer, SymbolizerStats};
+pub use symtab::SymbolTable;
 
 #[cfg(test)]
 mod tests {

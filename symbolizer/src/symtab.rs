@@ -1,20 +1,25 @@
 //! [`SymbolTable`]: function symbols of `.symtab` and `.dynsym`, for addresses DWARF does not
-//! cover (or files without it).
+//! cover (or files without it). The collector (`strata-collector-ebpf`) names user frames
+//! with it when it symbolizes on the host.
 
-use object::{Object, ObjectSymbol, SymbolKind};
+use object::{Object, ObjectSymbol, ReadRef, SymbolKind};
 
 use crate::demangle::demangle;
 use crate::frame::Frame;
 
-/// Function symbols sorted by address: (address, size, raw name). One name per address: a
-/// global one over a local one, a sized one over an unsized one.
-#[derive(Default)]
-pub(crate) struct SymbolTable {
+/// The function symbols of an ELF file, sorted by address, with their raw (mangled) names.
+/// One name per address: a sized one over an unsized one, then a global one over a local
+/// one, then the first by name.
+#[derive(Clone, Debug, Default)]
+pub struct SymbolTable {
+    /// (address, size, raw name).
     symbols: Vec<(u64, u64, Box<str>)>,
 }
 
 impl SymbolTable {
-    pub(crate) fn read(file: &object::File<'_>) -> Self {
+    /// The text symbols of `.symtab` and `.dynsym` of a parsed file (its bytes, or an
+    /// [`object::ReadCache`] over it); undefined symbols and those at address 0 are skipped.
+    pub fn read<'d, R: ReadRef<'d>>(file: &object::File<'d, R>) -> Self {
         let mut symbols: Vec<(u64, u64, bool, Box<str>)> = file
             .symbols()
             .chain(file.dynamic_symbols())
@@ -32,18 +37,20 @@ impl SymbolTable {
                 .then(a.3.cmp(&b.3))
         });
         symbols.dedup_by_key(|s| s.0);
-        SymbolTable {
-            symbols: symbols.into_iter().map(|s| (s.0, s.1, s.3)).collect(),
-        }
+        let mut symbols: Vec<_> = symbols.into_iter().map(|s| (s.0, s.1, s.3)).collect();
+        // Tables live as long as their object (the collector keeps one per mapped file).
+        symbols.shrink_to_fit();
+        SymbolTable { symbols }
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
+    /// Whether there are no function symbols (e.g. a stripped file).
+    pub fn is_empty(&self) -> bool {
         self.symbols.is_empty()
     }
 
-    /// The raw name of the function holding `address`: the closest symbol at or below it,
-    /// within its size when it has one.
-    pub(crate) fn lookup(&self, address: u64) -> Option<&str> {
+    /// The raw name of the function holding `address` (a link-time virtual address): the
+    /// closest symbol at or below it, within its size when it has one.
+    pub fn lookup(&self, address: u64) -> Option<&str> {
         let i = self
             .symbols
             .partition_point(|s| s.0 <= address)

@@ -1,6 +1,13 @@
 //! Helpers of the symbolizer tests: building test programs in a tempdir with the system's
 //! compilers, sampling addresses of their functions, and running binutils' `addr2line` as the
 //! reference.
+//!
+//! A test that needs what this host lacks fails saying so, unless the variable that skips it
+//! is set to `1` ([`skip_or_fail`]):
+//! - `STRATA_SKIP_CC`: gcc, g++, clang, binutils (`addr2line`, `objcopy`, `strip`, `objdump`,
+//!   `readelf`) or `rustc` (run outside cargo);
+//! - `STRATA_SKIP_GO`: `go`;
+//! - `STRATA_SKIP_ROOT_TESTS`: root, to see the kernel's addresses in `/proc/kallsyms`.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -8,7 +15,9 @@ use std::process::{Command, Stdio};
 
 use object::{Object, ObjectSymbol, SymbolKind};
 
-/// Whether `tool` can be run. Prints why a test is skipped when it cannot.
+/// Whether `tool` can be run. When it cannot, the test fails unless `STRATA_SKIP_GO=1` (for
+/// `go`) or `STRATA_SKIP_CC=1` (for the other tools) is set; then it prints why it is skipped
+/// and this returns `false`.
 pub fn have(tool: &str) -> bool {
     let ok = Command::new(tool)
         .arg("--version")
@@ -17,11 +26,29 @@ pub fn have(tool: &str) -> bool {
         .status()
         .is_ok();
     if !ok {
-        eprintln!(
-            "SKIPPED: `{tool}` is not installed (apt-get install -y gcc g++ clang binutils golang-go)"
+        let var = if tool == "go" {
+            "STRATA_SKIP_GO"
+        } else {
+            "STRATA_SKIP_CC"
+        };
+        skip_or_fail(
+            var,
+            &format!(
+                "`{tool}` is not installed (apt-get install -y gcc g++ clang binutils golang-go)"
+            ),
         );
     }
     ok
+}
+
+/// For a test that cannot run here (`why`): fails it, unless `var=1` is set; then prints that
+/// it is skipped.
+pub fn skip_or_fail(var: &str, why: &str) {
+    assert!(
+        std::env::var(var).is_ok_and(|v| v == "1"),
+        "{why}; set {var}=1 to skip this test"
+    );
+    eprintln!("skipped ({var}=1): {why}");
 }
 
 /// Runs a command, panicking with its output when it fails.
