@@ -71,8 +71,16 @@ mod tests {
             (b.service_name.as_str(), b.kind, b.labels.len()),
             ("plain", None, 0)
         );
-        assert!(parse_app_name("app.cpu{env=prod").is_err());
-        assert!(parse_app_name("app{env}").is_err());
-        assert!(parse_app_name("{a=b}").is_err());
+        for (input, says) in [
+            ("app.cpu{env=prod", "missing closing '}'"),
+            ("app{env}", "a label lacks '='"),
+            ("{a=b}", "the application name is empty"),
+        ] {
+            let err = parse_app_name(input).unwrap_err();
+            assert!(
+                matches!(&err, Error::InvalidProfile(m) if m.contains(says)),
+                "{input}: {err}"
+            );
+        }
     }
 }

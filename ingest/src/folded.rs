@@ -111,9 +111,17 @@ mod tests {
     fn bad_lines_name_the_line() {
         let err = parse_folded("a;b 1\na;b\n").unwrap_err();
         assert!(err.to_string().contains("folded line 2"), "{err}");
-        assert!(parse_folded("a;;b 1").is_err());
-        assert!(parse_folded(" 5").is_err());
-        assert!(parse_folded("a;b x").is_err());
+        for (input, says) in [
+            ("a;;b 1", "folded line 1: a frame is empty"),
+            (" 5", "folded line 1: the stack is empty"),
+            ("a;b x", "folded line 1: the value is not an integer"),
+        ] {
+            let err = parse_folded(input).unwrap_err();
+            assert!(
+                matches!(&err, Error::InvalidProfile(m) if m.contains(says)),
+                "{input:?}: {err}"
+            );
+        }
     }
 
     proptest! {

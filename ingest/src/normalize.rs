@@ -4,8 +4,8 @@
 use rustc_hash::FxHashMap;
 
 use strata_engine::{
-    Function, Line, Location, Mapping, MappingId, ProfileType, SampleBatch, SampleBatchBuilder,
-    SeriesId, SeriesRef,
+    Function, Line, Location, LocationId, Mapping, MappingId, ProfileType, SampleBatch,
+    SampleBatchBuilder, SeriesId, SeriesRef,
 };
 
 use crate::delta::DeltaTracker;
@@ -175,6 +175,36 @@ fn normalize_profile(
     b: &mut SampleBatchBuilder,
 ) -> Result<()> {
     let strings = Strings(&profile.string_table);
+    let locations = intern_symbols(profile, &strings, b)?;
+    let types = profile_types(profile, source, &strings)?;
+    let timing = ProfileTiming {
+        timestamp_ns: if profile.time_nanos != 0 {
+            profile.time_nanos
+        } else {
+            source.default_time_ns
+        },
+        duration_ns: profile.duration_nanos,
+        period: profile.period,
+    };
+    let base: Vec<(String, String)> = source
+        .labels
+        .iter()
+        .filter(|(k, _)| k != "__name__")
+        .cloned()
+        .collect();
+    let mut w = SampleWriter::new(b, &base, &types, timing, deltas.is_some());
+    write_samples(profile, &strings, &locations, &mut w)?;
+    w.finish(deltas);
+    Ok(())
+}
+
+/// Interns the profile's mappings, functions and locations into `b`; returns the interned
+/// location of each pprof location id.
+fn intern_symbols(
+    profile: &Profile,
+    strings: &Strings<'_>,
+    b: &mut SampleBatchBuilder,
+) -> Result<IdIndex<LocationId>> {
     let mut mappings = IdIndex::with_capacity(profile.mapping.len());
     let mapping_ids = table_ids(profile.mapping.iter().map(|m| m.id));
     for (m, &pprof_id) in profile.mapping.iter().zip(&mapping_ids) {
@@ -234,14 +264,23 @@ fn normalize_profile(
         });
         locations.insert(pprof_id, id);
     }
+    Ok(locations)
+}
 
+/// One profile type per sample type, named after `source` (deltas: see
+/// [`ProfileSource::delta`]).
+fn profile_types(
+    profile: &Profile,
+    source: &ProfileSource,
+    strings: &Strings<'_>,
+) -> Result<Vec<ProfileType>> {
     let period_type = profile.period_type.unwrap_or_default();
     let (period_name, period_unit) = (
         strings.get(period_type.r#type, "the period type")?,
         strings.get(period_type.unit, "the period unit")?,
     );
     let delta = source.delta.unwrap_or(period_name == "cpu");
-    let types = profile
+    profile
         .sample_type
         .iter()
         .map(|st| {
@@ -249,24 +288,17 @@ fn normalize_profile(
             let unit = strings.get(st.unit, "a sample unit")?;
             profile_type(&source.name, (ty, unit), (period_name, period_unit), delta)
         })
-        .collect::<Result<Vec<_>>>()?;
+        .collect()
+}
 
-    let timing = ProfileTiming {
-        timestamp_ns: if profile.time_nanos != 0 {
-            profile.time_nanos
-        } else {
-            source.default_time_ns
-        },
-        duration_ns: profile.duration_nanos,
-        period: profile.period,
-    };
-    let base: Vec<(String, String)> = source
-        .labels
-        .iter()
-        .filter(|(k, _)| k != "__name__")
-        .cloned()
-        .collect();
-    let mut w = SampleWriter::new(b, &base, &types, timing, deltas.is_some());
+/// Writes every sample of `profile` (all-zero ones skipped), its series named by its string
+/// labels (one lookup per distinct label set).
+fn write_samples(
+    profile: &Profile,
+    strings: &Strings<'_>,
+    locations: &IdIndex<LocationId>,
+    w: &mut SampleWriter<'_>,
+) -> Result<()> {
     let mut series_cache: FxHashMap<Vec<(i64, i64)>, (SeriesRef, SeriesId)> = FxHashMap::default();
     let mut frames = Vec::new();
     for (n, sample) in profile.sample.iter().enumerate() {
@@ -313,7 +345,6 @@ fn normalize_profile(
         let stack = w.builder().stack(&frames);
         w.sample(series, stack, &sample.value);
     }
-    w.finish(deltas);
     Ok(())
 }
 

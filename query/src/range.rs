@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray};
+use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Int64Type, TimestampNanosecondType, UInt64Type};
 use datafusion::functions_aggregate::expr_fn::sum;
 use serde::Serialize;
@@ -81,6 +81,12 @@ struct Bucket {
     duration: i64,
 }
 
+/// (series, label values) -> bucket index -> bucket.
+type PerSeries = BTreeMap<(u64, Vec<Option<String>>), BTreeMap<i64, Bucket>>;
+
+/// Label values -> bucket index -> point.
+type Lines = BTreeMap<Vec<Option<String>>, BTreeMap<i64, RangePoint>>;
+
 impl QueryEngine {
     /// Values over time for `q`.
     pub async fn range(&self, q: &RangeQuery) -> Result<Vec<RangeSeries>> {
@@ -106,97 +112,14 @@ impl QueryEngine {
                     .await?
             }
         };
-        let table = self.selection_table(pt, &q.selector.matchers, range, labels.clone());
-        let columns: Vec<String> = table.label_columns().map(|(c, _)| c.to_owned()).collect();
-        let mut keys = vec![column("series_id"), column("time")];
-        keys.extend(columns.iter().map(|c| column(c)));
-        let batches = session()
-            .read_table(Arc::new(table))?
-            .aggregate(
-                keys,
-                vec![
-                    sum(column("value")).alias("value"),
-                    datafusion::functions_aggregate::expr_fn::max(column("duration_ns"))
-                        .alias("duration_ns"),
-                ],
-            )?
-            .collect()
-            .await?;
+        let batches = self.profile_totals(q, range, &labels).await?;
         let aggregation = q.aggregation.unwrap_or(if pt.delta {
             RangeAggregation::Sum
         } else {
             RangeAggregation::Last
         });
-        // (series, labels) -> bucket index -> bucket
-        type Key = (u64, Vec<Option<String>>);
-        let mut per_series: BTreeMap<Key, BTreeMap<i64, Bucket>> = BTreeMap::new();
-        for b in &batches {
-            let series = b.column(0).as_primitive::<UInt64Type>();
-            let time = b.column(1).as_primitive::<TimestampNanosecondType>();
-            let label_arrays: Vec<_> = (0..labels.len())
-                .map(|i| b.column(2 + i).as_string::<i32>())
-                .collect();
-            let values = b.column(2 + labels.len()).as_primitive::<Int64Type>();
-            let durations = b.column(3 + labels.len()).as_primitive::<Int64Type>();
-            for r in 0..b.num_rows() {
-                let t = time.value(r);
-                let key = (
-                    series.value(r),
-                    label_arrays
-                        .iter()
-                        .map(|a| (!a.is_null(r)).then(|| a.value(r).to_owned()))
-                        .collect(),
-                );
-                let k = (t - q.start_ns) / q.step_ns;
-                let bucket = per_series.entry(key).or_default().entry(k).or_default();
-                let v = if values.is_null(r) {
-                    0
-                } else {
-                    values.value(r)
-                };
-                bucket.sum += v;
-                bucket.count += 1;
-                bucket.duration += durations.value(r);
-                if bucket.count == 1 || t >= bucket.last.0 {
-                    bucket.last = (t, v);
-                }
-            }
-        }
-        // Sum series by their label values.
-        let mut out: BTreeMap<Vec<Option<String>>, BTreeMap<i64, RangePoint>> = BTreeMap::new();
-        let step_s = q.step_ns as f64 / 1e9;
-        for ((_, key), buckets) in per_series {
-            let line = out.entry(key).or_default();
-            for (k, b) in buckets {
-                let value = match aggregation {
-                    RangeAggregation::Sum => b.sum as f64,
-                    RangeAggregation::Last => b.last.1 as f64,
-                    RangeAggregation::Mean => b.sum as f64 / b.count as f64,
-                };
-                let timestamp_ns = q.start_ns + k * q.step_ns;
-                let p = line.entry(k).or_insert(RangePoint {
-                    timestamp_ns,
-                    value: 0.0,
-                    value_per_second: 0.0,
-                    duration_ns: 0,
-                    profiles: 0,
-                });
-                p.value += value;
-                if aggregation == RangeAggregation::Sum {
-                    // Over the bucket, or over the profiles' own durations when they are
-                    // longer (a step finer than the profiles: one point per profile). Profiles
-                    // without a duration in a bucket under a second have no rate (dividing by
-                    // a nanosecond step would make one up).
-                    let seconds = step_s.max(b.duration as f64 / 1e9);
-                    if b.duration > 0 || step_s >= 1.0 {
-                        p.value_per_second += value / seconds;
-                    }
-                }
-                p.duration_ns += b.duration;
-                p.profiles += b.count;
-            }
-        }
-        Ok(out
+        let lines = sum_series(bucket_per_series(&batches, labels.len(), q), aggregation, q);
+        Ok(lines
             .into_iter()
             .map(|(key, points)| RangeSeries {
                 labels: labels
@@ -208,4 +131,108 @@ impl QueryEngine {
             })
             .collect())
     }
+
+    /// Stage one: per stored profile, its series, time, `labels` values, total value and
+    /// duration (in that column order).
+    async fn profile_totals(
+        &self,
+        q: &RangeQuery,
+        range: strata_engine::TimeRange,
+        labels: &[String],
+    ) -> Result<Vec<RecordBatch>> {
+        let pt = &q.selector.profile_type;
+        let table = self.selection_table(pt, &q.selector.matchers, range, labels.to_vec());
+        let columns: Vec<String> = table.label_columns().map(|(c, _)| c.to_owned()).collect();
+        let mut keys = vec![column("series_id"), column("time")];
+        keys.extend(columns.iter().map(|c| column(c)));
+        Ok(session()
+            .read_table(Arc::new(table))?
+            .aggregate(
+                keys,
+                vec![
+                    sum(column("value")).alias("value"),
+                    datafusion::functions_aggregate::expr_fn::max(column("duration_ns"))
+                        .alias("duration_ns"),
+                ],
+            )?
+            .collect()
+            .await?)
+    }
+}
+
+/// Stage two: the profile totals of [`QueryEngine::profile_totals`] (with `n_labels` label
+/// columns) in `q`'s step buckets, per series.
+fn bucket_per_series(batches: &[RecordBatch], n_labels: usize, q: &RangeQuery) -> PerSeries {
+    let mut per_series = PerSeries::new();
+    for b in batches {
+        let series = b.column(0).as_primitive::<UInt64Type>();
+        let time = b.column(1).as_primitive::<TimestampNanosecondType>();
+        let label_arrays: Vec<_> = (0..n_labels)
+            .map(|i| b.column(2 + i).as_string::<i32>())
+            .collect();
+        let values = b.column(2 + n_labels).as_primitive::<Int64Type>();
+        let durations = b.column(3 + n_labels).as_primitive::<Int64Type>();
+        for r in 0..b.num_rows() {
+            let t = time.value(r);
+            let key = (
+                series.value(r),
+                label_arrays
+                    .iter()
+                    .map(|a| (!a.is_null(r)).then(|| a.value(r).to_owned()))
+                    .collect(),
+            );
+            let k = (t - q.start_ns) / q.step_ns;
+            let bucket = per_series.entry(key).or_default().entry(k).or_default();
+            let v = if values.is_null(r) {
+                0
+            } else {
+                values.value(r)
+            };
+            bucket.sum += v;
+            bucket.count += 1;
+            bucket.duration += durations.value(r);
+            if bucket.count == 1 || t >= bucket.last.0 {
+                bucket.last = (t, v);
+            }
+        }
+    }
+    per_series
+}
+
+/// The buckets' values by `aggregation`, series summed by their label values.
+fn sum_series(per_series: PerSeries, aggregation: RangeAggregation, q: &RangeQuery) -> Lines {
+    let mut out = Lines::new();
+    let step_s = q.step_ns as f64 / 1e9;
+    for ((_, key), buckets) in per_series {
+        let line = out.entry(key).or_default();
+        for (k, b) in buckets {
+            let value = match aggregation {
+                RangeAggregation::Sum => b.sum as f64,
+                RangeAggregation::Last => b.last.1 as f64,
+                RangeAggregation::Mean => b.sum as f64 / b.count as f64,
+            };
+            let timestamp_ns = q.start_ns + k * q.step_ns;
+            let p = line.entry(k).or_insert(RangePoint {
+                timestamp_ns,
+                value: 0.0,
+                value_per_second: 0.0,
+                duration_ns: 0,
+                profiles: 0,
+            });
+            p.value += value;
+            if aggregation == RangeAggregation::Sum {
+                // Over the bucket, or over the profiles' own durations when they are
+                // longer (a step finer than the profiles: one point per profile). Profiles
+                // without a duration in a bucket under a second have no rate (dividing by
+                // a nanosecond step would make one up).
+                let seconds = step_s.max(b.duration as f64 / 1e9);
+                if b.duration > 0 || step_s >= 1.0 {
+                    p.value_per_second += value / seconds;
+                }
+            }
+            p.duration_ns += b.duration;
+            p.profiles += b.count;
+        }
+    }
+    out
 }

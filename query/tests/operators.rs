@@ -9,7 +9,7 @@ use common::*;
 use proptest::prelude::*;
 use strata_engine::{LabelMatcher, TimeRange};
 use strata_query::{
-    Filters, FrameField, FrameMatcher, FrameProfile, Grouping, ProfileQuery, QueryEngine,
+    Error, Filters, FrameField, FrameMatcher, FrameProfile, Grouping, ProfileQuery, QueryEngine,
     RangeAggregation, RangeQuery, StackFilter, report,
 };
 
@@ -191,10 +191,13 @@ async fn group_by_diff_single_and_filters() {
     assert_eq!((row("gc").flat, row("gc").base_flat), (0, 10));
     assert_eq!((row("parse").flat, row("parse").base_flat), (20, 0));
     // Mismatched types are refused.
+    let err = q
+        .diff(&base, &ProfileQuery::new(sel(HEAP), all))
+        .await
+        .unwrap_err();
     assert!(
-        q.diff(&base, &ProfileQuery::new(sel(HEAP), all))
-            .await
-            .is_err()
+        matches!(&err, Error::InvalidQuery(m) if m.contains("a diff compares one profile type")),
+        "{err}"
     );
 
     // Stack filters: keep stacks through `handle`, drop those with `parse`; hide `handle`.
@@ -213,7 +216,11 @@ async fn group_by_diff_single_and_filters() {
         BTreeMap::from([("main;work".to_owned(), 80)])
     );
     assert_eq!(filtered.filtered, 150 - 80);
-    assert!(FrameMatcher::regex(FrameField::Function, "(").is_err());
+    let err = FrameMatcher::regex(FrameField::Function, "(").unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidFilter { filter, .. } if filter == "("),
+        "{err}"
+    );
 
     // Group by binary: one node for the whole stack.
     let by_binary = FrameProfile::resolve(&m).filter(&Filters {
@@ -234,10 +241,13 @@ async fn group_by_diff_single_and_filters() {
         .await
         .unwrap();
     assert_eq!(db.total(), 40);
+    let err = q
+        .merge(&ProfileQuery::new(sel(CPU), TimeRange::new(5, 5)))
+        .await
+        .unwrap_err();
     assert!(
-        q.merge(&ProfileQuery::new(sel(CPU), TimeRange::new(5, 5)))
-            .await
-            .is_err()
+        matches!(&err, Error::InvalidQuery(m) if m.contains("empty time range")),
+        "{err}"
     );
     let _ = LabelMatcher::equal("job", "api");
 }
@@ -329,5 +339,9 @@ async fn range_buckets_sum_deltas_and_take_last_or_mean_of_gauges() {
     // Bad arguments are refused.
     let mut bad = range(CPU, None, None);
     bad.step_ns = 0;
-    assert!(q.range(&bad).await.is_err());
+    let err = q.range(&bad).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidQuery(m) if m.contains("step must be positive")),
+        "{err}"
+    );
 }

@@ -3,28 +3,11 @@
 
 mod common;
 
-use std::path::PathBuf;
-
+use common::golden::check;
 use common::*;
 use strata_engine::TimeRange;
 use strata_query::report::{self, CallGraph, FlameGraph, FlameGraphOptions};
 use strata_query::{FrameProfile, ProfileQuery, QueryEngine};
-
-fn check(name: &str, actual: &str) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(name);
-    if std::env::var_os("STRATA_BLESS").is_some() {
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (bless with STRATA_BLESS=1)", path.display()));
-    assert!(
-        expected == actual,
-        "{name} differs from its golden file (bless with STRATA_BLESS=1 if intended):\n--- expected\n{expected}\n--- actual\n{actual}"
-    );
-}
 
 fn profiles() -> Vec<Profile> {
     vec![

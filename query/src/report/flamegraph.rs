@@ -200,16 +200,8 @@ impl Tree {
         first..first + self.n_children[n] as usize
     }
 
-    /// The call tree of `p`. Stacks are grouped by their next frame, level by level (a
-    /// most-significant-digit radix sort of the root-first frame sequences), so every node is
-    /// made once, with its children together, and no (parent, frame) lookup per frame. Nodes
-    /// whose weight (the larger of |cumulative| and |base cumulative|) is 0 or below
-    /// `threshold` are not built when no value is negative (see [`Tree`]).
-    fn build(p: &FrameProfile, threshold: i64) -> Tree {
-        let n = p.stacks.len();
-        assert!(n < u32::MAX as usize, "too many stacks for a flame graph");
-        let has_base = p.stacks.iter().any(|s| s.base != 0);
-        let can_hide = p.stacks.iter().all(|s| s.value >= 0 && s.base >= 0);
+    /// A tree of only the root.
+    fn new(has_base: bool) -> Tree {
         let mut t = Tree {
             frame: Vec::new(),
             first_child: Vec::new(),
@@ -223,159 +215,159 @@ impl Tree {
             hidden_nodes: 0,
         };
         t.push(0, u32::MAX);
+        t
+    }
+
+    /// The call tree of `p`. Stacks are grouped by their next frame, level by level (a
+    /// most-significant-digit radix sort of the root-first frame sequences), so every node is
+    /// made once, with its children together, and no (parent, frame) lookup per frame. Nodes
+    /// whose weight (the larger of |cumulative| and |base cumulative|) is 0 or below
+    /// `threshold` are not built when no value is negative (see [`Tree`]).
+    fn build(p: &FrameProfile, threshold: i64) -> Tree {
+        let n = p.stacks.len();
+        assert!(n < u32::MAX as usize, "too many stacks for a flame graph");
+        let can_hide = p.stacks.iter().all(|s| s.value >= 0 && s.base >= 0);
+        let hide_below = can_hide.then_some(threshold);
+        let mut t = Tree::new(p.stacks.iter().any(|s| s.base != 0));
         let mut order: Vec<u32> = (0..n as u32).collect();
-        let mut keys: Vec<u64> = Vec::with_capacity(n);
-        let (mut scratch, mut counts) = (Vec::new(), Vec::new());
+        let mut sorter = GroupSorter::default();
         let mut work = vec![Group {
             lo: 0,
             hi: n,
             depth: 0,
             node: 0,
         }];
-        while let Some(Group {
-            lo,
-            hi,
-            depth,
-            node,
-        }) = work.pop()
-        {
-            if lo == hi {
-                continue; // no stacks at all
-            }
-            if hi - lo == 1 {
-                // One stack: the rest of its frames are a chain (all of its weight).
-                let s = order[lo] as usize;
-                let mut at = node;
-                for &f in below(p, s as u32, depth).iter().rev() {
-                    let id = t.push(f, s as u32);
-                    t.first_child[at as usize] = id;
-                    t.n_children[at as usize] = 1;
-                    at = id;
-                }
-                let (a, stack) = (at as usize, &p.stacks[s]);
-                t.flat[a] += stack.value;
-                if has_base {
-                    t.base_flat[a] += stack.base;
-                }
-                t.first[a] = t.first[a].min(s as u32);
-                continue;
-            }
-            // Key: 0 if the stack ends here, else 1 + its next frame; then the stack.
-            keys.clear();
-            keys.extend(order[lo..hi].iter().map(|&s| {
-                let frames = &p.stacks[s as usize].frames;
-                let next = match frames.len().checked_sub(depth + 1) {
-                    Some(at) => u64::from(frames[at]) + 1,
-                    None => 0,
-                };
-                (next << 32) | u64::from(s)
-            }));
-            let k0 = keys[0] >> 32;
-            if keys.iter().any(|k| k >> 32 != k0) {
-                if keys.len() >= COUNTING_SORT_MIN {
-                    counting_sort_by_frame(&mut keys, &mut scratch, &mut counts, p.frames.len());
-                } else {
-                    keys.sort_unstable_by_key(|k| k >> 32);
-                }
-                for (o, k) in order[lo..hi].iter_mut().zip(&keys) {
-                    *o = *k as u32;
+        while let Some(g) = work.pop() {
+            match g.hi - g.lo {
+                0 => {} // no stacks at all
+                1 => t.chain(p, order[g.lo], g.depth, g.node),
+                _ => {
+                    let group = &mut order[g.lo..g.hi];
+                    let keys = sorter.sort(p, group, g.depth);
+                    t.split(p, &g, keys, group, hide_below, &mut work);
                 }
             }
-            let stack_of = |k: u64| k as u32 as usize;
-            let mut i = keys.partition_point(|k| k >> 32 == 0);
-            let nd = node as usize;
-            for &k in &keys[..i] {
-                let s = stack_of(k);
-                t.flat[nd] += p.stacks[s].value;
-                if has_base {
-                    t.base_flat[nd] += p.stacks[s].base;
-                }
-                t.first[nd] = t.first[nd].min(s as u32);
-            }
-            let first_child = t.len() as u32;
-            let mut n_children = 0;
-            while i < keys.len() {
-                let k = keys[i] >> 32;
-                let j = i + keys[i..].partition_point(|x| x >> 32 == k);
-                let (mut value, mut base, mut first) = (0i64, 0i64, u32::MAX);
-                for &k in &keys[i..j] {
-                    let s = stack_of(k);
-                    value += p.stacks[s].value;
-                    base += p.stacks[s].base;
-                    first = first.min(s as u32);
-                }
-                let weight = value.max(base);
-                if can_hide && (weight == 0 || weight < threshold) {
-                    // Never kept: count its subtree, keep its value in the parent's.
-                    t.cumulative[nd] += value;
-                    if has_base {
-                        t.base_cumulative[nd] += base;
-                    }
-                    t.first[nd] = t.first[nd].min(first);
-                    t.hidden_nodes += count_nodes(p, &mut order[lo + i..lo + j], depth);
-                } else {
-                    let child = t.push((k - 1) as FrameId, u32::MAX);
-                    n_children += 1;
-                    work.push(Group {
-                        lo: lo + i,
-                        hi: lo + j,
-                        depth: depth + 1,
-                        node: child,
-                    });
-                }
-                i = j;
-            }
-            t.first_child[nd] = first_child;
-            t.n_children[nd] = n_children;
         }
-        // Cumulative values and first stacks: children have larger ids than their parents.
-        for i in (0..t.len()).rev() {
-            let (mut value, mut base, mut first) = (
-                t.cumulative[i] + t.flat[i],
-                t.base_cumulative(i) + t.base_flat(i),
-                t.first[i],
-            );
-            for c in t.children(i) {
-                value += t.cumulative[c];
-                base += t.base_cumulative(c);
-                first = first.min(t.first[c]);
-            }
-            t.cumulative[i] = value;
-            if has_base {
-                t.base_cumulative[i] = base;
-            }
-            t.first[i] = first;
-        }
+        t.sum_up();
         t
     }
-}
 
-impl FlameGraph {
-    /// Builds the tree of `p`.
-    pub fn build(p: &FrameProfile, options: &FlameGraphOptions) -> FlameGraph {
-        let total: i64 = p.stacks.iter().map(|s| s.value).sum();
-        let base_total: i64 = p.stacks.iter().map(|s| s.base).sum();
-        let threshold = (options.min_fraction * total.abs().max(base_total.abs()) as f64) as i64;
-        let t = Tree::build(p, threshold);
-        let weight = |n: usize| t.cumulative[n].abs().max(t.base_cumulative(n).abs());
+    /// Stack `s` alone below `node`: the rest of its frames are a chain (all of its weight).
+    fn chain(&mut self, p: &FrameProfile, s: u32, depth: usize, node: u32) {
+        let mut at = node;
+        for &f in below(p, s, depth).iter().rev() {
+            let id = self.push(f, s);
+            self.first_child[at as usize] = id;
+            self.n_children[at as usize] = 1;
+            at = id;
+        }
+        let (a, stack) = (at as usize, &p.stacks[s as usize]);
+        self.flat[a] += stack.value;
+        if self.has_base {
+            self.base_flat[a] += stack.base;
+        }
+        self.first[a] = self.first[a].min(s);
+    }
+
+    /// The children of group `g`'s node, from its stacks `order` and their `keys` (sorted by
+    /// [`GroupSorter::sort`]): stacks that end at the node add to its flat value; each next
+    /// frame makes a child, queued on `work` with its stacks, unless its weight is 0 or below
+    /// `hide_below` (then its subtree is only counted, its value kept in the node's).
+    fn split(
+        &mut self,
+        p: &FrameProfile,
+        g: &Group,
+        keys: &[u64],
+        order: &mut [u32],
+        hide_below: Option<i64>,
+        work: &mut Vec<Group>,
+    ) {
+        let stack_of = |k: u64| k as u32 as usize;
+        let mut i = keys.partition_point(|k| k >> 32 == 0);
+        let nd = g.node as usize;
+        for &k in &keys[..i] {
+            let s = stack_of(k);
+            self.flat[nd] += p.stacks[s].value;
+            if self.has_base {
+                self.base_flat[nd] += p.stacks[s].base;
+            }
+            self.first[nd] = self.first[nd].min(s as u32);
+        }
+        let first_child = self.len() as u32;
+        let mut n_children = 0;
+        while i < keys.len() {
+            let k = keys[i] >> 32;
+            let j = i + keys[i..].partition_point(|x| x >> 32 == k);
+            let (mut value, mut base, mut first) = (0i64, 0i64, u32::MAX);
+            for &k in &keys[i..j] {
+                let s = stack_of(k);
+                value += p.stacks[s].value;
+                base += p.stacks[s].base;
+                first = first.min(s as u32);
+            }
+            let weight = value.max(base);
+            if hide_below.is_some_and(|threshold| weight == 0 || weight < threshold) {
+                // Never kept: count its subtree, keep its value in the parent's.
+                self.cumulative[nd] += value;
+                if self.has_base {
+                    self.base_cumulative[nd] += base;
+                }
+                self.first[nd] = self.first[nd].min(first);
+                self.hidden_nodes += count_nodes(p, &mut order[i..j], g.depth);
+            } else {
+                let child = self.push((k - 1) as FrameId, u32::MAX);
+                n_children += 1;
+                work.push(Group {
+                    lo: g.lo + i,
+                    hi: g.lo + j,
+                    depth: g.depth + 1,
+                    node: child,
+                });
+            }
+            i = j;
+        }
+        self.first_child[nd] = first_child;
+        self.n_children[nd] = n_children;
+    }
+
+    /// Cumulative values and first stacks, from the flat ones: children have larger ids than
+    /// their parents.
+    fn sum_up(&mut self) {
+        for i in (0..self.len()).rev() {
+            let (mut value, mut base, mut first) = (
+                self.cumulative[i] + self.flat[i],
+                self.base_cumulative(i) + self.base_flat(i),
+                self.first[i],
+            );
+            for c in self.children(i) {
+                value += self.cumulative[c];
+                base += self.base_cumulative(c);
+                first = first.min(self.first[c]);
+            }
+            self.cumulative[i] = value;
+            if self.has_base {
+                self.base_cumulative[i] = base;
+            }
+            self.first[i] = first;
+        }
+    }
+
+    /// Which nodes to keep: the heaviest whose weight is above 0 and `threshold` and whose
+    /// parent is kept, best first (ties: the node a pass over the stacks would meet first),
+    /// until `limit`. When every eligible node fits, that is all of them: found without a
+    /// heap. Returns the flags and how many are set.
+    fn keep(&self, threshold: i64, limit: usize) -> (Vec<bool>, usize) {
+        let weight = |n: usize| self.cumulative[n].abs().max(self.base_cumulative(n).abs());
         let eligible = |n: usize| {
             let w = weight(n);
             w > 0 && w >= threshold
         };
-        let limit = if options.max_nodes == 0 {
-            usize::MAX
-        } else {
-            options.max_nodes
-        };
-        // Keep the heaviest nodes whose parent is kept, best first (ties: the node a pass over
-        // the stacks would meet first), until `limit`. When every eligible node fits, that is
-        // all of them: found without a heap.
-        let mut kept = vec![false; t.len()];
+        let mut kept = vec![false; self.len()];
         kept[0] = true;
         let mut n_kept = 1usize;
         let mut todo: Vec<usize> = vec![0];
         while let Some(id) = todo.pop() {
-            for c in t.children(id) {
+            for c in self.children(id) {
                 if eligible(c) {
                     kept[c] = true;
                     n_kept += 1;
@@ -386,48 +378,37 @@ impl FlameGraph {
                 break;
             }
         }
-        if n_kept > limit {
-            kept.fill(false);
-            kept[0] = true;
-            n_kept = 1;
-            // (weight, Reverse((first stack, depth)), node)
-            type Entry = (i64, Reverse<(u32, u32)>, u32);
-            let mut heap: BinaryHeap<Entry> = BinaryHeap::new();
-            let push_children = |heap: &mut BinaryHeap<_>, id: usize, depth: u32| {
-                for c in t.children(id) {
-                    if eligible(c) {
-                        heap.push((weight(c), Reverse((t.first[c], depth + 1)), c as u32));
-                    }
+        if n_kept <= limit {
+            return (kept, n_kept);
+        }
+        kept.fill(false);
+        kept[0] = true;
+        n_kept = 1;
+        // (weight, Reverse((first stack, depth)), node)
+        type Entry = (i64, Reverse<(u32, u32)>, u32);
+        let mut heap: BinaryHeap<Entry> = BinaryHeap::new();
+        let push_children = |heap: &mut BinaryHeap<_>, id: usize, depth: u32| {
+            for c in self.children(id) {
+                if eligible(c) {
+                    heap.push((weight(c), Reverse((self.first[c], depth + 1)), c as u32));
                 }
-            };
-            push_children(&mut heap, 0, 0);
-            while let Some((_, Reverse((_, depth)), id)) = heap.pop() {
-                if n_kept >= limit {
-                    break;
-                }
-                kept[id as usize] = true;
-                n_kept += 1;
-                push_children(&mut heap, id as usize, depth);
             }
+        };
+        push_children(&mut heap, 0, 0);
+        while let Some((_, Reverse((_, depth)), id)) = heap.pop() {
+            if n_kept >= limit {
+                break;
+            }
+            kept[id as usize] = true;
+            n_kept += 1;
+            push_children(&mut heap, id as usize, depth);
         }
-        // Children are ordered by name: rank the frames by name once (equal names, equal rank;
-        // then by the first stack, as a pass over the stacks would have met them).
-        let mut by_name: Vec<(String, FrameId)> = p
-            .frames
-            .iter()
-            .enumerate()
-            .map(|(i, f)| (f.display_name(), i as FrameId))
-            .collect();
-        by_name.sort_unstable();
-        let mut rank = vec![0u32; p.frames.len()];
-        for (i, (name, f)) in by_name.iter().enumerate() {
-            rank[*f as usize] = if i > 0 && by_name[i - 1].0 == *name {
-                rank[by_name[i - 1].1 as usize]
-            } else {
-                i as u32
-            };
-        }
-        // Emit kept nodes depth-first.
+        (kept, n_kept)
+    }
+
+    /// The `kept` nodes (`n_kept` of them) depth-first, children ordered by their frame's
+    /// `rank` (see [`name_ranks`]) then first stack; and the deepest node's depth.
+    fn emit(&self, kept: &[bool], n_kept: usize, rank: &[u32]) -> (Vec<FlameNode>, u32) {
         let mut out: Vec<FlameNode> = Vec::with_capacity(n_kept);
         let mut height = 0;
         let mut children: Vec<u32> = Vec::new();
@@ -441,30 +422,109 @@ impl FlameGraph {
             }
             height = height.max(depth);
             children.clear();
-            children.extend(t.children(n).filter(|&c| kept[c]).map(|c| c as u32));
+            children.extend(self.children(n).filter(|&c| kept[c]).map(|c| c as u32));
             children.sort_unstable_by_key(|&c| {
-                (rank[t.frame[c as usize] as usize], t.first[c as usize])
+                (
+                    rank[self.frame[c as usize] as usize],
+                    self.first[c as usize],
+                )
             });
-            let in_children: i64 = children.iter().map(|&c| t.cumulative[c as usize]).sum();
+            let in_children: i64 = children.iter().map(|&c| self.cumulative[c as usize]).sum();
             out.push(FlameNode {
-                frame: t.frame[n],
+                frame: self.frame[n],
                 parent,
                 depth,
-                cumulative: t.cumulative[n],
-                flat: t.flat[n],
-                base_cumulative: t.base_cumulative(n),
-                base_flat: t.base_flat(n),
+                cumulative: self.cumulative[n],
+                flat: self.flat[n],
+                base_cumulative: self.base_cumulative(n),
+                base_flat: self.base_flat(n),
                 children: Vec::with_capacity(children.len()),
-                pruned: t.cumulative[n] - t.flat[n] - in_children,
+                pruned: self.cumulative[n] - self.flat[n] - in_children,
             });
             for &c in children.iter().rev() {
                 stack.push((c, new_id, depth + 1));
             }
         }
+        (out, height)
+    }
+}
+
+/// Sorts the stacks of a [`Group`] by their next frame, reusing its buffers group to group.
+#[derive(Default)]
+struct GroupSorter {
+    keys: Vec<u64>,
+    scratch: Vec<u64>,
+    counts: Vec<usize>,
+}
+
+impl GroupSorter {
+    /// Sorts `order`, stacks sharing their first `depth` frames, by their next frame (stably)
+    /// and returns their keys in that order: 0 if the stack ends here, else 1 + its next
+    /// frame, in the high 32 bits; the stack in the low.
+    fn sort(&mut self, p: &FrameProfile, order: &mut [u32], depth: usize) -> &[u64] {
+        let keys = &mut self.keys;
+        keys.clear();
+        keys.extend(order.iter().map(|&s| {
+            let frames = &p.stacks[s as usize].frames;
+            let next = match frames.len().checked_sub(depth + 1) {
+                Some(at) => u64::from(frames[at]) + 1,
+                None => 0,
+            };
+            (next << 32) | u64::from(s)
+        }));
+        let k0 = keys[0] >> 32;
+        if keys.iter().any(|k| k >> 32 != k0) {
+            if keys.len() >= COUNTING_SORT_MIN {
+                counting_sort_by_frame(keys, &mut self.scratch, &mut self.counts, p.frames.len());
+            } else {
+                keys.sort_unstable_by_key(|k| k >> 32);
+            }
+            for (o, k) in order.iter_mut().zip(keys.iter()) {
+                *o = *k as u32;
+            }
+        }
+        &self.keys
+    }
+}
+
+/// Each frame's rank by name: equal names, equal rank (children are ordered by name, then by
+/// the first stack, as a pass over the stacks would have met them).
+fn name_ranks(frames: &[Frame]) -> Vec<u32> {
+    let mut by_name: Vec<(String, FrameId)> = frames
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.display_name(), i as FrameId))
+        .collect();
+    by_name.sort_unstable();
+    let mut rank = vec![0u32; frames.len()];
+    for (i, (name, f)) in by_name.iter().enumerate() {
+        rank[*f as usize] = if i > 0 && by_name[i - 1].0 == *name {
+            rank[by_name[i - 1].1 as usize]
+        } else {
+            i as u32
+        };
+    }
+    rank
+}
+
+impl FlameGraph {
+    /// Builds the tree of `p`.
+    pub fn build(p: &FrameProfile, options: &FlameGraphOptions) -> FlameGraph {
+        let total: i64 = p.stacks.iter().map(|s| s.value).sum();
+        let base_total: i64 = p.stacks.iter().map(|s| s.base).sum();
+        let threshold = (options.min_fraction * total.abs().max(base_total.abs()) as f64) as i64;
+        let t = Tree::build(p, threshold);
+        let limit = if options.max_nodes == 0 {
+            usize::MAX
+        } else {
+            options.max_nodes
+        };
+        let (kept, n_kept) = t.keep(threshold, limit);
+        let (nodes, height) = t.emit(&kept, n_kept, &name_ranks(&p.frames));
         FlameGraph {
             frames: p.frames.clone(),
-            pruned_nodes: (t.len() - out.len()) as u64 + t.hidden_nodes,
-            nodes: out,
+            pruned_nodes: (t.len() - nodes.len()) as u64 + t.hidden_nodes,
+            nodes,
             total,
             base_total,
             diff: p.diff,

@@ -2,6 +2,8 @@
 //! (leaf first), each function in `app.go` of `/bin/app`.
 #![allow(dead_code)]
 
+pub mod golden;
+
 use std::collections::BTreeMap;
 
 use strata_engine::{
