@@ -237,15 +237,7 @@ fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
     let secs = env_or("STRATA_BENCH_OVERHEAD_SECS", if bench { 10 } else { 1 });
     let rounds = env_or("STRATA_BENCH_OVERHEAD_ROUNDS", if bench { 3 } else { 1 }).max(1);
-    let strata = std::env::var_os("STRATA_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let exe = std::env::current_exe().expect("bench path");
-            exe.parent()
-                .and_then(Path::parent)
-                .expect("target/<profile>/deps")
-                .join("strata")
-        });
+    let strata = strata_binary();
     if !strata.exists() {
         println!(
             "skipped: no strata binary at {} (cargo build --release -p strata-server, or set STRATA_BIN)",
@@ -269,12 +261,78 @@ fn main() {
     let ticks = clock_ticks();
 
     // The server the agent pushes to (its cost is not the agent's; it is reported apart).
+    let (mut server, store) = start_server(&strata, dir.path());
+
+    // Calibrate: iterations for `secs` seconds alone.
+    let probe = 20_000u64;
+    let t = spin(&spin_bin, threads, probe).as_secs_f64().max(1e-3);
+    let iterations = ((probe as f64) * secs as f64 / t).max(1.0) as u64;
+    println!(
+        "== eBPF collector overhead: {threads} threads x {iterations} rounds of spin ({secs} s alone), {rounds} round(s) per mode =="
+    );
+
+    let setup = Setup {
+        strata: &strata,
+        store: &store,
+        dir: dir.path(),
+        spin_bin: &spin_bin,
+        threads,
+        iterations,
+        ticks,
+    };
+    // Time in the BPF programs is only counted with bpf_stats_enabled.
+    let bpf_stats_before = std::fs::read_to_string(BPF_STATS).ok();
+    if std::fs::write(BPF_STATS, "1").is_err() {
+        println!("  (cannot switch on {BPF_STATS}: no BPF run times)");
+    }
+    let server_cpu0 = cpu_seconds(server.id(), ticks).unwrap_or(0.0);
+    let results = run_rounds(&setup, modes(), rounds);
+    if let Some(before) = bpf_stats_before {
+        let _ = std::fs::write(BPF_STATS, before.trim());
+    }
+    let server_cpu = cpu_seconds(server.id(), ticks).unwrap_or(0.0) - server_cpu0;
+    let server_hwm = peak_rss(server.id()).unwrap_or(0);
+    signal(&server, "TERM");
+    let _ = server.wait();
+
+    let agent19 = print_results(&results, threads);
+    println!(
+        "  (the server receiving the pushes: {:.2} CPU-s over the whole run, peak RSS {:.1} MB)",
+        server_cpu,
+        server_hwm as f64 / 1e6
+    );
+    for (transport, pct, hwm) in agent19.into_iter().filter(|_| bench) {
+        let met = pct <= 0.5 && hwm <= 100_000_000;
+        println!(
+            "  target at 19 Hz <= 0.5 % host CPU and <= 100 MB RSS, {transport}: {pct:.2} %, {:.1} MB: {}",
+            hwm as f64 / 1e6,
+            if met { "met" } else { "NOT met" }
+        );
+    }
+}
+
+/// `STRATA_BIN`, or `strata` next to this bench's build directory.
+fn strata_binary() -> PathBuf {
+    std::env::var_os("STRATA_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let exe = std::env::current_exe().expect("bench path");
+            exe.parent()
+                .and_then(Path::parent)
+                .expect("target/<profile>/deps")
+                .join("strata")
+        })
+}
+
+/// Starts `strata server --no-collector` on a free port with its data under `dir`; returns
+/// it and its URL.
+fn start_server(strata: &Path, dir: &Path) -> (Child, String) {
     let port = free_port();
-    let mut server = Command::new(&strata)
+    let mut server = Command::new(strata)
         .args(["server", "--no-collector", "--listen"])
         .arg(format!("127.0.0.1:{port}"))
         .arg("--data-dir")
-        .arg(dir.path().join("data"))
+        .arg(dir.join("data"))
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -288,16 +346,13 @@ fn main() {
         ),
         "strata server did not start"
     );
-    let store = format!("http://127.0.0.1:{port}");
+    (server, format!("http://127.0.0.1:{port}"))
+}
 
-    // Calibrate: iterations for `secs` seconds alone.
-    let probe = 20_000u64;
-    let t = spin(&spin_bin, threads, probe).as_secs_f64().max(1e-3);
-    let iterations = ((probe as f64) * secs as f64 / t).max(1.0) as u64;
-    println!(
-        "== eBPF collector overhead: {threads} threads x {iterations} rounds of spin ({secs} s alone), {rounds} round(s) per mode =="
-    );
-
+/// The modes to run: the workload alone, the agent at 19, 99 and 999 Hz through each
+/// transport (with and without an interval closed in the run) and `perf record`, less
+/// those `STRATA_BENCH_OVERHEAD_FILTER` leaves out.
+fn modes() -> Vec<Mode> {
     let mut modes = vec![Mode::Alone];
     for polling_only in [false, true] {
         for hz in [19, 99, 999] {
@@ -312,53 +367,37 @@ fn main() {
     if let Ok(filter) = std::env::var("STRATA_BENCH_OVERHEAD_FILTER") {
         modes.retain(|m| *m == Mode::Alone || m.name().contains(&filter));
     }
-    // Time in the BPF programs is only counted with bpf_stats_enabled.
-    let bpf_stats_before = std::fs::read_to_string(BPF_STATS).ok();
-    if std::fs::write(BPF_STATS, "1").is_err() {
-        println!("  (cannot switch on {BPF_STATS}: no BPF run times)");
-    }
+    modes
+}
+
+/// What every timed run needs.
+struct Setup<'a> {
+    strata: &'a Path,
+    /// The server's URL.
+    store: &'a str,
+    dir: &'a Path,
+    spin_bin: &'a Path,
+    threads: usize,
+    /// The workload's length.
+    iterations: u64,
+    /// Clock ticks per second.
+    ticks: f64,
+}
+
+/// `rounds` rounds of every mode, interleaved; a mode whose profiler cannot start is
+/// dropped from the later rounds.
+fn run_rounds(setup: &Setup, mut modes: Vec<Mode>, rounds: u64) -> Vec<(Mode, Vec<Run>)> {
     let mut results: Vec<(Mode, Vec<Run>)> = modes.iter().map(|&m| (m, Vec::new())).collect();
-    let server_cpu0 = cpu_seconds(server.id(), ticks).unwrap_or(0.0);
     for _ in 0..rounds {
         let mut refused = Vec::new();
         for &mode in &modes {
-            let mut child = match start(mode, &strata, &store, dir.path()) {
-                Ok(c) => c,
+            let run = match run_once(setup, mode) {
+                Ok(run) => run,
                 Err(why) => {
                     println!("  {}: skipped: {why}", mode.name());
                     refused.push(mode);
                     continue;
                 }
-            };
-            // Let it settle (maps read, first symbols loaded) before timing.
-            std::thread::sleep(Duration::from_secs(if child.is_some() { 2 } else { 0 }));
-            let pid = child.as_ref().map(Child::id);
-            let cpu0 = pid.and_then(|p| cpu_seconds(p, ticks)).unwrap_or(0.0);
-            let bpf0 = pid.and_then(bpf_run_time);
-            let wall = spin(&spin_bin, threads, iterations);
-            let cpu1 = pid.and_then(|p| cpu_seconds(p, ticks)).unwrap_or(0.0);
-            let bpf1 = pid.and_then(bpf_run_time);
-            let hwm = pid.and_then(peak_rss).unwrap_or(0);
-            if let Some(c) = child.as_mut() {
-                // perf writes its file on SIGINT; the agent stops on SIGTERM.
-                signal(
-                    c,
-                    if matches!(mode, Mode::Perf(_)) {
-                        "INT"
-                    } else {
-                        "TERM"
-                    },
-                );
-                let _ = c.wait();
-            }
-            let run = Run {
-                wall,
-                profiler_cpu: (cpu1 - cpu0).max(0.0),
-                profiler_hwm: hwm,
-                bpf: bpf0
-                    .zip(bpf1)
-                    .map(|((t0, c0), (t1, c1))| (t1.saturating_sub(t0), c1.saturating_sub(c0)))
-                    .filter(|&(t, _)| t > 0),
             };
             results
                 .iter_mut()
@@ -369,21 +408,55 @@ fn main() {
         }
         modes.retain(|m| !refused.contains(m));
     }
-    if let Some(before) = bpf_stats_before {
-        let _ = std::fs::write(BPF_STATS, before.trim());
-    }
-    let server_cpu = cpu_seconds(server.id(), ticks).unwrap_or(0.0) - server_cpu0;
-    let server_hwm = peak_rss(server.id()).unwrap_or(0);
-    signal(&server, "TERM");
-    let _ = server.wait();
+    results
+}
 
+/// Starts the mode's profiler, times the workload under it and stops it.
+fn run_once(setup: &Setup, mode: Mode) -> Result<Run, String> {
+    let ticks = setup.ticks;
+    let mut child = start(mode, setup.strata, setup.store, setup.dir)?;
+    // Let it settle (maps read, first symbols loaded) before timing.
+    std::thread::sleep(Duration::from_secs(if child.is_some() { 2 } else { 0 }));
+    let pid = child.as_ref().map(Child::id);
+    let cpu0 = pid.and_then(|p| cpu_seconds(p, ticks)).unwrap_or(0.0);
+    let bpf0 = pid.and_then(bpf_run_time);
+    let wall = spin(setup.spin_bin, setup.threads, setup.iterations);
+    let cpu1 = pid.and_then(|p| cpu_seconds(p, ticks)).unwrap_or(0.0);
+    let bpf1 = pid.and_then(bpf_run_time);
+    let hwm = pid.and_then(peak_rss).unwrap_or(0);
+    if let Some(c) = child.as_mut() {
+        // perf writes its file on SIGINT; the agent stops on SIGTERM.
+        signal(
+            c,
+            if matches!(mode, Mode::Perf(_)) {
+                "INT"
+            } else {
+                "TERM"
+            },
+        );
+        let _ = c.wait();
+    }
+    Ok(Run {
+        wall,
+        profiler_cpu: (cpu1 - cpu0).max(0.0),
+        profiler_hwm: hwm,
+        bpf: bpf0
+            .zip(bpf1)
+            .map(|((t0, c0), (t1, c1))| (t1.saturating_sub(t0), c1.saturating_sub(c0)))
+            .filter(|&(t, _)| t > 0),
+    })
+}
+
+/// Prints every mode's medians against the workload alone; returns the agent's (transport,
+/// share of host CPU in %, peak RSS) at 19 Hz with an interval closed, for the target.
+fn print_results(results: &[(Mode, Vec<Run>)], threads: usize) -> Vec<(&'static str, f64, u64)> {
     let alone = results
         .iter()
         .find(|(m, _)| *m == Mode::Alone)
         .map(|(_, r)| median(r.iter().map(|r| r.wall.as_secs_f64()).collect()))
         .expect("baseline runs");
     let mut agent19 = Vec::new();
-    for (mode, runs) in &results {
+    for (mode, runs) in results {
         if runs.is_empty() {
             continue;
         }
@@ -399,25 +472,7 @@ fn main() {
         if *mode == Mode::Alone {
             println!("  {:<34} median {wall:7.3} s", mode.name());
         } else {
-            let bpf: Vec<(f64, f64)> = runs
-                .iter()
-                .filter_map(|r| {
-                    let (ns, n) = r.bpf?;
-                    Some((
-                        ns as f64 / n.max(1) as f64 / 1e3,
-                        100.0 * ns as f64 / 1e9 / (r.wall.as_secs_f64() * threads as f64),
-                    ))
-                })
-                .collect();
-            let bpf = if bpf.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    "  BPF {:5.2} us/sample, {:5.2} % of host",
-                    median(bpf.iter().map(|b| b.0).collect()),
-                    median(bpf.iter().map(|b| b.1).collect())
-                )
-            };
+            let bpf = bpf_figures(runs, threads);
             println!(
                 "  {:<34} median {wall:7.3} s  slow-down {slowdown:+6.2} %  profiler CPU {cpu_s:7.4} s = {host_pct:5.3} % of host  peak RSS {:6.1} MB{bpf}",
                 mode.name(),
@@ -428,17 +483,29 @@ fn main() {
             agent19.push((*transport, host_pct, hwm));
         }
     }
-    println!(
-        "  (the server receiving the pushes: {:.2} CPU-s over the whole run, peak RSS {:.1} MB)",
-        server_cpu,
-        server_hwm as f64 / 1e6
-    );
-    for (transport, pct, hwm) in agent19.into_iter().filter(|_| bench) {
-        let met = pct <= 0.5 && hwm <= 100_000_000;
-        println!(
-            "  target at 19 Hz <= 0.5 % host CPU and <= 100 MB RSS, {transport}: {pct:.2} %, {:.1} MB: {}",
-            hwm as f64 / 1e6,
-            if met { "met" } else { "NOT met" }
-        );
+    agent19
+}
+
+/// The runs' median BPF time per sample and share of the host, as printed after the other
+/// figures (empty without BPF run times).
+fn bpf_figures(runs: &[Run], threads: usize) -> String {
+    let bpf: Vec<(f64, f64)> = runs
+        .iter()
+        .filter_map(|r| {
+            let (ns, n) = r.bpf?;
+            Some((
+                ns as f64 / n.max(1) as f64 / 1e3,
+                100.0 * ns as f64 / 1e9 / (r.wall.as_secs_f64() * threads as f64),
+            ))
+        })
+        .collect();
+    if bpf.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "  BPF {:5.2} us/sample, {:5.2} % of host",
+            median(bpf.iter().map(|b| b.0).collect()),
+            median(bpf.iter().map(|b| b.1).collect())
+        )
     }
 }

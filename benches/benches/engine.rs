@@ -281,97 +281,9 @@ fn report(rt: &Runtime, title: &str, cfg: &WorkloadConfig, samples: u64) {
             p.stacks.len(),
             p.stacks.iter().map(Vec::len).sum::<usize>() as f64 / p.stacks.len() as f64,
         );
-        let (mut appended, mut batches) = (0u64, 0u64);
-        let mut symbols = [0u64; 4]; // mappings, functions, locations, stacks
-        let (mut wall, mut cpu) = (Duration::ZERO, Duration::ZERO);
-        // Generate a chunk, then append it, so only the appends are timed. At least one chunk.
-        while batches == 0 || appended < samples {
-            let chunk: Vec<SampleBatch> = (0..64).map(|_| w.next_batch()).collect();
-            let (cpu0, t0) = (process_cpu_time(), Instant::now());
-            fx.append_all(&chunk).await;
-            wall += t0.elapsed();
-            if let (Some(a), Some(b)) = (cpu0, process_cpu_time()) {
-                cpu += b - a;
-            }
-            for b in &chunk {
-                let sym = b.symbols();
-                for (acc, n) in symbols.iter_mut().zip([
-                    sym.mappings.len(),
-                    sym.functions.len(),
-                    sym.locations.len(),
-                    sym.stacks.len(),
-                ]) {
-                    *acc += n as u64;
-                }
-            }
-            appended += total_samples(&chunk);
-            batches += chunk.len() as u64;
-        }
-        let s = fx.engine.stats();
-        let h = s.head;
-        let per = |bytes: u64, n: u64| bytes as f64 / n as f64;
-        println!(
-            "ingest: {appended} samples in {batches} batches ({:.0} samples/batch), {} rounds; \
-             per batch {:.0} mappings, {:.0} functions, {:.0} locations, {:.0} stacks",
-            per(appended, batches),
-            w.rounds(),
-            per(symbols[0], batches),
-            per(symbols[1], batches),
-            per(symbols[2], batches),
-            per(symbols[3], batches),
-        );
-        println!(
-            "append (fsync never, 1 appender): {:.3} M samples/s wall, {:.3} M samples per \
-             CPU-second ({:.2} s wall, {:.2} s CPU incl. the WAL thread)",
-            appended as f64 / wall.as_secs_f64() / 1e6,
-            appended as f64 / cpu.as_secs_f64() / 1e6,
-            wall.as_secs_f64(),
-            cpu.as_secs_f64(),
-        );
-        println!(
-            "head: {} samples, {} series, {} stacks; sample_bytes {} ({:.2} B/sample), \
-             other_bytes {} ({:.2} B/sample), total {:.2} B/sample",
-            h.samples,
-            h.series,
-            h.stacks,
-            h.sample_bytes,
-            per(h.sample_bytes, h.samples),
-            h.other_bytes,
-            per(h.other_bytes, h.samples),
-            per(h.sample_bytes + h.other_bytes, h.samples),
-        );
-        println!(
-            "wal: {} bytes ({:.1} B/sample)",
-            s.wal_bytes,
-            per(s.wal_bytes, h.samples)
-        );
-
-        let t0 = Instant::now();
-        let meta = fx.engine.flush().await.expect("flush").expect("a block");
-        let flush_time = t0.elapsed();
-        let s = fx.engine.stats();
-        println!(
-            "flush: {:.3} s ({:.2} M samples/s)",
-            flush_time.as_secs_f64(),
-            s.block_samples as f64 / flush_time.as_secs_f64() / 1e6
-        );
-        println!(
-            "block: {} samples, {} bytes total ({:.2} B/sample); samples.parquet {} bytes \
-             ({:.3} B/sample); everything else {:.1} % of the block",
-            s.block_samples,
-            s.block_bytes,
-            per(s.block_bytes, s.block_samples),
-            s.block_sample_bytes,
-            per(s.block_sample_bytes, s.block_samples),
-            100.0 * (s.block_bytes - s.block_sample_bytes) as f64 / s.block_bytes as f64,
-        );
-        for (file, bytes) in &meta.files {
-            println!(
-                "  {file:<18} {bytes:>12} bytes  {:>5.1} %  {:.3} B/sample",
-                100.0 * *bytes as f64 / s.block_bytes as f64,
-                per(*bytes, s.block_samples)
-            );
-        }
+        let ingested = ingest_timed(&fx, &mut w, samples).await;
+        print_ingest(&fx, &w, &ingested);
+        flush_and_print(&fx).await;
         // A full-range scan of one series finds its samples in the block.
         let all = ScanRequest {
             profile_type: cpu_profile_type(),
@@ -382,6 +294,127 @@ fn report(rt: &Runtime, title: &str, cfg: &WorkloadConfig, samples: u64) {
         fx.close().await;
     });
     println!();
+}
+
+/// What [`ingest_timed`] appended and how long the appends took.
+struct Ingested {
+    appended: u64,
+    batches: u64,
+    /// Symbols carried by the batches: mappings, functions, locations, stacks.
+    symbols: [u64; 4],
+    wall: Duration,
+    /// Process CPU time (all threads) during the appends.
+    cpu: Duration,
+}
+
+/// Appends at least `samples` samples of `w` (at least one chunk) to `fx`, timing only the
+/// appends: a chunk of 64 batches is generated, then appended.
+async fn ingest_timed(fx: &Fixture, w: &mut Workload, samples: u64) -> Ingested {
+    let mut out = Ingested {
+        appended: 0,
+        batches: 0,
+        symbols: [0; 4],
+        wall: Duration::ZERO,
+        cpu: Duration::ZERO,
+    };
+    while out.batches == 0 || out.appended < samples {
+        let chunk: Vec<SampleBatch> = (0..64).map(|_| w.next_batch()).collect();
+        let (cpu0, t0) = (process_cpu_time(), Instant::now());
+        fx.append_all(&chunk).await;
+        out.wall += t0.elapsed();
+        if let (Some(a), Some(b)) = (cpu0, process_cpu_time()) {
+            out.cpu += b - a;
+        }
+        for b in &chunk {
+            let sym = b.symbols();
+            for (acc, n) in out.symbols.iter_mut().zip([
+                sym.mappings.len(),
+                sym.functions.len(),
+                sym.locations.len(),
+                sym.stacks.len(),
+            ]) {
+                *acc += n as u64;
+            }
+        }
+        out.appended += total_samples(&chunk);
+        out.batches += chunk.len() as u64;
+    }
+    out
+}
+
+/// Prints the ingest rates and the head's and the WAL's sizes.
+fn print_ingest(fx: &Fixture, w: &Workload, i: &Ingested) {
+    let (appended, batches, symbols) = (i.appended, i.batches, &i.symbols);
+    let s = fx.engine.stats();
+    let h = s.head;
+    let per = |bytes: u64, n: u64| bytes as f64 / n as f64;
+    println!(
+        "ingest: {appended} samples in {batches} batches ({:.0} samples/batch), {} rounds; \
+         per batch {:.0} mappings, {:.0} functions, {:.0} locations, {:.0} stacks",
+        per(appended, batches),
+        w.rounds(),
+        per(symbols[0], batches),
+        per(symbols[1], batches),
+        per(symbols[2], batches),
+        per(symbols[3], batches),
+    );
+    println!(
+        "append (fsync never, 1 appender): {:.3} M samples/s wall, {:.3} M samples per \
+         CPU-second ({:.2} s wall, {:.2} s CPU incl. the WAL thread)",
+        appended as f64 / i.wall.as_secs_f64() / 1e6,
+        appended as f64 / i.cpu.as_secs_f64() / 1e6,
+        i.wall.as_secs_f64(),
+        i.cpu.as_secs_f64(),
+    );
+    println!(
+        "head: {} samples, {} series, {} stacks; sample_bytes {} ({:.2} B/sample), \
+         other_bytes {} ({:.2} B/sample), total {:.2} B/sample",
+        h.samples,
+        h.series,
+        h.stacks,
+        h.sample_bytes,
+        per(h.sample_bytes, h.samples),
+        h.other_bytes,
+        per(h.other_bytes, h.samples),
+        per(h.sample_bytes + h.other_bytes, h.samples),
+    );
+    println!(
+        "wal: {} bytes ({:.1} B/sample)",
+        s.wal_bytes,
+        per(s.wal_bytes, h.samples)
+    );
+}
+
+/// Flushes the head into one block and prints the flush rate and the block's sizes, file by
+/// file.
+async fn flush_and_print(fx: &Fixture) {
+    let per = |bytes: u64, n: u64| bytes as f64 / n as f64;
+    let t0 = Instant::now();
+    let meta = fx.engine.flush().await.expect("flush").expect("a block");
+    let flush_time = t0.elapsed();
+    let s = fx.engine.stats();
+    println!(
+        "flush: {:.3} s ({:.2} M samples/s)",
+        flush_time.as_secs_f64(),
+        s.block_samples as f64 / flush_time.as_secs_f64() / 1e6
+    );
+    println!(
+        "block: {} samples, {} bytes total ({:.2} B/sample); samples.parquet {} bytes \
+         ({:.3} B/sample); everything else {:.1} % of the block",
+        s.block_samples,
+        s.block_bytes,
+        per(s.block_bytes, s.block_samples),
+        s.block_sample_bytes,
+        per(s.block_sample_bytes, s.block_samples),
+        100.0 * (s.block_bytes - s.block_sample_bytes) as f64 / s.block_bytes as f64,
+    );
+    for (file, bytes) in &meta.files {
+        println!(
+            "  {file:<18} {bytes:>12} bytes  {:>5.1} %  {:.3} B/sample",
+            100.0 * *bytes as f64 / s.block_bytes as f64,
+            per(*bytes, s.block_samples)
+        );
+    }
 }
 
 fn main() {

@@ -355,16 +355,79 @@ fn merge_report(rt: &Runtime, rows: u64, block_rows: u64, iters: usize) {
         s.block_sample_bytes as f64 / loaded as f64,
     );
     let range = w.rounds_range(0, w.rounds() + 1);
+    let ours = merge_figures(rt, &engine, range, loaded, iters);
+
+    println!("== the same GROUP BY over the blocks' samples.parquet files ==");
+    let files: Vec<String> = sample_files(dir.path())
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    assert_eq!(files.len(), engine.blocks().len());
+    let mut plain = Vec::new();
+    for partitions in [cores, 1] {
+        let (runs, batches) = measure(iters, || {
+            rt.block_on(datafusion_parquet(&files, partitions))
+        });
+        assert_eq!(
+            summarize(&batches, 1),
+            (ours.groups, ours.total),
+            "DataFusion agrees"
+        );
+        println!(
+            "{}",
+            runs.line(
+                &format!("DataFusion read_parquet + SQL, {partitions} partition(s)"),
+                Some(loaded)
+            )
+        );
+        plain.push((partitions, runs));
+    }
+    if duckdb_available() {
+        let glob = format!("{}/blocks/*/samples.parquet", dir.path().display());
+        compare_with_duckdb(&glob, cores, iters, &ours, &plain);
+    } else {
+        println!(
+            "  DuckDB comparison skipped: `python3 -c \"import duckdb\"` fails (pip install duckdb)"
+        );
+    }
+    rt.block_on(engine.close()).expect("close");
+    println!();
+}
+
+/// Strata's side of the merge report: the merge and its parts, timed and printed.
+struct MergeFigures {
+    /// Rows loaded.
+    loaded: u64,
+    /// Distinct stacks in the answer.
+    groups: u64,
+    /// Sum of the values.
+    total: i128,
+    /// The aggregate of the stack sums, without symbols.
+    agg: Runs,
+    /// `QueryEngine::merge`.
+    merge: Runs,
+}
+
+/// Times the engine's scan and stack sums, the aggregates with and without them, symbol
+/// resolution and `QueryEngine::merge` over `range`, checks they agree and prints them and
+/// the merge's target.
+fn merge_figures(
+    rt: &Runtime,
+    engine: &Engine,
+    range: TimeRange,
+    loaded: u64,
+    iters: usize,
+) -> MergeFigures {
     let qe = QueryEngine::new(engine.clone());
     let selector = parse_selector(CPU_PROFILE_TYPE).expect("selector");
     let query = ProfileQuery::new(selector, range);
 
-    let (scan, scanned) = measure(iters, || rt.block_on(scan_all(&engine, range)));
+    let (scan, scanned) = measure(iters, || rt.block_on(scan_all(engine, range)));
     assert_eq!(scanned, loaded, "the scan returns every sample");
-    let (sums, _) = measure(iters, || rt.block_on(stack_sums_only(&engine, range)));
-    let (agg, batches) = measure(iters, || rt.block_on(aggregate_only(&engine, range)));
+    let (sums, _) = measure(iters, || rt.block_on(stack_sums_only(engine, range)));
+    let (agg, batches) = measure(iters, || rt.block_on(aggregate_only(engine, range)));
     let (groups, total) = summarize(&batches, 1);
-    let (agg_rows, row_batches) = measure(iters, || rt.block_on(aggregate_rows(&engine, range)));
+    let (agg_rows, row_batches) = measure(iters, || rt.block_on(aggregate_rows(engine, range)));
     assert_eq!(
         summarize(&row_batches, 1),
         (groups, total),
@@ -389,33 +452,40 @@ fn merge_report(rt: &Runtime, rows: u64, block_rows: u64, iters: usize) {
         symbols.functions.len(),
         symbols.mappings.len()
     );
-    println!(
-        "{}",
-        scan.line("engine.scan (all rows, counted)", Some(loaded))
-    );
-    println!(
-        "{}",
-        sums.line(
-            "engine stack sums, parts in turn (no DataFusion)",
-            Some(loaded)
-        )
-    );
-    println!(
-        "{}",
-        agg.line("aggregate of the stack sums (no symbols)", Some(loaded))
-    );
-    println!(
-        "{}",
-        agg_rows.line("aggregate over the samples table, row by row", Some(loaded))
-    );
-    println!(
-        "{}",
-        resolve.line(&format!("engine.resolve_stacks ({groups} stacks)"), None)
-    );
-    println!(
-        "{}",
-        merge.line("QueryEngine::merge (aggregate + symbols)", Some(loaded))
-    );
+    for (runs, name, rows) in [
+        (
+            &scan,
+            "engine.scan (all rows, counted)".to_owned(),
+            Some(loaded),
+        ),
+        (
+            &sums,
+            "engine stack sums, parts in turn (no DataFusion)".to_owned(),
+            Some(loaded),
+        ),
+        (
+            &agg,
+            "aggregate of the stack sums (no symbols)".to_owned(),
+            Some(loaded),
+        ),
+        (
+            &agg_rows,
+            "aggregate over the samples table, row by row".to_owned(),
+            Some(loaded),
+        ),
+        (
+            &resolve,
+            format!("engine.resolve_stacks ({groups} stacks)"),
+            None,
+        ),
+        (
+            &merge,
+            "QueryEngine::merge (aggregate + symbols)".to_owned(),
+            Some(loaded),
+        ),
+    ] {
+        println!("{}", runs.line(&name, rows));
+    }
     let per_cpu = loaded as f64 / merge.cpu.as_secs_f64();
     println!(
         "  merge target >= {:.0} M rows/s/core: {:.2} M rows per CPU-second: {}",
@@ -423,77 +493,69 @@ fn merge_report(rt: &Runtime, rows: u64, block_rows: u64, iters: usize) {
         per_cpu / 1e6,
         met(per_cpu >= MERGE_TARGET)
     );
+    MergeFigures {
+        loaded,
+        groups,
+        total,
+        agg,
+        merge,
+    }
+}
 
-    println!("== the same GROUP BY over the blocks' samples.parquet files ==");
-    let files: Vec<String> = sample_files(dir.path())
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect();
-    assert_eq!(files.len(), engine.blocks().len());
-    let mut plain = Vec::new();
-    for partitions in [cores, 1] {
-        let (runs, batches) = measure(iters, || {
-            rt.block_on(datafusion_parquet(&files, partitions))
-        });
-        assert_eq!(summarize(&batches, 1), (groups, total), "DataFusion agrees");
+/// DuckDB's GROUP BY over the `glob` files with `cores` threads and 1, checked against and
+/// compared with ours and plain DataFusion's (`plain`: with `cores` partitions, then 1).
+fn compare_with_duckdb(
+    glob: &str,
+    cores: usize,
+    iters: usize,
+    ours: &MergeFigures,
+    plain: &[(usize, Runs)],
+) {
+    let (merge, agg) = (&ours.merge, &ours.agg);
+    let threads = [cores as u32, 1];
+    let duck = duckdb(glob, iters, &threads);
+    for d in &duck {
+        assert_eq!(
+            (d.groups, d.total),
+            (ours.groups, ours.total),
+            "DuckDB agrees"
+        );
         println!(
             "{}",
-            runs.line(
-                &format!("DataFusion read_parquet + SQL, {partitions} partition(s)"),
-                Some(loaded)
+            d.runs.line(
+                &format!("DuckDB {} read_parquet, {} thread(s)", d.version, d.threads),
+                Some(ours.loaded)
             )
         );
-        plain.push((partitions, runs));
     }
-    if duckdb_available() {
-        let glob = format!("{}/blocks/*/samples.parquet", dir.path().display());
-        let threads = [cores as u32, 1];
-        let duck = duckdb(&glob, iters, &threads);
-        for d in &duck {
-            assert_eq!((d.groups, d.total), (groups, total), "DuckDB agrees");
-            println!(
-                "{}",
-                d.runs.line(
-                    &format!("DuckDB {} read_parquet, {} thread(s)", d.version, d.threads),
-                    Some(loaded)
-                )
-            );
-        }
-        let duck_wall = duck[0].runs.median().as_secs_f64();
-        let ratio = |d: Duration| duck_wall / d.as_secs_f64();
-        println!(
-            "  speed relative to DuckDB ({} threads, wall; > 1 = faster): merge {:.2}x, \
-             aggregate without symbols {:.2}x, plain DataFusion ({} partitions) {:.2}x; \
-             target >= 1 (merge): {}",
-            duck[0].threads,
-            ratio(merge.median()),
-            ratio(agg.median()),
-            plain[0].0,
-            ratio(plain[0].1.median()),
-            met(ratio(merge.median()) >= 1.0),
-        );
-        let duck_cpu = duck[0].runs.cpu.as_secs_f64();
-        let cpu_ratio = |d: Duration| duck_cpu / d.as_secs_f64();
-        println!(
-            "  CPU per query relative to DuckDB ({} threads; > 1 = cheaper): merge {:.2}x, \
-             aggregate without symbols {:.2}x, plain DataFusion {:.2}x",
-            duck[0].threads,
-            cpu_ratio(merge.cpu),
-            cpu_ratio(agg.cpu),
-            cpu_ratio(plain[0].1.cpu),
-        );
-        let duck1 = duck[1].runs.median().as_secs_f64();
-        println!(
-            "  1 thread / 1 partition: plain DataFusion {:.2}x DuckDB",
-            duck1 / plain[1].1.median().as_secs_f64()
-        );
-    } else {
-        println!(
-            "  DuckDB comparison skipped: `python3 -c \"import duckdb\"` fails (pip install duckdb)"
-        );
-    }
-    rt.block_on(engine.close()).expect("close");
-    println!();
+    let duck_wall = duck[0].runs.median().as_secs_f64();
+    let ratio = |d: Duration| duck_wall / d.as_secs_f64();
+    println!(
+        "  speed relative to DuckDB ({} threads, wall; > 1 = faster): merge {:.2}x, \
+         aggregate without symbols {:.2}x, plain DataFusion ({} partitions) {:.2}x; \
+         target >= 1 (merge): {}",
+        duck[0].threads,
+        ratio(merge.median()),
+        ratio(agg.median()),
+        plain[0].0,
+        ratio(plain[0].1.median()),
+        met(ratio(merge.median()) >= 1.0),
+    );
+    let duck_cpu = duck[0].runs.cpu.as_secs_f64();
+    let cpu_ratio = |d: Duration| duck_cpu / d.as_secs_f64();
+    println!(
+        "  CPU per query relative to DuckDB ({} threads; > 1 = cheaper): merge {:.2}x, \
+         aggregate without symbols {:.2}x, plain DataFusion {:.2}x",
+        duck[0].threads,
+        cpu_ratio(merge.cpu),
+        cpu_ratio(agg.cpu),
+        cpu_ratio(plain[0].1.cpu),
+    );
+    let duck1 = duck[1].runs.median().as_secs_f64();
+    println!(
+        "  1 thread / 1 partition: plain DataFusion {:.2}x DuckDB",
+        duck1 / plain[1].1.median().as_secs_f64()
+    );
 }
 
 /// A merged profile of every stack of `program`, with heavy-tailed values.

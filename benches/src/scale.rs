@@ -23,7 +23,7 @@ pub mod sustained;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 pub use fleet::{Fleet, FleetConfig, Generated};
@@ -141,112 +141,22 @@ pub async fn run(
         Target::Spawn(bin, parent) => Server::spawn(bin, parent.as_deref()).await?,
         Target::Url(url) => Server::connect(url).await?,
     };
-    let interval = cfg.fleet.interval_ns;
-    let gap_ns = (cfg.span_ns / cfg.rounds.max(1) as i64).max(interval);
-    let now_ns = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i64);
-    // The data ends a minute before the wall clock's now, on an interval boundary.
-    let end_ns = (now_ns - 60_000_000_000) / interval * interval;
-    let timeline = Timeline {
-        start_ns: end_ns - cfg.rounds as i64 * gap_ns,
-        gap_ns,
-    };
+    let timeline = timeline(cfg);
     let counters = Arc::new(push::Progress::default());
     let started = Instant::now();
 
     // Server memory, sampled every 250 ms while pushing.
-    let rss_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let rss_task = {
-        let (stop, counters) = (rss_stop.clone(), counters.clone());
-        let pid = server.pid();
-        let url = server.url.clone();
-        tokio::spawn(async move {
-            let probe = match pid {
-                Some(_) => None,
-                None => Server::connect(&url).await.ok(),
-            };
-            let mut points = Vec::new();
-            while !stop.load(Ordering::Relaxed) {
-                let rss = match (pid, &probe) {
-                    (Some(pid), _) => server::rss_of(pid),
-                    (None, Some(s)) => s.rss_bytes().await,
-                    _ => None,
-                };
-                if let Some(rss_bytes) = rss {
-                    points.push(report::RssPoint {
-                        elapsed_s: started.elapsed().as_secs_f64(),
-                        rows: counters.rows.load(Ordering::Relaxed),
-                        rss_bytes,
-                    });
-                }
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-            points
-        })
-    };
-    let ticker = progress.map(|bar| {
-        let (bar, counters) = (bar.clone(), counters.clone());
-        tokio::spawn(async move {
-            loop {
-                bar.set_position(counters.rows.load(Ordering::Relaxed));
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        })
-    });
-
-    let mut fleet = Fleet::new(cfg.fleet.clone());
-    let mut generated = Generated::default();
-    let mut acked = Generated::default();
-    let mut latencies = Vec::new();
-    let mut verification = report::Verification::default();
-    let mut checkpoints = Vec::new();
-    let mut push_wall = Duration::ZERO;
-    let n_checkpoints = cfg.checkpoints.clamp(1, cfg.rounds.max(1));
-    let mut done = 0u64;
-    for k in 1..=n_checkpoints {
-        let upto = cfg.rounds * k / n_checkpoints;
-        let (f, outcome) = push::push_rounds(
-            &server.url,
-            fleet,
-            done..upto,
-            timeline,
-            cfg.rate,
-            cfg.concurrency.max(1),
-            counters.clone(),
-        )
-        .await?;
-        fleet = f;
-        generated.add(&outcome.generated);
-        acked.add(&outcome.acked);
-        latencies.extend(outcome.latencies_us);
-        verification.failed_requests += outcome.failed;
-        if verification.first_error.is_none() {
-            verification.first_error = outcome.first_error;
-        }
-        push_wall += outcome.wall;
-        let now = if upto == 0 {
-            timeline.start_ns
-        } else {
-            timeline.round_end(upto - 1)
-        };
-        let metrics = server.metrics().await?;
-        let m = |name| server::metric(&metrics, name).map(|v| v as u64);
-        checkpoints.push(report::Checkpoint {
-            rounds: upto,
-            rows: acked.rows,
-            simulated_s: (now - timeline.start_ns) as f64 / 1e9,
-            ingest_rows_per_s: outcome.acked.rows as f64 / outcome.wall.as_secs_f64().max(1e-9),
-            rss_bytes: server.rss_bytes().await,
-            disk_bytes: server.disk_bytes(),
-            block_samples: m("strata_block_samples"),
-            block_bytes: m("strata_block_bytes"),
-            queries: probe::probe(&server, now, cfg.query_repeats).await?,
-        });
-        done = upto;
-    }
-    rss_stop.store(true, Ordering::Relaxed);
-    let rss = rss_task.await.unwrap_or_default();
+    let rss_sampler = RssSampler::start(&server, counters.clone(), started);
+    let ticker = progress.map(|bar| show_progress(bar.clone(), counters.clone()));
+    let Pushed {
+        generated,
+        acked,
+        mut latencies,
+        mut verification,
+        checkpoints,
+        push_wall,
+    } = push_with_checkpoints(cfg, &server, timeline, counters).await?;
+    let rss = rss_sampler.finish().await;
     if let Some(t) = ticker {
         t.abort();
     }
@@ -254,20 +164,7 @@ pub async fn run(
     verification.merged_total = probe::merge_total(&server, timeline.start_ns, end + 1).await?;
 
     // Sizes: once the head has been flushed (it is flushed by age), or at the deadline.
-    let deadline = Instant::now() + Duration::from_secs(cfg.flush_wait_s);
-    let mut head_flushed = false;
-    let mut metrics = server.metrics().await?;
-    loop {
-        if server::metric(&metrics, "strata_head_samples") == Some(0.0) {
-            head_flushed = true;
-            break;
-        }
-        if Instant::now() >= deadline {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        metrics = server.metrics().await?;
-    }
+    let (head_flushed, metrics) = wait_for_flush(&server, cfg.flush_wait_s).await?;
     let block_rows = server::metric(&metrics, "strata_block_samples").unwrap_or(0.0);
     let block_bytes = server::metric(&metrics, "strata_block_bytes").unwrap_or(0.0);
     let rss_final = server.rss_bytes().await.unwrap_or(0);
@@ -285,6 +182,7 @@ pub async fn run(
     let simulated_s = (end - timeline.start_ns) as f64 / 1e9;
     // Real time: the fleet makes a round's rows every interval.
     let rows_per_interval = generated.rows as f64 / cfg.rounds.max(1) as f64;
+    let interval = cfg.fleet.interval_ns;
     let summary = report::Summary {
         ingest_rows_per_s: acked.rows as f64 / secs,
         ingest_values_per_s: acked.value as f64 / secs,
@@ -316,4 +214,179 @@ pub async fn run(
         checkpoints,
         rss,
     })
+}
+
+/// `cfg.rounds` rounds spread over `cfg.span_ns`, the data ending a minute before the wall
+/// clock's now, on an interval boundary.
+fn timeline(cfg: &ScaleConfig) -> Timeline {
+    let interval = cfg.fleet.interval_ns;
+    let gap_ns = (cfg.span_ns / cfg.rounds.max(1) as i64).max(interval);
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64);
+    let end_ns = (now_ns - 60_000_000_000) / interval * interval;
+    Timeline {
+        start_ns: end_ns - cfg.rounds as i64 * gap_ns,
+        gap_ns,
+    }
+}
+
+/// A task sampling the server's RSS every 250 ms until [`RssSampler::finish`].
+struct RssSampler {
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<Vec<report::RssPoint>>,
+}
+
+impl RssSampler {
+    fn start(server: &Server, counters: Arc<push::Progress>, started: Instant) -> RssSampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let pid = server.pid();
+        let url = server.url.clone();
+        let task = tokio::spawn(sample_rss(stop.clone(), counters, pid, url, started));
+        RssSampler { stop, task }
+    }
+
+    /// Stops sampling and returns the samples.
+    async fn finish(self) -> Vec<report::RssPoint> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await.unwrap_or_default()
+    }
+}
+
+/// The sampling loop of [`RssSampler`]: the spawned server's `/proc` status, or a running
+/// server's RSS as it reports it.
+async fn sample_rss(
+    stop: Arc<AtomicBool>,
+    counters: Arc<push::Progress>,
+    pid: Option<u32>,
+    url: String,
+    started: Instant,
+) -> Vec<report::RssPoint> {
+    let probe = match pid {
+        Some(_) => None,
+        None => Server::connect(&url).await.ok(),
+    };
+    let mut points = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        let rss = match (pid, &probe) {
+            (Some(pid), _) => server::rss_of(pid),
+            (None, Some(s)) => s.rss_bytes().await,
+            _ => None,
+        };
+        if let Some(rss_bytes) = rss {
+            points.push(report::RssPoint {
+                elapsed_s: started.elapsed().as_secs_f64(),
+                rows: counters.rows.load(Ordering::Relaxed),
+                rss_bytes,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    points
+}
+
+/// A task showing acknowledged rows on `bar` every 200 ms, until aborted.
+fn show_progress(
+    bar: indicatif::ProgressBar,
+    counters: Arc<push::Progress>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            bar.set_position(counters.rows.load(Ordering::Relaxed));
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+}
+
+/// What the pushes of all checkpoints did.
+struct Pushed {
+    generated: Generated,
+    acked: Generated,
+    /// Per acknowledged call (us), unsorted.
+    latencies: Vec<u64>,
+    /// Failed requests and the first error; `merged_total` not yet known.
+    verification: report::Verification,
+    checkpoints: Vec<report::Checkpoint>,
+    /// Wall time spent pushing, checkpoints' probes not included.
+    push_wall: Duration,
+}
+
+/// Pushes `cfg.rounds` rounds in `cfg.checkpoints` parts, probing the server after each.
+async fn push_with_checkpoints(
+    cfg: &ScaleConfig,
+    server: &Server,
+    timeline: Timeline,
+    counters: Arc<push::Progress>,
+) -> Result<Pushed, Error> {
+    let mut fleet = Fleet::new(cfg.fleet.clone());
+    let mut pushed = Pushed {
+        generated: Generated::default(),
+        acked: Generated::default(),
+        latencies: Vec::new(),
+        verification: report::Verification::default(),
+        checkpoints: Vec::new(),
+        push_wall: Duration::ZERO,
+    };
+    let n_checkpoints = cfg.checkpoints.clamp(1, cfg.rounds.max(1));
+    let mut done = 0u64;
+    for k in 1..=n_checkpoints {
+        let upto = cfg.rounds * k / n_checkpoints;
+        let (f, outcome) = push::push_rounds(
+            &server.url,
+            fleet,
+            done..upto,
+            timeline,
+            cfg.rate,
+            cfg.concurrency.max(1),
+            counters.clone(),
+        )
+        .await?;
+        fleet = f;
+        pushed.generated.add(&outcome.generated);
+        pushed.acked.add(&outcome.acked);
+        pushed.latencies.extend(outcome.latencies_us);
+        let verification = &mut pushed.verification;
+        verification.failed_requests += outcome.failed;
+        if verification.first_error.is_none() {
+            verification.first_error = outcome.first_error;
+        }
+        pushed.push_wall += outcome.wall;
+        let now = if upto == 0 {
+            timeline.start_ns
+        } else {
+            timeline.round_end(upto - 1)
+        };
+        let metrics = server.metrics().await?;
+        let m = |name| server::metric(&metrics, name).map(|v| v as u64);
+        pushed.checkpoints.push(report::Checkpoint {
+            rounds: upto,
+            rows: pushed.acked.rows,
+            simulated_s: (now - timeline.start_ns) as f64 / 1e9,
+            ingest_rows_per_s: outcome.acked.rows as f64 / outcome.wall.as_secs_f64().max(1e-9),
+            rss_bytes: server.rss_bytes().await,
+            disk_bytes: server.disk_bytes(),
+            block_samples: m("strata_block_samples"),
+            block_bytes: m("strata_block_bytes"),
+            queries: probe::probe(server, now, cfg.query_repeats).await?,
+        });
+        done = upto;
+    }
+    Ok(pushed)
+}
+
+/// Waits up to `wait_s` seconds for the head to be flushed (it is flushed by age); returns
+/// whether it was, and the server's last metrics.
+async fn wait_for_flush(server: &Server, wait_s: u64) -> Result<(bool, Vec<(String, f64)>), Error> {
+    let deadline = Instant::now() + Duration::from_secs(wait_s);
+    let mut metrics = server.metrics().await?;
+    loop {
+        if server::metric(&metrics, "strata_head_samples") == Some(0.0) {
+            return Ok((true, metrics));
+        }
+        if Instant::now() >= deadline {
+            return Ok((false, metrics));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        metrics = server.metrics().await?;
+    }
 }

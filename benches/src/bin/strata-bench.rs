@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use strata_benches::scale::sustained::{self, SustainedConfig};
-use strata_benches::scale::{self, Preset, Rate, Report, Target, plot, report};
+use strata_benches::scale::{self, Preset, Rate, Report, ScaleConfig, Target, plot, report};
 
 #[derive(Parser)]
 #[command(name = "strata-bench", about = "Scale benchmark of strata server")]
@@ -175,6 +175,58 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn run(a: RunArgs) -> anyhow::Result<()> {
+    let (cfg, name) = scale_config(&a)?;
+    let target = match a.server {
+        Some(url) => Target::Url(url),
+        None => Target::Spawn(
+            scale::server::find_strata(a.strata_bin.as_deref())?,
+            a.data_parent,
+        ),
+    };
+    if let (Some(duration), Some(limit)) = (a.duration, a.memory_limit) {
+        let mut s = SustainedConfig::new(cfg.fleet.nodes, duration.as_secs_f64(), limit);
+        s.fleet = cfg.fleet.clone();
+        s.rate = cfg.rate;
+        s.concurrency = cfg.concurrency;
+        s.enforce = !a.no_cgroup;
+        s.max_error_fraction = a.max_error_fraction;
+        if let Some(w) = a.window {
+            s.window_s = w.as_secs_f64();
+        }
+        let name = match a.name {
+            Some(n) => n,
+            None => format!("sustained-{}", s.fleet.nodes),
+        };
+        return sustained(&s, &target, &a.out, &name, a.quiet).await;
+    }
+    let bar = scale_progress_bar(&cfg, a.quiet)?;
+    let report = scale::run(&cfg, &target, Some(&bar)).await?;
+    bar.finish_and_clear();
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let json = a.out.join(format!("{name}.json"));
+    std::fs::write(&json, serde_json::to_vec_pretty(&report)?)
+        .with_context(|| format!("writing {}", json.display()))?;
+    let md = report::markdown(&report);
+    std::fs::write(a.out.join(format!("{name}.md")), &md)?;
+    let charts = plot::run_charts(&report, &a.out, &name)?;
+    println!("{md}");
+    println!("wrote {} and {}", json.display(), display_all(&charts));
+    let v = &report.verification;
+    if v.failed_requests > 0 || v.merged_total != report.acked.value as f64 {
+        bail!(
+            "verification failed: {} failed requests ({:?}); merged total {} vs {} pushed",
+            v.failed_requests,
+            v.first_error,
+            v.merged_total,
+            report.acked.value
+        );
+    }
+    Ok(())
+}
+
+/// The run's config (the preset, then the options that override it) and the output files'
+/// name.
+fn scale_config(a: &RunArgs) -> anyhow::Result<(ScaleConfig, String)> {
     let (preset, name) = match (a.preset, a.nodes) {
         (Some(PresetName::Tiny), _) => (Preset::Tiny, "tiny".to_owned()),
         (Some(PresetName::Small), _) => (Preset::Small, "small".to_owned()),
@@ -214,34 +266,17 @@ async fn run(a: RunArgs) -> anyhow::Result<()> {
             _ => bail!("--rate: `max` or a positive multiple of real time, not {f:?}"),
         },
     };
-    let target = match a.server {
-        Some(url) => Target::Url(url),
-        None => Target::Spawn(
-            scale::server::find_strata(a.strata_bin.as_deref())?,
-            a.data_parent,
-        ),
-    };
-    if let (Some(duration), Some(limit)) = (a.duration, a.memory_limit) {
-        let mut s = SustainedConfig::new(cfg.fleet.nodes, duration.as_secs_f64(), limit);
-        s.fleet = cfg.fleet.clone();
-        s.rate = cfg.rate;
-        s.concurrency = cfg.concurrency;
-        s.enforce = !a.no_cgroup;
-        s.max_error_fraction = a.max_error_fraction;
-        if let Some(w) = a.window {
-            s.window_s = w.as_secs_f64();
-        }
-        let name = match a.name {
-            Some(n) => n,
-            None => format!("sustained-{}", s.fleet.nodes),
-        };
-        return sustained(&s, &target, &a.out, &name, a.quiet).await;
-    }
+    Ok((cfg, name))
+}
+
+/// The scale run's progress bar, in sample rows against an estimate of what the fleet
+/// generates.
+fn scale_progress_bar(cfg: &ScaleConfig, quiet: bool) -> anyhow::Result<indicatif::ProgressBar> {
     // Rows expected: about what the fleet generates; the bar's length is an estimate.
     let f = &cfg.fleet;
     let estimate = cfg.rounds as f64 * f.nodes as f64 * f.processes as f64 * 35.0;
     let bar = indicatif::ProgressBar::new(estimate as u64);
-    if a.quiet {
+    if quiet {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
     bar.set_style(
@@ -255,28 +290,7 @@ async fn run(a: RunArgs) -> anyhow::Result<()> {
         "{} nodes x {} processes, {} rounds",
         f.nodes, f.processes, cfg.rounds
     ));
-    let report = scale::run(&cfg, &target, Some(&bar)).await?;
-    bar.finish_and_clear();
-    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
-    let json = a.out.join(format!("{name}.json"));
-    std::fs::write(&json, serde_json::to_vec_pretty(&report)?)
-        .with_context(|| format!("writing {}", json.display()))?;
-    let md = report::markdown(&report);
-    std::fs::write(a.out.join(format!("{name}.md")), &md)?;
-    let charts = plot::run_charts(&report, &a.out, &name)?;
-    println!("{md}");
-    println!("wrote {} and {}", json.display(), display_all(&charts));
-    let v = &report.verification;
-    if v.failed_requests > 0 || v.merged_total != report.acked.value as f64 {
-        bail!(
-            "verification failed: {} failed requests ({:?}); merged total {} vs {} pushed",
-            v.failed_requests,
-            v.first_error,
-            v.merged_total,
-            report.acked.value
-        );
-    }
-    Ok(())
+    Ok(bar)
 }
 
 async fn sustained(

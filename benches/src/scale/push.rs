@@ -88,82 +88,17 @@ pub async fn push_rounds(
     concurrency: usize,
     progress: Arc<Progress>,
 ) -> Result<(Fleet, PushOutcome), Error> {
-    let channel = Channel::from_shared(url.to_owned())
-        .map_err(|e| Error::Server(format!("{url}: {e}")))?
-        .connect()
-        .await
-        .map_err(|e| Error::Server(format!("connecting to {url}: {e}")))?;
-    let client = ProfileStoreServiceClient::new(channel)
-        .max_decoding_message_size(64 << 20)
-        .max_encoding_message_size(256 << 20);
+    let client = connect(url).await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<(WriteRawRequest, Generated)>(concurrency * 2);
     let started = Instant::now();
-    let interval_ns = fleet.config().interval_ns;
-    let progress_gen = progress.clone();
-    let producer = std::thread::spawn(move || {
-        let mut fleet = fleet;
-        let mut generated = Generated::default();
-        let nodes = fleet.config().nodes;
-        let program = fleet.program().clone();
-        let mut encoder = PprofEncoder::new(&program);
-        let stop = &progress_gen.stop;
-        for (i, round) in rounds.clone().enumerate() {
-            for node in 0..nodes {
-                if let Rate::Realtime(factor) = rate {
-                    let phase = (i as f64 + node as f64 / nodes as f64) * interval_ns as f64;
-                    let due = started + Duration::from_nanos((phase / factor) as u64);
-                    // In slices, so a stop is seen while waiting.
-                    loop {
-                        let now = Instant::now();
-                        if due <= now || stop.load(Ordering::Relaxed) {
-                            break;
-                        }
-                        std::thread::sleep((due - now).min(Duration::from_millis(100)));
-                    }
-                }
-                if stop.load(Ordering::Relaxed) {
-                    return (fleet, generated);
-                }
-                let (req, g) = fleet.request(&mut encoder, node, round, timeline.round_end(round));
-                generated.add(&g);
-                if tx.blocking_send((req, g)).is_err() {
-                    return (fleet, generated);
-                }
-            }
-        }
-        (fleet, generated)
-    });
+    let producer = {
+        let stop = progress.clone();
+        std::thread::spawn(move || generate(fleet, rounds, timeline, rate, started, &stop.stop, tx))
+    };
     let rx = Arc::new(tokio::sync::Mutex::new(rx));
-    let mut workers = Vec::with_capacity(concurrency);
-    for _ in 0..concurrency {
-        let rx = rx.clone();
-        let mut client = client.clone();
-        let progress = progress.clone();
-        workers.push(tokio::spawn(async move {
-            let mut out = PushOutcome::default();
-            loop {
-                let next = rx.lock().await.recv().await;
-                let Some((req, g)) = next else { break };
-                let t = Instant::now();
-                match client.write_raw(req).await {
-                    Ok(_) => {
-                        out.latencies_us.push(t.elapsed().as_micros() as u64);
-                        out.acked_at_ms.push(started.elapsed().as_millis() as u64);
-                        out.acked.add(&g);
-                        progress.requests.fetch_add(1, Ordering::Relaxed);
-                        progress.rows.fetch_add(g.rows, Ordering::Relaxed);
-                    }
-                    Err(e) => {
-                        out.failed += 1;
-                        out.failed_at_ms.push(started.elapsed().as_millis() as u64);
-                        progress.failed.fetch_add(1, Ordering::Relaxed);
-                        out.first_error.get_or_insert_with(|| e.to_string());
-                    }
-                }
-            }
-            out
-        }));
-    }
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| tokio::spawn(send(rx.clone(), client.clone(), progress.clone(), started)))
+        .collect();
     let mut outcome = PushOutcome::default();
     for w in workers {
         let o = w
@@ -184,4 +119,95 @@ pub async fn push_rounds(
     outcome.generated = generated;
     outcome.wall = started.elapsed();
     Ok((fleet, outcome))
+}
+
+/// A `WriteRaw` client on one HTTP/2 connection to `url`.
+async fn connect(url: &str) -> Result<ProfileStoreServiceClient<Channel>, Error> {
+    let channel = Channel::from_shared(url.to_owned())
+        .map_err(|e| Error::Server(format!("{url}: {e}")))?
+        .connect()
+        .await
+        .map_err(|e| Error::Server(format!("connecting to {url}: {e}")))?;
+    Ok(ProfileStoreServiceClient::new(channel)
+        .max_decoding_message_size(64 << 20)
+        .max_encoding_message_size(256 << 20))
+}
+
+/// The generator thread: builds every node's request of `rounds` into `tx`, each node at its
+/// phase of the round when the rate is real time, until the rounds are done, `stop` is set
+/// or the senders are gone. Returns the fleet and what it generated.
+fn generate(
+    mut fleet: Fleet,
+    rounds: std::ops::Range<u64>,
+    timeline: Timeline,
+    rate: Rate,
+    started: Instant,
+    stop: &AtomicBool,
+    tx: tokio::sync::mpsc::Sender<(WriteRawRequest, Generated)>,
+) -> (Fleet, Generated) {
+    let mut generated = Generated::default();
+    let nodes = fleet.config().nodes;
+    let interval_ns = fleet.config().interval_ns;
+    let program = fleet.program().clone();
+    let mut encoder = PprofEncoder::new(&program);
+    for (i, round) in rounds.enumerate() {
+        for node in 0..nodes {
+            if let Rate::Realtime(factor) = rate {
+                let phase = (i as f64 + node as f64 / nodes as f64) * interval_ns as f64;
+                let due = started + Duration::from_nanos((phase / factor) as u64);
+                wait_until(due, stop);
+            }
+            if stop.load(Ordering::Relaxed) {
+                return (fleet, generated);
+            }
+            let (req, g) = fleet.request(&mut encoder, node, round, timeline.round_end(round));
+            generated.add(&g);
+            if tx.blocking_send((req, g)).is_err() {
+                return (fleet, generated);
+            }
+        }
+    }
+    (fleet, generated)
+}
+
+/// Sleeps until `due`, in slices, so a stop is seen while waiting.
+fn wait_until(due: Instant, stop: &AtomicBool) {
+    loop {
+        let now = Instant::now();
+        if due <= now || stop.load(Ordering::Relaxed) {
+            break;
+        }
+        std::thread::sleep((due - now).min(Duration::from_millis(100)));
+    }
+}
+
+/// One sender task: sends requests from `rx` until it is closed, timing each call.
+async fn send(
+    rx: Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<(WriteRawRequest, Generated)>>>,
+    mut client: ProfileStoreServiceClient<Channel>,
+    progress: Arc<Progress>,
+    started: Instant,
+) -> PushOutcome {
+    let mut out = PushOutcome::default();
+    loop {
+        let next = rx.lock().await.recv().await;
+        let Some((req, g)) = next else { break };
+        let t = Instant::now();
+        match client.write_raw(req).await {
+            Ok(_) => {
+                out.latencies_us.push(t.elapsed().as_micros() as u64);
+                out.acked_at_ms.push(started.elapsed().as_millis() as u64);
+                out.acked.add(&g);
+                progress.requests.fetch_add(1, Ordering::Relaxed);
+                progress.rows.fetch_add(g.rows, Ordering::Relaxed);
+            }
+            Err(e) => {
+                out.failed += 1;
+                out.failed_at_ms.push(started.elapsed().as_millis() as u64);
+                progress.failed.fetch_add(1, Ordering::Relaxed);
+                out.first_error.get_or_insert_with(|| e.to_string());
+            }
+        }
+    }
+    out
 }

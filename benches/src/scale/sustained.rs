@@ -14,7 +14,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::cgroup::{self, Cgroup};
@@ -252,120 +252,17 @@ pub async fn run(
     progress: Option<&indicatif::ProgressBar>,
 ) -> Result<SustainedReport, Error> {
     let budget = MemoryBudget::for_limit(cfg.memory_limit_bytes);
-    let cgroup = match target {
-        Target::Spawn(..) if cfg.enforce => Some(Cgroup::create(cfg.memory_limit_bytes, None)?),
-        _ => None,
-    };
-    let mut server = match target {
-        Target::Spawn(bin, parent) => {
-            let procs = cgroup.as_ref().map(Cgroup::procs_file);
-            Server::spawn_with(
-                bin,
-                parent.as_deref(),
-                &budget.server_yaml(),
-                procs.as_deref(),
-            )
-            .await?
-        }
-        Target::Url(url) => Server::connect(url).await?,
-    };
-    if let (Some(cg), Some(pid)) = (&cgroup, server.pid()) {
-        // The server put itself there before exec; check.
-        let procs = std::fs::read_to_string(cg.procs_file()).unwrap_or_default();
-        if !procs.lines().any(|l| l.trim() == pid.to_string()) {
-            cg.add(pid)?;
-        }
-    }
+    let (mut server, cgroup) = start_server(cfg, target, &budget).await?;
     let cgroup = cgroup.map(Arc::new);
 
-    let interval = cfg.fleet.interval_ns;
-    let now_ns = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i64);
-    // Round r ends at start + (r + 1) x interval. At real time that is when it is pushed;
-    // faster, the data starts as far back as the run can reach, so it never lies ahead of the
-    // wall clock.
-    let ahead_s = match cfg.rate {
-        Rate::Realtime(f) => cfg.duration_s * (f - 1.0).max(0.0),
-        Rate::Max => cfg.duration_s * 20.0,
-    };
-    let start_ns = (now_ns - (ahead_s * 1e9) as i64) / interval * interval - interval;
-    let timeline = Timeline {
-        start_ns,
-        gap_ns: interval,
-    };
+    let timeline = timeline(cfg);
     let counters = Arc::new(push::Progress::default());
     let started = Instant::now();
 
     // Memory and the head, sampled while pushing; stops pushing if the server goes away.
-    let sampler_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let sampler = {
-        let (stop, counters, cgroup) = (sampler_stop.clone(), counters.clone(), cgroup.clone());
-        let pid = server.pid();
-        let url = server.url.clone();
-        tokio::spawn(async move {
-            let probe = Server::connect(&url).await.ok();
-            let mut points = Vec::new();
-            let (mut head_bytes, mut blocks) = (None, None);
-            let mut tick = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                if tick.is_multiple_of(4)
-                    && let Some(p) = &probe
-                    && let Ok(m) = p.metrics().await
-                {
-                    head_bytes = server::metric(&m, "strata_head_bytes").map(|v| v as u64);
-                    blocks = server::metric(&m, "strata_blocks").map(|v| v as u64);
-                }
-                tick += 1;
-                let rss = match (pid, &probe) {
-                    (Some(pid), _) => server::rss_of(pid),
-                    (None, Some(s)) => s.rss_bytes().await,
-                    _ => None,
-                };
-                match rss {
-                    Some(rss_bytes) => points.push(MemPoint {
-                        elapsed_s: started.elapsed().as_secs_f64(),
-                        rows: counters.rows.load(Ordering::Relaxed),
-                        rss_bytes,
-                        cgroup_bytes: cgroup.as_ref().and_then(|c| c.current()),
-                        anon_bytes: cgroup.as_ref().and_then(|c| c.anon()),
-                        head_bytes,
-                        blocks,
-                    }),
-                    // A spawned server without a VmRSS: it exited (or is a zombie).
-                    None if pid.is_some() => {
-                        counters.stop.store(true, Ordering::Relaxed);
-                        break;
-                    }
-                    None => {}
-                }
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-            points
-        })
-    };
-    let deadline = {
-        let counters = counters.clone();
-        let d = Duration::from_secs_f64(cfg.duration_s);
-        tokio::spawn(async move {
-            tokio::time::sleep(d).await;
-            counters.stop.store(true, Ordering::Relaxed);
-        })
-    };
-    let ticker = progress.map(|bar| {
-        let (bar, counters) = (bar.clone(), counters.clone());
-        tokio::spawn(async move {
-            loop {
-                bar.set_position(started.elapsed().as_secs());
-                bar.set_message(format!(
-                    "{} rows acknowledged, {} failed",
-                    si(counters.rows.load(Ordering::Relaxed) as f64),
-                    counters.failed.load(Ordering::Relaxed)
-                ));
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-        })
-    });
+    let sampler = MemorySampler::start(&server, counters.clone(), cgroup.clone(), started);
+    let deadline = stop_after(cfg.duration_s, counters.clone());
+    let ticker = progress.map(|bar| show_progress(bar.clone(), counters.clone(), started));
 
     let fleet = Fleet::new(cfg.fleet.clone());
     let pushed = push::push_rounds(
@@ -386,13 +283,12 @@ pub async fn run(
     let mut failures = Vec::new();
     let mut summary = SustainedSummary::default();
     let outcome = match pushed {
-        Ok((_, o)) => Some(o),
+        Ok((_, o)) => o,
         Err(e) => {
             failures.push(format!("pushing: {e}"));
-            None
+            push::PushOutcome::default()
         }
     };
-    let outcome = outcome.unwrap_or_default();
     // Rounds begun (the last one possibly cut short by the deadline).
     let rounds = outcome
         .generated
@@ -400,34 +296,58 @@ pub async fn run(
         .div_ceil(cfg.fleet.nodes.max(1) as u64);
     let end_ns = timeline.round_end(rounds.max(1) - 1);
     if cfg.verify && server.exit_status().is_none() && outcome.acked.requests > 0 {
-        // In slices of about `VERIFY_SLICE_ROWS` rows: a merge's working memory grows with
-        // the rows it reads, and this checks what was stored, not how big a query fits.
-        let per_round = (outcome.generated.rows / rounds.max(1)).max(1);
-        let step = (VERIFY_SLICE_ROWS / per_round).max(1);
-        let at = |r: u64| timeline.start_ns + r as i64 * interval;
-        let mut total = 0.0;
-        let mut r0 = 0;
-        while r0 < rounds {
-            let r1 = (r0 + step).min(rounds);
-            match super::probe::merge_total(&server, at(r0), at(r1)).await {
-                Ok(t) => total += t,
-                Err(e) => {
-                    failures.push(format!("verification query: {e}"));
-                    break;
-                }
-            }
-            r0 = r1;
-        }
-        if r0 >= rounds {
-            summary.merged_total = Some(total);
-        }
+        summary.merged_total = verify(
+            &server,
+            timeline,
+            rounds,
+            outcome.generated.rows,
+            &mut failures,
+        )
+        .await;
     }
-    sampler_stop.store(true, Ordering::Relaxed);
-    let memory = sampler.await.unwrap_or_default();
+    let memory = sampler.finish().await;
     if let Some(t) = ticker {
         t.abort();
     }
-    let hwm = server.pid().and_then(server::hwm_of).max(hwm_push);
+    let (hwm, version) = shut_down(server, cgroup, &mut summary);
+    let hwm = hwm.max(hwm_push);
+
+    let secs = wall.as_secs_f64().max(1e-9);
+    let measured = Measured {
+        outcome: &outcome,
+        memory: &memory,
+        secs,
+        simulated_s: (end_ns - timeline.start_ns) as f64 / 1e9,
+        rounds,
+        hwm,
+        hwm_push,
+        cgroup_peak_push,
+    };
+    summarize(&mut summary, cfg, &measured);
+    let windows = windows(cfg, &outcome, &memory, secs);
+    failures.extend(verdict(cfg, &summary, &outcome));
+    Ok(SustainedReport {
+        config: cfg.clone(),
+        budget,
+        cgroup: version,
+        generated: outcome.generated,
+        acked: outcome.acked,
+        summary,
+        windows,
+        memory,
+        failures,
+    })
+}
+
+/// Reads the server's exit status and the cgroup's peak charge, limit, OOM kills and limit
+/// hits into the summary, stops the server and removes the cgroup. Returns the server's
+/// `VmHWM` before it stopped and the cgroup interface used.
+fn shut_down(
+    mut server: Server,
+    cgroup: Option<Arc<Cgroup>>,
+    summary: &mut SustainedSummary,
+) -> (Option<u64>, Option<cgroup::Version>) {
+    let hwm = server.pid().and_then(server::hwm_of);
     summary.server_exit = server.exit_status().map(|s| s.to_string());
     if let Some(cg) = &cgroup {
         summary.cgroup_peak_bytes = cg.peak();
@@ -440,14 +360,235 @@ pub async fn run(
     // The server has exited: the cgroup can go.
     let version = cgroup.as_ref().map(|c| c.version());
     drop(cgroup);
+    (hwm, version)
+}
 
-    let secs = wall.as_secs_f64().max(1e-9);
-    let (generated, acked) = (outcome.generated, outcome.acked);
+/// Starts (or connects to) the server with the budget's config, in a memory cgroup limited
+/// to the budget's limit when the server is spawned and the limit enforced.
+async fn start_server(
+    cfg: &SustainedConfig,
+    target: &Target,
+    budget: &MemoryBudget,
+) -> Result<(Server, Option<Cgroup>), Error> {
+    let cgroup = match target {
+        Target::Spawn(..) if cfg.enforce => Some(Cgroup::create(cfg.memory_limit_bytes, None)?),
+        _ => None,
+    };
+    let server = match target {
+        Target::Spawn(bin, parent) => {
+            let procs = cgroup.as_ref().map(Cgroup::procs_file);
+            Server::spawn_with(
+                bin,
+                parent.as_deref(),
+                &budget.server_yaml(),
+                procs.as_deref(),
+            )
+            .await?
+        }
+        Target::Url(url) => Server::connect(url).await?,
+    };
+    if let (Some(cg), Some(pid)) = (&cgroup, server.pid()) {
+        // The server put itself there before exec; check.
+        let procs = std::fs::read_to_string(cg.procs_file()).unwrap_or_default();
+        if !procs.lines().any(|l| l.trim() == pid.to_string()) {
+            cg.add(pid)?;
+        }
+    }
+    Ok((server, cgroup))
+}
+
+/// Consecutive intervals ending now: round r ends at start + (r + 1) x interval. At real
+/// time that is when it is pushed; faster, the data starts as far back as the run can
+/// reach, so it never lies ahead of the wall clock.
+fn timeline(cfg: &SustainedConfig) -> Timeline {
+    let interval = cfg.fleet.interval_ns;
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64);
+    let ahead_s = match cfg.rate {
+        Rate::Realtime(f) => cfg.duration_s * (f - 1.0).max(0.0),
+        Rate::Max => cfg.duration_s * 20.0,
+    };
+    let start_ns = (now_ns - (ahead_s * 1e9) as i64) / interval * interval - interval;
+    Timeline {
+        start_ns,
+        gap_ns: interval,
+    }
+}
+
+/// A task sampling the server's memory every 250 ms and its head and blocks (`/metrics`)
+/// every second until [`MemorySampler::finish`]; it stops the push if a spawned server goes
+/// away.
+struct MemorySampler {
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<Vec<MemPoint>>,
+}
+
+impl MemorySampler {
+    fn start(
+        server: &Server,
+        counters: Arc<push::Progress>,
+        cgroup: Option<Arc<Cgroup>>,
+        started: Instant,
+    ) -> MemorySampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let pid = server.pid();
+        let url = server.url.clone();
+        let task = tokio::spawn(sample_memory(
+            stop.clone(),
+            counters,
+            cgroup,
+            pid,
+            url,
+            started,
+        ));
+        MemorySampler { stop, task }
+    }
+
+    /// Stops sampling and returns the samples.
+    async fn finish(self) -> Vec<MemPoint> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await.unwrap_or_default()
+    }
+}
+
+/// The sampling loop of [`MemorySampler`].
+async fn sample_memory(
+    stop: Arc<AtomicBool>,
+    counters: Arc<push::Progress>,
+    cgroup: Option<Arc<Cgroup>>,
+    pid: Option<u32>,
+    url: String,
+    started: Instant,
+) -> Vec<MemPoint> {
+    let probe = Server::connect(&url).await.ok();
+    let mut points = Vec::new();
+    let (mut head_bytes, mut blocks) = (None, None);
+    let mut tick = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        if tick.is_multiple_of(4)
+            && let Some(p) = &probe
+            && let Ok(m) = p.metrics().await
+        {
+            head_bytes = server::metric(&m, "strata_head_bytes").map(|v| v as u64);
+            blocks = server::metric(&m, "strata_blocks").map(|v| v as u64);
+        }
+        tick += 1;
+        let rss = match (pid, &probe) {
+            (Some(pid), _) => server::rss_of(pid),
+            (None, Some(s)) => s.rss_bytes().await,
+            _ => None,
+        };
+        match rss {
+            Some(rss_bytes) => points.push(MemPoint {
+                elapsed_s: started.elapsed().as_secs_f64(),
+                rows: counters.rows.load(Ordering::Relaxed),
+                rss_bytes,
+                cgroup_bytes: cgroup.as_ref().and_then(|c| c.current()),
+                anon_bytes: cgroup.as_ref().and_then(|c| c.anon()),
+                head_bytes,
+                blocks,
+            }),
+            // A spawned server without a VmRSS: it exited (or is a zombie).
+            None if pid.is_some() => {
+                counters.stop.store(true, Ordering::Relaxed);
+                break;
+            }
+            None => {}
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    points
+}
+
+/// A task that stops the push after `duration_s` seconds.
+fn stop_after(duration_s: f64, counters: Arc<push::Progress>) -> tokio::task::JoinHandle<()> {
+    let d = Duration::from_secs_f64(duration_s);
+    tokio::spawn(async move {
+        tokio::time::sleep(d).await;
+        counters.stop.store(true, Ordering::Relaxed);
+    })
+}
+
+/// A task showing elapsed seconds and acknowledged rows on `bar` every 500 ms, until aborted.
+fn show_progress(
+    bar: indicatif::ProgressBar,
+    counters: Arc<push::Progress>,
+    started: Instant,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            bar.set_position(started.elapsed().as_secs());
+            bar.set_message(format!(
+                "{} rows acknowledged, {} failed",
+                si(counters.rows.load(Ordering::Relaxed) as f64),
+                counters.failed.load(Ordering::Relaxed)
+            ));
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    })
+}
+
+/// The total of a merge over the `rounds` rounds pushed, or `None` (with the failure in
+/// `failures`) if a query failed. In slices of about `VERIFY_SLICE_ROWS` rows: a merge's
+/// working memory grows with the rows it reads, and this checks what was stored, not how big
+/// a query fits.
+async fn verify(
+    server: &Server,
+    timeline: Timeline,
+    rounds: u64,
+    generated_rows: u64,
+    failures: &mut Vec<String>,
+) -> Option<f64> {
+    let per_round = (generated_rows / rounds.max(1)).max(1);
+    let step = (VERIFY_SLICE_ROWS / per_round).max(1);
+    let at = |r: u64| timeline.start_ns + r as i64 * timeline.gap_ns;
+    let mut total = 0.0;
+    let mut r0 = 0;
+    while r0 < rounds {
+        let r1 = (r0 + step).min(rounds);
+        match super::probe::merge_total(server, at(r0), at(r1)).await {
+            Ok(t) => total += t,
+            Err(e) => {
+                failures.push(format!("verification query: {e}"));
+                break;
+            }
+        }
+        r0 = r1;
+    }
+    (r0 >= rounds).then_some(total)
+}
+
+/// What a run measured, for [`summarize`].
+struct Measured<'a> {
+    /// The push's outcome.
+    outcome: &'a push::PushOutcome,
+    /// The memory samples.
+    memory: &'a [MemPoint],
+    /// Wall time spent pushing (s).
+    secs: f64,
+    /// Simulated time covered (s).
+    simulated_s: f64,
+    /// Rounds begun.
+    rounds: u64,
+    /// The server's `VmHWM` at the end.
+    hwm: Option<u64>,
+    /// The same at the end of pushing.
+    hwm_push: Option<u64>,
+    /// The cgroup's peak charge at the end of pushing.
+    cgroup_peak_push: Option<u64>,
+}
+
+/// Fills in the headline figures from what the run measured.
+fn summarize(summary: &mut SustainedSummary, cfg: &SustainedConfig, m: &Measured) {
+    let (outcome, memory, secs) = (m.outcome, m.memory, m.secs);
+    let (generated, acked) = (&outcome.generated, &outcome.acked);
+    let interval = cfg.fleet.interval_ns;
     let mut lat = outcome.latencies_us.clone();
     lat.sort_unstable();
-    let rows_per_interval = generated.rows as f64 / rounds.max(1) as f64;
+    let rows_per_interval = generated.rows as f64 / m.rounds.max(1) as f64;
     summary.wall_s = secs;
-    summary.simulated_s = (end_ns - timeline.start_ns) as f64 / 1e9;
+    summary.simulated_s = m.simulated_s;
     summary.rows_per_s = acked.rows as f64 / secs;
     summary.values_per_s = acked.value as f64 / secs;
     summary.realtime_factor =
@@ -458,27 +599,35 @@ pub async fn run(
     summary.ack_p50_ms = percentile(&lat, 50.0) as f64 / 1e3;
     summary.ack_p99_ms = percentile(&lat, 99.0) as f64 / 1e3;
     summary.ack_max_ms = lat.last().map_or(0.0, |&v| v as f64 / 1e3);
-    summary.rss_hwm_bytes = hwm;
+    summary.rss_hwm_bytes = m.hwm;
     summary.rss_peak_bytes = memory
         .iter()
         .map(|p| p.rss_bytes)
-        .chain(hwm)
+        .chain(m.hwm)
         .max()
         .unwrap_or(0);
     summary.rss_peak_push_bytes = memory
         .iter()
         .filter(|p| p.elapsed_s <= secs)
         .map(|p| p.rss_bytes)
-        .chain(hwm_push)
+        .chain(m.hwm_push)
         .max()
         .unwrap_or(0);
-    summary.cgroup_peak_push_bytes = cgroup_peak_push;
+    summary.cgroup_peak_push_bytes = m.cgroup_peak_push;
     summary.anon_peak_bytes = memory.iter().filter_map(|p| p.anon_bytes).max();
     summary.head_peak_bytes = memory.iter().filter_map(|p| p.head_bytes).max();
     summary.blocks = memory.iter().rev().find_map(|p| p.blocks);
-    let windows = windows(cfg, &outcome, &memory, secs);
+}
 
-    // The verdict.
+/// Why the run failed, from its summary: the server exited or was OOM-killed, its RSS
+/// reached the limit, too many pushes failed, none was acknowledged, or the merge disagrees.
+fn verdict(
+    cfg: &SustainedConfig,
+    summary: &SustainedSummary,
+    outcome: &push::PushOutcome,
+) -> Vec<String> {
+    let (generated, acked) = (&outcome.generated, &outcome.acked);
+    let mut failures = Vec::new();
     let limit = cfg.memory_limit_bytes;
     if let Some(exit) = &summary.server_exit {
         failures.push(format!("the server exited during the run: {exit}"));
@@ -516,17 +665,7 @@ pub async fn run(
             acked.value
         ));
     }
-    Ok(SustainedReport {
-        config: cfg.clone(),
-        budget,
-        cgroup: version,
-        generated,
-        acked,
-        summary,
-        windows,
-        memory,
-        failures,
-    })
+    failures
 }
 
 /// Buckets acknowledgements, failures and memory samples into `cfg.window_s` windows.
@@ -586,7 +725,7 @@ fn mib(b: u64) -> String {
 /// The report as markdown: the verdict, the headline figures and the time series.
 pub fn markdown(r: &SustainedReport) -> String {
     use std::fmt::Write;
-    let (c, s) = (&r.config, &r.summary);
+    let c = &r.config;
     let mut out = String::new();
     let rate = match c.rate {
         Rate::Max => "max".to_owned(),
@@ -606,8 +745,34 @@ pub fn markdown(r: &SustainedReport) -> String {
         format!("**FAIL**: {}", r.failures.join("; "))
     };
     let _ = writeln!(out, "{verdict}\n");
-    let opt = |v: Option<u64>| v.map_or("-".to_owned(), mib);
-    let rows = [
+    out.push_str("| | |\n|---|---|\n");
+    for (k, v) in headline_rows(r) {
+        let _ = writeln!(out, "| {k} | {v} |");
+    }
+    let b = &r.budget;
+    let _ = writeln!(
+        out,
+        "\nServer config for the limit: head.max_bytes {}, block.symbol_cache_bytes {}, \
+         compaction.merge_chunk_rows {}, wal.group_commit_bytes {}; cgroup: {}.\n",
+        mib(b.head_max_bytes),
+        mib(b.symbol_cache_bytes),
+        b.merge_chunk_rows,
+        mib(b.group_commit_bytes),
+        r.cgroup.map_or("not enforced".into(), |v| format!("{v:?}")),
+    );
+    windows_table(&mut out, &r.windows);
+    out
+}
+
+/// `Some(bytes)` in MiB, or `-`.
+fn opt_mib(v: Option<u64>) -> String {
+    v.map_or("-".to_owned(), mib)
+}
+
+/// The markdown report's headline figures, as (what, figure).
+fn headline_rows(r: &SustainedReport) -> Vec<(&'static str, String)> {
+    let (c, s) = (&r.config, &r.summary);
+    vec![
         ("pushing (wall)", format!("{:.0} s", s.wall_s)),
         ("simulated time", format!("{:.0} s", s.simulated_s)),
         (
@@ -645,13 +810,13 @@ pub fn markdown(r: &SustainedReport) -> String {
                 mib(c.memory_limit_bytes)
             ),
         ),
-        ("cgroup anon peak (sampled)", opt(s.anon_peak_bytes)),
+        ("cgroup anon peak (sampled)", opt_mib(s.anon_peak_bytes)),
         (
             "cgroup memory.peak (with page cache): pushing / with verification",
             format!(
                 "{} / {}",
-                opt(s.cgroup_peak_push_bytes),
-                opt(s.cgroup_peak_bytes)
+                opt_mib(s.cgroup_peak_push_bytes),
+                opt_mib(s.cgroup_peak_bytes)
             ),
         ),
         (
@@ -662,7 +827,7 @@ pub fn markdown(r: &SustainedReport) -> String {
                 s.oom_kills.map_or("-".into(), |v| v.to_string())
             ),
         ),
-        ("head peak (strata_head_bytes)", opt(s.head_peak_bytes)),
+        ("head peak (strata_head_bytes)", opt_mib(s.head_peak_bytes)),
         (
             "blocks at the end",
             s.blocks.map_or("-".into(), |b| b.to_string()),
@@ -675,27 +840,17 @@ pub fn markdown(r: &SustainedReport) -> String {
                 r.acked.value
             ),
         ),
-    ];
-    out.push_str("| | |\n|---|---|\n");
-    for (k, v) in rows {
-        let _ = writeln!(out, "| {k} | {v} |");
-    }
-    let b = &r.budget;
-    let _ = writeln!(
-        out,
-        "\nServer config for the limit: head.max_bytes {}, block.symbol_cache_bytes {}, \
-         compaction.merge_chunk_rows {}, wal.group_commit_bytes {}; cgroup: {}.\n",
-        mib(b.head_max_bytes),
-        mib(b.symbol_cache_bytes),
-        b.merge_chunk_rows,
-        mib(b.group_commit_bytes),
-        r.cgroup.map_or("not enforced".into(), |v| format!("{v:?}")),
-    );
+    ]
+}
+
+/// The markdown report's time series: one row per window.
+fn windows_table(out: &mut String, windows: &[Window]) {
+    use std::fmt::Write;
     out.push_str(
         "| window (s) | rows/s | acks | failed | ack p50 / p99 ms | RSS max | cgroup max |\n",
     );
     out.push_str("|---|---|---|---|---|---|---|\n");
-    for w in &r.windows {
+    for w in windows {
         let _ = writeln!(
             out,
             "| {:.0}-{:.0} | {} | {} | {} | {:.1} / {:.1} | {} | {} |",
@@ -707,16 +862,14 @@ pub fn markdown(r: &SustainedReport) -> String {
             w.ack_p50_ms,
             w.ack_p99_ms,
             mib(w.rss_max_bytes),
-            opt(w.cgroup_max_bytes)
+            opt_mib(w.cgroup_max_bytes)
         );
     }
-    out
 }
 
-/// The run's charts: `<prefix>-memory.svg` (RSS, cgroup charge, anonymous memory, head and
-/// the limit over time), `<prefix>-ingest.svg` (rows/s per window), `<prefix>-latency.svg`
-/// (ack p50 / p99 per window). Returns the files written.
-pub fn charts(r: &SustainedReport, dir: &Path, prefix: &str) -> Result<Vec<PathBuf>, Error> {
+/// The memory chart's lines: RSS, the cgroup's charge and anonymous memory, the head, and
+/// the limit.
+fn memory_lines(r: &SustainedReport) -> Vec<plot::Line> {
     let mb = |b: u64| b as f64 / (1 << 20) as f64;
     // At most ~400 points a line (a 10-minute run has 2,400 samples): the highest of each
     // run of samples, so peaks stay.
@@ -753,6 +906,14 @@ pub fn charts(r: &SustainedReport, dir: &Path, prefix: &str) -> Result<Vec<PathB
     let end = m.last().map_or(r.summary.wall_s, |p| p.elapsed_s);
     let limit = mb(r.config.memory_limit_bytes);
     mem.push(("limit".into(), vec![(0.0, limit), (end, limit)]));
+    mem
+}
+
+/// The run's charts: `<prefix>-memory.svg` (RSS, cgroup charge, anonymous memory, head and
+/// the limit over time), `<prefix>-ingest.svg` (rows/s per window), `<prefix>-latency.svg`
+/// (ack p50 / p99 per window). Returns the files written.
+pub fn charts(r: &SustainedReport, dir: &Path, prefix: &str) -> Result<Vec<PathBuf>, Error> {
+    let mem = memory_lines(r);
     let nodes = r.config.fleet.nodes;
     let mid = |w: &Window| (w.start_s + w.end_s) / 2.0;
     let files = [
