@@ -5,32 +5,16 @@
 //! `STRATA_BLESS=1 cargo test -p strata-server --test golden`.
 
 mod common;
+#[path = "../../query/tests/common/golden.rs"]
+mod golden_file;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
+use golden_file::check;
 use prost::Message;
 use strata_proto::parca::query::v1alpha1 as pb;
 use strata_proto::parca::query::v1alpha1::query_service_client::QueryServiceClient;
 use strata_proto::pyroscope::{push::v1 as push, types::v1 as types};
-
-/// Compares `actual` with `tests/golden/<name>`, or writes it there with `STRATA_BLESS=1`.
-fn check(name: &str, actual: &str) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(name);
-    if std::env::var_os("STRATA_BLESS").is_some() {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (bless with STRATA_BLESS=1)", path.display()));
-    assert!(
-        expected == actual,
-        "{name} differs from its golden file (bless with STRATA_BLESS=1 if intended):\n--- expected\n{expected}\n--- actual\n{actual}"
-    );
-}
 
 const T0: i64 = 1_700_000_000_000_000_000;
 const CPU: &str = "process_cpu:cpu:nanoseconds:cpu:nanoseconds:delta";

@@ -1,6 +1,7 @@
 //! Golden files: `check(name, actual)` compares `actual` with `tests/golden/<name>` of the
 //! crate under test, or writes it there when `STRATA_BLESS` is set. A missing golden file
-//! fails. Shared by strata-query's and strata-ingest's tests (the latter include this file).
+//! fails. Shared by strata-query's, strata-ingest's and strata-server's tests (the
+//! latter two include this file by path).
 
 use std::path::PathBuf;
 
