@@ -53,6 +53,35 @@ struct Routes {
     table: Vec<RouteEntry>,
 }
 
+/// A tonic service (what the generated `…Server` types are).
+trait GrpcService:
+    tower::Service<
+            axum::http::Request<tonic::body::Body>,
+            Response = axum::http::Response<tonic::body::Body>,
+            Error = Infallible,
+            Future: Send + 'static,
+        > + NamedService
+    + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<S> GrpcService for S where
+    S: tower::Service<
+            axum::http::Request<tonic::body::Body>,
+            Response = axum::http::Response<tonic::body::Body>,
+            Error = Infallible,
+            Future: Send + 'static,
+        > + NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// What the gate of one route knows.
 #[derive(Clone)]
 struct Gate {
@@ -103,19 +132,13 @@ impl Routes {
 
     /// A gRPC service at `/<package.Service>/…`, and with `web` also as gRPC-web under
     /// `/api/<package.Service>/…` (as Parca serves its UI).
-    fn grpc<S>(&mut self, access: Access, message_limit: Option<Limit>, web: bool, service: S)
-    where
-        S: tower::Service<
-                axum::http::Request<tonic::body::Body>,
-                Response = axum::http::Response<tonic::body::Body>,
-                Error = Infallible,
-            > + NamedService
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        S::Future: Send + 'static,
-    {
+    fn grpc<S: GrpcService>(
+        &mut self,
+        access: Access,
+        message_limit: Option<Limit>,
+        web: bool,
+        service: S,
+    ) {
         let gate = self.gate(access, message_limit);
         let native = Router::new()
             .route_service(&format!("/{}/{{*rest}}", S::NAME), axum_service(service.clone()))
@@ -235,19 +258,12 @@ fn declare(app: Arc<App>, components: &ComponentSet) -> Routes {
 impl Routes {
     /// A gRPC service served only as gRPC-web under `/api` (its native path is an HTTP route
     /// that also speaks Connect).
-    fn grpc_web_only<S>(&mut self, access: Access, message_limit: Option<Limit>, service: S)
-    where
-        S: tower::Service<
-                axum::http::Request<tonic::body::Body>,
-                Response = axum::http::Response<tonic::body::Body>,
-                Error = Infallible,
-            > + NamedService
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        S::Future: Send + 'static,
-    {
+    fn grpc_web_only<S: GrpcService>(
+        &mut self,
+        access: Access,
+        message_limit: Option<Limit>,
+        service: S,
+    ) {
         let gate = self.gate(access, message_limit);
         let web = Router::new()
             .route_service(
@@ -263,7 +279,7 @@ impl Routes {
 
 /// A tonic service as an axum one (what `tonic::service::Routes` does, without the catch-all
 /// fallback that would keep two services' routers from merging).
-fn axum_service<S>(
+fn axum_service<S: GrpcService>(
     service: S,
 ) -> impl tower::Service<
     axum::http::Request<axum::body::Body>,
@@ -273,18 +289,7 @@ fn axum_service<S>(
 > + Clone
 + Send
 + Sync
-+ 'static
-where
-    S: tower::Service<
-            axum::http::Request<tonic::body::Body>,
-            Response = axum::http::Response<tonic::body::Body>,
-            Error = Infallible,
-        > + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send + 'static,
-{
++ 'static {
     use tower::ServiceExt;
     service.map_request(|req: axum::http::Request<axum::body::Body>| req.map(tonic::body::Body::new))
 }

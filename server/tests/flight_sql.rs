@@ -44,19 +44,6 @@ fn series(job: &str, profile: Vec<u8>) -> RawProfileSeries {
     }
 }
 
-/// Whether python3 has the ADBC Flight SQL driver and pyarrow.
-fn have_adbc() -> Result<(), String> {
-    let out = std::process::Command::new("python3")
-        .args(["-c", "import adbc_driver_flightsql.dbapi, pyarrow"])
-        .output()
-        .map_err(|e| format!("python3 does not run: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
-    }
-}
-
 /// Runs the fixture client against `addr`; returns its JSON lines by case.
 fn client(addr: std::net::SocketAddr) -> BTreeMap<String, Value> {
     let script = concat!(
@@ -86,9 +73,7 @@ fn client(addr: std::net::SocketAddr) -> BTreeMap<String, Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adbc_runs_sql_over_flight_sql() {
-    let adbc = have_adbc().map_err(|why| {
-        format!("python3 cannot import adbc_driver_flightsql and pyarrow: {why}")
-    });
+    let adbc = common::python_imports("adbc_driver_flightsql.dbapi, pyarrow");
     if !common::tool_or_skip("FLIGHT_SQL", adbc) {
         return;
     }

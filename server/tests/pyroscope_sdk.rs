@@ -7,21 +7,6 @@ mod common;
 
 use serde_json::Value;
 
-/// Whether python3 has the SDK.
-fn have_sdk() -> Result<(), String> {
-    let out = std::process::Command::new("python3")
-        .args(["-c", "import pyroscope"])
-        .output()
-        .map_err(|e| format!("python3 does not run: {e}"))?;
-    match out.status.success() {
-        true => Ok(()),
-        false => Err(format!(
-            "python3 cannot import pyroscope (pip install pyroscope-io==1.4.0): {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )),
-    }
-}
-
 async fn json(addr: std::net::SocketAddr, path: &str) -> Value {
     let (status, body) = common::get(addr, path).await;
     assert_eq!(status, 200, "{path}: {body}");
@@ -30,7 +15,7 @@ async fn json(addr: std::net::SocketAddr, path: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_sdk_pushes_with_otel_label_names_are_stored_and_queryable() {
-    if !common::tool_or_skip("PYROSCOPE_SDK", have_sdk()) {
+    if !common::tool_or_skip("PYROSCOPE_SDK", common::python_imports("pyroscope")) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

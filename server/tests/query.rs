@@ -258,17 +258,7 @@ async fn synthetic() -> (
     let engine = common::open_engine(dir.path()).await;
     let app = strata_server::App::new(engine);
     let (addr, _server) = common::spawn_server(app.clone(), std::future::pending()).await;
-    for (job, work) in [("api", 30), ("db", 10)] {
-        let mut b = strata_ingest::PprofBuilder::new(
-            &[("samples", "count"), ("cpu", "nanoseconds")],
-            ("cpu", "nanoseconds"),
-            10_000_000,
-        );
-        b.time(1_700_000_000_000_000_000, 10_000_000_000)
-            .sample(&["work", "handle", "main"], &[work, work * 10_000_000], &[])
-            .sample(&["gc", "main"], &[5, 50_000_000], &[]);
-        common::write_raw(addr, "process_cpu", job, b.encode()).await;
-    }
+    common::push_two_jobs(addr, T0).await;
     (dir, app, addr)
 }
 

@@ -247,6 +247,16 @@ pub(crate) mod tests {
     }
 
     /// Spins a shell loop as a child process, killed on drop.
+    /// The kernel refused BPF: the test fails, unless `STRATA_SKIP_EBPF=1` skips it.
+    pub(crate) fn bpf_refused() {
+        let skip = std::env::var("STRATA_SKIP_EBPF").is_ok_and(|v| v == "1");
+        assert!(
+            skip,
+            "the kernel refused BPF here; set STRATA_SKIP_EBPF=1 to skip this test"
+        );
+        eprintln!("skipped (STRATA_SKIP_EBPF=1): the kernel refused BPF");
+    }
+
     pub(crate) struct Burner(pub(crate) std::process::Child);
 
     impl Burner {
@@ -326,8 +336,7 @@ pub(crate) mod tests {
             vec![("node".into(), "test".into())],
             Some(TOKEN.into()),
         ) else {
-            let skip = std::env::var("STRATA_SKIP_EBPF").is_ok_and(|v| v == "1");
-            assert!(skip, "the kernel refused BPF here; set STRATA_SKIP_EBPF=1 to skip this test");
+            bpf_refused();
             return;
         };
         let want = burner.0.id().to_string();

@@ -144,7 +144,7 @@ pub fn self_usage() -> Option<(f64, f64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collector::agent::tests::{Burner, wait_until_stored};
+    use crate::collector::agent::tests::{Burner, bpf_refused, wait_until_stored};
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn in_process_collector_appends_to_the_engine() {
@@ -164,8 +164,7 @@ mod tests {
             ..Default::default()
         };
         let Some(handle) = start_in_process(store, config) else {
-            let skip = std::env::var("STRATA_SKIP_EBPF").is_ok_and(|v| v == "1");
-            assert!(skip, "the kernel refused BPF here; set STRATA_SKIP_EBPF=1 to skip this test");
+            bpf_refused();
             return;
         };
         let want = burner.0.id().to_string();

@@ -254,3 +254,34 @@ pub fn tool_or_skip(what: &str, available: Result<(), String>) -> bool {
     eprintln!("skipped ({var}=1): {why}");
     false
 }
+
+/// Whether `python3 -c "import <modules>"` works; else why not.
+pub fn python_imports(modules: &str) -> Result<(), String> {
+    let out = std::process::Command::new("python3")
+        .args(["-c", &format!("import {modules}")])
+        .output()
+        .map_err(|e| format!("python3 does not run: {e}"))?;
+    match out.status.success() {
+        true => Ok(()),
+        false => Err(format!(
+            "python3 cannot import {modules}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+    }
+}
+
+/// Pushes (Parca `WriteRaw`) one synthetic CPU profile at `time_ns` for each of the jobs
+/// `api` (30 samples of work) and `db` (10): stacks `main;handle;work` and `main;gc` (5).
+pub async fn push_two_jobs(addr: std::net::SocketAddr, time_ns: i64) {
+    for (job, work) in [("api", 30), ("db", 10)] {
+        let mut b = strata_ingest::PprofBuilder::new(
+            &[("samples", "count"), ("cpu", "nanoseconds")],
+            ("cpu", "nanoseconds"),
+            10_000_000,
+        );
+        b.time(time_ns, 10_000_000_000)
+            .sample(&["work", "handle", "main"], &[work, work * 10_000_000], &[])
+            .sample(&["gc", "main"], &[5, 50_000_000], &[]);
+        write_raw(addr, "process_cpu", job, b.encode()).await;
+    }
+}
