@@ -40,9 +40,10 @@ pub enum Error {
     /// The server could not be started or reached.
     #[error("server: {0}")]
     Server(String),
-    /// An HTTP request failed or answered unexpectedly.
-    #[error("GET {0}: {1}")]
-    Http(String, String),
+    /// A call of the server's HTTP API (named by the first field) failed or answered
+    /// unexpectedly (an answer missing a field is an error, not a 0).
+    #[error("{0}: {1}")]
+    Api(String, #[source] strata_server::client::ClientError),
     /// A chart could not be drawn.
     #[error("plot {0}: {1}")]
     Plot(String, String),

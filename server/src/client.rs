@@ -122,6 +122,44 @@ impl TopReport {
     }
 }
 
+/// A node of a flame graph. Node 0 is the root (all stacks, no frame).
+#[derive(Clone, Debug, Deserialize)]
+pub struct FlameNode {
+    /// Index into [`FlameGraphReport::frames`] (meaningless for the root).
+    pub frame: usize,
+    /// Parent node (the root's is itself).
+    pub parent: u32,
+    /// Depth: the root 0.
+    pub depth: u32,
+    /// Value of stacks through this path.
+    pub cumulative: i64,
+    /// Value of stacks that end here.
+    pub flat: i64,
+    /// Base cumulative (diffs).
+    pub base_cumulative: i64,
+    /// Base flat (diffs).
+    pub base_flat: i64,
+    /// Children kept, by name.
+    pub children: Vec<u32>,
+    /// Value of children pruned away (part of `cumulative`, in no child).
+    pub pruned: i64,
+}
+
+/// `GET /api/v1/query?report=flamegraph`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct FlameGraphReport {
+    /// The header.
+    pub meta: ReportMeta,
+    /// The frames the nodes point at.
+    pub frames: Vec<ReportFrame>,
+    /// The nodes, depth first; node 0 is the root.
+    pub nodes: Vec<FlameNode>,
+    /// Deepest node.
+    pub height: u32,
+    /// Nodes pruned (`min_fraction`, `max_nodes`).
+    pub pruned_nodes: u64,
+}
+
 /// A point of a range series.
 #[derive(Clone, Debug, Deserialize)]
 pub struct RangePoint {
@@ -310,8 +348,24 @@ impl ApiClient {
         self.get_json("/api/v1/query", &params).await
     }
 
+    /// The flame graph of `selection` (extra parameters: `mode=diff`, `max_nodes`, …).
+    pub async fn flamegraph(
+        &self,
+        selection: &Selection,
+        extra: &[(&str, String)],
+    ) -> Result<FlameGraphReport> {
+        let mut params = selection.params();
+        params.push(("report", "flamegraph".to_owned()));
+        params.extend(extra.iter().cloned());
+        self.get_json("/api/v1/query", &params).await
+    }
+
     /// Values over time (extra parameters: `step`, `sum_by`).
-    pub async fn range(&self, selection: &Selection, extra: &[(&str, String)]) -> Result<RangeAnswer> {
+    pub async fn range(
+        &self,
+        selection: &Selection,
+        extra: &[(&str, String)],
+    ) -> Result<RangeAnswer> {
         let mut params = selection.params();
         params.extend(extra.iter().cloned());
         self.get_json("/api/v1/query_range", &params).await
@@ -319,7 +373,10 @@ impl ApiClient {
 
     /// One SQL statement.
     pub async fn sql(&self, sql: &str) -> Result<SqlAnswer> {
-        decode("/api/v1/sql", &self.post_bytes("/api/v1/sql", sql.to_owned()).await?)
+        decode(
+            "/api/v1/sql",
+            &self.post_bytes("/api/v1/sql", sql.to_owned()).await?,
+        )
     }
 
     /// A report of `selection` as bytes (`pprof`, `folded`, `pgo-go`, `llvm-sample`).
@@ -334,6 +391,23 @@ impl ApiClient {
         let params: Vec<(&str, String)> =
             build_ids.iter().map(|b| ("build_id", b.clone())).collect();
         self.get_json("/api/v1/debuginfo/status", &params).await
+    }
+
+    /// The values of label `name` (parameters, each optional: `query`, a selector whose
+    /// series to look in; `start`, `end`).
+    pub async fn label_values(&self, name: &str, params: &[(&str, String)]) -> Result<Vec<String>> {
+        let bad_base = |reason: String| ClientError::Connect {
+            url: self.base.clone(),
+            reason,
+        };
+        let mut url = reqwest::Url::parse(&self.base).map_err(|e| bad_base(e.to_string()))?;
+        // One path segment, percent-encoded: label names are any UTF-8 (Prometheus 3).
+        url.path_segments_mut()
+            .map_err(|()| bad_base("not a base URL".to_owned()))?
+            .pop_if_empty()
+            .extend(["api", "v1", "labels", name, "values"]);
+        let request = self.http.get(url.clone()).query(params);
+        decode(url.path(), &self.send(url.as_str(), request).await?)
     }
 
     /// The profile type ids stored.

@@ -1,7 +1,10 @@
-//! Query latency probes over the HTTP/JSON API (`server/src/query_http.rs`), at a checkpoint
-//! whose simulated "now" is the end of the data pushed so far.
+//! Query latency probes over the HTTP/JSON API (`server/src/query/http.rs`), called through
+//! its typed client (`strata_server::client::ApiClient`, so a field the server stops sending
+//! fails the probe), at a checkpoint whose simulated "now" is the end of the data pushed so far.
 
 use std::time::Instant;
+
+use strata_server::client::Selection;
 
 use super::Error;
 use super::fleet::PROFILE_TYPE;
@@ -63,57 +66,66 @@ pub async fn probe(
 
 /// Merged total of everything in `[start_ns, end_ns)`.
 pub async fn merge_total(server: &Server, start_ns: i64, end_ns: i64) -> Result<f64, Error> {
-    let path = format!(
-        "/api/v1/query?mode=merge&report=top&query={PROFILE_TYPE}&start={}&end={}",
-        ms(start_ns),
-        ms(end_ns)
-    );
-    total(&server.get_json(&path).await?)
+    let top = server
+        .api()
+        .top(
+            &selection(start_ns, end_ns),
+            &[("mode", "merge".to_owned())],
+        )
+        .await
+        .map_err(|e| Error::Api("merge total".into(), e))?;
+    Ok(top.meta.total as f64)
 }
 
-fn total(v: &serde_json::Value) -> Result<f64, Error> {
-    v["meta"]["total"]
-        .as_f64()
-        .ok_or_else(|| Error::Http("/api/v1/query".into(), format!("no meta.total in {v}")))
+/// Everything of [`PROFILE_TYPE`] in `[start_ns, end_ns)`, as the API takes times (ms).
+fn selection(start_ns: i64, end_ns: i64) -> Selection {
+    Selection {
+        query: PROFILE_TYPE.to_owned(),
+        start: ms(start_ns).to_string(),
+        end: ms(end_ns).to_string(),
+    }
 }
 
 async fn run(server: &Server, query: &str, now_ns: i64) -> Result<f64, Error> {
-    let from = |hours: i64| ms(now_ns - hours * HOUR_NS);
-    let now = ms(now_ns);
+    let api = server.api();
+    let from = |hours: i64| now_ns - hours * HOUR_NS;
     // The UI's request: a flame graph pruned to 20,000 nodes.
-    let merge = |start: i64| {
-        format!(
-            "/api/v1/query?mode=merge&report=flamegraph&max_nodes=20000&query={PROFILE_TYPE}&start={start}&end={now}"
-        )
+    let max_nodes = ("max_nodes", "20000".to_owned());
+    let merge = async |start_ns: i64| {
+        let extra = [("mode", "merge".to_owned()), max_nodes.clone()];
+        api.flamegraph(&selection(start_ns, now_ns), &extra).await
     };
-    Ok(match query {
+    let answer = match query {
         "label_values" => {
-            let path = format!("/api/v1/labels/pod/values?start={}&end={now}", from(24));
-            server.get_json(&path).await?.as_array().map_or(0, Vec::len) as f64
+            let scope = selection(from(24), now_ns);
+            let values = api
+                .label_values("pod", &[("start", scope.start), ("end", scope.end)])
+                .await;
+            values.map(|v| v.len() as f64)
         }
         "range_1h" => {
-            let path = format!(
-                "/api/v1/query_range?query={PROFILE_TYPE}&start={}&end={now}&step=1m&sum_by=namespace",
-                from(1)
-            );
-            let v = server.get_json(&path).await?;
-            v["series"].as_array().map_or(0, |s| {
-                s.iter()
-                    .map(|s| s["points"].as_array().map_or(0, Vec::len))
-                    .sum::<usize>()
-            }) as f64
+            let extra = [
+                ("step", "1m".to_owned()),
+                ("sum_by", "namespace".to_owned()),
+            ];
+            let range = api.range(&selection(from(1), now_ns), &extra).await;
+            range.map(|r| r.series.iter().map(|s| s.points.len()).sum::<usize>() as f64)
         }
-        "merge_1h" => total(&server.get_json(&merge(from(1))).await?)?,
-        "merge_24h" => total(&server.get_json(&merge(from(24))).await?)?,
+        "merge_1h" => merge(from(1)).await.map(|f| f.meta.total as f64),
+        "merge_24h" => merge(from(24)).await.map(|f| f.meta.total as f64),
         "diff_1h" => {
-            let path = format!(
-                "/api/v1/query?mode=diff&report=flamegraph&max_nodes=20000&query={PROFILE_TYPE}&start={}&end={now}&base_query={PROFILE_TYPE}&base_start={}&base_end={}",
-                from(1),
-                from(2),
-                from(1)
-            );
-            total(&server.get_json(&path).await?)?
+            let base = selection(from(2), from(1));
+            let extra = [
+                ("mode", "diff".to_owned()),
+                max_nodes,
+                ("base_query", base.query),
+                ("base_start", base.start),
+                ("base_end", base.end),
+            ];
+            let diff = api.flamegraph(&selection(from(1), now_ns), &extra).await;
+            diff.map(|f| f.meta.total as f64)
         }
         other => return Err(Error::Server(format!("unknown probe {other}"))),
-    })
+    };
+    answer.map_err(|e| Error::Api(query.to_owned(), e))
 }

@@ -1,11 +1,14 @@
 //! The server under test: a `strata server` spawned on a temporary data directory (or one
-//! already running, given its URL), and what can be read about it from outside: `/metrics`,
-//! its resident memory and its data directory's size.
+//! already running, given its URL), and what can be read about it from outside: its HTTP/JSON
+//! API (through `strata_server`'s typed [`ApiClient`]), `/metrics`, its resident memory and
+//! its data directory's size.
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use strata_server::client::ApiClient;
 
 use super::Error;
 
@@ -24,7 +27,7 @@ pub struct Server {
     pub url: String,
     child: Option<Child>,
     data: Option<tempfile::TempDir>,
-    http: reqwest::Client,
+    api: ApiClient,
 }
 
 impl Server {
@@ -95,11 +98,12 @@ impl Server {
             }
         };
         std::thread::spawn(move || for _ in lines {});
+        let url = format!("http://{addr}");
         let server = Server {
-            url: format!("http://{addr}"),
+            api: ApiClient::new(&url),
+            url,
             child: Some(child),
             data: Some(data),
-            http: reqwest::Client::new(),
         };
         server.wait_ready().await?;
         Ok(server)
@@ -107,11 +111,12 @@ impl Server {
 
     /// A server already running at `url`.
     pub async fn connect(url: &str) -> Result<Server, Error> {
+        let api = ApiClient::new(url);
         let server = Server {
-            url: url.trim_end_matches('/').to_owned(),
+            url: api.base().to_owned(),
+            api,
             child: None,
             data: None,
-            http: reqwest::Client::new(),
         };
         server.wait_ready().await?;
         Ok(server)
@@ -120,7 +125,7 @@ impl Server {
     async fn wait_ready(&self) -> Result<(), Error> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Ok((200, _)) = self.get("/ready").await {
+            if self.api.get_bytes("/ready", &[]).await.is_ok() {
                 return Ok(());
             }
             if Instant::now() > deadline {
@@ -148,37 +153,18 @@ impl Server {
         self.data.as_ref().map(|d| d.path().join("data"))
     }
 
-    /// `GET path` (with its query string); the status and the body.
-    pub async fn get(&self, path: &str) -> Result<(u16, Vec<u8>), Error> {
-        let resp = self
-            .http
-            .get(format!("{}{path}", self.url))
-            .send()
-            .await
-            .map_err(|e| Error::Http(path.to_owned(), e.to_string()))?;
-        let status = resp.status().as_u16();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| Error::Http(path.to_owned(), e.to_string()))?;
-        Ok((status, body.to_vec()))
-    }
-
-    /// `GET path` answered 200 with JSON.
-    pub async fn get_json(&self, path: &str) -> Result<serde_json::Value, Error> {
-        let (status, body) = self.get(path).await?;
-        if status != 200 {
-            return Err(Error::Http(
-                path.to_owned(),
-                format!("status {status}: {}", String::from_utf8_lossy(&body)),
-            ));
-        }
-        serde_json::from_slice(&body).map_err(|e| Error::Http(path.to_owned(), e.to_string()))
+    /// The typed client of its HTTP/JSON API.
+    pub fn api(&self) -> &ApiClient {
+        &self.api
     }
 
     /// `/metrics` as (name with labels, value) pairs.
     pub async fn metrics(&self) -> Result<Vec<(String, f64)>, Error> {
-        let (_, body) = self.get("/metrics").await?;
+        let body = self
+            .api
+            .get_bytes("/metrics", &[])
+            .await
+            .map_err(|e| Error::Api("/metrics".into(), e))?;
         Ok(String::from_utf8_lossy(&body)
             .lines()
             .filter(|l| !l.starts_with('#'))
