@@ -129,8 +129,11 @@ impl Components {
             })?;
         let mut symbolizer = config.symbolizer.clone().unwrap_or_default();
         symbolizer.enabled &= set.contains(Component::Symbolizer);
-        let symbolization =
-            Symbolization::start(engine.clone(), symbolizer.clone(), data_dir.join("debuginfo-cache"))?;
+        let symbolization = Symbolization::start(
+            engine.clone(),
+            symbolizer.clone(),
+            data_dir.join("debuginfo-cache"),
+        )?;
         let tenants_config = config.tenants.clone().unwrap_or_default();
         let default_store =
             TenantStore::new(tenants_config.default_tenant.clone(), engine, symbolization);

@@ -84,9 +84,8 @@ impl ServerConfig {
 
     /// Checks every section.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |section: &'static str| {
-            move |reason: String| ConfigError::Invalid { section, reason }
-        };
+        let invalid =
+            |section: &'static str| move |reason: String| ConfigError::Invalid { section, reason };
         let ingest = self.ingest.clone().unwrap_or_default();
         ingest
             .validate()
@@ -170,7 +169,13 @@ mod tests {
             serde_yaml::from_str("query: {max_range: 0s}\n").expect("parses");
         let e = config.validate().unwrap_err();
         assert!(
-            matches!(e, ConfigError::Invalid { section: "query", .. }),
+            matches!(
+                e,
+                ConfigError::Invalid {
+                    section: "query",
+                    ..
+                }
+            ),
             "{e:?}"
         );
         assert!(e.to_string().contains("query.max_range"), "{e}");

@@ -56,11 +56,11 @@ struct Routes {
 /// A tonic service (what the generated `…Server` types are).
 trait GrpcService:
     tower::Service<
-            axum::http::Request<tonic::body::Body>,
-            Response = axum::http::Response<tonic::body::Body>,
-            Error = Infallible,
-            Future: Send + 'static,
-        > + NamedService
+        axum::http::Request<tonic::body::Body>,
+        Response = axum::http::Response<tonic::body::Body>,
+        Error = Infallible,
+        Future: Send + 'static,
+    > + NamedService
     + Clone
     + Send
     + Sync
@@ -141,7 +141,10 @@ impl Routes {
     ) {
         let gate = self.gate(access, message_limit);
         let native = Router::new()
-            .route_service(&format!("/{}/{{*rest}}", S::NAME), axum_service(service.clone()))
+            .route_service(
+                &format!("/{}/{{*rest}}", S::NAME),
+                axum_service(service.clone()),
+            )
             .route_layer(axum::middleware::from_fn(require_grpc_content_type))
             .route_layer(axum::middleware::from_fn_with_state(
                 gate.clone(),
@@ -177,9 +180,11 @@ fn declare(app: Arc<App>, components: &ComponentSet) -> Routes {
     r.http(
         "/api/v1/targets",
         Read,
-        get(|axum::extract::State(app): axum::extract::State<Arc<App>>| async move {
-            crate::scrape::health::targets(&app.targets)
-        }),
+        get(
+            |axum::extract::State(app): axum::extract::State<Arc<App>>| async move {
+                crate::scrape::health::targets(&app.targets)
+            },
+        ),
     );
 
     if components.contains(Component::Ingest) {
@@ -235,9 +240,17 @@ fn declare(app: Arc<App>, components: &ComponentSet) -> Routes {
             QueryServiceServer::new(ParcaQuery(app.clone())),
         );
         r.grpc(Read, None, false, FlightSql::server(app.clone()));
-        r.http("/api/v1/profile_types", Read, get(query_http::profile_types));
+        r.http(
+            "/api/v1/profile_types",
+            Read,
+            get(query_http::profile_types),
+        );
         r.http("/api/v1/labels", Read, get(query_http::labels));
-        r.http("/api/v1/labels/{name}/values", Read, get(query_http::values));
+        r.http(
+            "/api/v1/labels/{name}/values",
+            Read,
+            get(query_http::values),
+        );
         r.http("/api/v1/complete", Read, get(query_http::completion));
         r.http("/api/v1/query_range", Read, get(query_http::query_range));
         r.http("/api/v1/query", Read, get(query_http::query));
@@ -291,7 +304,8 @@ fn axum_service<S: GrpcService>(
 + Sync
 + 'static {
     use tower::ServiceExt;
-    service.map_request(|req: axum::http::Request<axum::body::Body>| req.map(tonic::body::Body::new))
+    service
+        .map_request(|req: axum::http::Request<axum::body::Body>| req.map(tonic::body::Body::new))
 }
 
 /// The server's router for a process running every component.
@@ -328,7 +342,8 @@ async fn gate_request(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    if let Err(refusal) = crate::auth::check(&app.auth, gate.access, req.uri().path(), authorization)
+    if let Err(refusal) =
+        crate::auth::check(&app.auth, gate.access, req.uri().path(), authorization)
     {
         return refuse(match refusal {
             Refusal::Unauthenticated(m) => ServerError::Unauthenticated(m),

@@ -27,7 +27,7 @@ pub struct App {
     /// Requests refused by each limit, for `/metrics`.
     pub limit_counters: LimitCounters,
     /// Health of every scrape target, kept by the [`Scraper`](crate::Scraper).
-    pub targets: crate::scrape::TargetHealthMap,
+    pub targets: crate::scrape::health::TargetHealthMap,
     /// Held while `/debug/pprof/profile` profiles this process (one profile at a time).
     pub(crate) self_profile: tokio::sync::Mutex<()>,
 }

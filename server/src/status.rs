@@ -344,18 +344,78 @@ mod tests {
     fn every_error_maps_to_one_code_per_protocol() {
         let limit = |l| ServerError::limit(l, Some(2), 1, "over");
         let cases: Vec<(ServerError, u16, Code, &str)> = vec![
-            (ServerError::invalid("x"), 400, Code::InvalidArgument, "invalid_argument"),
-            (limit(Limit::IngestBodyBytes), 413, Code::ResourceExhausted, "resource_exhausted"),
-            (limit(Limit::HeadSeries), 413, Code::ResourceExhausted, "resource_exhausted"),
-            (limit(Limit::Tenants), 429, Code::ResourceExhausted, "resource_exhausted"),
-            (limit(Limit::QueryRange), 400, Code::ResourceExhausted, "resource_exhausted"),
-            (ServerError::Unauthenticated("x".into()), 401, Code::Unauthenticated, "unauthenticated"),
-            (ServerError::PermissionDenied("x".into()), 403, Code::PermissionDenied, "permission_denied"),
-            (ServerError::NotFound("x".into()), 404, Code::NotFound, "not_found"),
-            (ServerError::UnsupportedMediaType("x".into()), 415, Code::InvalidArgument, "invalid_argument"),
-            (ServerError::StorageFull("x".into()), 507, Code::ResourceExhausted, "resource_exhausted"),
-            (ServerError::Unavailable("x".into()), 503, Code::Unavailable, "unavailable"),
-            (ServerError::Unimplemented("x".into()), 501, Code::Unimplemented, "unimplemented"),
+            (
+                ServerError::invalid("x"),
+                400,
+                Code::InvalidArgument,
+                "invalid_argument",
+            ),
+            (
+                limit(Limit::IngestBodyBytes),
+                413,
+                Code::ResourceExhausted,
+                "resource_exhausted",
+            ),
+            (
+                limit(Limit::HeadSeries),
+                413,
+                Code::ResourceExhausted,
+                "resource_exhausted",
+            ),
+            (
+                limit(Limit::Tenants),
+                429,
+                Code::ResourceExhausted,
+                "resource_exhausted",
+            ),
+            (
+                limit(Limit::QueryRange),
+                400,
+                Code::ResourceExhausted,
+                "resource_exhausted",
+            ),
+            (
+                ServerError::Unauthenticated("x".into()),
+                401,
+                Code::Unauthenticated,
+                "unauthenticated",
+            ),
+            (
+                ServerError::PermissionDenied("x".into()),
+                403,
+                Code::PermissionDenied,
+                "permission_denied",
+            ),
+            (
+                ServerError::NotFound("x".into()),
+                404,
+                Code::NotFound,
+                "not_found",
+            ),
+            (
+                ServerError::UnsupportedMediaType("x".into()),
+                415,
+                Code::InvalidArgument,
+                "invalid_argument",
+            ),
+            (
+                ServerError::StorageFull("x".into()),
+                507,
+                Code::ResourceExhausted,
+                "resource_exhausted",
+            ),
+            (
+                ServerError::Unavailable("x".into()),
+                503,
+                Code::Unavailable,
+                "unavailable",
+            ),
+            (
+                ServerError::Unimplemented("x".into()),
+                501,
+                Code::Unimplemented,
+                "unimplemented",
+            ),
             (ServerError::internal("x"), 500, Code::Internal, "internal"),
         ];
         for (e, http, grpc, connect) in cases {

@@ -169,10 +169,17 @@ async fn adbc_runs_sql_over_flight_sql() {
     // A count over every row, the scan asking for no column.
     let count_all = case("count_all");
     assert_eq!(count_all["ok"], true, "{count_all}");
-    assert_eq!(count_all["rows"], json!([{"n": 4}]), "{count_all}");
+    let count_values = case("count_values");
+    assert_eq!(count_values["ok"], true, "{count_values}");
+    // Four stacks in two profile types (samples and cpu) of the pushed profiles.
+    assert_eq!(count_all["rows"], json!([{"n": 8}]), "{count_all}");
+    assert_eq!(count_all["rows"], count_values["rows"]);
     let count_stacks = case("count_stacks");
     assert_eq!(count_stacks["ok"], true, "{count_stacks}");
-    assert!(count_stacks["rows"][0]["n"].as_i64().unwrap() >= 4, "{count_stacks}");
+    assert!(
+        count_stacks["rows"][0]["n"].as_i64().unwrap() >= 4,
+        "{count_stacks}"
+    );
 
     // (3) Bad SQL: the driver raises with DataFusion's message.
     for name in ["bad_sql", "bad_sql_unprepared"] {

@@ -20,7 +20,11 @@ const T0: i64 = 1_700_000_000_000_000_000;
 const CPU: &str = "process_cpu:cpu:nanoseconds:cpu:nanoseconds:delta";
 
 /// A store with two Parca series and one Pyroscope series (dotted label names included).
-async fn store() -> (tempfile::TempDir, Arc<strata_server::App>, std::net::SocketAddr) {
+async fn store() -> (
+    tempfile::TempDir,
+    Arc<strata_server::App>,
+    std::net::SocketAddr,
+) {
     let dir = tempfile::tempdir().unwrap();
     let engine = common::open_engine(dir.path()).await;
     let app = strata_server::App::new(engine);
@@ -31,8 +35,11 @@ async fn store() -> (tempfile::TempDir, Arc<strata_server::App>, std::net::Socke
         ("cpu", "nanoseconds"),
         10_000_000,
     );
-    b.time(T0 + 1_000_000_000, 10_000_000_000)
-        .sample(&["burn_cpu", "<module>"], &[70_000_000], &[]);
+    b.time(T0 + 1_000_000_000, 10_000_000_000).sample(
+        &["burn_cpu", "<module>"],
+        &[70_000_000],
+        &[],
+    );
     let label = |name: &str, value: &str| types::LabelPair {
         name: name.into(),
         value: value.into(),
@@ -86,7 +93,11 @@ fn encode(s: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_json_answers_match_their_golden_files() {
     let (_dir, _app, addr) = store().await;
-    let range = format!("start={}&end={}", T0 / 1_000_000_000 - 60, T0 / 1_000_000_000 + 60);
+    let range = format!(
+        "start={}&end={}",
+        T0 / 1_000_000_000 - 60,
+        T0 / 1_000_000_000 + 60
+    );
     let api = encode(&format!("{CPU}{{job=\"api\"}}"));
     let otel = encode(&format!(
         "{CPU}{{\"otel.scope.name\"=\"com.grafana.pyroscope/python\"}}"
@@ -96,15 +107,45 @@ async fn http_json_answers_match_their_golden_files() {
         ("ready", "/ready".into()),
         ("profile_types", "/api/v1/profile_types".into()),
         ("labels", "/api/v1/labels".into()),
-        ("label_values", "/api/v1/labels/otel.scope.name/values".into()),
-        ("complete_label", format!("/api/v1/complete?query={}", encode(&format!("{CPU}{{")))),
-        ("query_range", format!("/api/v1/query_range?query={api}&{range}&step=60s")),
-        ("query_range_sum_by", format!("/api/v1/query_range?query={}&{range}&step=60s&sum_by=job", encode(CPU))),
-        ("top", format!("/api/v1/query?query={api}&{range}&report=top")),
-        ("top_otel", format!("/api/v1/query?query={otel}&{range}&report=top")),
-        ("flamegraph", format!("/api/v1/query?query={api}&{range}&report=flamegraph")),
-        ("callgraph", format!("/api/v1/query?query={api}&{range}&report=callgraph")),
-        ("folded", format!("/api/v1/query?query={api}&{range}&report=folded")),
+        (
+            "label_values",
+            "/api/v1/labels/otel.scope.name/values".into(),
+        ),
+        (
+            "complete_label",
+            format!("/api/v1/complete?query={}", encode(&format!("{CPU}{{"))),
+        ),
+        (
+            "query_range",
+            format!("/api/v1/query_range?query={api}&{range}&step=60s"),
+        ),
+        (
+            "query_range_sum_by",
+            format!(
+                "/api/v1/query_range?query={}&{range}&step=60s&sum_by=job",
+                encode(CPU)
+            ),
+        ),
+        (
+            "top",
+            format!("/api/v1/query?query={api}&{range}&report=top"),
+        ),
+        (
+            "top_otel",
+            format!("/api/v1/query?query={otel}&{range}&report=top"),
+        ),
+        (
+            "flamegraph",
+            format!("/api/v1/query?query={api}&{range}&report=flamegraph"),
+        ),
+        (
+            "callgraph",
+            format!("/api/v1/query?query={api}&{range}&report=callgraph"),
+        ),
+        (
+            "folded",
+            format!("/api/v1/query?query={api}&{range}&report=folded"),
+        ),
         (
             "diff_top",
             format!(
@@ -114,8 +155,14 @@ async fn http_json_answers_match_their_golden_files() {
                 T0 / 1_000_000_000 + 60
             ),
         ),
-        ("bad_selector", format!("/api/v1/query?query={}&{range}", encode("cpu{job=}"))),
-        ("bad_report", format!("/api/v1/query?query={api}&{range}&report=nope")),
+        (
+            "bad_selector",
+            format!("/api/v1/query?query={}&{range}", encode("cpu{job=}")),
+        ),
+        (
+            "bad_report",
+            format!("/api/v1/query?query={api}&{range}&report=nope"),
+        ),
         ("targets", "/api/v1/targets".into()),
         ("debuginfo_status", "/api/v1/debuginfo/status".into()),
         ("not_found", "/api/v1/no_such_route".into()),
@@ -211,7 +258,10 @@ async fn parca_query_service_answers_match_their_golden_files() {
     for (name, report) in [
         ("top", pb::query_request::ReportType::Top),
         ("callgraph", pb::query_request::ReportType::Callgraph),
-        ("flamegraph_table", pb::query_request::ReportType::FlamegraphTable),
+        (
+            "flamegraph_table",
+            pb::query_request::ReportType::FlamegraphTable,
+        ),
     ] {
         let answer = q
             .query(pb::QueryRequest {
@@ -223,7 +273,10 @@ async fn parca_query_service_answers_match_their_golden_files() {
             .await
             .unwrap()
             .into_inner();
-        check(&format!("parca/query_{name}.txt"), &format!("{answer:#?}\n"));
+        check(
+            &format!("parca/query_{name}.txt"),
+            &format!("{answer:#?}\n"),
+        );
     }
     let refused = q
         .query(pb::QueryRequest {
@@ -258,7 +311,12 @@ async fn every_route_is_declared_with_its_access_class() {
     ] {
         out += &format!("# {role}\n");
         for r in strata_server::route_table(app.clone(), &set) {
-            out += &format!("{:<10} {:<6} {}\n", r.protocol, format!("{:?}", r.access), r.path);
+            out += &format!(
+                "{:<10} {:<6} {}\n",
+                r.protocol,
+                format!("{:?}", r.access),
+                r.path
+            );
         }
     }
     check("routes.txt", &out);

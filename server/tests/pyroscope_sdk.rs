@@ -23,7 +23,10 @@ async fn python_sdk_pushes_with_otel_label_names_are_stored_and_queryable() {
     let app = strata_server::App::new(engine.clone());
     let (addr, _server) = common::spawn_server(app.clone(), std::future::pending()).await;
 
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/pyroscope_sdk_client.py");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/pyroscope_sdk_client.py"
+    );
     let out = tokio::process::Command::new("python3")
         .arg(script)
         .arg(format!("http://{addr}"))

@@ -35,7 +35,10 @@ fn browser_ready() -> bool {
     let available = if !has("node", "--version") {
         Err("the browser tests need `node` (Debian's nodejs and npm)".to_owned())
     } else if !Path::new(&chromium()).exists() {
-        Err(format!("the browser tests need {} (Debian's chromium)", chromium()))
+        Err(format!(
+            "the browser tests need {} (Debian's chromium)",
+            chromium()
+        ))
     } else {
         Ok(())
     };

@@ -28,4 +28,3 @@ impl IngestCounters {
         self.samples.load(Ordering::Relaxed)
     }
 }
-

@@ -197,4 +197,3 @@ async fn profile_part(content_type: &str, body: Bytes) -> Result<Bytes, ServerEr
     }
     Err(bad("multipart body has no profile part"))
 }
-

@@ -31,4 +31,3 @@ impl ProfileStoreService for ParcaProfileStore {
         Ok(Response::new(WriteRawResponse {}))
     }
 }
-

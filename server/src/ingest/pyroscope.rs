@@ -10,10 +10,10 @@ use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use prost::Message;
-use strata_proto::pyroscope::push::v1::pusher_service_server::PusherServiceServer;
-use strata_proto::pyroscope::push::v1::{PushRequest, PushResponse};
 use strata_engine::now_ns;
 use strata_proto::pyroscope::push::v1::pusher_service_server::PusherService;
+use strata_proto::pyroscope::push::v1::pusher_service_server::PusherServiceServer;
+use strata_proto::pyroscope::push::v1::{PushRequest, PushResponse};
 use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status};
 use tower::ServiceExt;
 
@@ -40,7 +40,6 @@ impl PusherService for PyroscopePusher {
         Ok(GrpcResponse::new(PushResponse {}))
     }
 }
-
 
 /// The Push route.
 pub(crate) async fn push(State(app): State<Arc<App>>, req: Request) -> Response {
@@ -154,11 +153,7 @@ fn push_from_json(body: &[u8]) -> Result<PushRequest, ServerError> {
     Ok(PushRequest { series })
 }
 
-async fn connect_push(
-    app: &App,
-    content_type: &str,
-    req: Request,
-) -> Result<u64, ServerError> {
+async fn connect_push(app: &App, content_type: &str, req: Request) -> Result<u64, ServerError> {
     let json = match content_type {
         "application/proto" => false,
         "application/json" => true,
@@ -176,9 +171,9 @@ async fn connect_push(
         .to_owned();
     let store = app.store_of(req.extensions().get::<RequestTenant>());
     let max = app.limits.max_body_bytes as usize;
-    let body = to_bytes(req.into_body(), max).await.map_err(|_| {
-        app.refused(body_too_large(max as u64))
-    })?;
+    let body = to_bytes(req.into_body(), max)
+        .await
+        .map_err(|_| app.refused(body_too_large(max as u64)))?;
     let raw = match encoding.as_str() {
         "identity" => body.to_vec(),
         "gzip" => {
@@ -198,9 +193,8 @@ async fn connect_push(
     let request = if json {
         push_from_json(&raw)?
     } else {
-        PushRequest::decode(raw.as_slice()).map_err(|e| {
-            ServerError::invalid(format!("bad push.v1.PushRequest protobuf: {e}"))
-        })?
+        PushRequest::decode(raw.as_slice())
+            .map_err(|e| ServerError::invalid(format!("bad push.v1.PushRequest protobuf: {e}")))?
     };
     normalize_and_store(app, &store, |deltas| {
         strata_ingest::pyroscope_push(&request, &app.limits, now_ns(), deltas)

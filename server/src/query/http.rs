@@ -100,7 +100,10 @@ fn scope_selector(
     request::scope(None, &matches)
 }
 
-pub(crate) async fn labels(Extension(tenant): Extension<RequestTenant>, Query(s): Query<Scope>) -> Answer {
+pub(crate) async fn labels(
+    Extension(tenant): Extension<RequestTenant>,
+    Query(s): Query<Scope>,
+) -> Answer {
     let (pt, matchers) = scope_selector(&s)?;
     let names = tenant
         .store

@@ -8,9 +8,7 @@ use strata_engine::TimeRange;
 use strata_proto::parca::profilestore::v1alpha1::{Label, LabelSet};
 use strata_proto::parca::query::v1alpha1 as pb;
 use strata_proto::prost_types::Timestamp;
-use strata_query::{
-    FrameField, FrameMatcher, ProfileQuery, RangeQuery, StackFilter, report,
-};
+use strata_query::{FrameField, FrameMatcher, ProfileQuery, RangeQuery, StackFilter, report};
 use tonic::{Request, Response, Status};
 
 use super::parca_reports::{callgraph, flamegraph, top};
@@ -283,9 +281,7 @@ impl pb::query_service_server::QueryService for ParcaQuery {
         let store = self.0.store_of(request.extensions().get());
         let q = request.into_inner();
         let req = profile_request(&self.0, &q)?;
-        let p = request::run(&self.0, &store, &req)
-            .await
-            ?;
+        let p = request::run(&self.0, &store, &req).await?;
         let report = match q.report_type() {
             R::Pprof => Report::Pprof(report::pprof(&p)),
             R::Top => Report::Top(top(&p)),

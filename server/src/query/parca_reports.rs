@@ -207,7 +207,6 @@ pub(crate) fn flamegraph(p: &FrameProfile, threshold_percent: f32) -> pb::Flameg
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

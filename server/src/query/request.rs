@@ -97,10 +97,10 @@ pub(crate) fn range(app: &App, start: i64, end: i64) -> Result<TimeRange, Server
             Some((length / 1_000_000_000) as u64),
             max.as_secs(),
             format!(
-            "limit exceeded: the time range is {}, the maximum is {} (query.max_range)",
-            humantime::format_duration(std::time::Duration::from_secs(
-                (length / 1_000_000_000) as u64
-            )),
+                "limit exceeded: the time range is {}, the maximum is {} (query.max_range)",
+                humantime::format_duration(std::time::Duration::from_secs(
+                    (length / 1_000_000_000) as u64
+                )),
                 humantime::format_duration(max)
             ),
         )));

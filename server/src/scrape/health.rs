@@ -7,7 +7,6 @@ use std::time::{Duration, SystemTime};
 use axum::Json;
 use serde::Serialize;
 
-
 /// A target: one endpoint of one instance of one job.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TargetKey {

@@ -15,19 +15,26 @@ impl Strata {
     /// Starts `strata server --no-collector` on `data` (with `config` if given) and waits for
     /// the address it logs.
     pub fn start(data: &std::path::Path, config: Option<&std::path::Path>) -> Strata {
+        Self::start_with(data, config, false)
+    }
+
+    /// [`Strata::start`], with the in-process eBPF collector when `collector`.
+    pub fn start_with(
+        data: &std::path::Path,
+        config: Option<&std::path::Path>,
+        collector: bool,
+    ) -> Strata {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));
-        cmd.args([
-            "server",
-            "--listen",
-            "127.0.0.1:0",
-            "--no-collector",
-            "--data-dir",
-        ])
-        .arg(data)
-        .env("NO_COLOR", "1")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::inherit())
-        .stderr(Stdio::piped());
+        cmd.args(["server", "--listen", "127.0.0.1:0"]);
+        if !collector {
+            cmd.arg("--no-collector");
+        }
+        cmd.arg("--data-dir")
+            .arg(data)
+            .env("NO_COLOR", "1")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::piped());
         if let Some(c) = config {
             cmd.arg("--config").arg(c);
         }

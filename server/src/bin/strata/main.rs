@@ -178,8 +178,11 @@ async fn agent(
         ..Default::default()
     };
     config.validate()?;
-    let handle = strata_server::collector::agent::start(remote_store.clone(), config, labels, bearer_token)
-        .context("the kernel refused the eBPF collector (root or CAP_BPF+CAP_PERFMON needed)")?;
+    let handle =
+        strata_server::collector::agent::start(remote_store.clone(), config, labels, bearer_token)
+            .context(
+                "the kernel refused the eBPF collector (root or CAP_BPF+CAP_PERFMON needed)",
+            )?;
     info!(%remote_store, frequency_hz, %transport, "strata agent running; Ctrl-C to stop");
     wait_for_shutdown().await?;
     tokio::task::spawn_blocking(move || handle.stop()).await?;
