@@ -12,7 +12,8 @@ async fn every_corpus_file_ingests_or_is_refused_clearly() {
     let corpus = std::env::var_os("STRATA_PPROF_CORPUS")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| {
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/pprof-corpus")
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../shared/testdata/pprof-corpus")
         });
     let entries = match std::fs::read_dir(&corpus) {
         Ok(entries) => entries,
@@ -24,7 +25,10 @@ async fn every_corpus_file_ingests_or_is_refused_clearly() {
                  STRATA_SKIP_CORPUS=1 to skip this test",
                 corpus.display()
             );
-            eprintln!("skipped (STRATA_SKIP_CORPUS=1): {} is absent", corpus.display());
+            eprintln!(
+                "skipped (STRATA_SKIP_CORPUS=1): {} is absent",
+                corpus.display()
+            );
             return;
         }
     };

@@ -191,7 +191,7 @@ fn declare(app: Arc<App>, components: &ComponentSet) -> Routes {
         r.http(
             "/ingest",
             Write,
-            post(ingest_http::ingest).layer(body_limit.clone()),
+            post(ingest_http::ingest).layer(body_limit),
         );
         // gRPC and Connect on one path (the handler tells them apart by content type).
         r.http_grpc(

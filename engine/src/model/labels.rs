@@ -203,7 +203,10 @@ mod tests {
         // UTF-8 names, as Prometheus 3 and OpenTelemetry have them; quoted when displayed.
         let otel = Labels::new([("otel.scope.name", "x"), ("job", "a"), ("1a", "b")]).unwrap();
         assert_eq!(otel.get("otel.scope.name"), Some("x"));
-        assert_eq!(otel.to_string(), r#"{"1a"="b", job="a", "otel.scope.name"="x"}"#);
+        assert_eq!(
+            otel.to_string(),
+            r#"{"1a"="b", job="a", "otel.scope.name"="x"}"#
+        );
         assert!(is_legacy_label_name("job_1") && !is_legacy_label_name("a-b"));
     }
 }

@@ -316,9 +316,14 @@ mod tests {
         assert_eq!(names, ["otel.scope.name", "a b", "job"]);
         assert_eq!(
             s.to_string(),
-            format!(r#"{CPU}{{"otel.scope.name"="com.grafana.pyroscope/python", "a b"!~"x", job="j"}}"#)
+            format!(
+                r#"{CPU}{{"otel.scope.name"="com.grafana.pyroscope/python", "a b"!~"x", job="j"}}"#
+            )
         );
-        assert_eq!(parse_selector(&s.to_string()).unwrap().to_string(), s.to_string());
+        assert_eq!(
+            parse_selector(&s.to_string()).unwrap().to_string(),
+            s.to_string()
+        );
         let empty = parse_selector(&format!(r#"{CPU}{{""="x"}}"#)).unwrap_err();
         assert!(empty.to_string().contains("must not be empty"), "{empty}");
     }

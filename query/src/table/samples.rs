@@ -5,8 +5,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, Int64Array, RecordBatch, RecordBatchOptions, StringArray, StringBuilder, TimestampNanosecondArray,
-    UInt64Array,
+    Array, ArrayRef, Int64Array, RecordBatch, RecordBatchOptions, StringArray, StringBuilder,
+    TimestampNanosecondArray, UInt64Array,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use async_trait::async_trait;
