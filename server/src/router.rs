@@ -168,9 +168,7 @@ impl Routes {
 
 /// Every route of a process running `components`.
 fn declare(app: Arc<App>, components: &ComponentSet) -> Routes {
-    use Access::{Open, Read, Write};
-    let max_body = app.limits.max_body_bytes as usize;
-    let body_limit = DefaultBodyLimit::max(max_body);
+    use Access::{Open, Read};
     let mut r = Routes::new(app.clone());
 
     r.http("/healthy", Open, get(health::healthy));
@@ -188,84 +186,97 @@ fn declare(app: Arc<App>, components: &ComponentSet) -> Routes {
     );
 
     if components.contains(Component::Ingest) {
-        r.http(
-            "/ingest",
-            Write,
-            post(ingest_http::ingest).layer(body_limit),
-        );
-        // gRPC and Connect on one path (the handler tells them apart by content type).
-        r.http_grpc(
-            "/push.v1.PusherService/Push",
-            Write,
-            Some(Limit::IngestBodyBytes),
-            post(pyroscope::push).layer(body_limit),
-        );
-        r.grpc(
-            Write,
-            Some(Limit::IngestBodyBytes),
-            true,
-            ProfileStoreServiceServer::new(ParcaProfileStore(app.clone()))
-                .max_decoding_message_size(max_body),
-        );
-        r.grpc(
-            Write,
-            Some(Limit::IngestDecompressedBytes),
-            false,
-            ProfilesServiceServer::new(OtlpProfiles(app.clone()))
-                .max_decoding_message_size(app.limits.max_decompressed_bytes as usize)
-                .accept_compressed(CompressionEncoding::Gzip),
-        );
-        // The native path is the HTTP route above; gRPC-web only under /api.
-        r.grpc_web_only(
-            Write,
-            Some(Limit::IngestBodyBytes),
-            PusherServiceServer::new(pyroscope::PyroscopePusher(app.clone()))
-                .max_decoding_message_size(max_body),
-        );
-        // Upload chunks of up to 16 MiB.
-        r.grpc(
-            Write,
-            None,
-            true,
-            DebuginfoServiceServer::new(ParcaDebuginfo::new(app.clone()))
-                .max_decoding_message_size(16 << 20),
-        );
+        declare_ingest(&mut r, &app);
     }
-
     if components.contains(Component::Query) {
-        r.grpc(
-            Read,
-            None,
-            true,
-            QueryServiceServer::new(ParcaQuery(app.clone())),
-        );
-        r.grpc(Read, None, false, FlightSql::server(app.clone()));
-        r.http(
-            "/api/v1/profile_types",
-            Read,
-            get(query_http::profile_types),
-        );
-        r.http("/api/v1/labels", Read, get(query_http::labels));
-        r.http(
-            "/api/v1/labels/{name}/values",
-            Read,
-            get(query_http::values),
-        );
-        r.http("/api/v1/complete", Read, get(query_http::completion));
-        r.http("/api/v1/query_range", Read, get(query_http::query_range));
-        r.http("/api/v1/query", Read, get(query_http::query));
-        r.http("/api/v1/sql", Read, post(query_http::sql));
-        r.http(
-            "/api/v1/debuginfo/status",
-            Read,
-            get(crate::debuginfo::http::status),
-        );
-        r.http("/", Open, get(ui::index));
-        r.http("/index.html", Open, get(ui::index));
-        r.http("/ui/access.json", Open, get(ui::access));
-        r.http("/ui/{*file}", Open, get(ui::file));
+        declare_query(&mut r, &app);
     }
     r
+}
+
+/// The push front doors and debug info uploads.
+fn declare_ingest(r: &mut Routes, app: &Arc<App>) {
+    use Access::Write;
+    let max_body = app.limits.max_body_bytes as usize;
+    let body_limit = DefaultBodyLimit::max(max_body);
+    r.http(
+        "/ingest",
+        Write,
+        post(ingest_http::ingest).layer(body_limit),
+    );
+    // gRPC and Connect on one path (the handler tells them apart by content type).
+    r.http_grpc(
+        "/push.v1.PusherService/Push",
+        Write,
+        Some(Limit::IngestBodyBytes),
+        post(pyroscope::push).layer(body_limit),
+    );
+    r.grpc(
+        Write,
+        Some(Limit::IngestBodyBytes),
+        true,
+        ProfileStoreServiceServer::new(ParcaProfileStore(app.clone()))
+            .max_decoding_message_size(max_body),
+    );
+    r.grpc(
+        Write,
+        Some(Limit::IngestDecompressedBytes),
+        false,
+        ProfilesServiceServer::new(OtlpProfiles(app.clone()))
+            .max_decoding_message_size(app.limits.max_decompressed_bytes as usize)
+            .accept_compressed(CompressionEncoding::Gzip),
+    );
+    // The native path is the HTTP route above; gRPC-web only under /api.
+    r.grpc_web_only(
+        Write,
+        Some(Limit::IngestBodyBytes),
+        PusherServiceServer::new(pyroscope::PyroscopePusher(app.clone()))
+            .max_decoding_message_size(max_body),
+    );
+    // Upload chunks of up to 16 MiB.
+    r.grpc(
+        Write,
+        None,
+        true,
+        DebuginfoServiceServer::new(ParcaDebuginfo::new(app.clone()))
+            .max_decoding_message_size(16 << 20),
+    );
+}
+
+/// The query front doors and the UI.
+fn declare_query(r: &mut Routes, app: &Arc<App>) {
+    use Access::{Open, Read};
+    r.grpc(
+        Read,
+        None,
+        true,
+        QueryServiceServer::new(ParcaQuery(app.clone())),
+    );
+    r.grpc(Read, None, false, FlightSql::server(app.clone()));
+    r.http(
+        "/api/v1/profile_types",
+        Read,
+        get(query_http::profile_types),
+    );
+    r.http("/api/v1/labels", Read, get(query_http::labels));
+    r.http(
+        "/api/v1/labels/{name}/values",
+        Read,
+        get(query_http::values),
+    );
+    r.http("/api/v1/complete", Read, get(query_http::completion));
+    r.http("/api/v1/query_range", Read, get(query_http::query_range));
+    r.http("/api/v1/query", Read, get(query_http::query));
+    r.http("/api/v1/sql", Read, post(query_http::sql));
+    r.http(
+        "/api/v1/debuginfo/status",
+        Read,
+        get(crate::debuginfo::http::status),
+    );
+    r.http("/", Open, get(ui::index));
+    r.http("/index.html", Open, get(ui::index));
+    r.http("/ui/access.json", Open, get(ui::access));
+    r.http("/ui/{*file}", Open, get(ui::file));
 }
 
 impl Routes {

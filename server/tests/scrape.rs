@@ -180,7 +180,10 @@ async fn go_program_is_scraped_for_every_profile_type() {
     // A new configuration replaces the old: one job left, the other's targets gone.
     let invalid: ScrapeConfigs =
         serde_yaml::from_str("- job_name: x\n  scrape_interval: 0s").unwrap();
-    assert!(scraper.apply(&invalid).is_err());
+    let e = scraper
+        .apply(&invalid)
+        .expect_err("scrape_interval 0s taken");
+    assert!(e.to_string().contains("scrape_interval"), "{e}");
     assert_eq!(
         app.targets.read().len(),
         6,

@@ -164,6 +164,7 @@ mod tests {
             })
             .contains("ftp://x")
         );
-        assert!(serde_yaml::from_str::<SymbolizerSettings>("worker: 3").is_err());
+        let e = serde_yaml::from_str::<SymbolizerSettings>("worker: 3").unwrap_err();
+        assert!(e.to_string().contains("unknown field `worker`"), "{e}");
     }
 }
