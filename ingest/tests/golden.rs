@@ -93,8 +93,8 @@ fn pyroscope_push_request() {
         raw_profile,
         id: id.into(),
     };
-    // Series labels keep their names as given: a dotted one (`service.name`) is refused by the
-    // engine on this branch, so only Pyroscope's own `service_name` is here.
+    // Series labels keep their names as given, OpenTelemetry's dotted ones included (what the
+    // Pyroscope SDKs send since 2026: `otel.scope.name`, `process.runtime.name`).
     let req = push::PushRequest {
         series: vec![
             push::RawProfileSeries {
@@ -102,6 +102,8 @@ fn pyroscope_push_request() {
                     ("__name__", "process_cpu"),
                     ("service_name", "checkout"),
                     ("pyroscope_spy", "gospy"),
+                    ("otel.scope.name", "com.grafana.pyroscope/go"),
+                    ("process.runtime.name", "go"),
                 ]),
                 samples: vec![sample(cpu_profile(), "cpu-1")],
                 annotations: vec![],
@@ -230,11 +232,11 @@ fn pyroscope_app_name_and_folded() {
             a.service_name, a.kind, a.labels
         );
     }
-    // `/ingest?name=checkout.cpu{env=prod,region=eu-west-1}&from=…&until=…+10&sampleRate=100`
+    // `/ingest?name=checkout.cpu{env=prod,otel.scope.name=python,region=eu-west-1}&from=…&until=…+10&sampleRate=100`
     // with a folded body, as the server stores it: a CPU profile of the app (`service_name`)
-    // and its labels, one sample every 10 ms. (A dotted label name in braces is refused by
-    // the engine on this branch; the server keeps names as given.)
-    let app = parse_app_name("checkout.cpu{env=prod,region=eu-west-1}").unwrap();
+    // and its labels (a dotted name kept as given), one sample every 10 ms.
+    let app = parse_app_name("checkout.cpu{env=prod,otel.scope.name=python,region=eu-west-1}")
+        .unwrap();
     let mut labels = app.labels.clone();
     labels.push(("service_name".into(), app.service_name.clone()));
     let stacks = parse_folded(
