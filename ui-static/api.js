@@ -1,4 +1,4 @@
-// The server's HTTP/JSON API (server/src/query_http.rs).
+// The server's HTTP/JSON API (server/src/query/http.rs).
 
 export class ApiError extends Error {}
 
@@ -28,7 +28,7 @@ export const credentials = {
 };
 
 /**
- * What the server asks of the UI (server/src/ui.rs): `{read_token_required, tenant_header,
+ * What the server asks of the UI (server/src/ops/ui.rs): `{read_token_required, tenant_header,
  * default_tenant}`; `tenant_header` is null when tenants are off.
  */
 export async function access() {
@@ -79,7 +79,7 @@ export function queryProfile(params, signal) {
 }
 
 /**
- * Debug info status of build ids (server/src/debuginfo_http.rs): `{build_id: report}`, each
+ * Debug info status of build ids (server/src/debuginfo/http.rs): `{build_id: report}`, each
  * report with `status` (found, missing, failed, pending, unknown, disabled) and `reason`.
  */
 export async function debuginfoStatus(buildIds) {

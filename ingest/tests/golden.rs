@@ -235,8 +235,8 @@ fn pyroscope_app_name_and_folded() {
     // `/ingest?name=checkout.cpu{env=prod,otel.scope.name=python,region=eu-west-1}&from=…&until=…+10&sampleRate=100`
     // with a folded body, as the server stores it: a CPU profile of the app (`service_name`)
     // and its labels (a dotted name kept as given), one sample every 10 ms.
-    let app = parse_app_name("checkout.cpu{env=prod,otel.scope.name=python,region=eu-west-1}")
-        .unwrap();
+    let app =
+        parse_app_name("checkout.cpu{env=prod,otel.scope.name=python,region=eu-west-1}").unwrap();
     let mut labels = app.labels.clone();
     labels.push(("service_name".into(), app.service_name.clone()));
     let stacks = parse_folded(

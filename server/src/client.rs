@@ -236,13 +236,15 @@ pub struct DebuginfoStatusAnswer {
     pub build_ids: Vec<BuildIdStatus>,
 }
 
+/// The header that names a tenant (the server's default `tenants.header`).
+pub const TENANT_HEADER: &str = "X-Scope-OrgID";
+
 /// A client of one server.
 #[derive(Clone, Debug)]
 pub struct ApiClient {
     base: String,
     token: Option<String>,
     tenant: Option<String>,
-    tenant_header: String,
     http: reqwest::Client,
 }
 
@@ -253,7 +255,6 @@ impl ApiClient {
             base: base.into().trim_end_matches('/').to_owned(),
             token: None,
             tenant: None,
-            tenant_header: "X-Scope-OrgID".to_owned(),
             http: reqwest::Client::new(),
         }
     }
@@ -280,7 +281,7 @@ impl ApiClient {
             request = request.bearer_auth(token);
         }
         if let Some(tenant) = &self.tenant {
-            request = request.header(self.tenant_header.as_str(), tenant);
+            request = request.header(TENANT_HEADER, tenant);
         }
         request
     }

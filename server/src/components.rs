@@ -120,7 +120,7 @@ impl Components {
         config.validate()?;
         let mut engine_config = config.engine.clone().unwrap_or_default();
         engine_config.data_dir = data_dir.clone();
-        engine_config.background = set.contains(Component::Compactor);
+        engine_config.background &= set.contains(Component::Compactor);
         let engine = Engine::open(engine_config.clone())
             .await
             .map_err(|source| StartError::Engine {

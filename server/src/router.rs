@@ -1,6 +1,6 @@
 //! The router: every route of the server declared once, here, with its [`Access`] class and
 //! the component that serves it ([`Routes`] has no way to add a route without an access
-//! class); the gate every request passes first ([`gate`]: token, then tenant); and [`serve`].
+//! class); the gate every request passes first ([`gate_request`]: token, then tenant); and [`serve`].
 //!
 //! A process serves the front doors of the components it runs ([`ComponentSet`]): the push
 //! protocols with `ingest`, the query APIs and the UI with `query`; health, readiness, metrics
@@ -33,7 +33,7 @@ use crate::limits::Limit;
 use crate::ops::{health, metrics, self_profile, ui};
 use crate::query::{flight_sql::FlightSql, http as query_http, parca_grpc::ParcaQuery};
 use crate::state::{App, RequestTenant};
-use crate::status::{LIMIT_METADATA, ServerError};
+use crate::status::{ERROR_METADATA, ServerError};
 
 /// One declared route, as [`route_table`] lists them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -392,14 +392,14 @@ async fn gate_request(
 }
 
 /// Whether a gRPC response is tonic's refusal of an oversize message: a `RESOURCE_EXHAUSTED`
-/// or `OUT_OF_RANGE` status that no handler raised (a handler's limit refusal carries the
-/// [`LIMIT_METADATA`] key, and was counted when raised).
+/// or `OUT_OF_RANGE` status that no handler raised (a handler's status carries the
+/// [`ERROR_METADATA`] key; its limit refusals were counted when raised).
 fn is_message_size_refusal(response: &Response) -> bool {
     let headers = response.headers();
     headers
         .get("grpc-status")
         .is_some_and(|s| s == "8" || s == "11")
-        && !headers.contains_key(LIMIT_METADATA)
+        && !headers.contains_key(ERROR_METADATA)
 }
 
 /// Serves `router(app)` on `listener` (HTTP/1.1 and HTTP/2; over TLS when `tls` is given)
@@ -458,4 +458,27 @@ async fn require_grpc_content_type(
         ),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_tonic_own_refusals_count_as_oversize_messages() {
+        let response = |status: tonic::Status| status.into_http::<axum::body::Body>();
+        // tonic's own: no marker.
+        assert!(is_message_size_refusal(&response(tonic::Status::out_of_range(
+            "decoded message length too large"
+        ))));
+        assert!(is_message_size_refusal(&response(
+            tonic::Status::resource_exhausted("Error decompressing: size limit")
+        )));
+        // A handler's: a full disk, or a limit already counted when raised.
+        let full = ServerError::StorageFull("no space left on device".into());
+        assert!(!is_message_size_refusal(&response(full.to_status())));
+        let limit = ServerError::limit(Limit::HeadSeries, Some(2), 1, "over");
+        assert!(!is_message_size_refusal(&response(limit.to_status())));
+        assert!(!is_message_size_refusal(&response(tonic::Status::internal("x"))));
+    }
 }

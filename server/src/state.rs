@@ -90,7 +90,7 @@ impl App {
     }
 }
 
-/// The tenant a request was given by [`gate`], as a request extension.
+/// The tenant a request was given by the router's gate, as a request extension.
 #[derive(Clone)]
 pub(crate) struct RequestTenant {
     /// Its store.

@@ -37,9 +37,6 @@ pub enum ServerError {
     /// A known token of the other class (a write token reading, or a read token writing).
     #[error("{0}")]
     PermissionDenied(String),
-    /// The thing asked for does not exist.
-    #[error("{0}")]
-    NotFound(String),
     /// The content type is not one this route takes.
     #[error("{0}")]
     UnsupportedMediaType(String),
@@ -61,6 +58,10 @@ pub enum ServerError {
 
 /// The gRPC metadata key (and HTTP header) naming the limit that refused a request.
 pub const LIMIT_METADATA: &str = "strata-limit";
+
+/// The gRPC metadata key on every status a handler raised from a [`ServerError`] (its value
+/// the Connect code): a status without it came from tonic itself.
+pub const ERROR_METADATA: &str = "strata-error";
 
 /// A result whose error is a [`ServerError`].
 pub type Result<T, E = ServerError> = std::result::Result<T, E>;
@@ -128,7 +129,6 @@ impl ServerError {
                 Code::PermissionDenied,
                 "permission_denied",
             ),
-            ServerError::NotFound(_) => (StatusCode::NOT_FOUND, Code::NotFound, "not_found"),
             ServerError::UnsupportedMediaType(_) => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 Code::InvalidArgument,
@@ -162,10 +162,15 @@ impl ServerError {
         }
     }
 
-    /// The error as a gRPC status; a limit's refusal names its limit in the
-    /// [`LIMIT_METADATA`] entry.
+    /// The error as a gRPC status. Its [`ERROR_METADATA`] entry (the Connect code) says a
+    /// handler raised it; a limit's refusal also names its limit in [`LIMIT_METADATA`].
     pub fn to_status(&self) -> tonic::Status {
-        let mut status = tonic::Status::new(self.codes().grpc, self.to_string());
+        let codes = self.codes();
+        let mut status = tonic::Status::new(codes.grpc, self.to_string());
+        status.metadata_mut().insert(
+            ERROR_METADATA,
+            tonic::metadata::MetadataValue::from_static(codes.connect),
+        );
         if let Some(limit) = self.exceeded_limit() {
             status.metadata_mut().insert(
                 LIMIT_METADATA,
@@ -385,12 +390,6 @@ mod tests {
                 403,
                 Code::PermissionDenied,
                 "permission_denied",
-            ),
-            (
-                ServerError::NotFound("x".into()),
-                404,
-                Code::NotFound,
-                "not_found",
             ),
             (
                 ServerError::UnsupportedMediaType("x".into()),

@@ -161,7 +161,7 @@ mod tests {
         on_disk.sort();
         let mut embedded: Vec<String> = ASSETS.iter().map(|a| a.name.to_owned()).collect();
         embedded.sort();
-        assert_eq!(on_disk, embedded, "update ASSETS in server/src/ui.rs");
+        assert_eq!(on_disk, embedded, "update ASSETS in server/src/ops/ui.rs");
     }
 
     #[test]

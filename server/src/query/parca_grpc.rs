@@ -290,10 +290,11 @@ impl pb::query_service_server::QueryService for ParcaQuery {
                 Report::Flamegraph(flamegraph(&p, q.node_trim_threshold.unwrap_or(0.0)))
             }
             other => {
-                return Err(Status::unimplemented(format!(
+                return Err(ServerError::Unimplemented(format!(
                     "report type {} is not supported; use PPROF, TOP, CALLGRAPH or FLAMEGRAPH_TABLE",
                     other.as_str_name()
-                )));
+                ))
+                .into());
             }
         };
         Ok(Response::new(pb::QueryResponse {
@@ -321,7 +322,7 @@ impl pb::query_service_server::QueryService for ParcaQuery {
             .engine
             .profile_types(range)
             .await
-            .map_err(|e| Status::internal(e.to_string()))?;
+            .map_err(ServerError::from)?;
         Ok(Response::new(pb::ProfileTypesResponse {
             types: types
                 .into_iter()
@@ -349,7 +350,7 @@ impl pb::query_service_server::QueryService for ParcaQuery {
             .engine
             .label_names(pt.as_ref(), &matchers, range)
             .await
-            .map_err(|e| Status::internal(e.to_string()))?;
+            .map_err(ServerError::from)?;
         Ok(Response::new(pb::LabelsResponse {
             label_names,
             warnings: vec![],
@@ -368,7 +369,7 @@ impl pb::query_service_server::QueryService for ParcaQuery {
             .engine
             .label_values(&r.label_name, pt.as_ref(), &matchers, range)
             .await
-            .map_err(|e| Status::internal(e.to_string()))?;
+            .map_err(ServerError::from)?;
         Ok(Response::new(pb::ValuesResponse {
             label_values,
             warnings: vec![],
@@ -379,9 +380,10 @@ impl pb::query_service_server::QueryService for ParcaQuery {
         &self,
         _request: Request<pb::ShareProfileRequest>,
     ) -> Result<Response<pb::ShareProfileResponse>, Status> {
-        Err(Status::unimplemented(
-            "sharing to pprof.me is not supported; download the pprof report instead",
-        ))
+        Err(ServerError::Unimplemented(
+            "sharing to pprof.me is not supported; download the pprof report instead".into(),
+        )
+        .into())
     }
 
     async fn has_profile_data(
@@ -393,7 +395,7 @@ impl pb::query_service_server::QueryService for ParcaQuery {
             .engine
             .profile_types(TimeRange::ALL)
             .await
-            .map_err(|e| Status::internal(e.to_string()))?;
+            .map_err(ServerError::from)?;
         Ok(Response::new(pb::HasProfileDataResponse {
             has_data: !types.is_empty(),
         }))
