@@ -468,9 +468,9 @@ mod tests {
     fn only_tonic_own_refusals_count_as_oversize_messages() {
         let response = |status: tonic::Status| status.into_http::<axum::body::Body>();
         // tonic's own: no marker.
-        assert!(is_message_size_refusal(&response(tonic::Status::out_of_range(
-            "decoded message length too large"
-        ))));
+        assert!(is_message_size_refusal(&response(
+            tonic::Status::out_of_range("decoded message length too large")
+        )));
         assert!(is_message_size_refusal(&response(
             tonic::Status::resource_exhausted("Error decompressing: size limit")
         )));
@@ -479,6 +479,8 @@ mod tests {
         assert!(!is_message_size_refusal(&response(full.to_status())));
         let limit = ServerError::limit(Limit::HeadSeries, Some(2), 1, "over");
         assert!(!is_message_size_refusal(&response(limit.to_status())));
-        assert!(!is_message_size_refusal(&response(tonic::Status::internal("x"))));
+        assert!(!is_message_size_refusal(&response(
+            tonic::Status::internal("x")
+        )));
     }
 }
