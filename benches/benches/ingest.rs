@@ -12,7 +12,6 @@
 //! per file kind.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use strata_benches::process_cpu_time;
@@ -21,26 +20,10 @@ use strata_ingest::{
     DecodeLimits, DeltaTracker, ProfileSource, decode_pprof, normalize_with_deltas,
 };
 
-/// Builds and runs the Go generator unless its profiles are there already.
+/// The Go generator's profiles, made once into Cargo's target tmp dir.
 fn go_profiles() -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("goprof");
-    if dir.join("cpu.pb.gz").exists() && dir.join("heap.pb.gz").exists() {
-        return dir;
-    }
-    std::fs::create_dir_all(&dir).unwrap();
-    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/goprof");
-    let bin = dir.join("goprof");
-    let ok = Command::new("go")
-        .args(["build", "-o"])
-        .arg(&bin)
-        .arg(".")
-        .current_dir(src)
-        .status()
-        .expect("`go` runs (apt-get install golang-go)");
-    assert!(ok.success(), "go build of benches/goprof failed");
-    let ok = Command::new(&bin).arg(&dir).arg("10").status().unwrap();
-    assert!(ok.success(), "goprof failed");
-    dir
+    strata_benches::goprof::profiles(&dir, 10).expect("Go profiles")
 }
 
 struct Measured {
@@ -120,27 +103,14 @@ fn strata_ingest(bytes: &[u8], name: &str, copies: usize) -> (Measured, u64) {
 }
 
 /// Go's: `go tool pprof -proto` of `copies` copies of `file`, merged into one profile written
-/// to /dev/null; wall and user+system CPU from bash's `time`.
+/// to /dev/null.
 fn go_merge(file: &Path, copies: usize, samples_per_copy: u64) -> Measured {
-    let args: Vec<String> = std::iter::repeat_n(file.display().to_string(), copies).collect();
-    let script = format!(
-        "TIMEFORMAT='%R %U %S'; time go tool pprof -proto {} > /dev/null 2>/dev/null",
-        args.join(" ")
-    );
-    let out = Command::new("bash").arg("-c").arg(script).output().unwrap();
-    assert!(out.status.success(), "go tool pprof failed");
-    let err = String::from_utf8_lossy(&out.stderr);
-    let t: Vec<f64> = err
-        .lines()
-        .last()
-        .unwrap()
-        .split_whitespace()
-        .map(|x| x.parse().unwrap())
-        .collect();
+    let files = vec![file.to_owned(); copies];
+    let m = strata_benches::goprof::merge(&files).expect("go tool pprof");
     Measured {
         samples: samples_per_copy * copies as u64,
-        wall: Duration::from_secs_f64(t[0]),
-        cpu: Duration::from_secs_f64(t[1] + t[2]),
+        wall: m.wall,
+        cpu: m.cpu,
     }
 }
 

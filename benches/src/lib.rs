@@ -30,6 +30,8 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod doors;
+pub mod goprof;
 mod program;
 pub mod scale;
 
@@ -425,7 +427,13 @@ pub fn total_samples(batches: &[SampleBatch]) -> u64 {
 /// User plus system CPU time of the whole process (every thread) so far, from
 /// `/proc/self/stat` (clock ticks of 1/100 s, Linux's `USER_HZ`).
 pub fn process_cpu_time() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    cpu_time_of("self")
+}
+
+/// User + system CPU time of every thread of process `pid` (`self` or a number), from
+/// `/proc/<pid>/stat` (10 ms ticks).
+pub fn cpu_time_of(pid: &str) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let after_name = &stat[stat.rfind(')')? + 1..];
     let fields: Vec<&str> = after_name.split_whitespace().collect();
     // Fields 14 and 15 of proc(5) (utime, stime); `fields[0]` is field 3.

@@ -14,6 +14,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
+use strata_benches::doors::{Door, DoorsConfig};
+use strata_benches::goprof;
 use strata_benches::scale::sustained::{self, SustainedConfig};
 use strata_benches::scale::{self, Preset, Rate, Report, ScaleConfig, Target, plot, report};
 
@@ -36,11 +38,53 @@ enum Command {
         #[arg(long, default_value = "benches/results")]
         out: PathBuf,
     },
+    /// Real pprof files pushed through every front door (Parca gRPC and gRPC-web, Pyroscope
+    /// Connect and /ingest, OTLP): the server's CPU per stored row, against
+    /// `go tool pprof -proto` merging the same files.
+    Doors(DoorsArgs),
     /// Redraws a sustained run's markdown and charts from its JSON report.
     SustainedReport {
         /// The run's JSON (`<out>/<name>.json`); the markdown and charts go beside it.
         report: PathBuf,
     },
+}
+
+#[derive(clap::Args)]
+struct DoorsArgs {
+    /// pprof files to push, round robin (default: three Go CPU profiles made by
+    /// benches/goprof with the system's `go`, under --work).
+    files: Vec<PathBuf>,
+    /// Pushes per door.
+    #[arg(long, default_value_t = 1500)]
+    pushes: usize,
+    /// Series the pushes are spread over.
+    #[arg(long, default_value_t = 200)]
+    series: usize,
+    /// Calls in flight.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// Doors, comma-separated: writeraw, grpc-web, connect, ingest, otlp.
+    #[arg(long, default_value = "writeraw,grpc-web,connect,ingest,otlp")]
+    doors: String,
+    /// Seconds of the writeraw server's own CPU profile (0: none); stored in Strata and
+    /// written as a top table and folded stacks beside the report.
+    #[arg(long, default_value_t = 0)]
+    profile_seconds: u64,
+    /// Where the default Go profiles are made.
+    #[arg(long, default_value = "target/goprof")]
+    work: PathBuf,
+    /// The `strata` binary to spawn (default: next to this executable).
+    #[arg(long)]
+    strata_bin: Option<PathBuf>,
+    /// Parent of the spawned servers' temporary data directories.
+    #[arg(long)]
+    data_parent: Option<PathBuf>,
+    /// Output directory.
+    #[arg(long, default_value = "benches/results")]
+    out: PathBuf,
+    /// Name of the output files.
+    #[arg(long, default_value = "doors")]
+    name: String,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -154,6 +198,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Summarize { reports, out }) => summarize(&reports, &out),
+        Some(Command::Doors(a)) => doors(a).await,
         Some(Command::SustainedReport { report }) => {
             let text =
                 std::fs::read(&report).with_context(|| format!("reading {}", report.display()))?;
@@ -322,6 +367,55 @@ async fn sustained(
     println!("wrote {} and {}", json.display(), display_all(&charts));
     if !report.failures.is_empty() {
         bail!("sustained run failed: {}", report.failures.join("; "));
+    }
+    Ok(())
+}
+
+async fn doors(a: DoorsArgs) -> anyhow::Result<()> {
+    let files = if a.files.is_empty() {
+        (1..=3)
+            .map(|k| {
+                let dir = a.work.join(format!("run-{k}"));
+                goprof::profiles(&dir, 4)
+                    .map(|d| d.join("cpu.pb.gz"))
+                    .map_err(anyhow::Error::msg)
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?
+    } else {
+        a.files
+    };
+    let doors = a
+        .doors
+        .split(',')
+        .map(|d| Door::parse(d.trim()).with_context(|| format!("unknown door {d:?}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let cfg = DoorsConfig {
+        files,
+        pushes: a.pushes,
+        series: a.series,
+        concurrency: a.concurrency,
+        doors,
+        profile_seconds: a.profile_seconds,
+    };
+    let strata = scale::server::find_strata(a.strata_bin.as_deref())?;
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let report = strata_benches::doors::run(&cfg, &strata, a.data_parent.as_deref(), &a.out, &a.name)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let md = strata_benches::doors::markdown(&report);
+    let json = a.out.join(format!("{}.json", a.name));
+    std::fs::write(&json, serde_json::to_vec_pretty(&report)?)?;
+    std::fs::write(a.out.join(format!("{}.md", a.name)), &md)?;
+    println!("{md}");
+    if let Some(p) = &report.profile {
+        let written =
+            strata_benches::doors::store_profile(p, &strata, a.data_parent.as_deref(), 30)
+                .await
+                .map_err(anyhow::Error::msg)?;
+        println!("server profile: {} and {}", p.display(), display_all(&written));
+    }
+    if let Some(d) = report.doors.iter().find(|d| d.failed > 0) {
+        bail!("{}: {} pushes failed ({:?})", d.door.name(), d.failed, d.first_error);
     }
     Ok(())
 }

@@ -215,12 +215,23 @@ impl Drop for Server {
             let _ = child.kill();
             let _ = child.wait();
         }
+        // `STRATA_BENCH_KEEP_DATA=1` keeps a spawned server's data directory for inspection.
+        if std::env::var_os("STRATA_BENCH_KEEP_DATA").is_some_and(|v| v == "1")
+            && let Some(dir) = self.data.take()
+        {
+            eprintln!("kept the server's data directory {}", dir.keep().display());
+        }
     }
 }
 
 /// The value of the unlabelled metric `name`.
 pub fn metric(metrics: &[(String, f64)], name: &str) -> Option<f64> {
     metrics.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
+}
+
+/// User + system CPU time of every thread of process `pid`.
+pub fn cpu_of(pid: u32) -> Option<Duration> {
+    crate::cpu_time_of(&pid.to_string())
 }
 
 /// `VmRSS` of process `pid`, in bytes.
