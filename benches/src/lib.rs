@@ -433,12 +433,20 @@ pub fn process_cpu_time() -> Option<Duration> {
 /// User + system CPU time of every thread of process `pid` (`self` or a number), from
 /// `/proc/<pid>/stat` (10 ms ticks).
 pub fn cpu_time_of(pid: &str) -> Option<Duration> {
+    let (user, system) = user_system_time_of(pid)?;
+    Some(user + system)
+}
+
+/// User and system CPU time of every thread of process `pid` (`self` or a number), apart.
+pub fn user_system_time_of(pid: &str) -> Option<(Duration, Duration)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let after_name = &stat[stat.rfind(')')? + 1..];
     let fields: Vec<&str> = after_name.split_whitespace().collect();
     // Fields 14 and 15 of proc(5) (utime, stime); `fields[0]` is field 3.
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    Some(Duration::from_millis(ticks * 10))
+    let ticks = |i: usize| -> Option<Duration> {
+        Some(Duration::from_millis(fields.get(i)?.parse::<u64>().ok()? * 10))
+    };
+    Some((ticks(11)?, ticks(12)?))
 }
 
 #[cfg(test)]

@@ -179,6 +179,28 @@ impl SampleBatch {
         external_stacks: Vec<StackId>,
         samples: SampleColumns,
     ) -> Result<SampleBatch> {
+        let mapping_ids: IdSet<MappingId> = ids.mappings.iter().copied().collect();
+        let function_ids: IdSet<FunctionId> = ids.functions.iter().copied().collect();
+        let location_ids: IdSet<LocationId> = ids.locations.iter().copied().collect();
+        check_symbol_references(
+            &symbols,
+            |m| mapping_ids.contains(&m),
+            |f| function_ids.contains(&f),
+            |l| location_ids.contains(&l),
+        )?;
+        Self::assemble(profile_types, series, symbols, ids, external_stacks, samples)
+    }
+
+    /// A batch from parts whose symbols are known to be closed under references: checks the
+    /// sample columns only.
+    fn assemble(
+        profile_types: Vec<ProfileType>,
+        series: Vec<Labels>,
+        symbols: Symbols,
+        ids: SymbolIds,
+        external_stacks: Vec<StackId>,
+        samples: SampleColumns,
+    ) -> Result<SampleBatch> {
         let n = samples.len();
         let cols = [
             samples.profile_type.len(),
@@ -190,34 +212,6 @@ impl SampleBatch {
         ];
         if cols.iter().any(|&c| c != n) {
             return Err(Error::batch("sample columns have different lengths"));
-        }
-        let mapping_ids: IdSet<MappingId> = ids.mappings.iter().copied().collect();
-        let function_ids: IdSet<FunctionId> = ids.functions.iter().copied().collect();
-        for loc in &symbols.locations {
-            if loc.mapping_id != MappingId::NONE && !mapping_ids.contains(&loc.mapping_id) {
-                return Err(Error::batch(format!(
-                    "location at address {:#x} refers to mapping {} which the batch does not define",
-                    loc.address, loc.mapping_id
-                )));
-            }
-            if let Some(line) = loc
-                .lines
-                .iter()
-                .find(|l| !function_ids.contains(&l.function_id))
-            {
-                return Err(Error::batch(format!(
-                    "location at address {:#x} refers to function {} which the batch does not define",
-                    loc.address, line.function_id
-                )));
-            }
-        }
-        let location_ids: IdSet<LocationId> = ids.locations.iter().copied().collect();
-        for stack in &symbols.stacks {
-            if let Some(l) = stack.iter().find(|l| !location_ids.contains(l)) {
-                return Err(Error::batch(format!(
-                    "a stack refers to location {l} which the batch does not define"
-                )));
-            }
         }
         let check = |col: &[u32], len: usize, what: &str| -> Result<()> {
             match col.iter().find(|&&i| i as usize >= len) {
@@ -250,6 +244,38 @@ impl SampleBatch {
             samples,
         })
     }
+}
+
+/// Checks that symbols are closed under references: every location's mapping and functions,
+/// and every stack's locations, are among those `has_*` accept.
+fn check_symbol_references(
+    symbols: &Symbols,
+    has_mapping: impl Fn(MappingId) -> bool,
+    has_function: impl Fn(FunctionId) -> bool,
+    has_location: impl Fn(LocationId) -> bool,
+) -> Result<()> {
+    for loc in &symbols.locations {
+        if loc.mapping_id != MappingId::NONE && !has_mapping(loc.mapping_id) {
+            return Err(Error::batch(format!(
+                "location at address {:#x} refers to mapping {} which the batch does not define",
+                loc.address, loc.mapping_id
+            )));
+        }
+        if let Some(line) = loc.lines.iter().find(|l| !has_function(l.function_id)) {
+            return Err(Error::batch(format!(
+                "location at address {:#x} refers to function {} which the batch does not define",
+                loc.address, line.function_id
+            )));
+        }
+    }
+    for stack in &symbols.stacks {
+        if let Some(l) = stack.iter().find(|&&l| !has_location(l)) {
+            return Err(Error::batch(format!(
+                "a stack refers to location {l} which the batch does not define"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Builds a [`SampleBatch`], interning profile types, series and symbols as they are added.
@@ -389,7 +415,14 @@ impl SampleBatchBuilder {
 
     /// Checks every reference and returns the batch.
     pub fn build(self) -> Result<SampleBatch> {
-        SampleBatch::from_parts_with_ids(
+        // The builder's own indexes already hold every interned ID.
+        check_symbol_references(
+            &self.symbols,
+            |m| self.mapping_index.contains_key(&m),
+            |f| self.function_index.contains_key(&f),
+            |l| self.location_index.contains_key(&l),
+        )?;
+        SampleBatch::assemble(
             self.profile_types,
             self.series,
             self.symbols,

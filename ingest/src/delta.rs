@@ -51,6 +51,20 @@ pub struct Increase {
     pub values: Vec<(StackId, i64)>,
 }
 
+/// Where normalization gets the [`DeltaTracker`] from, asked only when a profile has a
+/// cumulative type: a tracker itself, or a shared one that is locked on first use, so that
+/// profiles without cumulative types never wait for it.
+pub trait DeltaSource {
+    /// The tracker.
+    fn tracker(&mut self) -> &mut DeltaTracker;
+}
+
+impl DeltaSource for DeltaTracker {
+    fn tracker(&mut self) -> &mut DeltaTracker {
+        self
+    }
+}
+
 /// Identifies a baseline: the series and the profile type (as text).
 pub type DeltaKey = (SeriesId, String);
 

@@ -34,7 +34,7 @@ mod push;
 mod sample_writer;
 
 pub use app_name::{AppName, parse_app_name};
-pub use delta::{DeltaKey, DeltaTracker, Increase, delta_type, is_cumulative};
+pub use delta::{DeltaKey, DeltaSource, DeltaTracker, Increase, delta_type, is_cumulative};
 pub use error::{Error, Result};
 pub use folded::{FoldedStack, folded_into, parse_folded};
 pub use limits::DecodeLimits;

@@ -8,7 +8,7 @@ use strata_engine::{
     SampleBatchBuilder, SeriesId, SeriesRef,
 };
 
-use crate::delta::DeltaTracker;
+use crate::delta::DeltaSource;
 use crate::sample_writer::{ProfileTiming, SampleWriter};
 use strata_proto::pprof::Profile;
 
@@ -162,7 +162,7 @@ pub fn normalize_into(
 pub fn normalize_with_deltas(
     profile: &Profile,
     source: &ProfileSource,
-    deltas: &mut DeltaTracker,
+    deltas: &mut dyn DeltaSource,
     b: &mut SampleBatchBuilder,
 ) -> Result<()> {
     normalize_profile(profile, source, Some(deltas), b)
@@ -171,7 +171,7 @@ pub fn normalize_with_deltas(
 fn normalize_profile(
     profile: &Profile,
     source: &ProfileSource,
-    deltas: Option<&mut DeltaTracker>,
+    deltas: Option<&mut dyn DeltaSource>,
     b: &mut SampleBatchBuilder,
 ) -> Result<()> {
     let strings = Strings(&profile.string_table);

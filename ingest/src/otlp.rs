@@ -24,7 +24,7 @@ use strata_proto::otlp::collector::profiles::v1development::ExportProfilesServic
 use strata_proto::otlp::common::v1::{AnyValue, KeyValue, any_value};
 use strata_proto::otlp::profiles::v1development::{Profile, ProfilesDictionary};
 
-use crate::delta::DeltaTracker;
+use crate::delta::DeltaSource;
 use crate::error::{Error, Result};
 use crate::limits::DecodeLimits;
 use crate::normalize::{profile_type, sanitize_label_name};
@@ -34,7 +34,7 @@ use crate::sample_writer::{ProfileTiming, SampleWriter};
 /// Decodes an `ExportProfilesServiceRequest`, gzipped or not, within `limits`.
 pub fn decode_otlp(bytes: &[u8], limits: &DecodeLimits) -> Result<ExportProfilesServiceRequest> {
     let raw = decompress(bytes, limits)?;
-    Ok(ExportProfilesServiceRequest::decode(raw.as_slice())?)
+    Ok(ExportProfilesServiceRequest::decode(&*raw)?)
 }
 
 /// The batch of an OTLP `Export` request. `now_ns` stamps profiles without a time; cumulative
@@ -42,7 +42,7 @@ pub fn decode_otlp(bytes: &[u8], limits: &DecodeLimits) -> Result<ExportProfiles
 pub fn otlp_export(
     req: &ExportProfilesServiceRequest,
     now_ns: i64,
-    deltas: &mut DeltaTracker,
+    deltas: &mut dyn DeltaSource,
 ) -> Result<SampleBatch> {
     let mut b = SampleBatchBuilder::new();
     let empty = ProfilesDictionary::default();
@@ -78,7 +78,7 @@ fn write_profile(
     base: &[(String, String)],
     stacks: &mut [Option<StackRef>],
     now_ns: i64,
-    deltas: &mut DeltaTracker,
+    deltas: &mut dyn DeltaSource,
     b: &mut SampleBatchBuilder,
 ) -> Result<()> {
     let st = profile.sample_type.unwrap_or_default();

@@ -1,5 +1,6 @@
 //! Decoding pprof: gzipped or plain `Profile` protobufs, within [`DecodeLimits`].
 
+use std::borrow::Cow;
 use std::io::Read;
 
 use flate2::read::GzDecoder;
@@ -16,8 +17,9 @@ pub fn is_gzip(bytes: &[u8]) -> bool {
     bytes.starts_with(&[0x1f, 0x8b])
 }
 
-/// Decompresses `bytes` if gzipped, reading at most `max_decompressed_bytes`.
-pub fn decompress(bytes: &[u8], limits: &DecodeLimits) -> Result<Vec<u8>> {
+/// Decompresses `bytes` if gzipped, reading at most `max_decompressed_bytes`; plain bytes are
+/// borrowed as they are.
+pub fn decompress<'a>(bytes: &'a [u8], limits: &DecodeLimits) -> Result<Cow<'a, [u8]>> {
     if bytes.len() as u64 > limits.max_body_bytes {
         return Err(Error::BodyTooLarge {
             size: bytes.len() as u64,
@@ -30,9 +32,17 @@ pub fn decompress(bytes: &[u8], limits: &DecodeLimits) -> Result<Vec<u8>> {
                 max: limits.max_decompressed_bytes,
             });
         }
-        return Ok(bytes.to_vec());
+        return Ok(Cow::Borrowed(bytes));
     }
-    let mut out = Vec::new();
+    // The gzip trailer's ISIZE (the input's size mod 2^32) sizes the output once, within the
+    // limit; a wrong or hostile value only costs a smaller or bounded first allocation.
+    let hint = bytes
+        .len()
+        .checked_sub(4)
+        .and_then(|at| bytes.get(at..))
+        .and_then(|t| <[u8; 4]>::try_from(t).ok())
+        .map_or(0, |t| u64::from(u32::from_le_bytes(t)));
+    let mut out = Vec::with_capacity(hint.min(limits.max_decompressed_bytes).min(64 << 20) as usize + 1);
     GzDecoder::new(bytes)
         .take(limits.max_decompressed_bytes + 1)
         .read_to_end(&mut out)
@@ -42,7 +52,7 @@ pub fn decompress(bytes: &[u8], limits: &DecodeLimits) -> Result<Vec<u8>> {
             max: limits.max_decompressed_bytes,
         });
     }
-    Ok(out)
+    Ok(Cow::Owned(out))
 }
 
 /// Decodes a pprof profile, gzipped or not. Samples take a faster path than prost's generic
@@ -52,7 +62,7 @@ pub fn decode_pprof(bytes: &[u8], limits: &DecodeLimits) -> Result<Profile> {
     if let Some(profile) = sample_decoder::decode_profile(&raw) {
         return Ok(profile);
     }
-    Ok(Profile::decode(raw.as_slice())?)
+    Ok(Profile::decode(&*raw)?)
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use strata_engine::{SampleBatch, SampleBatchBuilder};
 use strata_proto::parca::WriteRawRequest;
 use strata_proto::pyroscope::push::v1::PushRequest;
 
-use crate::delta::DeltaTracker;
+use crate::delta::DeltaSource;
 use crate::error::Result;
 use crate::limits::DecodeLimits;
 use crate::normalize::{ProfileSource, normalize_with_deltas};
@@ -33,7 +33,7 @@ fn batch_from(
     series: Vec<PushedSeries<'_>>,
     limits: &DecodeLimits,
     now_ns: i64,
-    deltas: &mut DeltaTracker,
+    deltas: &mut dyn DeltaSource,
 ) -> Result<SampleBatch> {
     let mut b = SampleBatchBuilder::new();
     for s in series {
@@ -51,7 +51,7 @@ pub fn parca_write_raw(
     req: &WriteRawRequest,
     limits: &DecodeLimits,
     now_ns: i64,
-    deltas: &mut DeltaTracker,
+    deltas: &mut dyn DeltaSource,
 ) -> Result<SampleBatch> {
     let series = req
         .series
@@ -72,7 +72,7 @@ pub fn pyroscope_push(
     req: &PushRequest,
     limits: &DecodeLimits,
     now_ns: i64,
-    deltas: &mut DeltaTracker,
+    deltas: &mut dyn DeltaSource,
 ) -> Result<SampleBatch> {
     let series = req
         .series

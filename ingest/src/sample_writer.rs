@@ -9,7 +9,7 @@ use strata_engine::{
     StackId, StackRef, is_valid_label_name,
 };
 
-use crate::delta::{DeltaTracker, delta_type, is_cumulative};
+use crate::delta::{DeltaSource, delta_type, is_cumulative};
 use crate::error::{Error, Result};
 use crate::normalize::sanitize_label_name;
 
@@ -126,8 +126,12 @@ impl<'b> SampleWriter<'b> {
 
     /// Writes the `:delta` increases of cumulative types, as tracked by `deltas` (a writer made
     /// without delta tracking has none).
-    pub fn finish(self, deltas: Option<&mut DeltaTracker>) {
-        let Some(tracker) = deltas else { return };
+    pub fn finish(self, deltas: Option<&mut dyn DeltaSource>) {
+        let Some(deltas) = deltas else { return };
+        if self.totals.is_empty() {
+            return;
+        }
+        let tracker = deltas.tracker();
         let mut groups: Vec<_> = self.totals.into_iter().collect();
         groups.sort_by_key(|((i, s), _)| (*i, s.0));
         for ((i, series), (series_id, per_stack)) in groups {

@@ -16,7 +16,7 @@ fn seeds(kind: &str) -> Vec<Vec<u8>> {
         .map(|e| {
             let bytes = std::fs::read(e.unwrap().path()).unwrap();
             // Mutate the protobuf, not the gzip around it.
-            decompress(&bytes, &limits()).unwrap()
+            decompress(&bytes, &limits()).unwrap().into_owned()
         })
         .collect();
     out.sort();

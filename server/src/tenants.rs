@@ -17,7 +17,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use strata_engine::{Engine, EngineConfig};
-use strata_ingest::DeltaTracker;
+use strata_ingest::{DeltaSource, DeltaTracker};
 
 use crate::symbolization::{Symbolization, SymbolizerSettings};
 
@@ -111,15 +111,22 @@ impl TenantStore {
         }
     }
 
-    /// Normalizes a request with the delta baselines locked; returns the result and the
-    /// baselines it moved (forgotten at once if normalization failed).
+    /// Normalizes a request; returns the result and the delta baselines it moved (forgotten
+    /// at once if normalization failed). The baselines are locked only from the moment `f`
+    /// first needs them (a profile with a cumulative type) to its end, so requests decode and
+    /// normalize in parallel and only cumulative profiles take turns.
     pub(crate) fn normalize<T, E>(
         &self,
-        f: impl FnOnce(&mut DeltaTracker) -> Result<T, E>,
+        f: impl FnOnce(&mut dyn DeltaSource) -> Result<T, E>,
     ) -> Result<(T, Vec<strata_ingest::DeltaKey>), E> {
-        let mut tracker = self.deltas.lock();
-        tracker.take_touched();
-        let out = f(&mut tracker);
+        let mut deltas = LockedOnUse {
+            mutex: &self.deltas,
+            guard: None,
+        };
+        let out = f(&mut deltas);
+        let Some(mut tracker) = deltas.guard else {
+            return out.map(|t| (t, Vec::new()));
+        };
         let touched = tracker.take_touched();
         if out.is_err() {
             tracker.forget(&touched);
@@ -144,6 +151,24 @@ impl TenantStore {
                 Err(e)
             }
         }
+    }
+}
+
+/// The tenant's delta baselines, locked the first time normalization asks for them and held
+/// until it ends.
+struct LockedOnUse<'a> {
+    mutex: &'a parking_lot::Mutex<DeltaTracker>,
+    guard: Option<parking_lot::MutexGuard<'a, DeltaTracker>>,
+}
+
+impl DeltaSource for LockedOnUse<'_> {
+    fn tracker(&mut self) -> &mut DeltaTracker {
+        self.guard.get_or_insert_with(|| {
+            let mut tracker = self.mutex.lock();
+            // Whatever an earlier holder left is not this request's.
+            tracker.take_touched();
+            tracker
+        })
     }
 }
 

@@ -70,6 +70,9 @@ struct DoorsArgs {
     /// written as a top table and folded stacks beside the report.
     #[arg(long, default_value_t = 0)]
     profile_seconds: u64,
+    /// Servers without the default self-scrape (the product profiles itself every 10 s).
+    #[arg(long)]
+    no_self_scrape: bool,
     /// Where the default Go profiles are made.
     #[arg(long, default_value = "target/goprof")]
     work: PathBuf,
@@ -396,6 +399,11 @@ async fn doors(a: DoorsArgs) -> anyhow::Result<()> {
         concurrency: a.concurrency,
         doors,
         profile_seconds: a.profile_seconds,
+        server_config: if a.no_self_scrape {
+            "scrape_configs: []\n".into()
+        } else {
+            String::new()
+        },
     };
     let strata = scale::server::find_strata(a.strata_bin.as_deref())?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;

@@ -229,9 +229,9 @@ pub fn metric(metrics: &[(String, f64)], name: &str) -> Option<f64> {
     metrics.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
 }
 
-/// User + system CPU time of every thread of process `pid`.
-pub fn cpu_of(pid: u32) -> Option<Duration> {
-    crate::cpu_time_of(&pid.to_string())
+/// User and system CPU time of every thread of process `pid`.
+pub fn cpu_of(pid: u32) -> Option<(Duration, Duration)> {
+    crate::user_system_time_of(&pid.to_string())
 }
 
 /// `VmRSS` of process `pid`, in bytes.

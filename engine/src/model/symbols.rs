@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::id::{FunctionId, IdHasher, LocationId, MappingId, StackId, tag};
+use xxhash_rust::xxh3::xxh3_64;
+
+use super::id::{FunctionId, IdHasher, LocationId, MappingId, StackId, nonzero, tag};
 
 /// A loaded binary or library: where it was mapped and which build it was.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -109,12 +111,24 @@ impl Location {
 
 /// The content-addressed ID of a stack given its locations, leaf first.
 pub fn stack_id(locations: &[LocationId]) -> StackId {
-    let mut h = IdHasher::new(tag::STACK);
-    h.u64(locations.len() as u64);
-    for l in locations {
-        h.u64(l.0);
+    // The hottest ID (one per sample): its encoding (tag, u64 count, u64 per location) is
+    // written straight into a stack buffer for the usual depths.
+    const DEPTH: usize = 64;
+    let len = 9 + 8 * locations.len();
+    let mut inline = [0u8; 9 + 8 * DEPTH];
+    let mut spill = Vec::new();
+    let buf: &mut [u8] = if locations.len() <= DEPTH {
+        &mut inline[..len]
+    } else {
+        spill.resize(len, 0);
+        &mut spill
+    };
+    buf[0] = tag::STACK;
+    buf[1..9].copy_from_slice(&(locations.len() as u64).to_le_bytes());
+    for (chunk, l) in buf[9..].chunks_exact_mut(8).zip(locations) {
+        chunk.copy_from_slice(&l.0.to_le_bytes());
     }
-    StackId(h.finish())
+    StackId(nonzero(xxh3_64(buf)))
 }
 
 #[cfg(test)]

@@ -81,14 +81,34 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Appends the varints of a packed field.
+/// Appends the varints of a packed field: counted first (one terminating byte per value), then
+/// decoded in one pass into that exact room. `None` on a truncated or overlong varint.
 fn packed(bytes: &[u8], out: &mut Vec<u64>) -> Option<()> {
-    out.reserve(bytes.iter().filter(|&&b| b < 0x80).count());
-    let mut r = Reader::new(bytes);
-    while !r.done() {
-        out.push(r.varint()?);
+    let count = bytes.iter().filter(|&&b| b < 0x80).count();
+    let start = out.len();
+    out.resize(start + count, 0);
+    let slots = &mut out[start..];
+    let (mut n, mut value, mut shift) = (0usize, 0u64, 0u32);
+    for &b in bytes {
+        // The tenth byte may only carry the top bit of a u64.
+        if shift == 63 && b > 1 {
+            return None;
+        }
+        value |= u64::from(b & 0x7f) << shift;
+        if b < 0x80 {
+            slots[n] = value;
+            n += 1;
+            value = 0;
+            shift = 0;
+        } else {
+            shift += 7;
+            if shift > 63 {
+                return None;
+            }
+        }
     }
-    Some(())
+    // A value left open at the end is truncated.
+    (shift == 0).then_some(())
 }
 
 fn sample(bytes: &[u8]) -> Option<Sample> {

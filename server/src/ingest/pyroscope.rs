@@ -175,7 +175,7 @@ async fn connect_push(app: &App, content_type: &str, req: Request) -> Result<u64
         .await
         .map_err(|_| app.refused(body_too_large(max as u64)))?;
     let raw = match encoding.as_str() {
-        "identity" => body.to_vec(),
+        "identity" => std::borrow::Cow::Borrowed(&body[..]),
         "gzip" => {
             if !strata_ingest::is_gzip(&body) {
                 return Err(ServerError::invalid(
@@ -193,7 +193,7 @@ async fn connect_push(app: &App, content_type: &str, req: Request) -> Result<u64
     let request = if json {
         push_from_json(&raw)?
     } else {
-        PushRequest::decode(raw.as_slice())
+        PushRequest::decode(&*raw)
             .map_err(|e| ServerError::invalid(format!("bad push.v1.PushRequest protobuf: {e}")))?
     };
     normalize_and_store(app, &store, |deltas| {

@@ -12,7 +12,7 @@ use crate::tenants::TenantStore;
 pub(crate) async fn normalize_and_store(
     app: &App,
     store: &TenantStore,
-    f: impl FnOnce(&mut strata_ingest::DeltaTracker) -> strata_ingest::Result<SampleBatch>,
+    f: impl FnOnce(&mut dyn strata_ingest::DeltaSource) -> strata_ingest::Result<SampleBatch>,
 ) -> Result<u64, ServerError> {
     let (batch, touched) = store.normalize(f).map_err(|e| app.refused(e))?;
     store
@@ -26,7 +26,7 @@ pub(crate) async fn ingest(
     app: &App,
     store: &TenantStore,
     protocol: &'static str,
-    f: impl FnOnce(&mut strata_ingest::DeltaTracker) -> strata_ingest::Result<SampleBatch>,
+    f: impl FnOnce(&mut dyn strata_ingest::DeltaSource) -> strata_ingest::Result<SampleBatch>,
 ) -> Result<u64, ServerError> {
     let result = normalize_and_store(app, store, f).await;
     app.counters
