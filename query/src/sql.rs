@@ -1,6 +1,8 @@
 //! SQL over the store: a DataFusion session with the engine's tables (`samples`, `stacks`,
 //! `locations`, `functions`, `mappings`) and the table function
-//! `merge('<selector>', <start>, <end>)`, one row per stack of the merged profile.
+//! `merge('<selector>', <start>, <end>)`, one row per stack of the merged profile. Per-stack
+//! sums over `samples` (`SELECT stack_id, sum(value) … GROUP BY stack_id`) read the engine's
+//! per-part stack sums ([`StackSumsRule`]).
 
 use std::sync::Arc;
 
@@ -23,13 +25,15 @@ use crate::error::Result;
 use crate::frames::FrameProfile;
 use crate::language::parse_selector;
 use crate::query_engine::{ProfileQuery, QueryEngine, session};
-use crate::table::{SamplesTable, Selection, SymbolTableKind, SymbolsTable};
+use crate::table::{SamplesTable, Selection, StackSumsRule, SymbolTableKind, SymbolsTable};
 
 impl QueryEngine {
     /// A DataFusion session with the store's tables and table functions registered. The
-    /// `samples` table has a column for every label name stored at the time of the call.
+    /// `samples` table has a column for every label name stored at the time of the call; the
+    /// [`StackSumsRule`] optimizes per-stack sums over it.
     pub async fn sql_session(&self) -> Result<SessionContext> {
         let ctx = session();
+        ctx.add_optimizer_rule(Arc::new(StackSumsRule));
         let samples = SamplesTable::open(self.engine().clone(), Selection::all()).await?;
         ctx.register_table("samples", Arc::new(samples))?;
         for kind in [

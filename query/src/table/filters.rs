@@ -4,10 +4,14 @@
 //! literal (the engine filters rows by both). Pushed down inexactly (DataFusion re-checks):
 //! `label = 'v'`, `label != 'v'`, `label ~ 're'`, `label !~ 're'` on label columns, since SQL's
 //! NULL for a missing label and an unanchored `~` differ from selector semantics.
+//!
+//! The tables that read samples ([`SamplesTable`](super::SamplesTable) and, through the
+//! [`StackSumsRule`](super::StackSumsRule), [`StackSumsTable`](super::StackSumsTable)) share
+//! one path from filters to engine requests: [`narrow`] then [`Pushdown::requests`].
 
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
-use strata_engine::{LabelMatcher, MatchOp, ProfileType, TimeRange};
+use strata_engine::{Engine, LabelMatcher, MatchOp, ProfileType, ScanRequest, TimeRange};
 
 /// A label column of a table: its column name and the label it shows.
 #[derive(Clone, Debug)]
@@ -22,6 +26,25 @@ pub(crate) struct Pushdown {
     pub profile_type: Option<ProfileType>,
     pub range: TimeRange,
     pub matchers: Vec<LabelMatcher>,
+}
+
+impl Pushdown {
+    /// The engine scan requests that read exactly the selected samples: one per profile type,
+    /// every stored type (over the range) when the pushdown names none.
+    pub async fn requests(&self, engine: &Engine) -> strata_engine::Result<Vec<ScanRequest>> {
+        let types = match &self.profile_type {
+            Some(pt) => vec![pt.clone()],
+            None => engine.profile_types(self.range).await?,
+        };
+        Ok(types
+            .into_iter()
+            .map(|profile_type| ScanRequest {
+                profile_type,
+                matchers: self.matchers.clone(),
+                range: self.range,
+            })
+            .collect())
+    }
 }
 
 /// One recognised filter.

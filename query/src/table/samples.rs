@@ -20,9 +20,7 @@ use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use futures::{StreamExt, stream};
-use strata_engine::{
-    Engine, LabelMatcher, Labels, ProfileType, ScanPart, ScanRequest, SeriesId, TimeRange,
-};
+use strata_engine::{Engine, LabelMatcher, Labels, ProfileType, ScanPart, SeriesId, TimeRange};
 
 use super::filters::{self, LabelColumn, Pushdown};
 
@@ -139,6 +137,22 @@ impl SamplesTable {
             .iter()
             .map(|l| (l.column.as_str(), l.label.as_str()))
     }
+
+    /// The engine read.
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// What a scan with `filters` reads: the selection narrowed by the filters the engine can
+    /// apply. `None` when the filters cannot all hold (the scan is empty).
+    pub(crate) fn pushdown(&self, filters: &[Expr]) -> Option<Pushdown> {
+        let base = Pushdown {
+            profile_type: self.selection.profile_type.clone(),
+            range: self.selection.range,
+            matchers: self.selection.matchers.clone(),
+        };
+        filters::narrow(&base, filters, &self.labels)
+    }
 }
 
 #[async_trait]
@@ -170,12 +184,7 @@ impl TableProvider for SamplesTable {
             None => (0..self.schema.fields().len()).collect(),
         };
         let schema = Arc::new(self.schema.project(&columns)?);
-        let base = Pushdown {
-            profile_type: self.selection.profile_type.clone(),
-            range: self.selection.range,
-            matchers: self.selection.matchers.clone(),
-        };
-        let Some(pushdown) = filters::narrow(&base, filters, &self.labels) else {
+        let Some(pushdown) = self.pushdown(filters) else {
             return Ok(Arc::new(EmptyExec::new(schema)));
         };
         let columns: Vec<Column> = columns
@@ -186,28 +195,15 @@ impl TableProvider for SamplesTable {
             })
             .collect();
         let scan_columns = scan_columns(&columns);
-        let types = match &pushdown.profile_type {
-            Some(pt) => vec![pt.clone()],
-            None => self
-                .engine
-                .profile_types(pushdown.range)
-                .await
-                .map_err(external)?,
-        };
         let mut parts = Vec::new();
-        for pt in types {
-            let req = ScanRequest {
-                profile_type: pt.clone(),
-                matchers: pushdown.matchers.clone(),
-                range: pushdown.range,
-            };
+        for req in pushdown.requests(&self.engine).await.map_err(external)? {
             let scan = self
                 .engine
                 .scan_parts(&req, Some(&scan_columns))
                 .map_err(external)?;
             let context = Arc::new(PartContext {
                 series: scan.series,
-                profile_type: pt.to_string().into(),
+                profile_type: req.profile_type.to_string().into(),
             });
             parts.extend(scan.parts.into_iter().map(|p| (p, context.clone())));
         }

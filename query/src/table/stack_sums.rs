@@ -1,6 +1,8 @@
 //! [`StackSumsTable`]: one selection's samples already summed per stack within each engine scan
 //! part — the partial aggregate of a merge, done by the engine on the block encoding
-//! ([`ScanPart::stack_sums`]) so that DataFusion's aggregate only combines the parts.
+//! ([`ScanPart::stack_sums`]) so that DataFusion's aggregate only combines the parts. Read by
+//! [`QueryEngine::merge`](crate::QueryEngine::merge) and, in SQL, in place of `samples` where
+//! the [`StackSumsRule`](super::StackSumsRule) finds a per-stack sum.
 
 use std::fmt;
 use std::sync::Arc;
@@ -18,21 +20,23 @@ use datafusion::physical_plan::streaming::PartitionStream;
 use futures::{StreamExt, stream};
 use strata_engine::{Engine, ScanPart, ScanRequest, stack_sums_schema};
 
+use super::filters::Pushdown;
 use super::samples::{balance, external, streaming_exec};
 
-/// `stack_id` UInt64, `value` Int64, `period` Int64: per engine scan part of one request, one
+/// `stack_id` UInt64, `value` Int64, `period` Int64: per engine scan part of one selection, one
 /// row per stack with the sum of its values and its largest period. Summing `value` (and
 /// taking the largest `period`) per `stack_id` over the table gives the merged profile.
 #[derive(Clone)]
 pub struct StackSumsTable {
     engine: Engine,
-    request: ScanRequest,
+    /// What is read; `None` when nothing can match.
+    pushdown: Option<Pushdown>,
 }
 
 impl fmt::Debug for StackSumsTable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StackSumsTable")
-            .field("request", &self.request)
+            .field("pushdown", &self.pushdown)
             .finish_non_exhaustive()
     }
 }
@@ -40,7 +44,21 @@ impl fmt::Debug for StackSumsTable {
 impl StackSumsTable {
     /// The table of `request`'s samples.
     pub fn new(engine: Engine, request: ScanRequest) -> Self {
-        StackSumsTable { engine, request }
+        let pushdown = Pushdown {
+            profile_type: Some(request.profile_type),
+            range: request.range,
+            matchers: request.matchers,
+        };
+        StackSumsTable {
+            engine,
+            pushdown: Some(pushdown),
+        }
+    }
+
+    /// The table of the samples a [`SamplesTable`](super::SamplesTable) scan with this pushdown
+    /// reads (every profile type when it names none; nothing when `None`).
+    pub(crate) fn from_pushdown(engine: Engine, pushdown: Option<Pushdown>) -> Self {
+        StackSumsTable { engine, pushdown }
     }
 }
 
@@ -66,15 +84,19 @@ impl TableProvider for StackSumsTable {
             None => (0..stack_sums_schema().fields().len()).collect(),
         };
         let schema = Arc::new(stack_sums_schema().project(&projection)?);
-        // The projection only matters to `ScanPart::batches`; sums read their own columns.
-        let parts = self
-            .engine
-            .scan_parts(&self.request, Some(&[4]))
-            .map_err(external)?
-            .parts
-            .into_iter()
-            .map(|p| (p, ()))
-            .collect();
+        let requests = match &self.pushdown {
+            Some(pushdown) => pushdown.requests(&self.engine).await.map_err(external)?,
+            None => Vec::new(),
+        };
+        let mut parts = Vec::new();
+        for request in &requests {
+            // The projection only matters to `ScanPart::batches`; sums read their own columns.
+            let scan = self
+                .engine
+                .scan_parts(request, Some(&[4]))
+                .map_err(external)?;
+            parts.extend(scan.parts.into_iter().map(|p| (p, ())));
+        }
         let partitions: Vec<Arc<dyn PartitionStream>> =
             balance(parts, state.config().target_partitions())
                 .into_iter()
