@@ -444,7 +444,9 @@ pub fn user_system_time_of(pid: &str) -> Option<(Duration, Duration)> {
     let fields: Vec<&str> = after_name.split_whitespace().collect();
     // Fields 14 and 15 of proc(5) (utime, stime); `fields[0]` is field 3.
     let ticks = |i: usize| -> Option<Duration> {
-        Some(Duration::from_millis(fields.get(i)?.parse::<u64>().ok()? * 10))
+        Some(Duration::from_millis(
+            fields.get(i)?.parse::<u64>().ok()? * 10,
+        ))
     };
     Some((ticks(11)?, ticks(12)?))
 }

@@ -76,6 +76,9 @@ pub struct ScaleConfig {
     /// At the end, wait up to this long (s) for the head to be flushed before sizing the
     /// data directory.
     pub flush_wait_s: u64,
+    /// Build each part's requests before it is pushed (see [`push::PushOptions`]).
+    #[serde(default)]
+    pub pregenerate: bool,
 }
 
 /// Named sizes.
@@ -119,6 +122,7 @@ impl Preset {
             rate: Rate::Max,
             concurrency: 8,
             flush_wait_s: 60,
+            pregenerate: false,
         }
     }
 }
@@ -156,6 +160,7 @@ pub async fn run(
         mut verification,
         checkpoints,
         push_wall,
+        server_cpu,
     } = push_with_checkpoints(cfg, &server, timeline, counters).await?;
     let rss = rss_sampler.finish().await;
     if let Some(t) = ticker {
@@ -203,6 +208,8 @@ pub async fn run(
         head_flushed,
         merge_1h_ms: query_ms("merge_1h"),
         merge_24h_ms: query_ms("merge_24h"),
+        server_cpu_s: server_cpu.map(|d| d.as_secs_f64()),
+        server_us_per_row: server_cpu.map(|d| d.as_secs_f64() * 1e6 / acked.rows.max(1) as f64),
     };
     Ok(Report {
         config: cfg.clone(),
@@ -310,6 +317,8 @@ struct Pushed {
     checkpoints: Vec<report::Checkpoint>,
     /// Wall time spent pushing, checkpoints' probes not included.
     push_wall: Duration,
+    /// The spawned server's CPU time (every thread, user + system) while pushing.
+    server_cpu: Option<Duration>,
 }
 
 /// Pushes `cfg.rounds` rounds in `cfg.checkpoints` parts, probing the server after each.
@@ -327,21 +336,29 @@ async fn push_with_checkpoints(
         verification: report::Verification::default(),
         checkpoints: Vec::new(),
         push_wall: Duration::ZERO,
+        server_cpu: None,
     };
     let n_checkpoints = cfg.checkpoints.clamp(1, cfg.rounds.max(1));
     let mut done = 0u64;
     for k in 1..=n_checkpoints {
         let upto = cfg.rounds * k / n_checkpoints;
+        let cpu_before = server.pid().and_then(server::cpu_of);
         let (f, outcome) = push::push_rounds(
             &server.url,
             fleet,
             done..upto,
             timeline,
-            cfg.rate,
-            cfg.concurrency.max(1),
+            push::PushOptions {
+                rate: cfg.rate,
+                concurrency: cfg.concurrency,
+                pregenerate: cfg.pregenerate,
+            },
             counters.clone(),
         )
         .await?;
+        if let (Some(a), Some(b)) = (cpu_before, server.pid().and_then(server::cpu_of)) {
+            *pushed.server_cpu.get_or_insert(Duration::ZERO) += (b.0 + b.1) - (a.0 + a.1);
+        }
         fleet = f;
         pushed.generated.add(&outcome.generated);
         pushed.acked.add(&outcome.acked);

@@ -21,6 +21,10 @@ pub struct ProfileTypeRef(pub u32);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct SeriesRef(pub u32);
 
+/// Index of a location within one batch (from [`SampleBatchBuilder::location_ref`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LocationRef(pub u32);
+
 /// Index of a stack within one batch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct StackRef(pub u32);
@@ -184,11 +188,19 @@ impl SampleBatch {
         let location_ids: IdSet<LocationId> = ids.locations.iter().copied().collect();
         check_symbol_references(
             &symbols,
+            symbols.stacks.iter(),
             |m| mapping_ids.contains(&m),
             |f| function_ids.contains(&f),
             |l| location_ids.contains(&l),
         )?;
-        Self::assemble(profile_types, series, symbols, ids, external_stacks, samples)
+        Self::assemble(
+            profile_types,
+            series,
+            symbols,
+            ids,
+            external_stacks,
+            samples,
+        )
     }
 
     /// A batch from parts whose symbols are known to be closed under references: checks the
@@ -248,8 +260,9 @@ impl SampleBatch {
 
 /// Checks that symbols are closed under references: every location's mapping and functions,
 /// and every stack's locations, are among those `has_*` accept.
-fn check_symbol_references(
+fn check_symbol_references<'a>(
     symbols: &Symbols,
+    stacks: impl Iterator<Item = &'a Vec<LocationId>>,
     has_mapping: impl Fn(MappingId) -> bool,
     has_function: impl Fn(FunctionId) -> bool,
     has_location: impl Fn(LocationId) -> bool,
@@ -268,7 +281,7 @@ fn check_symbol_references(
             )));
         }
     }
-    for stack in &symbols.stacks {
+    for stack in stacks {
         if let Some(l) = stack.iter().find(|&&l| !has_location(l)) {
             return Err(Error::batch(format!(
                 "a stack refers to location {l} which the batch does not define"
@@ -308,6 +321,10 @@ pub struct SampleBatchBuilder {
     stack_index: IdMap<StackId, u32>,
     ids: SymbolIds,
     samples: SampleColumns,
+    /// Stacks interned from `LocationId`s (not refs), whose locations `build` checks.
+    stacks_to_check: Vec<u32>,
+    /// A stack's locations while it is interned from refs.
+    scratch: Vec<LocationId>,
 }
 
 impl SampleBatchBuilder {
@@ -362,6 +379,13 @@ impl SampleBatchBuilder {
 
     /// Interns a location. A symbolized version replaces an unsymbolized one with the same ID.
     pub fn location(&mut self, l: Location) -> LocationId {
+        let r = self.location_ref(l);
+        self.ids.locations[r.0 as usize]
+    }
+
+    /// [`location`](Self::location), returning the location's index in this batch, from
+    /// which [`stack_of`](Self::stack_of) builds stacks without looking IDs up.
+    pub fn location_ref(&mut self, l: Location) -> LocationRef {
         let id = l.id();
         match self.location_index.get(&id) {
             Some(&i) => {
@@ -369,28 +393,62 @@ impl SampleBatchBuilder {
                 if !existing.is_symbolized() && l.is_symbolized() {
                     *existing = l;
                 }
+                LocationRef(i)
             }
             None => {
-                self.location_index
-                    .insert(id, self.symbols.locations.len() as u32);
+                let i = self.symbols.locations.len() as u32;
+                self.location_index.insert(id, i);
                 self.symbols.locations.push(l);
                 self.ids.locations.push(id);
+                LocationRef(i)
             }
         }
-        id
     }
 
     /// Interns a stack of locations, leaf first.
     pub fn stack(&mut self, locations: &[LocationId]) -> StackRef {
-        let id = stack_id(locations);
+        let (r, new) = self.intern_stack(stack_id(locations), locations);
+        if new {
+            self.stacks_to_check.push(r.0);
+        }
+        r
+    }
+
+    /// Interns a stack of this batch's locations, leaf first. A ref from another builder
+    /// that is out of this one's range makes [`build`](Self::build) fail.
+    pub fn stack_of(&mut self, frames: &[LocationRef]) -> StackRef {
+        let mut locations = std::mem::take(&mut self.scratch);
+        locations.clear();
+        let mut out_of_range = false;
+        locations.extend(
+            frames
+                .iter()
+                .map(|r| match self.ids.locations.get(r.0 as usize) {
+                    Some(&id) => id,
+                    None => {
+                        out_of_range = true;
+                        LocationId(0)
+                    }
+                }),
+        );
+        let (r, new) = self.intern_stack(stack_id(&locations), &locations);
+        if new && out_of_range {
+            self.stacks_to_check.push(r.0);
+        }
+        self.scratch = locations;
+        r
+    }
+
+    /// The stack with this ID, added if new; whether it was.
+    fn intern_stack(&mut self, id: StackId, locations: &[LocationId]) -> (StackRef, bool) {
         if let Some(&i) = self.stack_index.get(&id) {
-            return StackRef(i);
+            return (StackRef(i), false);
         }
         let i = self.symbols.stacks.len() as u32;
         self.symbols.stacks.push(locations.to_vec());
         self.ids.stacks.push(id);
         self.stack_index.insert(id, i);
-        StackRef(i)
+        (StackRef(i), true)
     }
 
     /// The content-addressed ID of an interned stack.
@@ -415,9 +473,13 @@ impl SampleBatchBuilder {
 
     /// Checks every reference and returns the batch.
     pub fn build(self) -> Result<SampleBatch> {
-        // The builder's own indexes already hold every interned ID.
+        // The builder's own indexes already hold every interned ID; stacks made of
+        // `LocationRef`s hold interned locations by construction.
         check_symbol_references(
             &self.symbols,
+            self.stacks_to_check
+                .iter()
+                .map(|&i| &self.symbols.stacks[i as usize]),
             |m| self.mapping_index.contains_key(&m),
             |f| self.function_index.contains_key(&f),
             |l| self.location_index.contains_key(&l),

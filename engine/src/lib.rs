@@ -47,8 +47,8 @@ mod varint;
 mod wal;
 
 pub use batch::{
-    ProfileTypeRef, SampleBatch, SampleBatchBuilder, SampleRow, SeriesRef, StackRef, Symbols,
-    input_schema,
+    LocationRef, ProfileTypeRef, SampleBatch, SampleBatchBuilder, SampleRow, SeriesRef, StackRef,
+    Symbols, input_schema,
 };
 pub use block::BlockMeta;
 pub use clock::{Clock, FixedClock, SystemClock, now_ns};

@@ -9,8 +9,13 @@
 
 use std::time::Instant;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use strata_engine::{Engine, EngineConfig, SampleBatchBuilder};
-use strata_ingest::{DecodeLimits, DeltaTracker, ProfileSource, decode_pprof, normalize_with_deltas};
+use strata_ingest::{
+    DecodeLimits, DeltaTracker, ProfileSource, decode_pprof, normalize_with_deltas,
+};
 
 /// User + system CPU of this process, from `/proc/self/stat` (10 ms ticks).
 fn cpu_seconds() -> f64 {
@@ -18,15 +23,21 @@ fn cpu_seconds() -> f64 {
     let fields: Vec<&str> = stat[stat.rfind(')').expect("stat") + 1..]
         .split_whitespace()
         .collect();
-    let ticks: u64 = fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
+    let ticks: u64 =
+        fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
     ticks as f64 / 100.0
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let mut args = std::env::args().skip(1);
-    let pushes: usize = args.next().and_then(|a| a.parse().ok()).expect("usage: push_cost PUSHES FILE...");
-    let files: Vec<Vec<u8>> = args.map(|f| std::fs::read(&f).expect("a pprof file")).collect();
+    let pushes: usize = args
+        .next()
+        .and_then(|a| a.parse().ok())
+        .expect("usage: push_cost PUSHES FILE...");
+    let files: Vec<Vec<u8>> = args
+        .map(|f| std::fs::read(&f).expect("a pprof file"))
+        .collect();
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = EngineConfig::new(dir.path());
     config.background = false;
@@ -45,7 +56,10 @@ async fn main() {
         let t = Instant::now();
         let source = ProfileSource {
             name: "process_cpu".into(),
-            labels: vec![("job".into(), "bench".into()), ("instance".into(), format!("host-{}", i % 200))],
+            labels: vec![
+                ("job".into(), "bench".into()),
+                ("instance".into(), format!("host-{}", i % 200)),
+            ],
             delta: None,
             default_time_ns: 0,
         };

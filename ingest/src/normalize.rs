@@ -4,7 +4,7 @@
 use rustc_hash::FxHashMap;
 
 use strata_engine::{
-    Function, Line, Location, LocationId, Mapping, MappingId, ProfileType, SampleBatch,
+    Function, Line, Location, LocationRef, Mapping, MappingId, ProfileType, SampleBatch,
     SampleBatchBuilder, SeriesId, SeriesRef,
 };
 
@@ -204,7 +204,7 @@ fn intern_symbols(
     profile: &Profile,
     strings: &Strings<'_>,
     b: &mut SampleBatchBuilder,
-) -> Result<IdIndex<LocationId>> {
+) -> Result<IdIndex<LocationRef>> {
     let mut mappings = IdIndex::with_capacity(profile.mapping.len());
     let mapping_ids = table_ids(profile.mapping.iter().map(|m| m.id));
     for (m, &pprof_id) in profile.mapping.iter().zip(&mapping_ids) {
@@ -257,12 +257,12 @@ fn intern_symbols(
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let id = b.location(Location {
+        let r = b.location_ref(Location {
             mapping_id,
             address: l.address,
             lines,
         });
-        locations.insert(pprof_id, id);
+        locations.insert(pprof_id, r);
     }
     Ok(locations)
 }
@@ -296,7 +296,7 @@ fn profile_types(
 fn write_samples(
     profile: &Profile,
     strings: &Strings<'_>,
-    locations: &IdIndex<LocationId>,
+    locations: &IdIndex<LocationRef>,
     w: &mut SampleWriter<'_>,
 ) -> Result<()> {
     let mut series_cache: FxHashMap<Vec<(i64, i64)>, (SeriesRef, SeriesId)> = FxHashMap::default();
@@ -342,7 +342,7 @@ fn write_samples(
                 Error::InvalidProfile(format!("sample {n} refers to unknown location {id}"))
             })?);
         }
-        let stack = w.builder().stack(&frames);
+        let stack = w.builder().stack_of(&frames);
         w.sample(series, stack, &sample.value);
     }
     Ok(())

@@ -13,11 +13,11 @@
 //! any other profile is named after its period type (or its sample type without one).
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 use prost::Message;
+use rustc_hash::FxHashMap;
 use strata_engine::{
-    Function, Line, Location, LocationId, Mapping, MappingId, SampleBatch, SampleBatchBuilder,
+    Function, Line, Location, LocationRef, Mapping, MappingId, SampleBatch, SampleBatchBuilder,
     SeriesId, SeriesRef, StackRef,
 };
 use strata_proto::otlp::collector::profiles::v1development::ExportProfilesServiceRequest;
@@ -104,7 +104,10 @@ fn write_profile(
         period: profile.period,
     };
     let mut w = SampleWriter::new(b, base, std::slice::from_ref(&ty), timing, true);
-    let mut series_cache: HashMap<Vec<i32>, (SeriesRef, SeriesId)> = HashMap::new();
+    let mut series_cache: FxHashMap<Vec<i32>, (SeriesRef, SeriesId)> = FxHashMap::default();
+    // Samples without attributes of their own (the usual case) share the profile's series.
+    let mut profile_series = None;
+    let mut key: Vec<i32> = Vec::new();
     for (n, sample) in profile.samples.iter().enumerate() {
         // Values, or one event per timestamp when a sample carries timestamps only.
         let value = if sample.values.is_empty() {
@@ -115,12 +118,19 @@ fn write_profile(
         if value == 0 {
             continue;
         }
-        let mut key: Vec<i32> = profile.attribute_indices.clone();
-        key.extend_from_slice(&sample.attribute_indices);
-        key.sort_unstable();
-        key.dedup();
-        let series = match series_cache.get(&key) {
-            Some(s) => *s,
+        let cached = match profile_series {
+            Some(s) if sample.attribute_indices.is_empty() => Some(s),
+            _ => {
+                key.clear();
+                key.extend_from_slice(&profile.attribute_indices);
+                key.extend_from_slice(&sample.attribute_indices);
+                key.sort_unstable();
+                key.dedup();
+                series_cache.get(&key).copied()
+            }
+        };
+        let series = match cached {
+            Some(s) => s,
             None => {
                 let mut extra = Vec::with_capacity(key.len());
                 for &i in &key {
@@ -129,10 +139,13 @@ fn write_profile(
                     }
                 }
                 let s = w.series(extra)?;
-                series_cache.insert(key, s);
+                series_cache.insert(key.clone(), s);
                 s
             }
         };
+        if sample.attribute_indices.is_empty() {
+            profile_series = Some(series);
+        }
         let stack = dict.stack(sample.stack_index, n, stacks, w.builder())?;
         w.sample(series, stack, &[value]);
     }
@@ -164,7 +177,7 @@ struct Dictionary<'a> {
     /// Each attribute's key and its value as a label value (`None` for values a label cannot
     /// hold: arrays, maps, bytes).
     attributes: Vec<Option<(&'a str, Cow<'a, str>)>>,
-    locations: Vec<LocationId>,
+    locations: Vec<LocationRef>,
     stack_table: &'a [strata_proto::otlp::profiles::v1development::Stack],
 }
 
@@ -242,7 +255,7 @@ impl<'a> Dictionary<'a> {
                     })
                 })
                 .collect::<Result<Vec<_>>>()?;
-            dict.locations.push(b.location(Location {
+            dict.locations.push(b.location_ref(Location {
                 mapping_id,
                 address: l.address,
                 lines,
@@ -307,7 +320,7 @@ impl<'a> Dictionary<'a> {
             .iter()
             .map(|&l| index(&self.locations, l, what).copied())
             .collect::<Result<Vec<_>>>()?;
-        let s = b.stack(&locations);
+        let s = b.stack_of(&locations);
         *slot = Some(s);
         Ok(s)
     }

@@ -42,7 +42,8 @@ pub fn decompress<'a>(bytes: &'a [u8], limits: &DecodeLimits) -> Result<Cow<'a, 
         .and_then(|at| bytes.get(at..))
         .and_then(|t| <[u8; 4]>::try_from(t).ok())
         .map_or(0, |t| u64::from(u32::from_le_bytes(t)));
-    let mut out = Vec::with_capacity(hint.min(limits.max_decompressed_bytes).min(64 << 20) as usize + 1);
+    let mut out =
+        Vec::with_capacity(hint.min(limits.max_decompressed_bytes).min(64 << 20) as usize + 1);
     GzDecoder::new(bytes)
         .take(limits.max_decompressed_bytes + 1)
         .read_to_end(&mut out)

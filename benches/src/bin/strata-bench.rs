@@ -144,6 +144,10 @@ struct RunArgs {
     /// WriteRaw calls in flight.
     #[arg(long)]
     concurrency: Option<usize>,
+    /// Build each checkpoint's requests before pushing them, so the timed push measures the
+    /// server, not the fleet's generator on the same cores.
+    #[arg(long)]
+    pregenerate: bool,
     /// Seed of the fleet.
     #[arg(long)]
     seed: Option<u64>,
@@ -306,6 +310,7 @@ fn scale_config(a: &RunArgs) -> anyhow::Result<(ScaleConfig, String)> {
     if let Some(v) = a.concurrency {
         cfg.concurrency = v;
     }
+    cfg.pregenerate = a.pregenerate;
     let default_rate = if a.duration.is_some() { "1" } else { "max" };
     cfg.rate = match a.rate.as_deref().unwrap_or(default_rate) {
         "max" => Rate::Max,
@@ -407,9 +412,10 @@ async fn doors(a: DoorsArgs) -> anyhow::Result<()> {
     };
     let strata = scale::server::find_strata(a.strata_bin.as_deref())?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
-    let report = strata_benches::doors::run(&cfg, &strata, a.data_parent.as_deref(), &a.out, &a.name)
-        .await
-        .map_err(anyhow::Error::msg)?;
+    let report =
+        strata_benches::doors::run(&cfg, &strata, a.data_parent.as_deref(), &a.out, &a.name)
+            .await
+            .map_err(anyhow::Error::msg)?;
     let md = strata_benches::doors::markdown(&report);
     let json = a.out.join(format!("{}.json", a.name));
     std::fs::write(&json, serde_json::to_vec_pretty(&report)?)?;
@@ -420,10 +426,19 @@ async fn doors(a: DoorsArgs) -> anyhow::Result<()> {
             strata_benches::doors::store_profile(p, &strata, a.data_parent.as_deref(), 30)
                 .await
                 .map_err(anyhow::Error::msg)?;
-        println!("server profile: {} and {}", p.display(), display_all(&written));
+        println!(
+            "server profile: {} and {}",
+            p.display(),
+            display_all(&written)
+        );
     }
     if let Some(d) = report.doors.iter().find(|d| d.failed > 0) {
-        bail!("{}: {} pushes failed ({:?})", d.door.name(), d.failed, d.first_error);
+        bail!(
+            "{}: {} pushes failed ({:?})",
+            d.door.name(),
+            d.failed,
+            d.first_error
+        );
     }
     Ok(())
 }

@@ -52,8 +52,8 @@ pub fn export_request(
             filename_strindex: s(f.filename),
             start_line: f.start_line,
         }));
-    dict.location_table
-        .extend(profile.location.iter().map(|l| otlp::Location {
+    dict.location_table.extend(profile.location.iter().map(|l| {
+        otlp::Location {
             mapping_index: mappings.get(&l.mapping_id).copied().unwrap_or(0),
             address: l.address,
             lines: l
@@ -66,15 +66,17 @@ pub fn export_request(
                 })
                 .collect(),
             attribute_indices: vec![],
-        }));
-    dict.stack_table
-        .extend(profile.sample.iter().map(|sample| otlp::Stack {
+        }
+    }));
+    dict.stack_table.extend(profile.sample.iter().map(|sample| {
+        otlp::Stack {
             location_indices: sample
                 .location_id
                 .iter()
                 .map(|id| locations.get(id).copied().unwrap_or(0))
                 .collect(),
-        }));
+        }
+    }));
     let period_type = profile.period_type.unwrap_or_default();
     let profiles = profile
         .sample_type

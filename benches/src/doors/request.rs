@@ -152,7 +152,11 @@ pub fn body(door: Door, file: &Path, raw: &[u8], series: usize) -> Result<PushBo
             }
         }
         Door::Ingest => {
-            let kind = if name == "memory" { "inuse_space" } else { "cpu" };
+            let kind = if name == "memory" {
+                "inuse_space"
+            } else {
+                "cpu"
+            };
             PushBody::Http {
                 path: format!("/ingest?name=bench.{kind}%7Binstance%3D{instance}%7D&format=pprof"),
                 content_type: "application/octet-stream",

@@ -41,6 +41,18 @@ impl Timeline {
     }
 }
 
+/// How a push goes.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PushOptions {
+    /// Pacing.
+    pub rate: Rate,
+    /// `WriteRaw` calls in flight.
+    pub concurrency: usize,
+    /// Build every request before the timed push starts, so the server does not share the
+    /// cores with the fleet's generator while it is measured (finite pushes only).
+    pub pregenerate: bool,
+}
+
 /// Counters shared with whoever shows progress.
 #[derive(Default)]
 pub struct Progress {
@@ -84,16 +96,35 @@ pub async fn push_rounds(
     fleet: Fleet,
     rounds: std::ops::Range<u64>,
     timeline: Timeline,
-    rate: Rate,
-    concurrency: usize,
+    how: PushOptions,
     progress: Arc<Progress>,
 ) -> Result<(Fleet, PushOutcome), Error> {
+    let (rate, concurrency) = (how.rate, how.concurrency.max(1));
     let client = connect(url).await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<(WriteRawRequest, Generated)>(concurrency * 2);
+    let (fleet, ready) = if how.pregenerate {
+        let part = rounds.clone();
+        let (fleet, ready) =
+            tokio::task::spawn_blocking(move || pregenerate(fleet, part, timeline))
+                .await
+                .map_err(|e| Error::Server(format!("pregenerating: {e}")))?;
+        (fleet, Some(ready))
+    } else {
+        (fleet, None)
+    };
     let started = Instant::now();
     let producer = {
         let stop = progress.clone();
-        std::thread::spawn(move || generate(fleet, rounds, timeline, rate, started, &stop.stop, tx))
+        std::thread::spawn(move || match ready {
+            Some(ready) => {
+                let nodes = fleet.config().nodes;
+                let interval_ns = fleet.config().interval_ns;
+                let generated =
+                    send_ready(ready, nodes, interval_ns, rate, started, &stop.stop, tx);
+                (fleet, generated)
+            }
+            None => generate(fleet, rounds, timeline, rate, started, &stop.stop, tx),
+        })
     };
     let rx = Arc::new(tokio::sync::Mutex::new(rx));
     let workers: Vec<_> = (0..concurrency)
@@ -168,6 +199,56 @@ fn generate(
         }
     }
     (fleet, generated)
+}
+
+/// Every request of `rounds`, in push order, made before the timed push.
+fn pregenerate(
+    mut fleet: Fleet,
+    rounds: std::ops::Range<u64>,
+    timeline: Timeline,
+) -> (Fleet, Vec<(WriteRawRequest, Generated)>) {
+    let nodes = fleet.config().nodes;
+    let program = fleet.program().clone();
+    let mut encoder = PprofEncoder::new(&program);
+    let mut out = Vec::with_capacity(rounds.end.saturating_sub(rounds.start) as usize * nodes);
+    for round in rounds {
+        for node in 0..nodes {
+            out.push(fleet.request(&mut encoder, node, round, timeline.round_end(round)));
+        }
+    }
+    (fleet, out)
+}
+
+/// The producer of pregenerated requests: sends them in order, each node at its phase of the
+/// round when the rate is real time, until done, stopped or the senders are gone.
+fn send_ready(
+    ready: Vec<(WriteRawRequest, Generated)>,
+    nodes: usize,
+    interval_ns: i64,
+    rate: Rate,
+    started: Instant,
+    stop: &AtomicBool,
+    tx: tokio::sync::mpsc::Sender<(WriteRawRequest, Generated)>,
+) -> Generated {
+    let mut generated = Generated::default();
+    for (k, (req, g)) in ready.into_iter().enumerate() {
+        if let Rate::Realtime(factor) = rate {
+            let (i, node) = (k / nodes.max(1), k % nodes.max(1));
+            let phase = (i as f64 + node as f64 / nodes as f64) * interval_ns as f64;
+            wait_until(
+                started + Duration::from_nanos((phase / factor) as u64),
+                stop,
+            );
+        }
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        generated.add(&g);
+        if tx.blocking_send((req, g)).is_err() {
+            break;
+        }
+    }
+    generated
 }
 
 /// Sleeps until `due`, in slices, so a stop is seen while waiting.

@@ -68,6 +68,13 @@ pub struct Summary {
     pub merge_1h_ms: f64,
     /// Merge over the last simulated 24 hours (median ms).
     pub merge_24h_ms: f64,
+    /// The server's CPU time (all threads, user + system, from `/proc`) while pushing, for a
+    /// server the harness spawned.
+    #[serde(default)]
+    pub server_cpu_s: Option<f64>,
+    /// That CPU time per acknowledged row (us).
+    #[serde(default)]
+    pub server_us_per_row: Option<f64>,
 }
 
 /// Checks of the data: everything acknowledged and queryable.
@@ -127,7 +134,7 @@ pub fn si(v: f64) -> String {
 }
 
 /// The header of [`markdown_row`]s.
-pub const MARKDOWN_HEADER: &str = "| nodes | rows pushed | simulated | ingest rows/s | CPU samples/s | x real time | ack p50 / p99 | server RSS peak | bytes/row on disk (blocks) | merge 1 h / 24 h |\n|---|---|---|---|---|---|---|---|---|---|\n";
+pub const MARKDOWN_HEADER: &str = "| nodes | rows pushed | simulated | ingest rows/s | CPU samples/s | x real time | server CPU per row | ack p50 / p99 | server RSS peak | bytes/row on disk (blocks) | merge 1 h / 24 h |\n|---|---|---|---|---|---|---|---|---|---|---|\n";
 
 /// One line of the summary table.
 pub fn markdown_row(r: &Report) -> String {
@@ -139,13 +146,15 @@ pub fn markdown_row(r: &Report) -> String {
         (None, None) => "-".into(),
     };
     format!(
-        "| {} | {} | {:.1} h | {} | {} | {:.2} | {:.1} / {:.1} ms | {} | {} | {:.0} / {:.0} ms |\n",
+        "| {} | {} | {:.1} h | {} | {} | {:.2} | {} | {:.1} / {:.1} ms | {} | {} | {:.0} / {:.0} ms |\n",
         r.config.fleet.nodes,
         si(r.acked.rows as f64),
         r.simulated_s / 3600.0,
         si(s.ingest_rows_per_s),
         si(s.ingest_values_per_s),
         s.realtime_factor,
+        s.server_us_per_row
+            .map_or("-".to_owned(), |us| format!("{us:.2} us")),
         s.ack_p50_ms,
         s.ack_p99_ms,
         mb(s.rss_peak_bytes),

@@ -273,8 +273,11 @@ pub async fn run(
         fleet,
         0..u64::MAX,
         timeline,
-        cfg.rate,
-        cfg.concurrency.max(1),
+        push::PushOptions {
+            rate: cfg.rate,
+            concurrency: cfg.concurrency,
+            pregenerate: false,
+        },
         counters.clone(),
     )
     .await;

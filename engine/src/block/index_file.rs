@@ -9,7 +9,16 @@ use crate::index::SeriesIndex;
 use crate::model::{Labels, ProfileType, SeriesId};
 use crate::varint::{Reader, put_str, put_svar, put_uvar};
 
-const MAGIC: &[u8; 8] = b"STRIDX01";
+/// The first layout: sections in the clear.
+const MAGIC_V1: &[u8; 8] = b"STRIDX01";
+/// The layout written now: the same sections as one zstd frame (a block's labels repeat
+/// across series, so they compress several times over).
+const MAGIC_V2: &[u8; 8] = b"STRIDX02";
+/// zstd level of a v2 index.
+const ZSTD_LEVEL: i32 = 3;
+/// A v2 index's sections may be at most this many times its compressed size (and 1 GiB):
+/// a corrupt length never makes a huge allocation.
+const MAX_EXPANSION: u64 = 512;
 
 /// Statistics of one profile type within a block.
 #[derive(Clone, Debug, PartialEq)]
@@ -44,8 +53,32 @@ impl BlockIndex {
         }
     }
 
+    /// The v2 file: magic, the sections' length, the sections as one zstd frame, CRC-32C.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = MAGIC.to_vec();
+        let sections = self.encode_sections();
+        let frame = zstd::bulk::compress(&sections, ZSTD_LEVEL)
+            .expect("zstd compresses any input into a Vec");
+        let mut out = MAGIC_V2.to_vec();
+        put_uvar(&mut out, sections.len() as u64);
+        out.extend_from_slice(&frame);
+        let crc = crc32c::crc32c(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    /// The v1 file (sections in the clear), as builds before 2026-12-06 wrote it.
+    #[cfg(test)]
+    pub fn encode_v1(&self) -> Vec<u8> {
+        let mut out = MAGIC_V1.to_vec();
+        out.extend_from_slice(&self.encode_sections());
+        let crc = crc32c::crc32c(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    /// Sections 2-4 (profile types, series, postings).
+    fn encode_sections(&self) -> Vec<u8> {
+        let mut out = Vec::new();
         put_uvar(&mut out, self.types.len() as u64);
         for t in &self.types {
             put_str(&mut out, &t.profile_type.to_string());
@@ -73,20 +106,48 @@ impl BlockIndex {
                 put_bitmap(&mut out, bitmap);
             }
         }
-        let crc = crc32c::crc32c(&out);
-        out.extend_from_slice(&crc.to_le_bytes());
         out
     }
 
+    /// Decodes a v1 or v2 file.
     pub fn decode(buf: &[u8]) -> Result<BlockIndex, String> {
-        if buf.len() < MAGIC.len() + 4 || &buf[..MAGIC.len()] != MAGIC {
+        let magic = buf.get(..MAGIC_V1.len());
+        if buf.len() < MAGIC_V1.len() + 4 || (magic != Some(MAGIC_V1) && magic != Some(MAGIC_V2)) {
             return Err("missing index magic".into());
         }
         let (body, crc) = buf.split_at(buf.len() - 4);
         if crc32c::crc32c(body) != u32::from_le_bytes(crc.try_into().expect("4 bytes")) {
             return Err("index checksum mismatch".into());
         }
-        let mut r = Reader::new(body, MAGIC.len());
+        if magic == Some(MAGIC_V1) {
+            return Self::decode_sections(&body[MAGIC_V1.len()..]);
+        }
+        let mut r = Reader::new(body, MAGIC_V2.len());
+        let len = r.uvar()?;
+        let frame = &body[body.len() - r.remaining()..];
+        let most = (frame.len() as u64)
+            .saturating_mul(MAX_EXPANSION)
+            .min(1 << 30);
+        if len > most {
+            return Err(format!(
+                "index sections of {len} bytes from a {}-byte frame",
+                frame.len()
+            ));
+        }
+        let sections = zstd::bulk::decompress(frame, len as usize)
+            .map_err(|e| format!("bad index frame: {e}"))?;
+        if sections.len() as u64 != len {
+            return Err(format!(
+                "index sections are {} bytes, not the {len} announced",
+                sections.len()
+            ));
+        }
+        Self::decode_sections(&sections)
+    }
+
+    /// Sections 2-4, exactly.
+    fn decode_sections(body: &[u8]) -> Result<BlockIndex, String> {
+        let mut r = Reader::new(body, 0);
         let n = r.count()?;
         let mut types = Vec::with_capacity(n);
         for _ in 0..n {
@@ -174,11 +235,36 @@ mod tests {
         let idx = BlockIndex::new(series, types);
         let mut bytes = idx.encode();
         assert_eq!(BlockIndex::decode(&bytes).unwrap(), idx);
+        assert_eq!(&bytes[..8], b"STRIDX02");
+        // Files of the first layout still read.
+        let v1 = idx.encode_v1();
+        assert_eq!(&v1[..8], b"STRIDX01");
+        assert_eq!(BlockIndex::decode(&v1).unwrap(), idx);
         bytes[12] ^= 1;
         assert!(BlockIndex::decode(&bytes).unwrap_err().contains("checksum"));
         assert_eq!(
             BlockIndex::decode(&bytes[..5]).unwrap_err(),
             "missing index magic"
         );
+    }
+
+    #[test]
+    fn a_lying_length_is_an_error_not_an_allocation() {
+        let idx = BlockIndex::new(
+            vec![(SeriesId(1), Labels::new([("a", "b")]).unwrap())],
+            vec![],
+        );
+        let good = idx.encode();
+        let mut r = Reader::new(&good, 8);
+        r.uvar().unwrap();
+        let frame = &good[good.len() - r.remaining()..good.len() - 4];
+        for len in [u64::MAX, 1 << 40, 3] {
+            let mut bad = b"STRIDX02".to_vec();
+            put_uvar(&mut bad, len);
+            bad.extend_from_slice(frame);
+            let crc = crc32c::crc32c(&bad);
+            bad.extend_from_slice(&crc.to_le_bytes());
+            assert!(BlockIndex::decode(&bad).is_err(), "{len}");
+        }
     }
 }
