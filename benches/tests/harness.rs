@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+use strata_benches::doors::{self, Door, DoorsConfig};
 use strata_benches::scale::{self, Preset, Report, Target, plot};
 
 /// `target/<profile>/strata` beside this test binary (`target/<profile>/deps/harness-…`),
@@ -32,12 +33,76 @@ fn strata_binary() -> PathBuf {
     bin
 }
 
+/// Real Go CPU profiles (benches/goprof, built with the system's `go`) pushed through every
+/// front door: each door stores every row of every push — the same count for all five, equal
+/// to the rows the files hold — and the server's CPU is measured; `go tool pprof` merged the
+/// same files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_front_door_stores_every_row() {
+    let go = Command::new("go").arg("version").output();
+    if go.is_err() {
+        assert!(
+            std::env::var("STRATA_SKIP_GO").is_ok_and(|v| v == "1"),
+            "`go` is missing (./scripts/test installs it); set STRATA_SKIP_GO=1 to skip this test"
+        );
+        return;
+    }
+    let work = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("doors-goprof");
+    let file = strata_benches::goprof::profiles(&work, 1)
+        .unwrap()
+        .join("cpu.pb.gz");
+    let raw = std::fs::read(&file).unwrap();
+    let profile =
+        strata_ingest::decode_pprof(&raw, &strata_ingest::DecodeLimits::default()).unwrap();
+    // One row per sample and sample type with a non-zero value.
+    let rows_per_push: u64 = profile
+        .sample
+        .iter()
+        .map(|s| s.value.iter().filter(|&&v| v != 0).count() as u64)
+        .sum();
+    let cfg = DoorsConfig {
+        files: vec![file],
+        pushes: 12,
+        series: 5,
+        concurrency: 4,
+        doors: Door::ALL.to_vec(),
+        profile_seconds: 0,
+        server_config: "scrape_configs: []\n".into(),
+    };
+    let out = tempfile::tempdir().unwrap();
+    let report = doors::run(&cfg, &strata_binary(), None, out.path(), "doors")
+        .await
+        .unwrap();
+    assert!(report.go.cpu.as_secs_f64() > 0.0);
+    assert_eq!(report.doors.len(), 5);
+    for d in &report.doors {
+        assert_eq!(
+            (d.acked, d.failed),
+            (12, 0),
+            "{:?}: {:?}",
+            d.door,
+            d.first_error
+        );
+        assert_eq!(d.rows, 12 * rows_per_push, "{:?}", d.door);
+        assert!(d.server_cpu_s > 0.0 && d.us_per_row > 0.0, "{d:?}");
+    }
+    assert!(doors::markdown(&report).contains("| otlp | 12 | 0 |"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tiny_preset_end_to_end() {
-    let cfg = Preset::Tiny.config();
+    let mut cfg = Preset::Tiny.config();
+    // The requests of each checkpoint are made before it is pushed.
+    cfg.pregenerate = true;
     let out = tempfile::tempdir().unwrap();
     let target = Target::Spawn(strata_binary(), None);
     let report = scale::run(&cfg, &target, None).await.unwrap();
+    // The spawned server's CPU while pushing, per row.
+    let us = report.summary.server_us_per_row.unwrap();
+    assert!(
+        us > 0.0 && report.summary.server_cpu_s.unwrap() > 0.0,
+        "{us}"
+    );
 
     // Everything pushed was acknowledged and is queryable.
     let v = &report.verification;

@@ -48,8 +48,9 @@ pub struct PushOptions {
     pub rate: Rate,
     /// `WriteRaw` calls in flight.
     pub concurrency: usize,
-    /// Build every request before the timed push starts, so the server does not share the
-    /// cores with the fleet's generator while it is measured (finite pushes only).
+    /// Make the requests before they are pushed (in parts of at most [`MAX_READY`]), so the
+    /// server does not share the cores with the fleet's generator while it is timed (finite
+    /// pushes only).
     pub pregenerate: bool,
 }
 
@@ -89,8 +90,24 @@ pub struct PushOutcome {
     pub wall: Duration,
 }
 
+/// Requests pregenerated at a time: a node's request is up to about 1.3 MB (ten uncompressed
+/// pprof bodies), so a part stays within a few GB whatever the fleet.
+const MAX_READY: u64 = 2_000;
+
+/// Where a part's requests come from.
+enum Part {
+    /// Generated while they are pushed.
+    Generate(std::ops::Range<u64>),
+    /// Made before; `first` is the first one's index among the push's requests (round-major).
+    Ready {
+        requests: Vec<(WriteRawRequest, Generated)>,
+        first: u64,
+    },
+}
+
 /// Pushes rounds `rounds` of `fleet` to the gRPC endpoint `url` and returns the fleet with
-/// the outcome.
+/// the outcome. With `how.pregenerate`, requests are made in parts of at most [`MAX_READY`]
+/// before each part is pushed; the outcome's wall time is the pushing only.
 pub async fn push_rounds(
     url: &str,
     fleet: Fleet,
@@ -99,31 +116,83 @@ pub async fn push_rounds(
     how: PushOptions,
     progress: Arc<Progress>,
 ) -> Result<(Fleet, PushOutcome), Error> {
+    if !how.pregenerate {
+        return push_part(url, fleet, Part::Generate(rounds), timeline, how, progress).await;
+    }
+    let nodes = fleet.config().nodes.max(1) as u64;
+    let total = rounds
+        .end
+        .saturating_sub(rounds.start)
+        .saturating_mul(nodes);
+    let (mut fleet, mut outcome, mut first) = (fleet, PushOutcome::default(), 0u64);
+    while first < total && !progress.stop.load(Ordering::Relaxed) {
+        let n = (total - first).min(MAX_READY);
+        let start = rounds.start;
+        let (f, requests) = tokio::task::spawn_blocking(move || {
+            pregenerate(fleet, start, first..first + n, timeline)
+        })
+        .await
+        .map_err(|e| Error::Server(format!("pregenerating: {e}")))?;
+        let part = Part::Ready { requests, first };
+        let (f, o) = push_part(url, f, part, timeline, how, progress.clone()).await?;
+        fleet = f;
+        outcome.absorb(o);
+        first += n;
+    }
+    Ok((fleet, outcome))
+}
+
+impl PushOutcome {
+    /// Adds a later part's outcome; its times continue this one's.
+    fn absorb(&mut self, o: PushOutcome) {
+        let offset_ms = self.wall.as_millis() as u64;
+        self.generated.add(&o.generated);
+        self.acked.add(&o.acked);
+        self.failed += o.failed;
+        if self.first_error.is_none() {
+            self.first_error = o.first_error;
+        }
+        self.latencies_us.extend(o.latencies_us);
+        self.acked_at_ms
+            .extend(o.acked_at_ms.iter().map(|t| t + offset_ms));
+        self.failed_at_ms
+            .extend(o.failed_at_ms.iter().map(|t| t + offset_ms));
+        self.wall += o.wall;
+    }
+}
+
+/// Pushes one part's requests, timing it.
+async fn push_part(
+    url: &str,
+    fleet: Fleet,
+    part: Part,
+    timeline: Timeline,
+    how: PushOptions,
+    progress: Arc<Progress>,
+) -> Result<(Fleet, PushOutcome), Error> {
     let (rate, concurrency) = (how.rate, how.concurrency.max(1));
     let client = connect(url).await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<(WriteRawRequest, Generated)>(concurrency * 2);
-    let (fleet, ready) = if how.pregenerate {
-        let part = rounds.clone();
-        let (fleet, ready) =
-            tokio::task::spawn_blocking(move || pregenerate(fleet, part, timeline))
-                .await
-                .map_err(|e| Error::Server(format!("pregenerating: {e}")))?;
-        (fleet, Some(ready))
-    } else {
-        (fleet, None)
-    };
     let started = Instant::now();
     let producer = {
         let stop = progress.clone();
-        std::thread::spawn(move || match ready {
-            Some(ready) => {
+        std::thread::spawn(move || match part {
+            Part::Ready { requests, first } => {
                 let nodes = fleet.config().nodes;
                 let interval_ns = fleet.config().interval_ns;
-                let generated =
-                    send_ready(ready, nodes, interval_ns, rate, started, &stop.stop, tx);
+                let pace = Pacing {
+                    nodes,
+                    interval_ns,
+                    rate,
+                    started,
+                    first,
+                };
+                let generated = send_ready(requests, pace, &stop.stop, tx);
                 (fleet, generated)
             }
-            None => generate(fleet, rounds, timeline, rate, started, &stop.stop, tx),
+            Part::Generate(rounds) => {
+                generate(fleet, rounds, timeline, rate, started, &stop.stop, tx)
+            }
         })
     };
     let rx = Arc::new(tokio::sync::Mutex::new(rx));
@@ -201,44 +270,56 @@ fn generate(
     (fleet, generated)
 }
 
-/// Every request of `rounds`, in push order, made before the timed push.
+/// Requests `which` (indices among the push's requests, round-major from round
+/// `first_round`), made in order before they are pushed.
 fn pregenerate(
     mut fleet: Fleet,
-    rounds: std::ops::Range<u64>,
+    first_round: u64,
+    which: std::ops::Range<u64>,
     timeline: Timeline,
 ) -> (Fleet, Vec<(WriteRawRequest, Generated)>) {
-    let nodes = fleet.config().nodes;
+    let nodes = fleet.config().nodes.max(1) as u64;
     let program = fleet.program().clone();
     let mut encoder = PprofEncoder::new(&program);
-    let mut out = Vec::with_capacity(rounds.end.saturating_sub(rounds.start) as usize * nodes);
-    for round in rounds {
-        for node in 0..nodes {
-            out.push(fleet.request(&mut encoder, node, round, timeline.round_end(round)));
-        }
+    let mut out = Vec::with_capacity(which.end.saturating_sub(which.start) as usize);
+    for k in which {
+        let (round, node) = (first_round + k / nodes, (k % nodes) as usize);
+        out.push(fleet.request(&mut encoder, node, round, timeline.round_end(round)));
     }
     (fleet, out)
 }
 
-/// The producer of pregenerated requests: sends them in order, each node at its phase of the
-/// round when the rate is real time, until done, stopped or the senders are gone.
-fn send_ready(
-    ready: Vec<(WriteRawRequest, Generated)>,
+/// How pregenerated requests are paced: request `k` of a push (round-major) is due at its
+/// node's phase of its round, counted from the part's first request when the part started.
+struct Pacing {
     nodes: usize,
     interval_ns: i64,
     rate: Rate,
     started: Instant,
+    first: u64,
+}
+
+impl Pacing {
+    fn phase_ns(&self, k: u64) -> f64 {
+        let nodes = self.nodes.max(1) as u64;
+        (((k / nodes) as f64) + (k % nodes) as f64 / nodes as f64) * self.interval_ns as f64
+    }
+}
+
+/// The producer of pregenerated requests: sends them in order (paced when the rate is real
+/// time) until done, stopped or the senders are gone.
+fn send_ready(
+    ready: Vec<(WriteRawRequest, Generated)>,
+    pace: Pacing,
     stop: &AtomicBool,
     tx: tokio::sync::mpsc::Sender<(WriteRawRequest, Generated)>,
 ) -> Generated {
     let mut generated = Generated::default();
-    for (k, (req, g)) in ready.into_iter().enumerate() {
-        if let Rate::Realtime(factor) = rate {
-            let (i, node) = (k / nodes.max(1), k % nodes.max(1));
-            let phase = (i as f64 + node as f64 / nodes as f64) * interval_ns as f64;
-            wait_until(
-                started + Duration::from_nanos((phase / factor) as u64),
-                stop,
-            );
+    for (i, (req, g)) in ready.into_iter().enumerate() {
+        if let Rate::Realtime(factor) = pace.rate {
+            let k = pace.first + i as u64;
+            let ahead = (pace.phase_ns(k) - pace.phase_ns(pace.first)) / factor;
+            wait_until(pace.started + Duration::from_nanos(ahead as u64), stop);
         }
         if stop.load(Ordering::Relaxed) {
             break;
