@@ -541,10 +541,8 @@ impl Head {
             return o;
         }
         let o = self.series.len() as u32;
-        let before = self.index.heap_bytes();
-        self.index.add(o, labels);
-        self.other_bytes +=
-            64 + labels.heap_bytes() + self.index.heap_bytes().saturating_sub(before);
+        let grown = self.index.add(o, labels);
+        self.other_bytes += 64 + labels.heap_bytes() + grown;
         self.series.push((id, labels.clone()));
         self.series_index.insert(id, o);
         o

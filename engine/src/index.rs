@@ -19,16 +19,36 @@ pub(crate) struct SeriesIndex {
 
 impl SeriesIndex {
     /// Adds series `ord` with `labels`.
-    pub fn add(&mut self, ord: u32, labels: &Labels) {
+    /// Adds series `ord`; returns about how many heap bytes that added (the same measure as
+    /// [`heap_bytes`](Self::heap_bytes), counted on the bitmaps it touched only, so adding
+    /// costs the same however many series there are).
+    pub fn add(&mut self, ord: u32, labels: &Labels) -> usize {
+        let mut grown = 0usize;
+        let all_before = self.all.serialized_size();
         self.all.insert(ord);
+        grown += self.all.serialized_size().saturating_sub(all_before);
         for l in labels.iter() {
-            self.postings
-                .entry(l.name.clone())
-                .or_default()
-                .entry(l.value.clone())
-                .or_default()
-                .insert(ord);
+            let values = match self.postings.get_mut(&l.name) {
+                Some(v) => v,
+                None => {
+                    grown += 64 + l.name.len();
+                    self.postings.entry(l.name.clone()).or_default()
+                }
+            };
+            match values.get_mut(&l.value) {
+                Some(b) => {
+                    let before = b.serialized_size();
+                    b.insert(ord);
+                    grown += b.serialized_size().saturating_sub(before);
+                }
+                None => {
+                    let b: RoaringBitmap = [ord].into_iter().collect();
+                    grown += 64 + l.value.len() + b.serialized_size();
+                    values.insert(l.value.clone(), b);
+                }
+            }
         }
+        grown
     }
 
     /// Series carrying label `name` with any value.
@@ -102,7 +122,9 @@ impl SeriesIndex {
             .unwrap_or_default()
     }
 
-    /// Approximate heap bytes held.
+    /// Approximate heap bytes held, recounted over every posting (what the growth reported
+    /// by [`add`](Self::add) adds up to).
+    #[cfg(test)]
     pub fn heap_bytes(&self) -> usize {
         self.postings
             .iter()
@@ -133,6 +155,26 @@ impl SeriesIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn growth_reported_by_add_sums_to_the_recount() {
+        let mut index = SeriesIndex::default();
+        // An empty index still holds an empty `all` bitmap.
+        let mut grown = SeriesIndex::default().heap_bytes();
+        for i in 0..5_000u32 {
+            let labels = Labels::new([
+                ("node", format!("n{}", i % 97)),
+                ("pod", format!("p{i}")),
+                ("ns", format!("ns{}", i % 3)),
+            ])
+            .unwrap();
+            grown += index.add(i, &labels);
+            if i % 997 == 0 {
+                assert_eq!(grown, index.heap_bytes(), "after series {i}");
+            }
+        }
+        assert_eq!(grown, index.heap_bytes());
+    }
 
     #[test]
     fn selects_like_a_label_scan() {

@@ -44,7 +44,7 @@ impl BlockIndex {
     pub fn new(series: Vec<(SeriesId, Labels)>, types: Vec<TypeStats>) -> Self {
         let mut postings = SeriesIndex::default();
         for (i, (_, labels)) in series.iter().enumerate() {
-            postings.add(i as u32, labels);
+            let _grown = postings.add(i as u32, labels);
         }
         BlockIndex {
             series,
