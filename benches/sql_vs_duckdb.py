@@ -42,7 +42,7 @@ def main():
     parquet_sql = SQL.replace("FROM samples", f"FROM read_parquet('{glob}')")
 
     def duckdb_query():
-        return con.execute(parquet_sql).fetch_arrow_table()
+        return con.sql(parquet_sql).to_arrow_table()
 
     for name, run in [("strata flight sql", strata_query), ("duckdb 2 threads", duckdb_query)]:
         walls, table = timed(run, iterations)
