@@ -6,6 +6,8 @@
 //! cargo run --release -p strata-benches --bin strata-bench -- --nodes 1000
 //! cargo run -p strata-benches --bin strata-bench -- --preset tiny
 //! strata-bench summarize benches/results/nodes-*.json   # scaling charts + table
+//! strata-bench --nodes 10000 --pregenerate                # requests made before each part is pushed
+//! strata-bench doors --pushes 3000                        # server CPU per row, door by door, vs go tool pprof
 //! # sustained load: 10 minutes at real time into a server held to 1 GiB (cgroup), as root
 //! strata-bench --nodes 1000 --duration 10m --memory-limit 1GiB
 //! ```
