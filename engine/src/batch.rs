@@ -501,6 +501,34 @@ mod tests {
     use crate::model::Line;
 
     #[test]
+    fn stacks_of_location_refs_equal_stacks_of_ids_and_foreign_refs_fail() {
+        let mut a = SampleBatchBuilder::new();
+        let f = a.function(Function {
+            name: "main".into(),
+            ..Default::default()
+        });
+        let loc = |line| Location {
+            lines: vec![Line {
+                function_id: f,
+                line,
+            }],
+            ..Default::default()
+        };
+        let (r1, r2) = (a.location_ref(loc(1)), a.location_ref(loc(2)));
+        let (id1, id2) = (a.location(loc(1)), a.location(loc(2)));
+        let by_refs = a.stack_of(&[r1, r2]);
+        let by_ids = a.stack(&[id1, id2]);
+        assert_eq!(by_refs, by_ids);
+        assert_eq!(a.stack_id(by_refs), stack_id(&[id1, id2]));
+        assert!(a.build().is_ok());
+        // A ref beyond this builder's locations is refused at build.
+        let mut b = SampleBatchBuilder::new();
+        b.stack_of(&[LocationRef(7)]);
+        let err = b.build().unwrap_err().to_string();
+        assert!(err.contains("does not define"), "{err}");
+    }
+
+    #[test]
     fn build_checks_references() {
         let mut b = SampleBatchBuilder::new();
         let pt = b.profile_type(&"a:b:c:d:e".parse().unwrap());
