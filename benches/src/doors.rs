@@ -8,7 +8,7 @@
 //! gzip) is not on the server's clock; the harness shares the machine's cores, so the figure
 //! that counts is the server's CPU, not the wall time.
 //!
-//! With `profile_seconds`, the `writeraw` door's server is profiled by its own
+//! With `profile_seconds`, the first door's server is profiled by its own
 //! `/debug/pprof/profile` while the pushes run; the profile is saved, pushed into a Strata
 //! server and read back as a top table and a folded file (Strata profiling Strata).
 
@@ -114,7 +114,7 @@ pub async fn run(
                 request::body(door, &cfg.files[k], &raws[k], i % cfg.series.max(1))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let profile = (door == Door::WriteRaw && cfg.profile_seconds > 0)
+        let profile = (Some(&door) == cfg.doors.first() && cfg.profile_seconds > 0)
             .then(|| out.join(format!("{name}-server-profile.pb.gz")));
         let mut r = run_door(
             door,

@@ -543,10 +543,11 @@ async fn fixtures_are_reproduced() {
         rel.display()
     );
     // index.bin: the committed fixture is the v1 layout (STRIDX01), which every build reads;
-    // builds since 2026-12-06 write v2 (STRIDX02, the same sections in one zstd frame), whose
-    // content the engine check below compares.
+    // builds since 2026-12-06 write v2 (STRIDX02, the same sections in one zstd frame) and
+    // since 2026-12-07 v3 (STRIDX03, label columns), whose content the engine check below
+    // compares.
     let made_index = std::fs::read(fresh.path().join(block.join("index.bin"))).unwrap();
-    assert_eq!(&made_index[..8], b"STRIDX02");
+    assert_eq!(&made_index[..8], b"STRIDX03");
     assert_eq!(&committed(&block.join("index.bin"))[..8], b"STRIDX01");
     let meta = |bytes: &[u8]| {
         let mut m: BlockMeta = serde_json::from_slice(bytes).unwrap();

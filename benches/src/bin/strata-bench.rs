@@ -68,7 +68,7 @@ struct DoorsArgs {
     /// Doors, comma-separated: writeraw, grpc-web, connect, ingest, otlp.
     #[arg(long, default_value = "writeraw,grpc-web,connect,ingest,otlp")]
     doors: String,
-    /// Seconds of the writeraw server's own CPU profile (0: none); stored in Strata and
+    /// Seconds of the first door's server's own CPU profile (0: none); stored in Strata and
     /// written as a top table and folded stacks beside the report.
     #[arg(long, default_value_t = 0)]
     profile_seconds: u64,
