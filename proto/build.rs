@@ -12,6 +12,8 @@ fn main() {
     }
     println!("cargo:rerun-if-changed=proto");
     tonic_prost_build::configure()
+        // Every service decodes through `SliceCodec` (src/codec.rs).
+        .codec_path("crate::SliceCodec")
         .compile_protos(
             &[
                 "proto/perftools/profiles/profile.proto",

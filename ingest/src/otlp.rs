@@ -243,18 +243,15 @@ impl<'a> Dictionary<'a> {
                 0 => MappingId::NONE,
                 m => *index(&mappings, m, || format!("location {n}'s mapping"))?,
             };
-            let lines = l
-                .lines
-                .iter()
-                .map(|line| {
-                    Ok(Line {
-                        function_id: *index(&functions, line.function_index, || {
-                            format!("location {n}'s function")
-                        })?,
-                        line: line.line,
-                    })
-                })
-                .collect::<Result<Vec<_>>>()?;
+            let mut lines = Vec::with_capacity(l.lines.len());
+            for line in &l.lines {
+                lines.push(Line {
+                    function_id: *index(&functions, line.function_index, || {
+                        format!("location {n}'s function")
+                    })?,
+                    line: line.line,
+                });
+            }
             dict.locations.push(b.location_ref(Location {
                 mapping_id,
                 address: l.address,
@@ -315,11 +312,10 @@ impl<'a> Dictionary<'a> {
         if let Some(s) = *slot {
             return Ok(s);
         }
-        let locations = stack
-            .location_indices
-            .iter()
-            .map(|&l| index(&self.locations, l, what).copied())
-            .collect::<Result<Vec<_>>>()?;
+        let mut locations = Vec::with_capacity(stack.location_indices.len());
+        for &l in &stack.location_indices {
+            locations.push(*index(&self.locations, l, what)?);
+        }
         let s = b.stack_of(&locations);
         *slot = Some(s);
         Ok(s)

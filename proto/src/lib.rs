@@ -11,8 +11,13 @@
 //! - [`otlp`]: `opentelemetry.proto.*` — OTLP profiles (`ProfilesService/Export`, the
 //!   development revision of opentelemetry-proto 1.45, with a request-wide dictionary).
 //!
-//! Messages come from prost; gRPC clients and servers from tonic.
+//! Messages come from prost; gRPC clients and servers from tonic, with [`SliceCodec`] (prost's
+//! encoding, decoding from one contiguous slice).
 #![deny(missing_docs)]
+
+mod codec;
+
+pub use codec::{SliceCodec, SliceDecoder};
 
 /// `google.protobuf` well-known types (`Timestamp`, `Duration`) used by the generated code.
 pub use prost_types;
