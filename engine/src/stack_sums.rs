@@ -33,6 +33,14 @@ pub(crate) struct StackSums {
 }
 
 impl StackSums {
+    /// Room for `additional` more stacks.
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        self.index.reserve(additional);
+        self.stack_ids.reserve(additional);
+        self.values.reserve(additional);
+        self.periods.reserve(additional);
+    }
+
     /// Adds one row (or an already summed group of rows).
     #[inline]
     pub(crate) fn add(&mut self, stack_id: u64, value: i64, period: i64) {

@@ -93,7 +93,7 @@ impl TlsListener {
         let timeout = config.handshake_timeout;
         let acceptor_task = tokio::spawn(async move {
             loop {
-                let (tcp, peer) = match listener.accept().await {
+                let (mut tcp, peer) = match listener.accept().await {
                     Ok(conn) => conn,
                     Err(e) => {
                         // Out of file descriptors and the like: wait, as axum's listener does.
@@ -102,6 +102,7 @@ impl TlsListener {
                         continue;
                     }
                 };
+                crate::router::no_delay(&mut tcp);
                 let (acceptor, tx) = (acceptor.clone(), tx.clone());
                 tokio::spawn(async move {
                     match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {

@@ -226,9 +226,19 @@ fn unpack_groups<const W: usize>(bytes: &[u8], out: &mut [u32]) {
     }
 }
 
+/// Most values [`decode_values`] reserves room for up front.
+const MAX_RESERVED_VALUES: usize = 16 << 20;
+
 /// Appends every row's 64-bit value of a column chunk to `out` (PLAIN values, or dictionary
 /// indexes looked up).
 fn decode_values(pages: &ColumnPages, out: &mut Vec<u64>, indexes: &mut Vec<u32>) -> Result<()> {
+    // Room for the pages' values at once (a row group of a million rows otherwise grows by
+    // copying, 5 % of a SQL sum's time); a corrupt count reserves at most 128 MiB here.
+    let values = pages
+        .pages
+        .iter()
+        .fold(0usize, |n, p| n.saturating_add(p.values));
+    out.reserve(values.min(MAX_RESERVED_VALUES));
     for p in &pages.pages {
         if p.encoding == Encoding::PLAIN {
             out.extend(plain_u64(&p.data, p.values)?);
@@ -399,6 +409,7 @@ impl RowGroupSummer {
             row = self.add_dictionary_page(p, row, dict.len(), constant.is_none())?;
         }
         let d = &self.dict;
+        out.reserve(dict.len());
         for (i, &id) in dict.iter().enumerate() {
             if d.seen[i] {
                 out.add(id, d.sums[i], constant.unwrap_or(d.max_periods[i]));

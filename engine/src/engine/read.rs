@@ -52,6 +52,26 @@ impl Engine {
     /// [`scan_schema`](crate::scan_schema) (`None`: all). The set of blocks is fixed when this
     /// returns.
     pub fn scan_parts(&self, req: &ScanRequest, projection: Option<&[usize]>) -> Result<ScanParts> {
+        self.scan_parts_labelled(req, projection, true)
+    }
+
+    /// [`scan_parts`](Self::scan_parts) with an empty `series` map: for readers that never
+    /// look at labels (per-stack sums), which then skip copying every selected series'
+    /// labels (a sixth of a SQL `GROUP BY stack_id` over 100,000 series).
+    pub fn scan_parts_without_labels(
+        &self,
+        req: &ScanRequest,
+        projection: Option<&[usize]>,
+    ) -> Result<ScanParts> {
+        self.scan_parts_labelled(req, projection, false)
+    }
+
+    fn scan_parts_labelled(
+        &self,
+        req: &ScanRequest,
+        projection: Option<&[usize]>,
+        labelled: bool,
+    ) -> Result<ScanParts> {
         let schema = projected_scan_schema(projection)?;
         let projection: Option<Arc<[usize]>> = projection.map(Arc::from);
         let (heads, blocks) = {
@@ -63,7 +83,9 @@ impl Engine {
         let mut head_batches = Vec::new();
         for h in heads {
             let (s, b) = h.read().scan(&req.profile_type, &req.matchers, req.range);
-            series.extend(s);
+            if labelled {
+                series.extend(s);
+            }
             head_batches.extend(b);
         }
         if !head_batches.is_empty() {
@@ -83,7 +105,9 @@ impl Engine {
                 .iter()
                 .map(|o| {
                     let (id, labels) = &block.index.series[o as usize];
-                    series.insert(*id, labels.clone());
+                    if labelled {
+                        series.insert(*id, labels.clone());
+                    }
                     id.0
                 })
                 .collect();

@@ -93,7 +93,7 @@ impl TableProvider for StackSumsTable {
             // The projection only matters to `ScanPart::batches`; sums read their own columns.
             let scan = self
                 .engine
-                .scan_parts(request, Some(&[4]))
+                .scan_parts_without_labels(request, Some(&[4]))
                 .map_err(external)?;
             parts.extend(scan.parts.into_iter().map(|p| (p, ())));
         }
