@@ -414,14 +414,6 @@ pub async fn serve(
     serve_router(router(app), listener, tls, shutdown).await
 }
 
-/// Sends small writes at once (TCP_NODELAY): with Nagle's algorithm a short answer waited for
-/// the client's delayed ACK, 40 ms on Linux (`SELECT 1` over Flight SQL took 44 ms).
-pub(crate) fn no_delay(tcp: &mut tokio::net::TcpStream) {
-    if let Err(e) = tcp.set_nodelay(true) {
-        tracing::debug!(error = %e, "setting TCP_NODELAY failed");
-    }
-}
-
 /// Serves `router` on `listener` (over TLS when `tls` is given) until `shutdown` resolves.
 pub async fn serve_router(
     router: Router,
@@ -431,7 +423,7 @@ pub async fn serve_router(
 ) -> std::io::Result<()> {
     match tls {
         None => {
-            axum::serve(listener.tap_io(no_delay), router)
+            axum::serve(listener.tap_io(crate::tls::no_delay), router)
                 .with_graceful_shutdown(shutdown)
                 .await
         }
