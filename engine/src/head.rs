@@ -610,12 +610,13 @@ impl Head {
     }
 
     /// Samples of `profile_type` for series matching `matchers` in `range`, in scan schema,
-    /// plus the labels of the selected series.
+    /// plus the labels of the selected series (none unless `labelled`).
     pub fn scan(
         &self,
         profile_type: &ProfileType,
         matchers: &[crate::LabelMatcher],
         range: TimeRange,
+        labelled: bool,
     ) -> (BTreeMap<SeriesId, Labels>, Vec<RecordBatch>) {
         let selected = self.select(Some(profile_type), matchers, range);
         let mut series = BTreeMap::new();
@@ -642,7 +643,7 @@ impl Head {
                 }
                 row += len;
             }
-            if any {
+            if any && labelled {
                 series.insert(*sid, labels.clone());
             }
         }

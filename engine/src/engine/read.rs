@@ -82,10 +82,10 @@ impl Engine {
         let mut parts = Vec::new();
         let mut head_batches = Vec::new();
         for h in heads {
-            let (s, b) = h.read().scan(&req.profile_type, &req.matchers, req.range);
-            if labelled {
-                series.extend(s);
-            }
+            let (s, b) = h
+                .read()
+                .scan(&req.profile_type, &req.matchers, req.range, labelled);
+            series.extend(s);
             head_batches.extend(b);
         }
         if !head_batches.is_empty() {
