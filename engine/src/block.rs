@@ -66,6 +66,10 @@ pub struct BlockMeta {
     pub created_at_ms: u64,
     /// Every other file of the block and its size in bytes.
     pub files: BTreeMap<String, u64>,
+    /// The ingester that flushed it, in a shared store (absent otherwise, and in compacted
+    /// blocks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingester: Option<String>,
 }
 
 impl BlockMeta {

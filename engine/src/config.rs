@@ -31,6 +31,8 @@ pub struct EngineConfig {
     pub retention: RetentionConfig,
     /// Input limits.
     pub limits: LimitsConfig,
+    /// Sharing one bucket between processes (ingesters, queriers, a compactor).
+    pub shared: SharedConfig,
     /// Whether `Engine::open` starts the background task that flushes the head on age,
     /// compacts and applies retention. Default: `true`. Tests and embedders that want to drive
     /// maintenance by hand set it to `false`.
@@ -48,6 +50,7 @@ impl Default for EngineConfig {
             compaction: CompactionConfig::default(),
             retention: RetentionConfig::default(),
             limits: LimitsConfig::default(),
+            shared: SharedConfig::default(),
             background: true,
         }
     }
@@ -68,6 +71,7 @@ impl EngineConfig {
             return Err(invalid("data_dir", "must not be empty"));
         }
         self.storage.validate()?;
+        self.shared.validate()?;
         self.validate_wal_head_block()?;
         self.validate_maintenance_and_limits()
     }
@@ -384,6 +388,110 @@ impl Default for CompactionConfig {
             max_sources: 16,
             merge_chunk_rows: 1 << 20,
         }
+    }
+}
+
+/// A store shared by several processes through one bucket: ingesters flush blocks into it and
+/// commit them to the bucket's catalog (`catalog/manifest.json`); queriers and the compactor
+/// read the catalog. Needs a remote object store with conditional writes (S3 and its
+/// compatibles, GCS, Azure): a local directory cannot be shared.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SharedConfig {
+    /// Whether the bucket is shared. Default: `false` (one process owns the store). The
+    /// server sets it for every `--target` but `all`.
+    pub enabled: bool,
+    /// This ingester's name, unique in the cluster and stable across restarts (its WAL
+    /// coverage is kept under it in the catalog). Default: unset, meaning the host name (a
+    /// StatefulSet pod's name).
+    pub ingester_id: Option<String>,
+    /// An ingester keeps a flushed head this long, tagged with the block that holds it, so a
+    /// querier whose catalog does not list that block yet still finds the data. Default: `2m`.
+    #[serde(with = "humantime_serde")]
+    pub flushed_head_retention: Duration,
+    /// Readers (queriers, the compactor) re-read the catalog this often (a conditional GET),
+    /// and before a query whose snapshot is older. At most half of `flushed_head_retention`.
+    /// Default: `5s`.
+    #[serde(with = "humantime_serde")]
+    pub catalog_refresh: Duration,
+    /// Files of a block removed from the catalog (compacted, or dropped by retention) are
+    /// deleted this long after, so queries that started before still read them. Default: `5m`.
+    #[serde(with = "humantime_serde")]
+    pub deletion_delay: Duration,
+    /// A block in the bucket that the catalog does not name (an upload whose writer died before
+    /// the commit) is deleted by the compactor once it is this old. Default: `1h`.
+    #[serde(with = "humantime_serde")]
+    pub orphan_grace: Duration,
+}
+
+impl Default for SharedConfig {
+    fn default() -> Self {
+        SharedConfig {
+            enabled: false,
+            ingester_id: None,
+            flushed_head_retention: Duration::from_secs(120),
+            catalog_refresh: Duration::from_secs(5),
+            deletion_delay: Duration::from_secs(300),
+            orphan_grace: Duration::from_secs(3600),
+        }
+    }
+}
+
+impl SharedConfig {
+    /// Checks that `storage` names a store several processes can share (when enabled).
+    pub fn check_shareable(&self, storage: &StorageConfig) -> Result<()> {
+        if !self.enabled {
+            return Ok(());
+        }
+        match storage.url.as_deref() {
+            None => {
+                return Err(invalid(
+                    "storage.url",
+                    "a shared store (shared.enabled, any --target but `all`) needs an object \
+                     store URL such as s3://bucket/prefix; a local directory cannot be shared",
+                ));
+            }
+            Some(u) if u.starts_with("file:") || u.starts_with("memory:") => {
+                return Err(invalid(
+                    "storage.url",
+                    "a shared store needs an object store with conditional writes (s3://, gs://, \
+                     az://); file:// and memory:// cannot be shared between processes",
+                ));
+            }
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Checks the fields.
+    pub fn validate(&self) -> Result<()> {
+        if self.ingester_id.as_deref().is_some_and(str::is_empty) {
+            return Err(invalid("shared.ingester_id", "must not be empty"));
+        }
+        if self.catalog_refresh.is_zero() || self.catalog_refresh * 2 > self.flushed_head_retention
+        {
+            return Err(invalid(
+                "shared.catalog_refresh",
+                "must be positive and at most half of shared.flushed_head_retention",
+            ));
+        }
+        if self.deletion_delay < self.catalog_refresh * 2 {
+            return Err(invalid(
+                "shared.deletion_delay",
+                "must be at least twice shared.catalog_refresh",
+            ));
+        }
+        Ok(())
+    }
+
+    /// This ingester's name: `ingester_id`, else the host name.
+    pub fn ingester_name(&self) -> String {
+        self.ingester_id.clone().unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_owned())
+                .ok()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "ingester".to_owned())
+        })
     }
 }
 

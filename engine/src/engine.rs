@@ -7,6 +7,7 @@ mod late_symbols;
 mod maintenance;
 mod open;
 mod read;
+mod shared;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,6 +20,7 @@ use tracing::{debug, info, warn};
 
 pub use late_symbols::{LocationLines, UnsymbolizedLocation, UnsymbolizedSweep};
 pub use open::OpenReport;
+pub use shared::GarbageReport;
 
 use crate::batch::SampleBatch;
 use crate::block::{self, BlockHandle, BlockMeta, BlockSource, encode_block};
@@ -35,14 +37,37 @@ struct State {
     /// Heads rotated out and not yet in a block, oldest first, with the WAL segment number
     /// below which their data lies.
     frozen: Vec<FrozenHead>,
-    /// Committed blocks, sorted by (min time, id).
+    /// Committed blocks, sorted by (min time, id). Empty on an ingester of a shared store
+    /// (its blocks are read by the queriers).
     blocks: Vec<Arc<BlockHandle>>,
+    /// An ingester's flushed heads, kept for `shared.flushed_head_retention` (see
+    /// [`crate::head_source`]), oldest first.
+    retained: Vec<RetainedHead>,
+    /// A reader's catalog generation its `blocks` reflect.
+    catalog_generation: Option<u64>,
 }
 
 impl State {
     fn heads(&self) -> Vec<Arc<RwLock<Head>>> {
         let mut heads = vec![self.active.clone()];
         heads.extend(self.frozen.iter().map(|f| f.head.clone()));
+        heads.extend(self.retained.iter().map(|r| r.head.clone()));
+        heads
+    }
+
+    /// Every head with the block it is (or will be) flushed as.
+    fn tagged_heads(&self) -> Vec<(Option<String>, Arc<RwLock<Head>>)> {
+        let mut heads = vec![(None, self.active.clone())];
+        heads.extend(
+            self.frozen
+                .iter()
+                .map(|f| (Some(f.block_id.clone()), f.head.clone())),
+        );
+        heads.extend(
+            self.retained
+                .iter()
+                .map(|r| (Some(r.block_id.clone()), r.head.clone())),
+        );
         heads
     }
 
@@ -62,6 +87,36 @@ struct FrozenHead {
     /// The id its block gets, fixed at rotation so that a retried upload rewrites the same
     /// block instead of committing a second copy.
     block_id: String,
+}
+
+/// A head already in a committed block, kept a while for readers with an older catalog.
+#[derive(Clone)]
+struct RetainedHead {
+    head: Arc<RwLock<Head>>,
+    block_id: String,
+    until: std::time::Instant,
+}
+
+/// What this engine is in its store.
+pub(crate) enum Role {
+    /// The only process using the store (the default): writes, compacts, reads.
+    Local,
+    /// One of the writers of a shared store: takes appends, flushes blocks and commits them to
+    /// the catalog, answers for its heads; never compacts or deletes.
+    Ingester {
+        /// The bucket's catalog.
+        catalog: crate::catalog::Catalog,
+        /// This ingester's name.
+        id: String,
+    },
+    /// A reader of a shared store (a querier; a compactor when compaction is on): blocks from
+    /// the catalog, heads from the ingesters.
+    Reader {
+        /// The bucket's catalog.
+        catalog: crate::catalog::Catalog,
+        /// The ingesters' heads (`None`: blocks only).
+        heads: Option<Arc<dyn crate::head_source::HeadSource>>,
+    },
 }
 
 /// Applies an appended batch to the head if the `append` future is dropped after its WAL
@@ -100,6 +155,8 @@ impl Drop for PendingApply<'_> {
 
 pub(crate) struct Inner {
     config: EngineConfig,
+    /// Local store, or a shared store's ingester or reader.
+    role: Role,
     /// The wall-clock time and new block ids.
     clock: Arc<dyn Clock>,
     store: Arc<dyn ObjectStore>,
@@ -112,6 +169,8 @@ pub(crate) struct Inner {
     state: RwLock<State>,
     flush_lock: tokio::sync::Mutex<()>,
     maintenance_lock: tokio::sync::Mutex<()>,
+    /// A reader's catalog refresh.
+    catalog_lock: tokio::sync::Mutex<()>,
     flushed: Notify,
     /// Blocks removed from the state, deleted once no reader holds them.
     pending_deletes: Mutex<Vec<Arc<BlockHandle>>>,
@@ -202,7 +261,39 @@ impl Engine {
     /// block metadata and indexes, replays the WAL, and (if `config.background`) starts the
     /// maintenance task on the current Tokio runtime.
     pub async fn open(config: EngineConfig) -> Result<Engine> {
-        open::open(config, None, Arc::new(SystemClock)).await
+        open::open(config, None, Arc::new(SystemClock), open::OpenAs::Writer).await
+    }
+
+    /// Opens a reader of a shared store (a querier, or with `compaction.enabled` the
+    /// compactor): blocks come from the bucket's catalog (re-read every
+    /// `shared.catalog_refresh`), recent samples from `heads` (the ingesters). Takes no
+    /// appends. `config.data_dir` only holds a lock and an empty WAL.
+    pub async fn open_reader(
+        config: EngineConfig,
+        heads: Option<Arc<dyn crate::head_source::HeadSource>>,
+    ) -> Result<Engine> {
+        open::open(
+            config,
+            None,
+            Arc::new(SystemClock),
+            open::OpenAs::Reader(heads),
+        )
+        .await
+    }
+
+    /// [`Engine::open_reader`] over the given object store (tests, embedders).
+    pub async fn open_reader_with_store(
+        config: EngineConfig,
+        store: Arc<dyn ObjectStore>,
+        heads: Option<Arc<dyn crate::head_source::HeadSource>>,
+    ) -> Result<Engine> {
+        open::open(
+            config,
+            Some(store),
+            Arc::new(SystemClock),
+            open::OpenAs::Reader(heads),
+        )
+        .await
     }
 
     /// Like [`Engine::open`], with blocks in the given object store instead of the one the
@@ -211,14 +302,20 @@ impl Engine {
         config: EngineConfig,
         store: Arc<dyn ObjectStore>,
     ) -> Result<Engine> {
-        open::open(config, Some(store), Arc::new(SystemClock)).await
+        open::open(
+            config,
+            Some(store),
+            Arc::new(SystemClock),
+            open::OpenAs::Writer,
+        )
+        .await
     }
 
     /// Like [`Engine::open`], taking the time and new block ids from `clock` instead of the
     /// system clock and random ULIDs: with a [`FixedClock`](crate::FixedClock), the blocks
     /// written are the same on every run (the format fixtures are made this way).
     pub async fn open_with_clock(config: EngineConfig, clock: Arc<dyn Clock>) -> Result<Engine> {
-        open::open(config, None, clock).await
+        open::open(config, None, clock, open::OpenAs::Writer).await
     }
 
     /// What opening found: WAL replay, quarantined and cleaned-up blocks.
@@ -359,6 +456,13 @@ impl Inner {
         if self.closed.load(Ordering::SeqCst) {
             return Err(Error::WalUnavailable {
                 reason: "the engine is closed".into(),
+            });
+        }
+        if matches!(self.role, Role::Reader { .. }) {
+            return Err(Error::ReadOnly {
+                reason: "a reader of a shared store (querier or compactor) takes no samples; \
+                         push to an ingester"
+                    .into(),
             });
         }
         self.check_limits(batch)?;
@@ -532,6 +636,10 @@ impl Inner {
         let (head, upto, block_id) = (frozen.head, frozen.wal_upto, frozen.block_id);
         let h = head.clone();
         let created = self.clock.now();
+        let ingester = match &self.role {
+            Role::Ingester { id, .. } => Some(id.clone()),
+            _ => None,
+        };
         let encoded = tokio::task::spawn_blocking(move || {
             let head = h.read();
             let series = head.series_map();
@@ -544,6 +652,7 @@ impl Inner {
                 sources: Vec::new(),
                 wal_segment_upto: upto,
                 created,
+                ingester,
             };
             encode_block(&config, src, head.sorted_block_batches())
         })
@@ -551,11 +660,28 @@ impl Inner {
         .map_err(|e| Error::batch(format!("flush task failed: {e}")))??;
         let handle = block::upload(&*self.store, self.local_root.as_deref(), encoded).await?;
         let meta = handle.meta.clone();
+        if let Role::Ingester { catalog, id } = &self.role {
+            let delta = crate::catalog::CatalogDelta {
+                add: vec![meta.clone()],
+                wal_covered: Some((id.clone(), upto)),
+                ..Default::default()
+            };
+            catalog.commit(&delta).await?;
+        }
         {
             let mut st = self.state.write();
             st.frozen.retain(|f| !Arc::ptr_eq(&f.head, &head));
-            st.blocks.push(handle);
-            st.sort_blocks();
+            if matches!(self.role, Role::Ingester { .. }) {
+                let until = std::time::Instant::now() + self.config.shared.flushed_head_retention;
+                st.retained.push(RetainedHead {
+                    head: head.clone(),
+                    block_id: meta.id.clone(),
+                    until,
+                });
+            } else {
+                st.blocks.push(handle);
+                st.sort_blocks();
+            }
         }
         self.wal.delete_below(upto)?;
         self.flushed.notify_waiters();

@@ -184,6 +184,40 @@ pub enum Error {
         reason: String,
     },
 
+    /// A shared store's catalog change cannot apply: another writer changed the blocks it
+    /// names (e.g. two compactors merged the same blocks). Nothing was changed.
+    #[error("catalog commit conflicts: {reason}")]
+    CatalogConflict {
+        /// What another writer changed.
+        reason: String,
+    },
+
+    /// A shared store's catalog does not parse.
+    #[error("corrupt catalog {path}: {reason}")]
+    CorruptCatalog {
+        /// The object path.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// An ingester holding recent (unflushed) data could not be asked for it, so an answer
+    /// would be incomplete; the query fails instead of returning less.
+    #[error("ingester {ingester} did not answer for its recent data: {reason}")]
+    HeadUnavailable {
+        /// The ingester (its URL).
+        ingester: String,
+        /// Why.
+        reason: String,
+    },
+
+    /// The engine reads a shared store (a querier or a compactor) and takes no appends.
+    #[error("this store is read-only here: {reason}")]
+    ReadOnly {
+        /// Which role the process has.
+        reason: String,
+    },
+
     /// The write-ahead log cannot take writes (after an I/O error or shutdown).
     #[error("write-ahead log unavailable: {reason}")]
     WalUnavailable {

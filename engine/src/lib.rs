@@ -29,12 +29,14 @@
 
 mod batch;
 mod block;
+mod catalog;
 mod clock;
 mod config;
 mod debuginfo;
 mod engine;
 mod error;
 mod head;
+mod head_source;
 mod index;
 mod matcher;
 mod model;
@@ -51,20 +53,23 @@ pub use batch::{
     Symbols, input_schema,
 };
 pub use block::BlockMeta;
+pub use catalog::{CatalogDelta, Manifest};
 pub use clock::{Clock, FixedClock, SystemClock, now_ns};
 pub use config::{
     BlockConfig, CompactionConfig, EngineConfig, FsyncPolicy, HeadConfig, LimitsConfig,
-    RetentionConfig, StorageConfig, WalConfig,
+    RetentionConfig, SharedConfig, StorageConfig, WalConfig,
 };
 pub use debuginfo::{
     DebuginfoKind, DebuginfoMeta, DebuginfoStore, MAX_BUILD_ID_BYTES, UploadState, build_id_key,
     validate_build_id,
 };
 pub use engine::{
-    Engine, EngineStats, LocationLines, OpenReport, UnsymbolizedLocation, UnsymbolizedSweep,
+    Engine, EngineStats, GarbageReport, LocationLines, OpenReport, UnsymbolizedLocation,
+    UnsymbolizedSweep,
 };
 pub use error::{Error, Result};
 pub use head::HeadStats;
+pub use head_source::{HeadPart, HeadScanOutput, HeadScanRequest, HeadScanResponse, HeadSource};
 pub use matcher::{LabelMatcher, MatchOp};
 pub use model::{
     Function, FunctionId, Label, Labels, Line, Location, LocationId, Mapping, MappingId,

@@ -118,6 +118,8 @@ pub(crate) enum PartSource {
     Memory(Vec<RecordBatch>),
     /// Rows of one block, read on demand.
     Block(crate::block::BlockScan),
+    /// Rows of other processes' heads (a shared store's ingesters), asked for on demand.
+    Remote(crate::head_source::RemoteHeads),
 }
 
 impl ScanPart {
@@ -126,6 +128,7 @@ impl ScanPart {
         match &self.source {
             PartSource::Memory(b) => b.iter().map(|b| b.num_rows() as u64).sum(),
             PartSource::Block(scan) => scan.estimated_rows(),
+            PartSource::Remote(_) => 0,
         }
     }
 
@@ -151,6 +154,7 @@ impl ScanPart {
                 sums.into_batch()
             }
             PartSource::Block(scan) => scan.stack_sums().await,
+            PartSource::Remote(heads) => heads.stack_sums().await,
         }
     }
 
@@ -174,6 +178,13 @@ impl ScanPart {
             .boxed(),
             PartSource::Block(scan) => {
                 stream::once(async move { scan.read(projection, schema).await })
+                    .map_ok(|batches| stream::iter(batches.into_iter().map(Ok)))
+                    .try_flatten()
+                    .boxed()
+            }
+            PartSource::Remote(heads) => {
+                let projection = projection.map(|p| p.to_vec());
+                stream::once(async move { heads.rows(projection).await })
                     .map_ok(|batches| stream::iter(batches.into_iter().map(Ok)))
                     .try_flatten()
                     .boxed()

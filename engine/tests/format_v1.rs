@@ -459,6 +459,7 @@ fn expected_meta() -> BlockMeta {
             .iter()
             .map(|(f, n)| (f.to_string(), *n))
             .collect(),
+        ingester: None,
     }
 }
 

@@ -118,7 +118,7 @@ async fn check(ops: Vec<Op>, queries: Vec<(usize, Vec<LabelMatcher>, TimeRange)>
             matchers: ms.clone(),
             range,
         };
-        let parts = engine.scan_parts(&req, Some(&[4, 5])).unwrap();
+        let parts = engine.scan_parts(&req, Some(&[4, 5])).await.unwrap();
         let mut by_stack: BTreeMap<u64, i64> = BTreeMap::new();
         // The same parts summed per stack (on dictionary indexes where a row group is whole).
         let mut summed: BTreeMap<u64, i64> = BTreeMap::new();

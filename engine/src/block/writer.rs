@@ -43,6 +43,8 @@ pub(crate) struct BlockSource<'a> {
     pub wal_segment_upto: u64,
     /// Creation time (`created_at_ms`; the time range of a block without samples).
     pub created: SystemTime,
+    /// The ingester flushing it (shared stores).
+    pub ingester: Option<String>,
 }
 
 fn properties(config: &BlockConfig, sorted: bool) -> Result<WriterProperties> {
@@ -263,6 +265,7 @@ fn block_meta(
             .iter()
             .map(|(n, b)| (n.to_string(), b.len() as u64))
             .collect(),
+        ingester: src.ingester,
     }
 }
 

@@ -15,11 +15,12 @@ use arrow::datatypes::Int32Type;
 use object_store::ObjectStore;
 use tracing::{info, warn};
 
-use super::Engine;
+use super::{Engine, Role};
 use crate::block::{
     self, BlockHandle, BlockMeta, BlockScan, BlockSource, SymbolFilter, encode_block, read_symbols,
     samples_schema,
 };
+use crate::catalog::CatalogDelta;
 use crate::error::{Error, Result};
 use crate::model::{Labels, ProfileType, SeriesId};
 use crate::scan::{TimeRange, scan_schema};
@@ -182,6 +183,8 @@ impl Engine {
             block::delete_block(&*inner.store, &id).await?;
             inner.failed_compactions.lock().retain(|f| *f != id);
         }
+        // A shared store's compactor plans on the newest catalog.
+        inner.refresh_catalog(true).await?;
         let c = &inner.config.compaction;
         let group = {
             let st = inner.state.read();
@@ -222,6 +225,7 @@ impl Engine {
                 sources: ids,
                 wal_segment_upto: upto,
                 created,
+                ingester: None,
             };
             encode_block(&config, src, std::iter::from_fn(|| rx.blocking_recv()))
         })
@@ -251,6 +255,31 @@ impl Engine {
             }
         };
         let meta = handle.meta.clone();
+        if let Role::Reader { catalog, .. } = &inner.role {
+            // Swap sources for output in one commit; the sources' files go after
+            // `shared.deletion_delay` (`collect_garbage`).
+            let delta = CatalogDelta {
+                add: vec![meta.clone()],
+                remove: group.iter().map(|b| b.meta.id.clone()).collect(),
+                now_ms: crate::clock::unix_ms(inner.clock.now()),
+                ..Default::default()
+            };
+            if let Err(e) = catalog.commit(&delta).await {
+                if matches!(e, Error::CatalogConflict { .. }) {
+                    // Certainly not committed: another compactor took the sources.
+                    if let Err(cleanup) = block::delete_block(&*inner.store, &meta.id).await {
+                        warn!(block = %meta.id, error = %cleanup, "removing an uncommitted compaction output failed; the compactor collects it as an orphan");
+                    }
+                }
+                // (Any other error leaves the outcome unknown: a committed output stays, an
+                // uncommitted one is collected as an orphan.)
+                let _ = inner.refresh_catalog(true).await;
+                return Err(e);
+            }
+            inner.refresh_catalog(true).await?;
+            info!(block = %meta.id, sources = meta.sources.len(), samples = meta.num_samples, "compacted blocks of the shared store");
+            return Ok(Some(meta));
+        }
         {
             let mut st = inner.state.write();
             st.blocks

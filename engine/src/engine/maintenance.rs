@@ -6,7 +6,7 @@ use std::time::Instant;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use super::{Engine, Inner};
+use super::{Engine, Inner, Role};
 use crate::block::{self, BlockHandle};
 use crate::error::Result;
 
@@ -28,6 +28,12 @@ pub(super) async fn run(weak: Weak<Inner>, mut shutdown: watch::Receiver<bool>) 
         }
         let Some(inner) = weak.upgrade() else { return };
         let engine = Engine { inner };
+        engine.inner.expire_retained();
+        if let Err(e) = engine.inner.refresh_catalog(false).await {
+            warn!(error = %e, "reading the shared store's catalog failed");
+        }
+        let role_compacts = !matches!(engine.inner.role, Role::Ingester { .. });
+        let reader = matches!(engine.inner.role, Role::Reader { .. });
         let (due, unflushed) = {
             let st = engine.inner.state.read();
             let head = st.active.read();
@@ -43,7 +49,10 @@ pub(super) async fn run(weak: Weak<Inner>, mut shutdown: watch::Receiver<bool>) 
         if (due || retry) && backoff.ready() {
             let _ = engine.flush().await;
         }
-        if engine.inner.config.compaction.enabled && last_compaction.elapsed() >= compaction_every {
+        if role_compacts
+            && engine.inner.config.compaction.enabled
+            && last_compaction.elapsed() >= compaction_every
+        {
             last_compaction = Instant::now();
             loop {
                 match engine.compact().await {
@@ -56,10 +65,22 @@ pub(super) async fn run(weak: Weak<Inner>, mut shutdown: watch::Receiver<bool>) 
                 }
             }
         }
-        if last_retention.elapsed() >= retention_every {
+        // Retention and garbage collection: the local store's, or the shared store's
+        // compactor (a reader with compaction on).
+        let maintains = match engine.inner.role {
+            Role::Local => true,
+            Role::Ingester { .. } => false,
+            Role::Reader { .. } => engine.inner.config.compaction.enabled,
+        };
+        if maintains && last_retention.elapsed() >= retention_every {
             last_retention = Instant::now();
             if let Err(e) = engine.apply_retention().await {
                 warn!(error = %e, "retention failed");
+            }
+            if reader {
+                if let Err(e) = engine.collect_garbage().await {
+                    warn!(error = %e, "garbage collection of the shared store failed");
+                }
             }
         }
         engine.inner.delete_pending().await;
@@ -73,6 +94,7 @@ impl Engine {
         let inner = &self.inner;
         let _m = inner.maintenance_lock.lock().await;
         let r = &inner.config.retention;
+        inner.refresh_catalog(true).await?;
         let dropped: Vec<Arc<BlockHandle>> = {
             let mut st = inner.state.write();
             let mut by_age = inner.blocks_without_pending_sources(&st.blocks);
@@ -111,6 +133,20 @@ impl Engine {
         let ids: Vec<String> = dropped.iter().map(|b| b.meta.id.clone()).collect();
         if !ids.is_empty() {
             info!(blocks = ?ids, "retention dropped blocks");
+        }
+        if let Role::Reader { catalog, .. } = &inner.role {
+            // Tombstoned in the catalog; the files go after `shared.deletion_delay`.
+            if !ids.is_empty() {
+                let delta = crate::catalog::CatalogDelta {
+                    remove: ids.clone(),
+                    now_ms: crate::clock::unix_ms(inner.clock.now()),
+                    ..Default::default()
+                };
+                let committed = catalog.commit(&delta).await;
+                inner.refresh_catalog(true).await?;
+                committed?;
+            }
+            return Ok(ids);
         }
         inner.pending_deletes.lock().extend(dropped);
         inner.delete_pending().await;

@@ -11,8 +11,9 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::{Notify, watch};
 use tracing::{info, warn};
 
-use super::{Engine, Inner, State, maintenance};
+use super::{Engine, Inner, Role, State, maintenance};
 use crate::block::{self, BlockHandle, list_blocks, load_meta, open_block, quarantine_block};
+use crate::catalog::Catalog;
 use crate::clock::Clock;
 use crate::config::EngineConfig;
 use crate::error::{Error, Result};
@@ -74,12 +75,29 @@ fn remove_staging_leftovers(root: &std::path::Path, removed: &mut Vec<std::path:
     }
 }
 
+/// How [`open`] opens the store.
+pub(super) enum OpenAs {
+    /// The writer: the only one of a local store, or an ingester of a shared one
+    /// (`shared.enabled`).
+    Writer,
+    /// A reader of a shared store, asking `heads` for the ingesters' recent data.
+    Reader(Option<Arc<dyn crate::head_source::HeadSource>>),
+}
+
 pub(super) async fn open(
-    config: EngineConfig,
+    mut config: EngineConfig,
     store: Option<Arc<dyn ObjectStore>>,
     clock: Arc<dyn Clock>,
+    open_as: OpenAs,
 ) -> Result<Engine> {
+    if matches!(open_as, OpenAs::Reader(_)) {
+        config.shared.enabled = true;
+    }
     config.validate()?;
+    if store.is_none() && config.shared.enabled {
+        // (An embedder's own store is the embedder's business.)
+        config.shared.check_shareable(&config.storage)?;
+    }
     let dir = &config.data_dir;
     fs::create_dir_all(dir).map_err(Error::io(dir))?;
     let lock = take_lock(dir)?;
@@ -95,18 +113,44 @@ pub(super) async fn open(
     if let Some(root) = &local_root {
         remove_staging_leftovers(root, &mut report.removed_staging);
     }
-    let blocks = recover_blocks(&*store, &mut report).await?;
-    let covered = blocks
-        .iter()
-        .map(|b| b.meta.wal_segment_upto)
-        .max()
-        .unwrap_or(0);
-    let (head, wal) = replay_wal(&config, covered, &mut report)?;
+    let (role, blocks, covered) = match open_as {
+        OpenAs::Writer if config.shared.enabled => {
+            // An ingester: the bucket's blocks are the queriers' and the compactor's business.
+            let catalog = Catalog::new(store.clone());
+            let id = config.shared.ingester_name();
+            let snapshot = catalog.read().await?;
+            let covered = snapshot.manifest.wal_covered.get(&id).copied().unwrap_or(0);
+            (Role::Ingester { catalog, id }, Vec::new(), covered)
+        }
+        OpenAs::Writer => {
+            let blocks = recover_blocks(&*store, &mut report).await?;
+            let covered = blocks
+                .iter()
+                .map(|b| b.meta.wal_segment_upto)
+                .max()
+                .unwrap_or(0);
+            (Role::Local, blocks, covered)
+        }
+        OpenAs::Reader(heads) => {
+            let catalog = Catalog::new(store.clone());
+            let blocks = super::shared::catalog_blocks(&*store, &catalog, &[]).await?;
+            report.blocks = blocks.len();
+            (Role::Reader { catalog, heads }, blocks, 0)
+        }
+    };
+    let reader = matches!(role, Role::Reader { .. });
+    let (head, wal) = replay_wal(&config, covered, reader, &mut report)?;
     let over_budget = head.bytes() >= config.head.max_bytes;
+    let catalog_generation = match &role {
+        Role::Reader { catalog, .. } => catalog.cached().map(|s| s.manifest.generation),
+        _ => None,
+    };
     let mut state = State {
         active: Arc::new(RwLock::new(head)),
         frozen: Vec::new(),
         blocks,
+        retained: Vec::new(),
+        catalog_generation,
     };
     state.sort_blocks();
     let background = config.background;
@@ -117,6 +161,7 @@ pub(super) async fn open(
     );
     let inner = Arc::new(Inner {
         config,
+        role,
         clock,
         store,
         local_root,
@@ -125,6 +170,7 @@ pub(super) async fn open(
         state: RwLock::new(state),
         flush_lock: tokio::sync::Mutex::new(()),
         maintenance_lock: tokio::sync::Mutex::new(()),
+        catalog_lock: tokio::sync::Mutex::new(()),
         flushed: Notify::new(),
         pending_deletes: Mutex::new(Vec::new()),
         symbols,
@@ -245,11 +291,25 @@ fn duplicate_compactions(blocks: &[Arc<BlockHandle>]) -> HashSet<String> {
 }
 
 /// Step 6: replays the WAL segments not covered by a block into a new head and opens the WAL
-/// for writing.
-fn replay_wal(config: &EngineConfig, covered: u64, report: &mut OpenReport) -> Result<(Head, Wal)> {
+/// for writing. A `reader` refuses a WAL holding samples (the directory was an ingester's).
+fn replay_wal(
+    config: &EngineConfig,
+    covered: u64,
+    reader: bool,
+    report: &mut OpenReport,
+) -> Result<(Head, Wal)> {
     let mut head = Head::new();
     let wal_dir = config.data_dir.join("wal");
     let (wal, replay) = Wal::open(&wal_dir, &config.wal, covered, &mut |batch| {
+        if reader {
+            return Err(Error::ReadOnly {
+                reason: format!(
+                    "{} holds an ingester's write-ahead log with samples not yet in a block; \
+                     run an ingester on it, or give this querier or compactor another --data-dir",
+                    wal_dir.display()
+                ),
+            });
+        }
         head.apply(&batch);
         Ok(())
     })?;

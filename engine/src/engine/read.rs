@@ -6,9 +6,10 @@ use std::sync::Arc;
 use futures::{StreamExt, stream};
 use roaring::RoaringBitmap;
 
-use super::Engine;
+use super::{Engine, Role};
 use crate::block::{BlockHandle, BlockScan, SymbolFilter, files, read_symbols};
 use crate::error::Result;
+use crate::head_source::{HeadScanOutput, HeadScanRequest, HeadSource, RemoteHeads};
 use crate::matcher::LabelMatcher;
 use crate::model::{LocationId, ProfileType, StackId};
 use crate::scan::{
@@ -42,7 +43,7 @@ impl Engine {
     /// Samples of one profile type whose series match every matcher, in `range`. Blocks are
     /// pruned by time, series by the index, row groups by Parquet statistics.
     pub async fn scan(&self, req: ScanRequest) -> Result<ScanOutput> {
-        let ScanParts { series, parts } = self.scan_parts(&req, None)?;
+        let ScanParts { series, parts } = self.scan_parts(&req, None).await?;
         let batches = stream::iter(parts).flat_map(|p| p.batches()).boxed();
         Ok(ScanOutput { series, batches })
     }
@@ -51,22 +52,29 @@ impl Engine {
     /// part per block) that can be read concurrently, with only the `projection` columns of
     /// [`scan_schema`](crate::scan_schema) (`None`: all). The set of blocks is fixed when this
     /// returns.
-    pub fn scan_parts(&self, req: &ScanRequest, projection: Option<&[usize]>) -> Result<ScanParts> {
-        self.scan_parts_labelled(req, projection, true)
+    ///
+    /// A reader of a shared store first re-reads the catalog if its snapshot is older than
+    /// `shared.catalog_refresh`; the ingesters' heads are then one more part, read when polled.
+    pub async fn scan_parts(
+        &self,
+        req: &ScanRequest,
+        projection: Option<&[usize]>,
+    ) -> Result<ScanParts> {
+        self.scan_parts_labelled(req, projection, true).await
     }
 
     /// [`scan_parts`](Self::scan_parts) with an empty `series` map: for readers that never
     /// look at labels (per-stack sums), which then skip copying every selected series'
     /// labels (a sixth of a SQL `GROUP BY stack_id` over 100,000 series).
-    pub fn scan_parts_without_labels(
+    pub async fn scan_parts_without_labels(
         &self,
         req: &ScanRequest,
         projection: Option<&[usize]>,
     ) -> Result<ScanParts> {
-        self.scan_parts_labelled(req, projection, false)
+        self.scan_parts_labelled(req, projection, false).await
     }
 
-    fn scan_parts_labelled(
+    async fn scan_parts_labelled(
         &self,
         req: &ScanRequest,
         projection: Option<&[usize]>,
@@ -74,12 +82,36 @@ impl Engine {
     ) -> Result<ScanParts> {
         let schema = projected_scan_schema(projection)?;
         let projection: Option<Arc<[usize]>> = projection.map(Arc::from);
+        self.inner.refresh_catalog(false).await?;
+        // The snapshot: these blocks, then the heads (remote heads flushed into one of them
+        // are left out, so nothing is missed or counted twice).
         let (heads, blocks) = {
             let st = self.inner.state.read();
             (st.heads(), st.blocks.clone())
         };
         let mut series = BTreeMap::new();
         let mut parts = Vec::new();
+        if let Some(source) = self.remote_heads() {
+            if labelled {
+                let answer = source
+                    .scan(&HeadScanRequest {
+                        request: req.clone(),
+                        output: HeadScanOutput::Series,
+                    })
+                    .await?;
+                series.extend(answer.series);
+            }
+            let in_snapshot = blocks.iter().map(|b| b.id().to_owned()).collect();
+            parts.push(ScanPart {
+                source: PartSource::Remote(RemoteHeads {
+                    source,
+                    request: req.clone(),
+                    in_snapshot: Arc::new(in_snapshot),
+                }),
+                projection: projection.clone(),
+                schema: schema.clone(),
+            });
+        }
         let mut head_batches = Vec::new();
         for h in heads {
             let (s, b) = h
@@ -130,8 +162,12 @@ impl Engine {
 
     /// Profile types with data in `range`, from the heads and the block indexes.
     pub async fn profile_types(&self, range: TimeRange) -> Result<Vec<ProfileType>> {
-        let st = self.inner.state.read();
+        self.inner.refresh_catalog(false).await?;
         let mut out = BTreeSet::new();
+        if let Some(source) = self.remote_heads() {
+            out.extend(source.profile_types(range).await?);
+        }
+        let st = self.inner.state.read();
         for h in st.heads() {
             out.extend(h.read().profile_types(range));
         }
@@ -143,6 +179,17 @@ impl Engine {
             }
         }
         Ok(out.into_iter().collect())
+    }
+
+    /// A reader's ingesters' heads.
+    fn remote_heads(&self) -> Option<Arc<dyn HeadSource>> {
+        match &self.inner.role {
+            Role::Reader {
+                heads: Some(source),
+                ..
+            } => Some(source.clone()),
+            _ => None,
+        }
     }
 
     /// Merges an answer computed from every head and every block's index.
@@ -176,13 +223,23 @@ impl Engine {
         matchers: &[LabelMatcher],
         range: TimeRange,
     ) -> Result<Vec<String>> {
-        Ok(self.merge_index_answers(
-            profile_type,
-            matchers,
-            range,
-            |h| h.label_names(profile_type, matchers, range),
-            |index, sel| index.label_names(sel),
-        ))
+        self.inner.refresh_catalog(false).await?;
+        let remote = match self.remote_heads() {
+            Some(source) => source.label_names(profile_type, matchers, range).await?,
+            None => Vec::new(),
+        };
+        let mut out: BTreeSet<String> = self
+            .merge_index_answers(
+                profile_type,
+                matchers,
+                range,
+                |h| h.label_names(profile_type, matchers, range),
+                |index, sel| index.label_names(sel),
+            )
+            .into_iter()
+            .collect();
+        out.extend(remote);
+        Ok(out.into_iter().collect())
     }
 
     /// Values of label `name` on series matching `matchers` (and of `profile_type`, if given)
@@ -194,13 +251,27 @@ impl Engine {
         matchers: &[LabelMatcher],
         range: TimeRange,
     ) -> Result<Vec<String>> {
-        Ok(self.merge_index_answers(
-            profile_type,
-            matchers,
-            range,
-            |h| h.label_values(name, profile_type, matchers, range),
-            |index, sel| index.label_values(name, sel),
-        ))
+        self.inner.refresh_catalog(false).await?;
+        let remote = match self.remote_heads() {
+            Some(source) => {
+                source
+                    .label_values(name, profile_type, matchers, range)
+                    .await?
+            }
+            None => Vec::new(),
+        };
+        let mut out: BTreeSet<String> = self
+            .merge_index_answers(
+                profile_type,
+                matchers,
+                range,
+                |h| h.label_values(name, profile_type, matchers, range),
+                |index, sel| index.label_values(name, sel),
+            )
+            .into_iter()
+            .collect();
+        out.extend(remote);
+        Ok(out.into_iter().collect())
     }
 
     /// Every symbol of block `b` from the symbol cache, read and cached on a miss when small
@@ -279,6 +350,14 @@ impl Engine {
                     break;
                 }
                 let found = self.block_symbols(b, &stacks, &locations).await?;
+                missing.retain(|s| !found.stacks.contains_key(s));
+                out.merge(found);
+            }
+        }
+        // A reader: stacks only in the ingesters' heads.
+        if let Some(source) = self.remote_heads() {
+            if !missing.is_empty() {
+                let found = source.resolve_stacks(&missing).await?;
                 missing.retain(|s| !found.stacks.contains_key(s));
                 out.merge(found);
             }

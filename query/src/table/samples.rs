@@ -200,6 +200,7 @@ impl TableProvider for SamplesTable {
             let scan = self
                 .engine
                 .scan_parts(&req, Some(&scan_columns))
+                .await
                 .map_err(external)?;
             let context = Arc::new(PartContext {
                 series: scan.series,

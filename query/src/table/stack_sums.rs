@@ -94,6 +94,7 @@ impl TableProvider for StackSumsTable {
             let scan = self
                 .engine
                 .scan_parts_without_labels(request, Some(&[4]))
+                .await
                 .map_err(external)?;
             parts.extend(scan.parts.into_iter().map(|p| (p, ())));
         }

@@ -95,6 +95,7 @@ async fn a_panic_in_the_parquet_decoder_is_a_corrupt_block() {
             wal_segment_upto: 0,
             created_at_ms: 0,
             files: [(files::LOCATIONS.to_owned(), file.len() as u64)].into(),
+            ingester: None,
         },
         index: BlockIndex::new(Vec::new(), Vec::new()),
         samples_footer: Default::default(),
