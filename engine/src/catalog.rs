@@ -133,20 +133,21 @@ impl Manifest {
 
 /// A manifest as last read, with what identifies its version in the store.
 #[derive(Clone, Debug)]
-pub(crate) struct Snapshot {
+pub struct CatalogSnapshot {
+    /// The manifest.
     pub manifest: Arc<Manifest>,
-    /// `None` when the store had no manifest (an empty catalog).
+    /// Its ETag and version; `None` when the store had no manifest (an empty catalog).
     pub version: Option<UpdateVersion>,
     /// When it was read (or found unchanged).
     pub checked: Instant,
 }
 
-/// Reads and commits the manifest of a shared store.
+/// Reads and commits the manifest of a shared store (`catalog/manifest.json`).
 #[derive(Debug)]
-pub(crate) struct Catalog {
+pub struct Catalog {
     store: Arc<dyn ObjectStore>,
     path: Path,
-    last: Mutex<Option<Snapshot>>,
+    last: Mutex<Option<CatalogSnapshot>>,
 }
 
 /// Longest wait between commit attempts that lost a race.
@@ -155,6 +156,7 @@ const MAX_COMMIT_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_COMMIT_ATTEMPTS: u32 = 64;
 
 impl Catalog {
+    /// The catalog of the shared store `store`.
     pub fn new(store: Arc<dyn ObjectStore>) -> Self {
         Catalog {
             store,
@@ -164,13 +166,13 @@ impl Catalog {
     }
 
     /// The manifest as last read, without asking the store.
-    pub fn cached(&self) -> Option<Snapshot> {
+    pub fn cached(&self) -> Option<CatalogSnapshot> {
         self.last.lock().clone()
     }
 
     /// The current manifest: a conditional GET (`If-None-Match`) when one was read before, so
     /// an unchanged manifest costs one small request.
-    pub async fn read(&self) -> Result<Snapshot> {
+    pub async fn read(&self) -> Result<CatalogSnapshot> {
         let previous = self.cached();
         let if_none_match = previous
             .as_ref()
@@ -187,20 +189,20 @@ impl Catalog {
                     version: r.meta.version.clone(),
                 };
                 let bytes = r.bytes().await.map_err(Error::store(&self.path))?;
-                Snapshot {
+                CatalogSnapshot {
                     manifest: Arc::new(decode(&bytes)?),
                     version: Some(version),
                     checked: Instant::now(),
                 }
             }
             Err(e @ object_store::Error::NotModified { .. }) => match previous {
-                Some(p) => Snapshot {
+                Some(p) => CatalogSnapshot {
                     checked: Instant::now(),
                     ..p
                 },
                 None => return Err(Error::store(&self.path)(e)),
             },
-            Err(object_store::Error::NotFound { .. }) => Snapshot {
+            Err(object_store::Error::NotFound { .. }) => CatalogSnapshot {
                 manifest: Arc::new(Manifest {
                     version: MANIFEST_VERSION,
                     ..Default::default()
@@ -241,7 +243,7 @@ impl Catalog {
             let error = match outcome {
                 Ok(put) => {
                     let manifest = Arc::new(next);
-                    *self.last.lock() = Some(Snapshot {
+                    *self.last.lock() = Some(CatalogSnapshot {
                         manifest: manifest.clone(),
                         version: Some(UpdateVersion {
                             e_tag: put.e_tag,

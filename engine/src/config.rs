@@ -474,10 +474,11 @@ impl SharedConfig {
                 "must be positive and at most half of shared.flushed_head_retention",
             ));
         }
-        if self.deletion_delay < self.catalog_refresh * 2 {
+        if self.deletion_delay <= self.flushed_head_retention {
             return Err(invalid(
                 "shared.deletion_delay",
-                "must be at least twice shared.catalog_refresh",
+                "must be longer than shared.flushed_head_retention (a tombstone must outlive \
+                 the flushed heads it stands for)",
             ));
         }
         Ok(())

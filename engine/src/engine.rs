@@ -45,6 +45,10 @@ struct State {
     retained: Vec<RetainedHead>,
     /// A reader's catalog generation its `blocks` reflect.
     catalog_generation: Option<u64>,
+    /// A reader's blocks whose data the snapshot holds: its blocks and its tombstones (blocks
+    /// compacted into one of its blocks, or dropped by retention). A remote head flushed into
+    /// one of these is not read.
+    catalog_covered: Arc<std::collections::HashSet<String>>,
 }
 
 impl State {

@@ -96,7 +96,8 @@ pub trait HeadSource: Send + Sync + fmt::Debug {
 pub(crate) struct RemoteHeads {
     pub source: Arc<dyn HeadSource>,
     pub request: ScanRequest,
-    /// The blocks of the snapshot the scan reads: heads flushed into one of them are skipped.
+    /// The blocks whose data the snapshot the scan reads holds (its blocks, and blocks
+    /// compacted into them or dropped): heads flushed into one of them are skipped.
     pub in_snapshot: Arc<HashSet<String>>,
 }
 

@@ -53,7 +53,7 @@ pub use batch::{
     Symbols, input_schema,
 };
 pub use block::BlockMeta;
-pub use catalog::{CatalogDelta, Manifest};
+pub use catalog::{Catalog, CatalogDelta, CatalogSnapshot, Manifest};
 pub use clock::{Clock, FixedClock, SystemClock, now_ns};
 pub use config::{
     BlockConfig, CompactionConfig, EngineConfig, FsyncPolicy, HeadConfig, LimitsConfig,

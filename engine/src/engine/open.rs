@@ -141,16 +141,23 @@ pub(super) async fn open(
     let reader = matches!(role, Role::Reader { .. });
     let (head, wal) = replay_wal(&config, covered, reader, &mut report)?;
     let over_budget = head.bytes() >= config.head.max_bytes;
-    let catalog_generation = match &role {
-        Role::Reader { catalog, .. } => catalog.cached().map(|s| s.manifest.generation),
+    let snapshot = match &role {
+        Role::Reader { catalog, .. } => catalog.cached(),
         _ => None,
     };
+    let catalog_generation = snapshot.as_ref().map(|s| s.manifest.generation);
+    let catalog_covered = Arc::new(
+        snapshot
+            .map(|s| super::shared::covered_ids(&s.manifest))
+            .unwrap_or_default(),
+    );
     let mut state = State {
         active: Arc::new(RwLock::new(head)),
         frozen: Vec::new(),
         blocks,
         retained: Vec::new(),
         catalog_generation,
+        catalog_covered,
     };
     state.sort_blocks();
     let background = config.background;

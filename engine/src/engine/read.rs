@@ -85,9 +85,9 @@ impl Engine {
         self.inner.refresh_catalog(false).await?;
         // The snapshot: these blocks, then the heads (remote heads flushed into one of them
         // are left out, so nothing is missed or counted twice).
-        let (heads, blocks) = {
+        let (heads, blocks, covered) = {
             let st = self.inner.state.read();
-            (st.heads(), st.blocks.clone())
+            (st.heads(), st.blocks.clone(), st.catalog_covered.clone())
         };
         let mut series = BTreeMap::new();
         let mut parts = Vec::new();
@@ -101,12 +101,11 @@ impl Engine {
                     .await?;
                 series.extend(answer.series);
             }
-            let in_snapshot = blocks.iter().map(|b| b.id().to_owned()).collect();
             parts.push(ScanPart {
                 source: PartSource::Remote(RemoteHeads {
                     source,
                     request: req.clone(),
-                    in_snapshot: Arc::new(in_snapshot),
+                    in_snapshot: covered,
                 }),
                 projection: projection.clone(),
                 schema: schema.clone(),

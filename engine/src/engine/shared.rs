@@ -39,6 +39,15 @@ pub(super) async fn catalog_blocks(
     Ok(blocks)
 }
 
+/// The blocks whose data a manifest holds: its blocks and its tombstones.
+pub(super) fn covered_ids(m: &crate::catalog::Manifest) -> HashSet<String> {
+    m.blocks
+        .keys()
+        .chain(m.tombstones.keys())
+        .cloned()
+        .collect()
+}
+
 /// What one garbage collection of a shared store removed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct GarbageReport {
@@ -68,7 +77,8 @@ impl Inner {
         }
         let current = self.state.read().blocks.clone();
         let blocks = catalog_blocks(&*self.store, catalog, &current).await?;
-        let generation = catalog.cached().map(|s| s.manifest.generation);
+        let snapshot = catalog.cached();
+        let generation = snapshot.as_ref().map(|s| s.manifest.generation);
         let mut st = self.state.write();
         if st.catalog_generation != generation {
             let gone: Vec<String> = st
@@ -82,6 +92,11 @@ impl Inner {
             }
             st.blocks = blocks;
             st.catalog_generation = generation;
+            st.catalog_covered = Arc::new(
+                snapshot
+                    .map(|s| covered_ids(&s.manifest))
+                    .unwrap_or_default(),
+            );
         }
         Ok(())
     }
@@ -98,6 +113,7 @@ impl Engine {
     /// flushed heads still retained), each tagged with its block: what a querier's
     /// [`HeadSource`](crate::HeadSource) asks for. Stack sums are summed here, per head.
     pub async fn answer_head_scan(&self, req: &HeadScanRequest) -> Result<HeadScanResponse> {
+        self.inner.expire_retained();
         let heads = self.inner.state.read().tagged_heads();
         let r = &req.request;
         let mut out = HeadScanResponse::default();
