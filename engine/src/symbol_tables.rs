@@ -8,7 +8,7 @@ use crate::model::{
 
 /// Stacks, locations, functions and mappings keyed by ID. Returned by
 /// [`Engine::resolve_stacks`](crate::Engine::resolve_stacks) and written to every block.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SymbolTables {
     /// Stacks: location IDs, leaf first.
     pub stacks: BTreeMap<StackId, Vec<LocationId>>,

@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use strata_collector_ebpf::SamplerHandle;
-use strata_engine::Engine;
 
+use crate::cluster::StoreRole;
 use crate::config::{ConfigError, ServerConfig};
 use crate::scrape::Scraper;
 use crate::state::{App, AppSettings};
@@ -33,6 +33,8 @@ pub enum Component {
     Compactor,
     /// Background symbolization of stored addresses.
     Symbolizer,
+    /// An ingester's head API (`/internal/v1/heads/…`), which queriers ask for recent data.
+    HeadApi,
 }
 
 impl Component {
@@ -117,11 +119,27 @@ impl Components {
         listen: SocketAddr,
         set: ComponentSet,
     ) -> Result<Components, StartError> {
+        Self::start_as(config, data_dir, listen, set, StoreRole::Owner).await
+    }
+
+    /// [`Components::start`], opening the stores as `role` says (an ingester, a querier or
+    /// the compactor of a shared bucket; see [`crate::cluster`]).
+    pub async fn start_as(
+        config: &ServerConfig,
+        data_dir: PathBuf,
+        listen: SocketAddr,
+        set: ComponentSet,
+        role: StoreRole,
+    ) -> Result<Components, StartError> {
         config.validate()?;
         let mut engine_config = config.engine.clone().unwrap_or_default();
         engine_config.data_dir = data_dir.clone();
-        engine_config.background &= set.contains(Component::Compactor);
-        let engine = Engine::open(engine_config.clone())
+        // A shared store's engines always run their background task (an ingester's flushes,
+        // a reader's catalog refresh); whether a reader compacts is its role's business.
+        engine_config.background &=
+            set.contains(Component::Compactor) || !matches!(role, StoreRole::Owner);
+        let engine = role
+            .open(engine_config.clone(), None)
             .await
             .map_err(|source| StartError::Engine {
                 data_dir: data_dir.clone(),
@@ -140,6 +158,7 @@ impl Components {
         let template = TenantTemplate {
             engine: engine_config,
             symbolizer,
+            role,
         };
         let tenants = Tenants::new(tenants_config, default_store, Some(template));
         let settings = AppSettings {

@@ -35,6 +35,9 @@ pub struct ServerConfig {
     /// Tenants (`TenantsConfig`: `enabled`, `header`, `default_tenant`, `max_tenants`).
     /// Default: one tenant.
     pub tenants: Option<crate::tenants::TenantsConfig>,
+    /// How a cluster's processes find each other (`ClusterConfig`: `ingesters`, timeouts,
+    /// `heartbeat_interval`), for every `--target` but `all`. Default: no ingesters.
+    pub cluster: Option<crate::cluster::ClusterConfig>,
 }
 
 /// A config file that cannot be used: which file or section, and why.
@@ -121,6 +124,11 @@ impl ServerConfig {
         if let Some(tls) = &self.tls {
             tls.validate().map_err(invalid("tls"))?;
         }
+        self.cluster
+            .clone()
+            .unwrap_or_default()
+            .validate()
+            .map_err(invalid("cluster"))?;
         Ok(())
     }
 

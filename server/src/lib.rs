@@ -18,7 +18,8 @@
 //! - [`debuginfo`](mod@debuginfo): Parca's `DebuginfoService` uploads and their status;
 //! - [`symbolization`]: background symbolization of stored addresses;
 //! - [`collector`]: the eBPF collector in-process, or as `strata agent`;
-//! - [`ops`](mod@ops): health, `/metrics`, `/debug/pprof/profile`, the web UI.
+//! - [`ops`](mod@ops): health, `/metrics`, `/debug/pprof/profile`, the web UI;
+//! - [`cluster`]: roles (`--target`), the ingesters' head API and the queriers' client of it.
 //!
 //! What the rooms share: [`state`] (the [`App`]), [`status`], [`limits`], [`auth`],
 //! [`tenants`], [`config`].
@@ -26,6 +27,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod cluster;
 pub mod collector;
 pub mod components;
 pub mod config;
@@ -43,6 +45,7 @@ pub mod tenants;
 pub mod tls;
 
 pub use auth::{Access, AuthConfig};
+pub use cluster::{ClusterConfig, StoreRole, Target};
 pub use components::{Component, ComponentSet, Components};
 pub use config::ServerConfig;
 pub use ingest::counters::IngestCounters;

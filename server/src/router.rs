@@ -192,7 +192,39 @@ fn declare(app: Arc<App>, components: &ComponentSet) -> Routes {
     if components.contains(Component::Query) {
         declare_query(&mut r, &app);
     }
+    if components.contains(Component::HeadApi) {
+        declare_head_api(&mut r);
+    }
     r
+}
+
+/// An ingester's head API, which queriers ask (read access).
+fn declare_head_api(r: &mut Routes) {
+    use crate::cluster::head_api;
+    use Access::Read;
+    // A `resolve` of millions of stack ids is a large JSON body.
+    let body_limit = DefaultBodyLimit::max(256 << 20);
+    r.http("/internal/v1/heads/scan", Read, post(head_api::scan));
+    r.http(
+        "/internal/v1/heads/profile_types",
+        Read,
+        post(head_api::profile_types),
+    );
+    r.http(
+        "/internal/v1/heads/label_names",
+        Read,
+        post(head_api::label_names),
+    );
+    r.http(
+        "/internal/v1/heads/label_values",
+        Read,
+        post(head_api::label_values),
+    );
+    r.http(
+        "/internal/v1/heads/resolve",
+        Read,
+        post(head_api::resolve).layer(body_limit),
+    );
 }
 
 /// The push front doors and debug info uploads.

@@ -276,9 +276,12 @@ impl From<strata_engine::Error> for ServerError {
             E::InvalidBatch { .. } | E::InvalidLabels { .. } | E::InvalidProfileType { .. } => {
                 ServerError::InvalidArgument(e.to_string())
             }
-            E::WalUnavailable { .. } | E::Backpressure { .. } => {
-                ServerError::Unavailable(e.to_string())
-            }
+            E::WalUnavailable { .. }
+            | E::Backpressure { .. }
+            | E::HeadUnavailable { .. }
+            | E::CatalogConflict { .. } => ServerError::Unavailable(e.to_string()),
+            E::ReadOnly { .. } => ServerError::Unimplemented(e.to_string()),
+            E::InvalidMatcher { .. } => ServerError::InvalidArgument(e.to_string()),
             _ => ServerError::Internal(e.to_string()),
         }
     }
@@ -312,11 +315,32 @@ pub fn is_caller_error(e: &datafusion::error::DataFusionError) -> bool {
     )
 }
 
+/// The engine error at the root of a DataFusion error, if that is what it is.
+fn engine_error_in(e: &datafusion::error::DataFusionError) -> Option<&strata_engine::Error> {
+    match e.find_root() {
+        datafusion::error::DataFusionError::External(inner) => {
+            inner.downcast_ref::<strata_engine::Error>()
+        }
+        _ => None,
+    }
+}
+
 impl From<strata_query::Error> for ServerError {
     fn from(e: strata_query::Error) -> Self {
         use strata_query::Error as E;
         match e {
-            E::Engine(e) => ServerError::Internal(e.to_string()),
+            E::Engine(e) => e.into(),
+            // An engine error inside a plan (an ingester that did not answer, say) is answered
+            // as the engine's own.
+            E::DataFusion(e) if engine_error_in(&e).is_some() => {
+                let inner = engine_error_in(&e).expect("checked");
+                match inner {
+                    strata_engine::Error::HeadUnavailable { .. } => {
+                        ServerError::Unavailable(inner.to_string())
+                    }
+                    _ => ServerError::Internal(e.strip_backtrace()),
+                }
+            }
             E::DataFusion(e) if is_caller_error(&e) => {
                 ServerError::InvalidArgument(e.strip_backtrace())
             }

@@ -180,6 +180,8 @@ pub struct TenantTemplate {
     pub engine: EngineConfig,
     /// The symbolizer's settings.
     pub symbolizer: SymbolizerSettings,
+    /// How stores open (the process's role in a cluster).
+    pub role: crate::cluster::StoreRole,
 }
 
 /// Why a request's tenant has no store.
@@ -284,7 +286,8 @@ impl Tenants {
                 "tenant {id:?}: this server serves only its default tenant"
             )));
         };
-        let store = Arc::new(open_tenant(template, id).await?);
+        let header = (self.config.header.clone(), id.to_owned());
+        let store = Arc::new(open_tenant(template, id, header).await?);
         tracing::info!(tenant = id, "opened a tenant's store");
         self.others.lock().insert(id.to_owned(), store.clone());
         Ok(store)
@@ -318,10 +321,16 @@ fn tenant_config(template: &EngineConfig, id: &str) -> EngineConfig {
     config
 }
 
-async fn open_tenant(template: &TenantTemplate, id: &str) -> Result<TenantStore, TenantError> {
+async fn open_tenant(
+    template: &TenantTemplate,
+    id: &str,
+    header: (String, String),
+) -> Result<TenantStore, TenantError> {
     let config = tenant_config(&template.engine, id);
     let cache: PathBuf = config.data_dir.join("debuginfo-cache");
-    let engine = Engine::open(config)
+    let engine = template
+        .role
+        .open(config, Some(header))
         .await
         .map_err(|e| TenantError::Open(format!("tenant {id:?}: {e}")))?;
     let mut settings = template.symbolizer.clone();

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use strata_server::{Component, ComponentSet, Components, Scraper, ServerConfig};
+use strata_server::{Component, Components, Scraper, ServerConfig};
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::info;
 
@@ -49,6 +49,11 @@ enum Command {
         /// YAML config file; its `engine:` section is an `EngineConfig`.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// The roles of this process: `all` (one process owning its store), or a
+        /// comma-separated list of `ingester`, `querier`, `compactor`, which share the bucket
+        /// of `engine.storage.url` (see README, "Running a cluster").
+        #[arg(long, default_value = "all")]
+        target: strata_server::Target,
     },
     /// Profile this host with the eBPF collector and push to a remote store via Parca WriteRaw.
     Agent {
@@ -128,6 +133,7 @@ async fn server(
     data_dir: PathBuf,
     config_path: Option<PathBuf>,
     no_collector: bool,
+    target: strata_server::Target,
 ) -> anyhow::Result<()> {
     let config = ServerConfig::read(config_path.as_deref())?;
     config.validate()?;
@@ -135,15 +141,31 @@ async fn server(
         .await
         .with_context(|| format!("listening on {listen}"))?;
     let listen = listener.local_addr()?;
-    let mut set = ComponentSet::all();
+    let mut set = target.components();
     if no_collector {
         set = set.without(Component::Collector);
     }
-    let components = Components::start(&config, data_dir, listen, set).await?;
+    let cluster = config.cluster.clone().unwrap_or_default();
+    let read_token = config
+        .auth
+        .as_ref()
+        .and_then(|a| a.read_tokens.first().cloned());
+    let ingesters = (!cluster.ingesters.is_empty())
+        .then(|| strata_server::cluster::IngesterSet::new(&cluster, read_token))
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("cluster.ingesters: {e}"))?;
+    if target.has(strata_server::cluster::Role::Querier) && ingesters.is_none() {
+        tracing::warn!(
+            "a querier without cluster.ingesters answers from blocks only: recent, unflushed data is missing"
+        );
+    }
+    let role = target.store_role(ingesters);
+    let components = Components::start_as(&config, data_dir, listen, set, role).await?;
     let app = components.app.clone();
     let stats = app.default_store().engine.stats();
     info!(
         %listen,
+        %target,
         tls = config.tls.is_some(),
         auth = app.auth.enabled(),
         tenants = app.tenants.config().enabled,
@@ -219,7 +241,8 @@ fn main() -> anyhow::Result<()> {
             data_dir,
             config,
             no_collector,
-        } => runtime.block_on(server(listen, data_dir, config, no_collector)),
+            target,
+        } => runtime.block_on(server(listen, data_dir, config, no_collector, target)),
         Command::Agent {
             remote_store,
             frequency,

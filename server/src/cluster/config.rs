@@ -1,0 +1,62 @@
+//! [`ClusterConfig`]: the `cluster:` section of the config file.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::ingesters::IngesterAddress;
+
+/// How the processes of a cluster find each other. Used by every `--target` but `all`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// The ingesters queriers ask for recent (unflushed) data: base URLs
+    /// (`http://10.0.0.7:7070`) or `dns+host:port` names resolving to every ingester (a
+    /// Kubernetes headless Service). Default: empty (queriers then read blocks only).
+    pub ingesters: Vec<String>,
+    /// Longest one request to an ingester may take. Default: `30s`.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Longest connecting to an ingester may take. Default: `2s`.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// `dns+` names are resolved again after this long. Default: `10s`.
+    #[serde(with = "humantime_serde")]
+    pub dns_refresh: Duration,
+    /// Every ingester writes a heartbeat into the bucket this often; scrape targets are shared
+    /// among the ingesters whose heartbeat is fresh (three intervals). Default: `10s`.
+    #[serde(with = "humantime_serde")]
+    pub heartbeat_interval: Duration,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            ingesters: Vec::new(),
+            request_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(2),
+            dns_refresh: Duration::from_secs(10),
+            heartbeat_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// Checks every field.
+    pub fn validate(&self) -> Result<(), String> {
+        for a in &self.ingesters {
+            IngesterAddress::parse(a).map_err(|e| format!("ingesters: {e}"))?;
+        }
+        for (name, d) in [
+            ("request_timeout", self.request_timeout),
+            ("connect_timeout", self.connect_timeout),
+            ("dns_refresh", self.dns_refresh),
+            ("heartbeat_interval", self.heartbeat_interval),
+        ] {
+            if d.is_zero() {
+                return Err(format!("{name} must be positive"));
+            }
+        }
+        Ok(())
+    }
+}
