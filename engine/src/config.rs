@@ -409,9 +409,9 @@ pub struct SharedConfig {
     /// querier whose catalog does not list that block yet still finds the data. Default: `2m`.
     #[serde(with = "humantime_serde")]
     pub flushed_head_retention: Duration,
-    /// Readers (queriers, the compactor) re-read the catalog this often (a conditional GET),
-    /// and before a query whose snapshot is older. At most half of `flushed_head_retention`.
-    /// Default: `5s`.
+    /// Readers (queriers, the compactor) re-read the catalog this often in the background (a
+    /// conditional GET); every query also re-reads it first. At most half of
+    /// `flushed_head_retention`. Default: `5s`.
     #[serde(with = "humantime_serde")]
     pub catalog_refresh: Duration,
     /// Files of a block removed from the catalog (compacted, or dropped by retention) are

@@ -362,3 +362,26 @@ proptest! {
         });
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_follows_an_ingester_on_a_real_s3_api() {
+    let Some(s3) = common::s3::start_s3() else {
+        return;
+    };
+    common::s3::create_bucket(s3.port, common::s3::BUCKET);
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut c = common::s3::s3_config(dirs[0].path(), s3.port);
+    c.shared.enabled = true;
+    c.shared.ingester_id = Some("i0".into());
+    let ingester = Engine::open(c).await.unwrap();
+    let mut c = common::s3::s3_config(dirs[1].path(), s3.port);
+    c.shared.catalog_refresh = Duration::from_millis(100);
+    let reader = Engine::open_reader(c, None).await.unwrap();
+    assert_eq!(reader.blocks().len(), 0);
+    let r = rows(0, 10, "n0");
+    ingester.append(&batch(&r)).await.unwrap();
+    ingester.flush().await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    check(&reader, &r, "from the bucket").await;
+    assert_eq!(reader.blocks().len(), 1);
+}

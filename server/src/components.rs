@@ -132,6 +132,10 @@ impl Components {
         role: StoreRole,
     ) -> Result<Components, StartError> {
         config.validate()?;
+        let role_heads = match &role {
+            StoreRole::Reader { heads, .. } => heads.clone(),
+            _ => None,
+        };
         let mut engine_config = config.engine.clone().unwrap_or_default();
         engine_config.data_dir = data_dir.clone();
         // A shared store's engines always run their background task (an ingester's flushes,
@@ -165,6 +169,10 @@ impl Components {
             ingest: config.ingest.clone().unwrap_or_default(),
             query: config.query.clone().unwrap_or_default(),
             auth: config.auth.clone().unwrap_or_default(),
+            ingesters: match &role_heads {
+                Some(set) => Some(set.clone()),
+                None => None,
+            },
         };
         let app = App::with_tenants(tenants, settings);
         let scraper = match set.contains(Component::Scrape) {

@@ -237,6 +237,7 @@ fn declare_ingest(r: &mut Routes, app: &Arc<App>) {
         Write,
         post(ingest_http::ingest).layer(body_limit),
     );
+    r.http("/ingester/flush", Write, post(crate::ops::flush::flush));
     // gRPC and Connect on one path (the handler tells them apart by content type).
     r.http_grpc(
         "/push.v1.PusherService/Push",
@@ -359,7 +360,40 @@ pub fn router(app: Arc<App>) -> Router {
 
 /// The server's router for a process running `components`.
 pub fn router_for(app: Arc<App>, components: &ComponentSet) -> Router {
-    declare(app, components).router
+    let router = declare(app.clone(), components).router;
+    match app.ingesters.is_some() {
+        true => router.layer(axum::middleware::from_fn_with_state(app, mark_partial)),
+        false => router,
+    }
+}
+
+/// The HTTP header (and gRPC metadata) on an answer made while an ingester did not answer
+/// (`cluster.partial_answers`): its unflushed data is missing. Conservative: an answer
+/// overlapping another one's failure is marked too.
+pub const PARTIAL_HEADER: &str = "strata-partial";
+
+/// A querier's answers made while an ingester did not answer get [`PARTIAL_HEADER`].
+async fn mark_partial(
+    axum::extract::State(app): axum::extract::State<Arc<App>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Some(set) = &app.ingesters else {
+        return next.run(req).await;
+    };
+    let (before, _) = set.unanswered();
+    let mut response = next.run(req).await;
+    let (after, reason) = set.unanswered();
+    if after > before {
+        let reason: String = reason
+            .chars()
+            .filter(|c| c.is_ascii() && !c.is_ascii_control())
+            .collect();
+        if let Ok(v) = axum::http::HeaderValue::from_str(&reason) {
+            response.headers_mut().insert(PARTIAL_HEADER, v);
+        }
+    }
+    response
 }
 
 /// Every route a process running `components` declares, in declaration order.

@@ -30,6 +30,9 @@ pub struct App {
     pub targets: crate::scrape::health::TargetHealthMap,
     /// Held while `/debug/pprof/profile` profiles this process (one profile at a time).
     pub(crate) self_profile: tokio::sync::Mutex<()>,
+    /// A querier's ingesters (`cluster.ingesters`), whose unanswered requests mark answers
+    /// partial.
+    pub ingesters: Option<Arc<crate::cluster::IngesterSet>>,
 }
 
 /// The settings of an [`App`] besides its stores.
@@ -41,6 +44,8 @@ pub struct AppSettings {
     pub query: QueryLimits,
     /// Bearer tokens (`auth:`).
     pub auth: AuthConfig,
+    /// A querier's ingesters (`cluster.ingesters`).
+    pub ingesters: Option<Arc<crate::cluster::IngesterSet>>,
 }
 
 impl App {
@@ -81,6 +86,7 @@ impl App {
             limit_counters: Default::default(),
             targets: Default::default(),
             self_profile: Default::default(),
+            ingesters: settings.ingesters,
         })
     }
 

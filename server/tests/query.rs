@@ -15,60 +15,6 @@ use strata_proto::parca::query::v1alpha1::query_service_client::QueryServiceClie
 const CPU: &str = "process_cpu:cpu:nanoseconds:cpu:nanoseconds:delta";
 const HEAP: &str = "memory:inuse_space:bytes:space:bytes";
 
-/// `go tool pprof -top` rows after the header: (flat, cum, name) as printed.
-fn go_top(args: &[&str], files: &[&Path]) -> (String, Vec<(String, String, String)>) {
-    let out = Command::new("go")
-        .args(["tool", "pprof", "-top", "-nodecount=100000"])
-        .args(args)
-        .args(files)
-        .output()
-        .expect("go tool pprof runs");
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut rows: Vec<(String, String, String)> = text
-        .lines()
-        .skip_while(|l| !l.trim_start().starts_with("flat"))
-        .skip(1)
-        .map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (in_ns(f[0]), in_ns(f[3]), f[5..].join(" "))
-        })
-        .collect();
-    rows.sort();
-    let summary = text
-        .lines()
-        .find(|l| l.starts_with("Showing nodes"))
-        .unwrap_or("")
-        .to_owned();
-    (summary, rows)
-}
-
-/// A `-top` value with a time unit (`-50ms`, `-0.05s`: go picks the unit from the profile's
-/// magnitudes) in nanoseconds, so the same amount compares equal; other values unchanged.
-fn in_ns(value: &str) -> String {
-    let units = [
-        ("ns", 1.0),
-        ("us", 1e3),
-        ("µs", 1e3),
-        ("ms", 1e6),
-        ("s", 1e9),
-        ("mins", 6e10),
-        ("hrs", 3.6e12),
-    ];
-    for (unit, scale) in units {
-        if let Some(number) = value.strip_suffix(unit)
-            && let Ok(n) = number.parse::<f64>()
-        {
-            return format!("{}ns", (n * scale).round() as i64);
-        }
-    }
-    value.to_owned()
-}
-
 async fn fetch(url: &str) -> Vec<u8> {
     let r = reqwest::get(url).await.unwrap();
     assert!(r.status().is_success(), "{url}: {}", r.status());
@@ -144,8 +90,8 @@ async fn go_profiles_merge_and_diff_as_go_tool_pprof_does() {
         let ours_file = dir.path().join(format!("ours-{index}.pb.gz"));
         std::fs::write(&ours_file, &ours).unwrap();
         let paths: Vec<&Path> = originals.iter().map(|(p, _)| p.as_path()).collect();
-        let expected = go_top(&[&format!("-sample_index={index}")], &paths);
-        let got = go_top(&[], &[&ours_file]);
+        let expected = common::gotool::go_top(&[&format!("-sample_index={index}")], &paths);
+        let got = common::gotool::go_top(&[], &[&ours_file]);
         assert!(!expected.1.is_empty());
         assert_eq!(
             got, expected,
@@ -174,8 +120,9 @@ async fn go_profiles_merge_and_diff_as_go_tool_pprof_does() {
         let diff_file = dir.path().join(format!("diff-{index}.pb.gz"));
         std::fs::write(&diff_file, &diff).unwrap();
         let base = format!("-diff_base={}", paths[0].display());
-        let expected = go_top(&[&format!("-sample_index={index}"), &base], &[paths[1]]);
-        let got = go_top(&[], &[&diff_file]);
+        let expected =
+            common::gotool::go_top(&[&format!("-sample_index={index}"), &base], &[paths[1]]);
+        let got = common::gotool::go_top(&[], &[&diff_file]);
         // Flat and cumulative per function agree; percentages differ by design (go relates
         // them to the base profile's total), so they are not compared.
         assert_eq!(got.1, expected.1, "{pt}: diff differs from -diff_base");

@@ -257,6 +257,7 @@ async fn tenants_keep_their_data_apart() {
     let template = strata_server::tenants::TenantTemplate {
         engine: store(dir.path()),
         symbolizer: Default::default(),
+        role: strata_server::StoreRole::Owner,
     };
     let tenants = Tenants::new(config, single_store(dir.path()).await, Some(template));
     let app = App::with_tenants(tenants, AppSettings::default());

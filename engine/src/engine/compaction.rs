@@ -184,7 +184,7 @@ impl Engine {
             inner.failed_compactions.lock().retain(|f| *f != id);
         }
         // A shared store's compactor plans on the newest catalog.
-        inner.refresh_catalog(true).await?;
+        inner.refresh_catalog(std::time::Instant::now()).await?;
         let c = &inner.config.compaction;
         let group = {
             let st = inner.state.read();
@@ -273,10 +273,10 @@ impl Engine {
                 }
                 // (Any other error leaves the outcome unknown: a committed output stays, an
                 // uncommitted one is collected as an orphan.)
-                let _ = inner.refresh_catalog(true).await;
+                let _ = inner.refresh_catalog(std::time::Instant::now()).await;
                 return Err(e);
             }
-            inner.refresh_catalog(true).await?;
+            inner.refresh_catalog(std::time::Instant::now()).await?;
             info!(block = %meta.id, sources = meta.sources.len(), samples = meta.num_samples, "compacted blocks of the shared store");
             return Ok(Some(meta));
         }

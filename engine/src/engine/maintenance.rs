@@ -29,7 +29,10 @@ pub(super) async fn run(weak: Weak<Inner>, mut shutdown: watch::Receiver<bool>) 
         let Some(inner) = weak.upgrade() else { return };
         let engine = Engine { inner };
         engine.inner.expire_retained();
-        if let Err(e) = engine.inner.refresh_catalog(false).await {
+        let poll = Instant::now()
+            .checked_sub(engine.inner.config.shared.catalog_refresh)
+            .unwrap_or_else(Instant::now);
+        if let Err(e) = engine.inner.refresh_catalog(poll).await {
             warn!(error = %e, "reading the shared store's catalog failed");
         }
         let role_compacts = !matches!(engine.inner.role, Role::Ingester { .. });
@@ -94,7 +97,7 @@ impl Engine {
         let inner = &self.inner;
         let _m = inner.maintenance_lock.lock().await;
         let r = &inner.config.retention;
-        inner.refresh_catalog(true).await?;
+        inner.refresh_catalog(std::time::Instant::now()).await?;
         let dropped: Vec<Arc<BlockHandle>> = {
             let mut st = inner.state.write();
             let mut by_age = inner.blocks_without_pending_sources(&st.blocks);
@@ -143,7 +146,7 @@ impl Engine {
                     ..Default::default()
                 };
                 let committed = catalog.commit(&delta).await;
-                inner.refresh_catalog(true).await?;
+                inner.refresh_catalog(std::time::Instant::now()).await?;
                 committed?;
             }
             return Ok(ids);

@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
+use std::time::Instant;
 
 use futures::{StreamExt, stream};
 use roaring::RoaringBitmap;
@@ -82,7 +83,7 @@ impl Engine {
     ) -> Result<ScanParts> {
         let schema = projected_scan_schema(projection)?;
         let projection: Option<Arc<[usize]>> = projection.map(Arc::from);
-        self.inner.refresh_catalog(false).await?;
+        self.inner.refresh_catalog(Instant::now()).await?;
         // The snapshot: these blocks, then the heads (remote heads flushed into one of them
         // are left out, so nothing is missed or counted twice).
         let (heads, blocks, covered) = {
@@ -161,7 +162,7 @@ impl Engine {
 
     /// Profile types with data in `range`, from the heads and the block indexes.
     pub async fn profile_types(&self, range: TimeRange) -> Result<Vec<ProfileType>> {
-        self.inner.refresh_catalog(false).await?;
+        self.inner.refresh_catalog(Instant::now()).await?;
         let mut out = BTreeSet::new();
         if let Some(source) = self.remote_heads() {
             out.extend(source.profile_types(range).await?);
@@ -222,7 +223,7 @@ impl Engine {
         matchers: &[LabelMatcher],
         range: TimeRange,
     ) -> Result<Vec<String>> {
-        self.inner.refresh_catalog(false).await?;
+        self.inner.refresh_catalog(Instant::now()).await?;
         let remote = match self.remote_heads() {
             Some(source) => source.label_names(profile_type, matchers, range).await?,
             None => Vec::new(),
@@ -250,7 +251,7 @@ impl Engine {
         matchers: &[LabelMatcher],
         range: TimeRange,
     ) -> Result<Vec<String>> {
-        self.inner.refresh_catalog(false).await?;
+        self.inner.refresh_catalog(Instant::now()).await?;
         let remote = match self.remote_heads() {
             Some(source) => {
                 source

@@ -58,22 +58,24 @@ pub struct GarbageReport {
 }
 
 impl Inner {
-    /// A reader's catalog snapshot, re-read when older than `shared.catalog_refresh` (or
-    /// always, with `force`): the blocks in the state follow it. No-op on other roles.
-    pub(super) async fn refresh_catalog(&self, force: bool) -> Result<()> {
+    /// A reader's catalog snapshot, re-read unless it was read at or after `fresher_than`
+    /// (concurrent callers share one read): the blocks in the state follow it. No-op on
+    /// other roles.
+    ///
+    /// Queries pass the moment they start, so their snapshot is read after that moment: a
+    /// block committed before a query started is always in its snapshot, even when the
+    /// ingester that flushed it has since crashed (and lost the flushed head it kept).
+    pub(super) async fn refresh_catalog(&self, fresher_than: Instant) -> Result<()> {
         let Role::Reader { catalog, .. } = &self.role else {
             return Ok(());
         };
-        let fresh = |c: &Catalog| {
-            c.cached()
-                .is_some_and(|s| s.checked.elapsed() < self.config.shared.catalog_refresh)
-        };
-        if !force && fresh(catalog) {
+        let fresh = |c: &Catalog| c.cached().is_some_and(|s| s.checked >= fresher_than);
+        if fresh(catalog) {
             return Ok(());
         }
         let _g = self.catalog_lock.lock().await;
-        if !force && fresh(catalog) {
-            return Ok(()); // another query refreshed it meanwhile
+        if fresh(catalog) {
+            return Ok(()); // another caller read it meanwhile
         }
         let current = self.state.read().blocks.clone();
         let blocks = catalog_blocks(&*self.store, catalog, &current).await?;
@@ -178,10 +180,10 @@ impl Engine {
         }
     }
 
-    /// Re-reads a reader's catalog now (queries re-read it when it is older than
-    /// `shared.catalog_refresh`).
+    /// Re-reads a reader's catalog now (every query re-reads it first, with a conditional
+    /// GET; the background task every `shared.catalog_refresh`).
     pub async fn refresh_catalog(&self) -> Result<()> {
-        self.inner.refresh_catalog(true).await
+        self.inner.refresh_catalog(Instant::now()).await
     }
 
     /// The compactor's garbage collection: deletes the files of blocks tombstoned more than

@@ -23,6 +23,11 @@ pub struct ClusterConfig {
     /// `dns+` names are resolved again after this long. Default: `10s`.
     #[serde(with = "humantime_serde")]
     pub dns_refresh: Duration,
+    /// What a querier does when an ingester does not answer: `false` (the default) fails the
+    /// query (503, naming the ingester); `true` answers from the others and the bucket, and
+    /// marks the answer partial (the HTTP header `strata-partial`, also gRPC metadata), since
+    /// that ingester's unflushed data is missing.
+    pub partial_answers: bool,
     /// Every ingester writes a heartbeat into the bucket this often; scrape targets are shared
     /// among the ingesters whose heartbeat is fresh (three intervals). Default: `10s`.
     #[serde(with = "humantime_serde")]
@@ -36,6 +41,7 @@ impl Default for ClusterConfig {
             request_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(2),
             dns_refresh: Duration::from_secs(10),
+            partial_answers: false,
             heartbeat_interval: Duration::from_secs(10),
         }
     }

@@ -12,8 +12,8 @@ use parking_lot::Mutex;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use strata_engine::{
-    Error as EngineError, HeadScanRequest, HeadScanResponse, HeadSource, LabelMatcher,
-    ProfileType, StackId, SymbolTables, TimeRange,
+    Error as EngineError, HeadScanRequest, HeadScanResponse, HeadSource, LabelMatcher, ProfileType,
+    StackId, SymbolTables, TimeRange,
 };
 
 use super::config::ClusterConfig;
@@ -62,6 +62,11 @@ pub struct IngesterSet {
     dns_refresh: std::time::Duration,
     /// The last resolution and when it was made.
     resolved: Mutex<Option<(Instant, Vec<String>)>>,
+    /// Answer without an ingester that does not answer (`cluster.partial_answers`).
+    partial: bool,
+    /// Requests to ingesters that got no answer, and the last one's reason.
+    unanswered: std::sync::atomic::AtomicU64,
+    last_unanswered: Mutex<String>,
 }
 
 impl IngesterSet {
@@ -84,7 +89,43 @@ impl IngesterSet {
             token,
             dns_refresh: config.dns_refresh,
             resolved: Mutex::new(None),
+            partial: config.partial_answers,
+            unanswered: Default::default(),
+            last_unanswered: Mutex::new(String::new()),
         }))
+    }
+
+    /// Requests to ingesters that got no answer so far, and the last one's reason: an answer
+    /// during which the count grew is partial (`cluster.partial_answers`).
+    pub fn unanswered(&self) -> (u64, String) {
+        (
+            self.unanswered.load(std::sync::atomic::Ordering::SeqCst),
+            self.last_unanswered.lock().clone(),
+        )
+    }
+
+    /// The answers of every ingester: all must succeed, unless answers may be partial; then
+    /// failures are counted and left out.
+    async fn gather<T>(
+        &self,
+        answers: impl IntoIterator<Item = impl std::future::Future<Output = strata_engine::Result<T>>>,
+    ) -> strata_engine::Result<Vec<T>> {
+        if !self.partial {
+            return try_join_all(answers).await;
+        }
+        let mut out = Vec::new();
+        for r in futures::future::join_all(answers).await {
+            match r {
+                Ok(t) => out.push(t),
+                Err(e) => {
+                    tracing::warn!(error = %e, "an ingester did not answer; the answer is partial");
+                    *self.last_unanswered.lock() = e.to_string();
+                    self.unanswered
+                        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Every ingester's base URL now: static ones as given, DNS names resolved (at most every
@@ -178,14 +219,18 @@ impl HttpHeads {
         body: &(impl Serialize + Sync),
     ) -> strata_engine::Result<Vec<T>> {
         let urls = self.set.urls().await?;
-        try_join_all(urls.iter().map(|base| async move {
-            let bytes = self.set.post(base, path, self.tenant.as_ref(), body).await?;
-            serde_json::from_slice(&bytes).map_err(|e| EngineError::HeadUnavailable {
-                ingester: base.clone(),
-                reason: format!("{path}: {e}"),
-            })
-        }))
-        .await
+        self.set
+            .gather(urls.iter().map(|base| async move {
+                let bytes = self
+                    .set
+                    .post(base, path, self.tenant.as_ref(), body)
+                    .await?;
+                serde_json::from_slice(&bytes).map_err(|e| EngineError::HeadUnavailable {
+                    ingester: base.clone(),
+                    reason: format!("{path}: {e}"),
+                })
+            }))
+            .await
     }
 }
 
@@ -194,20 +239,22 @@ impl HeadSource for HttpHeads {
     async fn scan(&self, request: &HeadScanRequest) -> strata_engine::Result<HeadScanResponse> {
         let body = WireScan::new(request);
         let urls = self.set.urls().await?;
-        let answers = try_join_all(urls.iter().map(|base| {
-            let body = &body;
-            async move {
-                let bytes = self
-                    .set
-                    .post(base, "/internal/v1/heads/scan", self.tenant.as_ref(), body)
-                    .await?;
-                decode_scan(&bytes).map_err(|reason| EngineError::HeadUnavailable {
-                    ingester: base.clone(),
-                    reason,
-                })
-            }
-        }))
-        .await?;
+        let answers = self
+            .set
+            .gather(urls.iter().map(|base| {
+                let body = &body;
+                async move {
+                    let bytes = self
+                        .set
+                        .post(base, "/internal/v1/heads/scan", self.tenant.as_ref(), body)
+                        .await?;
+                    decode_scan(&bytes).map_err(|reason| EngineError::HeadUnavailable {
+                        ingester: base.clone(),
+                        reason,
+                    })
+                }
+            }))
+            .await?;
         let mut out = HeadScanResponse::default();
         for a in answers {
             out.series.extend(a.series);
@@ -231,8 +278,9 @@ impl HeadSource for HttpHeads {
         range: TimeRange,
     ) -> strata_engine::Result<Vec<String>> {
         let body = WireSelection::new(profile_type, matchers, range);
-        let answers: Vec<Vec<String>> =
-            self.ask_all("/internal/v1/heads/label_names", &body).await?;
+        let answers: Vec<Vec<String>> = self
+            .ask_all("/internal/v1/heads/label_names", &body)
+            .await?;
         Ok(answers.into_iter().flatten().collect())
     }
 

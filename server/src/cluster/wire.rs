@@ -162,7 +162,8 @@ impl WireScan {
                 WireOutput::StackSums => HeadScanOutput::StackSums,
                 WireOutput::Rows { projection } => {
                     if let Some(p) = projection
-                        && p.iter().any(|&c| c >= strata_engine::scan_schema().fields().len())
+                        && p.iter()
+                            .any(|&c| c >= strata_engine::scan_schema().fields().len())
                     {
                         return Err(ServerError::InvalidArgument(format!(
                             "projection {p:?} names a column the scan schema lacks"

@@ -1,6 +1,7 @@
 //! Helpers shared by the server's integration tests.
 #![allow(dead_code)]
 
+pub mod gotool;
 pub mod native;
 pub mod strata;
 

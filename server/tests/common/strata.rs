@@ -24,11 +24,37 @@ impl Strata {
         config: Option<&std::path::Path>,
         collector: bool,
     ) -> Strata {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));
-        cmd.args(["server", "--listen", "127.0.0.1:0"]);
+        let mut extra = Vec::new();
         if !collector {
-            cmd.arg("--no-collector");
+            extra.push("--no-collector");
         }
+        Self::start_args("127.0.0.1:0", &extra, data, config)
+    }
+
+    /// `strata server --target <target> --no-collector <extra…>` on `listen` (a cluster
+    /// member).
+    pub fn start_target(
+        listen: &str,
+        target: &str,
+        extra: &[&str],
+        data: &std::path::Path,
+        config: &std::path::Path,
+    ) -> Strata {
+        let mut args = vec!["--no-collector", "--target", target];
+        args.extend(extra);
+        Self::start_args(listen, &args, data, Some(config))
+    }
+
+    /// `strata server --listen <listen> <extra…> --data-dir <data> [--config <config>]`.
+    pub fn start_args(
+        listen: &str,
+        extra: &[&str],
+        data: &std::path::Path,
+        config: Option<&std::path::Path>,
+    ) -> Strata {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));
+        cmd.args(["server", "--listen", listen]);
+        cmd.args(extra);
         cmd.arg("--data-dir")
             .arg(data)
             .env("NO_COLOR", "1")
@@ -47,8 +73,16 @@ impl Strata {
                 break rest.split_whitespace().next().unwrap().parse().unwrap();
             }
         };
-        // Keep draining the log so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
+        // Keep draining the log so the server never blocks on a full pipe (and show it with
+        // STRATA_TEST_LOG=1).
+        let show = std::env::var("STRATA_TEST_LOG").is_ok_and(|v| v == "1");
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                if show {
+                    eprintln!("[strata {addr}] {line}");
+                }
+            }
+        });
         Strata { child, addr }
     }
 

@@ -54,6 +54,11 @@ enum Command {
         /// of `engine.storage.url` (see README, "Running a cluster").
         #[arg(long, default_value = "all")]
         target: strata_server::Target,
+        /// An ingester's name in the cluster, stable across restarts (its WAL coverage is kept
+        /// under it in the bucket's catalog); overrides `engine.shared.ingester_id`. Default:
+        /// the host name (a StatefulSet pod's name).
+        #[arg(long, env = "STRATA_INGESTER_ID")]
+        ingester_id: Option<String>,
     },
     /// Profile this host with the eBPF collector and push to a remote store via Parca WriteRaw.
     Agent {
@@ -134,8 +139,16 @@ async fn server(
     config_path: Option<PathBuf>,
     no_collector: bool,
     target: strata_server::Target,
+    ingester_id: Option<String>,
 ) -> anyhow::Result<()> {
-    let config = ServerConfig::read(config_path.as_deref())?;
+    let mut config = ServerConfig::read(config_path.as_deref())?;
+    if let Some(id) = ingester_id {
+        config
+            .engine
+            .get_or_insert_with(Default::default)
+            .shared
+            .ingester_id = Some(id);
+    }
     config.validate()?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -242,7 +255,15 @@ fn main() -> anyhow::Result<()> {
             config,
             no_collector,
             target,
-        } => runtime.block_on(server(listen, data_dir, config, no_collector, target)),
+            ingester_id,
+        } => runtime.block_on(server(
+            listen,
+            data_dir,
+            config,
+            no_collector,
+            target,
+            ingester_id,
+        )),
         Command::Agent {
             remote_store,
             frequency,
