@@ -263,8 +263,12 @@ fn check_namespace_and_config(objects: &[Value]) {
     }
 
     let config = find(objects, "ConfigMap", "strata-config");
-    let file: Value = serde_yaml::from_str(str_of(&config["data"]["strata.yaml"]))
-        .expect("strata-config's strata.yaml is YAML");
+    let text = str_of(&config["data"]["strata.yaml"]);
+    let file: Value = serde_yaml::from_str(text).expect("strata-config's strata.yaml is YAML");
+    // The server itself reads it: every key known, every value valid.
+    let parsed: strata_server::ServerConfig =
+        serde_yaml::from_str(text).expect("strata.yaml is a valid `strata server --config`");
+    parsed.validate().expect("strata.yaml validates");
     assert!(
         str_of(&file["engine"]["storage"]["url"]).starts_with("s3://"),
         "{file:?}"

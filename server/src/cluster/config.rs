@@ -14,6 +14,10 @@ pub struct ClusterConfig {
     /// (`http://10.0.0.7:7070`) or `dns+host:port` names resolving to every ingester (a
     /// Kubernetes headless Service). Default: empty (queriers then read blocks only).
     pub ingesters: Vec<String>,
+    /// The queriers, each also a worker of distributed queries: base URLs or `dns+host:port`
+    /// (the queriers' headless Service). Default: empty (each querier runs its queries
+    /// alone).
+    pub queriers: Vec<String>,
     /// Longest one request to an ingester may take. Default: `30s`.
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
@@ -38,6 +42,7 @@ impl Default for ClusterConfig {
     fn default() -> Self {
         ClusterConfig {
             ingesters: Vec::new(),
+            queriers: Vec::new(),
             request_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(2),
             dns_refresh: Duration::from_secs(10),
@@ -52,6 +57,9 @@ impl ClusterConfig {
     pub fn validate(&self) -> Result<(), String> {
         for a in &self.ingesters {
             IngesterAddress::parse(a).map_err(|e| format!("ingesters: {e}"))?;
+        }
+        for a in &self.queriers {
+            IngesterAddress::parse(a).map_err(|e| format!("queriers: {e}"))?;
         }
         for (name, d) in [
             ("request_timeout", self.request_timeout),
