@@ -20,7 +20,7 @@ use tracing::{debug, info, warn};
 
 pub use late_symbols::{LocationLines, UnsymbolizedLocation, UnsymbolizedSweep};
 pub use open::OpenReport;
-pub use shared::GarbageReport;
+pub use shared::{GarbageReport, IngesterHeartbeat};
 
 use crate::batch::SampleBatch;
 use crate::block::{self, BlockHandle, BlockMeta, BlockSource, encode_block};

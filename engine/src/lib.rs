@@ -64,8 +64,8 @@ pub use debuginfo::{
     validate_build_id,
 };
 pub use engine::{
-    Engine, EngineStats, GarbageReport, LocationLines, OpenReport, UnsymbolizedLocation,
-    UnsymbolizedSweep,
+    Engine, EngineStats, GarbageReport, IngesterHeartbeat, LocationLines, OpenReport,
+    UnsymbolizedLocation, UnsymbolizedSweep,
 };
 pub use error::{Error, Result};
 pub use head::HeadStats;

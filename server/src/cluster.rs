@@ -11,6 +11,7 @@
 mod config;
 pub(crate) mod head_api;
 mod ingesters;
+pub(crate) mod membership;
 mod wire;
 
 use std::collections::BTreeSet;

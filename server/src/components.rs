@@ -108,6 +108,8 @@ pub struct Components {
     pub scraper: Option<Arc<Scraper>>,
     /// The in-process collector, when [`Component::Collector`] runs and the kernel allows BPF.
     collector: Option<SamplerHandle>,
+    /// An ingester's heartbeat and scrape-shard loop ([`crate::cluster`]).
+    membership: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Components {
@@ -159,6 +161,7 @@ impl Components {
         let tenants_config = config.tenants.clone().unwrap_or_default();
         let default_store =
             TenantStore::new(tenants_config.default_tenant.clone(), engine, symbolization);
+        let is_ingester = matches!(role, StoreRole::Ingester);
         let template = TenantTemplate {
             engine: engine_config,
             symbolizer,
@@ -190,16 +193,29 @@ impl Components {
                 config.collector.clone().unwrap_or_default(),
             ),
         };
+        let membership = is_ingester.then(|| {
+            let cluster = config.cluster.clone().unwrap_or_default();
+            tokio::spawn(crate::cluster::membership::run(
+                app.default_store().engine.clone(),
+                format!("http://{listen}"),
+                cluster.heartbeat_interval,
+                scraper.clone(),
+            ))
+        });
         Ok(Components {
             set,
             app,
             scraper,
             collector,
+            membership,
         })
     }
 
     /// Stops the collector and the scraper, then closes every store (WAL synced).
     pub async fn stop(self) -> strata_engine::Result<()> {
+        if let Some(m) = &self.membership {
+            m.abort();
+        }
         if let Some(c) = self.collector {
             let _ = tokio::task::spawn_blocking(move || c.stop()).await;
         }

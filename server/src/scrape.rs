@@ -9,6 +9,7 @@
 
 mod config;
 pub(crate) mod health;
+mod shard;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -25,6 +26,7 @@ pub use config::{
     ScrapeJob, ScrapeTlsConfig, StaticConfig, validate,
 };
 pub use health::{TargetHealth, TargetHealthMap, TargetKey};
+pub use shard::ScrapeShard;
 
 use crate::state::App;
 use strata_engine::now_ns;
@@ -55,6 +57,10 @@ pub struct Scraper {
     app: Arc<App>,
     client: reqwest::Client,
     running: parking_lot::Mutex<BTreeMap<TargetKey, RunningTarget>>,
+    /// The jobs last applied (re-applied when the shard changes).
+    jobs: parking_lot::Mutex<Vec<ScrapeJob>>,
+    /// This process's share of the targets (a cluster's ingesters); `None`: all of them.
+    shard: parking_lot::Mutex<Option<ScrapeShard>>,
 }
 
 impl Scraper {
@@ -66,12 +72,28 @@ impl Scraper {
                 .client()
                 .expect("the default HTTP client builds"),
             running: Default::default(),
+            jobs: Default::default(),
+            shard: Default::default(),
         }
     }
 
-    /// Validates `jobs` and moves the running loops to them. On error nothing changes.
+    /// Scrapes only `shard`'s targets from now on (`None`: all); re-applies the jobs when it
+    /// changes.
+    pub fn set_shard(&self, shard: Option<ScrapeShard>) -> Result<(), InvalidScrapeConfig> {
+        if *self.shard.lock() == shard {
+            return Ok(());
+        }
+        *self.shard.lock() = shard;
+        info!(?shard, "scrape shard changed");
+        let jobs = self.jobs.lock().clone();
+        self.apply(&jobs)
+    }
+
+    /// Validates `jobs` and moves the running loops to them (this process's shard of their
+    /// targets). On error nothing changes.
     pub fn apply(&self, jobs: &[ScrapeJob]) -> Result<(), InvalidScrapeConfig> {
         validate(jobs)?;
+        let shard = *self.shard.lock();
         // One client per distinct tls_config (CA files are read now: a bad one changes nothing).
         let mut clients = BTreeMap::from([(ScrapeTlsConfig::default(), self.client.clone())]);
         for job in jobs {
@@ -91,6 +113,9 @@ impl Scraper {
             for ep in job.endpoints()? {
                 for sc in &job.static_configs {
                     for instance in &sc.targets {
+                        if shard.is_some_and(|s| !s.owns(&job.job_name, instance)) {
+                            continue;
+                        }
                         let t = target(job, sc, instance, &ep);
                         wanted.insert(t.key.clone(), t);
                     }
@@ -132,6 +157,8 @@ impl Scraper {
             running.insert(key, RunningTarget { target: t, stop });
         }
         info!(targets = running.len(), "scrape configuration applied");
+        drop((running, health));
+        *self.jobs.lock() = jobs.to_vec();
         Ok(())
     }
 

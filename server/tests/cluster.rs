@@ -42,6 +42,18 @@ fn write_config(
     ingesters: &[String],
     extra: &str,
 ) -> PathBuf {
+    write_config_scraping(dir, name, s3_port, ingesters, extra, "[]")
+}
+
+/// [`write_config`] with the given `scrape_configs` (YAML flow style).
+fn write_config_scraping(
+    dir: &Path,
+    name: &str,
+    s3_port: u16,
+    ingesters: &[String],
+    extra: &str,
+    scrape_configs: &str,
+) -> PathBuf {
     let ingesters: Vec<String> = ingesters
         .iter()
         .map(|a| format!("\"http://{a}\""))
@@ -60,7 +72,7 @@ fn write_config(
   shared: {{flushed_head_retention: 4s, catalog_refresh: 1s, deletion_delay: 6s}}
   compaction: {{interval: 1s}}
   retention: {{interval: 1s}}
-scrape_configs: []
+scrape_configs: {scrape_configs}
 cluster:
   ingesters: [{ingesters}]
   request_timeout: 5s
@@ -444,4 +456,78 @@ async fn an_ingester_killed_under_load_loses_no_acknowledged_push() {
         acked.len(),
         found.len()
     );
+}
+
+/// The scrape targets an ingester runs (`/api/v1/targets`), by instance.
+async fn scraped_instances(ingester: SocketAddr) -> std::collections::BTreeSet<String> {
+    let r = reqwest::get(format!("http://{ingester}/api/v1/targets"))
+        .await
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    v["data"]["activeTargets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["labels"]["instance"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingesters_share_the_scrape_targets_and_take_over_a_stopped_ones() {
+    let Some(s3) = s3::start_s3() else { return };
+    s3::create_bucket(s3.port, s3::BUCKET);
+    let dir = tempfile::tempdir().unwrap();
+    let addrs = [free_addr("127.0.0.2"), free_addr("127.0.0.3")];
+    // Twenty targets nobody answers: their health is listed all the same.
+    let instances: Vec<String> = (0..20).map(|i| format!("127.0.0.9:{}", 1000 + i)).collect();
+    let scrape = format!(
+        "[{{job_name: fleet, scrape_interval: 1h, static_configs: [{{targets: [{}]}}]}}]",
+        instances
+            .iter()
+            .map(|i| format!("\"{i}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let config = write_config_scraping(
+        dir.path(),
+        "strata.yaml",
+        s3.port,
+        &addrs,
+        "  heartbeat_interval: 300ms\n",
+        &scrape,
+    );
+    let start = |i: usize| {
+        let id = format!("ingester-{i}");
+        Strata::start_target(
+            &addrs[i],
+            "ingester",
+            &["--ingester-id", &id],
+            &dir.path().join(&id),
+            &config,
+        )
+    };
+    let (a, b) = (start(0), start(1));
+    let all: std::collections::BTreeSet<String> = instances.iter().cloned().collect();
+    wait_for(
+        "the targets to be split between the ingesters",
+        async || {
+            let (x, y) = (
+                scraped_instances(a.addr).await,
+                scraped_instances(b.addr).await,
+            );
+            !x.is_empty()
+                && !y.is_empty()
+                && x.is_disjoint(&y)
+                && x.union(&y)
+                    .cloned()
+                    .collect::<std::collections::BTreeSet<_>>()
+                    == all
+        },
+    )
+    .await;
+    drop(b);
+    wait_for("the remaining ingester to take every target", async || {
+        scraped_instances(a.addr).await == all
+    })
+    .await;
 }

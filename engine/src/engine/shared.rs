@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures::TryStreamExt;
-use object_store::ObjectStore;
 use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
 use tracing::{info, warn};
 
 use super::{Engine, Inner, Role};
@@ -257,5 +257,81 @@ impl Engine {
             );
         }
         Ok(report)
+    }
+}
+
+/// Where ingesters' heartbeats live in a shared bucket.
+const HEARTBEATS_PREFIX: &str = "cluster/ingesters";
+
+/// An ingester's heartbeat in the bucket (`cluster/ingesters/<id>.json`): who it is, where it
+/// answers, and when it last wrote.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct IngesterHeartbeat {
+    /// The ingester's name (`shared.ingester_id`).
+    pub id: String,
+    /// Where it answers (as it advertises itself).
+    pub address: String,
+    /// When it wrote this, milliseconds since the Unix epoch.
+    pub at_ms: u64,
+}
+
+impl Engine {
+    /// This ingester's name in a shared store (`None` for other roles).
+    pub fn ingester_id(&self) -> Option<&str> {
+        match &self.inner.role {
+            Role::Ingester { id, .. } => Some(id),
+            _ => None,
+        }
+    }
+
+    /// An ingester writes its heartbeat (`address` is where it answers); no-op for other
+    /// roles.
+    pub async fn write_heartbeat(&self, address: &str) -> Result<()> {
+        let Role::Ingester { id, .. } = &self.inner.role else {
+            return Ok(());
+        };
+        let beat = IngesterHeartbeat {
+            id: id.clone(),
+            address: address.to_owned(),
+            at_ms: crate::clock::unix_ms(SystemTime::now()),
+        };
+        let path = Path::from(format!("{HEARTBEATS_PREFIX}/{id}.json"));
+        let bytes = serde_json::to_vec(&beat).expect("a heartbeat serializes");
+        self.inner
+            .store
+            .put(&path, object_store::PutPayload::from(bytes))
+            .await
+            .map_err(Error::store(&path))?;
+        Ok(())
+    }
+
+    /// Every ingester heartbeat in the shared bucket (stale ones included; the caller judges
+    /// by `at_ms`). Heartbeats that do not parse are skipped.
+    pub async fn ingester_heartbeats(&self) -> Result<Vec<IngesterHeartbeat>> {
+        let prefix = Path::from(HEARTBEATS_PREFIX);
+        let objects: Vec<_> = self
+            .inner
+            .store
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(Error::store(&prefix))?;
+        let mut out = Vec::new();
+        for o in objects {
+            let r = match self.inner.store.get(&o.location).await {
+                Ok(r) => r,
+                Err(object_store::Error::NotFound { .. }) => continue,
+                Err(e) => return Err(Error::store(&o.location)(e)),
+            };
+            let bytes = r.bytes().await.map_err(Error::store(&o.location))?;
+            match serde_json::from_slice::<IngesterHeartbeat>(&bytes) {
+                Ok(b) => out.push(b),
+                Err(e) => {
+                    warn!(path = %o.location, error = %e, "skipping a heartbeat that does not parse")
+                }
+            }
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
     }
 }
