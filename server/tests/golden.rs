@@ -308,6 +308,14 @@ async fn every_route_is_declared_with_its_access_class() {
             "query only",
             strata_server::ComponentSet::only([strata_server::Component::Query]),
         ),
+        (
+            "--target ingester",
+            "ingester".parse::<strata_server::Target>().unwrap().components(),
+        ),
+        (
+            "--target compactor",
+            "compactor".parse::<strata_server::Target>().unwrap().components(),
+        ),
     ] {
         out += &format!("# {role}\n");
         for r in strata_server::route_table(app.clone(), &set) {
