@@ -194,6 +194,7 @@ fn merge_request(range: TimeRange) -> ScanRequest {
 async fn stack_sums_only(engine: &Engine, range: TimeRange) -> u64 {
     let parts = engine
         .scan_parts(&merge_request(range), None)
+        .await
         .expect("parts");
     let mut rows = 0;
     for p in parts.parts {

@@ -444,20 +444,16 @@ impl SharedConfig {
             return Ok(());
         }
         match storage.url.as_deref() {
-            None => {
-                return Err(invalid(
-                    "storage.url",
-                    "a shared store (shared.enabled, any --target but `all`) needs an object \
-                     store URL such as s3://bucket/prefix; a local directory cannot be shared",
-                ));
-            }
-            Some(u) if u.starts_with("file:") || u.starts_with("memory:") => {
-                return Err(invalid(
-                    "storage.url",
-                    "a shared store needs an object store with conditional writes (s3://, gs://, \
-                     az://); file:// and memory:// cannot be shared between processes",
-                ));
-            }
+            None => Err(invalid(
+                "storage.url",
+                "a shared store (shared.enabled, any --target but `all`) needs an object \
+                 store URL such as s3://bucket/prefix; a local directory cannot be shared",
+            )),
+            Some(u) if u.starts_with("file:") || u.starts_with("memory:") => Err(invalid(
+                "storage.url",
+                "a shared store needs an object store with conditional writes (s3://, gs://, \
+                 az://); file:// and memory:// cannot be shared between processes",
+            )),
             Some(_) => Ok(()),
         }
     }

@@ -172,10 +172,7 @@ impl Components {
             ingest: config.ingest.clone().unwrap_or_default(),
             query: config.query.clone().unwrap_or_default(),
             auth: config.auth.clone().unwrap_or_default(),
-            ingesters: match &role_heads {
-                Some(set) => Some(set.clone()),
-                None => None,
-            },
+            ingesters: role_heads,
         };
         let app = App::with_tenants(tenants, settings);
         let scraper = match set.contains(Component::Scrape) {

@@ -130,7 +130,7 @@ async fn export(querier: SocketAddr, pt: &str) -> (u16, Option<String>, Vec<u8>)
 /// The reference: per profile type, `go tool pprof -top` over the pushed files.
 struct Expected {
     dir: PathBuf,
-    tops: Vec<(&'static str, (String, Vec<(String, String, String)>))>,
+    tops: Vec<(&'static str, common::gotool::Top)>,
 }
 
 impl Expected {
@@ -366,7 +366,7 @@ async fn an_ingester_killed_under_load_loses_no_acknowledged_push() {
         dir.path(),
         "strata.yaml",
         s3.port,
-        &[ingester_addr.clone()],
+        std::slice::from_ref(&ingester_addr),
         "",
     );
     let ingester_dir = dir.path().join("ingester");

@@ -310,11 +310,17 @@ async fn every_route_is_declared_with_its_access_class() {
         ),
         (
             "--target ingester",
-            "ingester".parse::<strata_server::Target>().unwrap().components(),
+            "ingester"
+                .parse::<strata_server::Target>()
+                .unwrap()
+                .components(),
         ),
         (
             "--target compactor",
-            "compactor".parse::<strata_server::Target>().unwrap().components(),
+            "compactor"
+                .parse::<strata_server::Target>()
+                .unwrap()
+                .components(),
         ),
     ] {
         out += &format!("# {role}\n");

@@ -80,10 +80,8 @@ pub(super) async fn run(weak: Weak<Inner>, mut shutdown: watch::Receiver<bool>) 
             if let Err(e) = engine.apply_retention().await {
                 warn!(error = %e, "retention failed");
             }
-            if reader {
-                if let Err(e) = engine.collect_garbage().await {
-                    warn!(error = %e, "garbage collection of the shared store failed");
-                }
+            if reader && let Err(e) = engine.collect_garbage().await {
+                warn!(error = %e, "garbage collection of the shared store failed");
             }
         }
         engine.inner.delete_pending().await;

@@ -355,12 +355,12 @@ impl Engine {
             }
         }
         // A reader: stacks only in the ingesters' heads.
-        if let Some(source) = self.remote_heads() {
-            if !missing.is_empty() {
-                let found = source.resolve_stacks(&missing).await?;
-                missing.retain(|s| !found.stacks.contains_key(s));
-                out.merge(found);
-            }
+        if let Some(source) = self.remote_heads()
+            && !missing.is_empty()
+        {
+            let found = source.resolve_stacks(&missing).await?;
+            missing.retain(|s| !found.stacks.contains_key(s));
+            out.merge(found);
         }
         for h in &heads {
             h.read().resolve_locations(&mut out);

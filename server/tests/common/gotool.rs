@@ -4,7 +4,10 @@ use std::path::Path;
 use std::process::Command;
 
 /// `go tool pprof -top` rows after the header: (flat, cum, name) as printed.
-pub fn go_top(args: &[&str], files: &[&Path]) -> (String, Vec<(String, String, String)>) {
+/// A `-top` table: the "Showing nodes" summary line and (flat, cum, name) rows, sorted.
+pub type Top = (String, Vec<(String, String, String)>);
+
+pub fn go_top(args: &[&str], files: &[&Path]) -> Top {
     let out = Command::new("go")
         .args(["tool", "pprof", "-top", "-nodecount=100000"])
         .args(args)
