@@ -21,8 +21,6 @@ use std::sync::Arc;
 
 use strata_engine::{Engine, EngineConfig};
 
-use crate::components::{Component, ComponentSet};
-
 pub use config::ClusterConfig;
 pub use ingesters::{HttpHeads, IngesterSet};
 
@@ -69,29 +67,6 @@ impl Target {
     /// Whether the process shares its bucket with others (every target but `all`).
     pub fn is_shared(&self) -> bool {
         !self.has(Role::All)
-    }
-
-    /// The components the roles run.
-    pub fn components(&self) -> ComponentSet {
-        if !self.is_shared() {
-            return ComponentSet::all();
-        }
-        let mut set = Vec::new();
-        if self.has(Role::Ingester) {
-            set.extend([
-                Component::Ingest,
-                Component::Scrape,
-                Component::Symbolizer,
-                Component::HeadApi,
-            ]);
-        }
-        if self.has(Role::Querier) {
-            set.push(Component::Query);
-        }
-        if self.has(Role::Compactor) {
-            set.push(Component::Compactor);
-        }
-        ComponentSet::only(set)
     }
 
     /// How the process opens its stores; `ingesters` is what a querier asks for heads.
@@ -202,11 +177,8 @@ mod tests {
         let t: Target = "querier, compactor".parse().unwrap();
         assert_eq!(t.to_string(), "querier,compactor");
         assert!(t.is_shared());
-        assert!(t.components().contains(Component::Query));
-        assert!(t.components().contains(Component::Compactor));
-        assert!(!t.components().contains(Component::Ingest));
+        assert!(t.has(Role::Querier) && t.has(Role::Compactor) && !t.has(Role::Ingester));
         let i: Target = "ingester".parse().unwrap();
-        assert!(i.components().contains(Component::HeadApi));
         assert!(matches!(i.store_role(None), StoreRole::Ingester));
         for bad in ["", "all,querier", "ingester,querier", "reader"] {
             assert!(bad.parse::<Target>().is_err(), "{bad}");

@@ -59,6 +59,32 @@ impl ComponentSet {
         ComponentSet(Component::ALL.into_iter().collect())
     }
 
+    /// The components `target`'s roles run: `all` runs every one; an ingester the push
+    /// doors, the scraper, the symbolizer and the head API; a querier the query doors; the
+    /// compactor the compaction.
+    pub fn for_target(target: &crate::cluster::Target) -> Self {
+        use crate::cluster::Role;
+        if !target.is_shared() {
+            return Self::all();
+        }
+        let mut set = Vec::new();
+        if target.has(Role::Ingester) {
+            set.extend([
+                Component::Ingest,
+                Component::Scrape,
+                Component::Symbolizer,
+                Component::HeadApi,
+            ]);
+        }
+        if target.has(Role::Querier) {
+            set.push(Component::Query);
+        }
+        if target.has(Role::Compactor) {
+            set.push(Component::Compactor);
+        }
+        Self::only(set)
+    }
+
     /// Exactly `components`.
     pub fn only(components: impl IntoIterator<Item = Component>) -> Self {
         ComponentSet(components.into_iter().collect())

@@ -310,17 +310,11 @@ async fn every_route_is_declared_with_its_access_class() {
         ),
         (
             "--target ingester",
-            "ingester"
-                .parse::<strata_server::Target>()
-                .unwrap()
-                .components(),
+            strata_server::ComponentSet::for_target(&"ingester".parse().unwrap()),
         ),
         (
             "--target compactor",
-            "compactor"
-                .parse::<strata_server::Target>()
-                .unwrap()
-                .components(),
+            strata_server::ComponentSet::for_target(&"compactor".parse().unwrap()),
         ),
     ] {
         out += &format!("# {role}\n");

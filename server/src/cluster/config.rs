@@ -4,8 +4,6 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::ingesters::IngesterAddress;
-
 /// How the processes of a cluster find each other. Used by every `--target` but `all`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -56,10 +54,10 @@ impl ClusterConfig {
     /// Checks every field.
     pub fn validate(&self) -> Result<(), String> {
         for a in &self.ingesters {
-            IngesterAddress::parse(a).map_err(|e| format!("ingesters: {e}"))?;
+            PeerAddress::parse(a).map_err(|e| format!("ingesters: {e}"))?;
         }
         for a in &self.queriers {
-            IngesterAddress::parse(a).map_err(|e| format!("queriers: {e}"))?;
+            PeerAddress::parse(a).map_err(|e| format!("queriers: {e}"))?;
         }
         for (name, d) in [
             ("request_timeout", self.request_timeout),
@@ -72,5 +70,39 @@ impl ClusterConfig {
             }
         }
         Ok(())
+    }
+}
+
+/// One entry of `cluster.ingesters` or `cluster.queriers`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum PeerAddress {
+    /// A base URL, e.g. `http://10.0.0.7:7070`.
+    Url(String),
+    /// `dns+host:port`: every address the name resolves to, over `http`.
+    Dns {
+        /// `host:port`.
+        host_port: String,
+    },
+}
+
+impl PeerAddress {
+    /// Parses one `cluster.ingesters` entry.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if let Some(rest) = s.strip_prefix("dns+") {
+            let (host, port) = rest
+                .rsplit_once(':')
+                .ok_or_else(|| format!("{s:?}: expected dns+host:port"))?;
+            if host.is_empty() || port.parse::<u16>().is_err() {
+                return Err(format!("{s:?}: expected dns+host:port"));
+            }
+            return Ok(PeerAddress::Dns {
+                host_port: rest.to_owned(),
+            });
+        }
+        let url = url::Url::parse(s).map_err(|e| format!("{s:?}: {e}"))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(format!("{s:?}: expected an http(s) URL or dns+host:port"));
+        }
+        Ok(PeerAddress::Url(s.trim_end_matches('/').to_owned()))
     }
 }

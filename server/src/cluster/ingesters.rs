@@ -16,47 +16,13 @@ use strata_engine::{
     StackId, SymbolTables, TimeRange,
 };
 
-use super::config::ClusterConfig;
+use super::config::{ClusterConfig, PeerAddress};
 use super::wire::{WireLabelValues, WireResolve, WireScan, WireSelection, decode_scan};
-
-/// One entry of `cluster.ingesters`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum IngesterAddress {
-    /// A base URL, e.g. `http://10.0.0.7:7070`.
-    Url(String),
-    /// `dns+host:port`: every address the name resolves to, over `http`.
-    Dns {
-        /// `host:port`.
-        host_port: String,
-    },
-}
-
-impl IngesterAddress {
-    /// Parses one `cluster.ingesters` entry.
-    pub fn parse(s: &str) -> Result<Self, String> {
-        if let Some(rest) = s.strip_prefix("dns+") {
-            let (host, port) = rest
-                .rsplit_once(':')
-                .ok_or_else(|| format!("{s:?}: expected dns+host:port"))?;
-            if host.is_empty() || port.parse::<u16>().is_err() {
-                return Err(format!("{s:?}: expected dns+host:port"));
-            }
-            return Ok(IngesterAddress::Dns {
-                host_port: rest.to_owned(),
-            });
-        }
-        let url = url::Url::parse(s).map_err(|e| format!("{s:?}: {e}"))?;
-        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-            return Err(format!("{s:?}: expected an http(s) URL or dns+host:port"));
-        }
-        Ok(IngesterAddress::Url(s.trim_end_matches('/').to_owned()))
-    }
-}
 
 /// The ingesters a querier asks for their heads.
 #[derive(Debug)]
 pub struct IngesterSet {
-    addresses: Vec<IngesterAddress>,
+    addresses: Vec<PeerAddress>,
     client: reqwest::Client,
     token: Option<String>,
     dns_refresh: std::time::Duration,
@@ -75,7 +41,7 @@ impl IngesterSet {
         let addresses = config
             .ingesters
             .iter()
-            .map(|s| IngesterAddress::parse(s))
+            .map(|s| PeerAddress::parse(s))
             .collect::<Result<Vec<_>, _>>()?;
         let client = reqwest::Client::builder()
             .timeout(config.request_timeout)
@@ -139,8 +105,8 @@ impl IngesterSet {
         let mut urls = Vec::new();
         for a in &self.addresses {
             match a {
-                IngesterAddress::Url(u) => urls.push(u.clone()),
-                IngesterAddress::Dns { host_port } => {
+                PeerAddress::Url(u) => urls.push(u.clone()),
+                PeerAddress::Dns { host_port } => {
                     let unavailable = |reason: String| EngineError::HeadUnavailable {
                         ingester: format!("dns+{host_port}"),
                         reason,

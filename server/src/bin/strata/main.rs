@@ -154,7 +154,7 @@ async fn server(
         .await
         .with_context(|| format!("listening on {listen}"))?;
     let listen = listener.local_addr()?;
-    let mut set = target.components();
+    let mut set = strata_server::ComponentSet::for_target(&target);
     if no_collector {
         set = set.without(Component::Collector);
     }
