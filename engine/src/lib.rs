@@ -40,6 +40,7 @@ mod head_source;
 mod index;
 mod matcher;
 mod model;
+mod part_desc;
 mod scan;
 mod stack_sums;
 mod store;
@@ -76,6 +77,7 @@ pub use model::{
     ProfileType, SeriesId, StackId, is_legacy_label_name, is_valid_label_name, stack_id,
     write_escaped, write_label_name,
 };
+pub use part_desc::PartDesc;
 pub use scan::{ScanOutput, ScanPart, ScanParts, ScanRequest, TimeRange, scan_schema};
 pub use stack_sums::stack_sums_schema;
 pub use symbol_tables::SymbolTables;

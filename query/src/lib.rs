@@ -9,11 +9,14 @@
 //!   `sum by` labels) and [`QueryEngine::sql`] (with the `merge(...)` table function).
 //! - [`FrameProfile`]: a merged profile as frame stacks; [`Filters`] keep or drop stacks, hide
 //!   frames and regroup (function, binary, line).
+//! - [`distributed`]: queries split across queriers with datafusion-distributed
+//!   ([`Distribution`]; every querier is also a [`distributed::worker`]).
 //! - [`report`]: flame graph, top, call graph, pprof, folded, LLVM sample profile.
 //!
 //! `query` uses only the engine's public API and never depends on `ingest`.
 #![deny(missing_docs)]
 
+pub mod distributed;
 mod error;
 mod filter;
 mod frames;
@@ -25,6 +28,7 @@ pub mod report;
 mod sql;
 pub mod table;
 
+pub use distributed::Distribution;
 pub use error::{Error, Result};
 pub use filter::{Filters, FrameField, FrameMatcher, Grouping, StackFilter};
 pub use frames::{Frame, FrameId, FrameProfile, FrameStack};

@@ -9,10 +9,11 @@ use datafusion::common::Column;
 use datafusion::datasource::TableProvider;
 use datafusion::functions_aggregate::expr_fn::{max, sum};
 use datafusion::logical_expr::Expr;
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::prelude::SessionContext;
 use rustc_hash::FxHashMap;
 use strata_engine::{Engine, LabelMatcher, ProfileType, ScanRequest, StackId, TimeRange};
 
+use crate::distributed::Distribution;
 use crate::error::{Error, Result};
 use crate::language::Selector;
 use crate::profile::{MergedProfile, StackValue};
@@ -44,6 +45,10 @@ impl ProfileQuery {
 #[derive(Clone)]
 pub struct QueryEngine {
     engine: Engine,
+    /// Set: queries are split across the queriers ([`crate::distributed`]).
+    distribution: Option<Arc<Distribution>>,
+    /// The tenant header and id the tasks of distributed queries carry.
+    tenant: Option<(String, String)>,
 }
 
 /// Column holding a label in a table built with [`SamplesTable::with_label_names`].
@@ -59,15 +64,37 @@ pub(crate) fn column(name: &str) -> Expr {
     Expr::Column(Column::new_unqualified(name))
 }
 
-/// A session for one query.
-pub(crate) fn session() -> SessionContext {
-    SessionContext::new_with_config(SessionConfig::new().with_information_schema(true))
-}
-
 impl QueryEngine {
     /// Queries over `engine`.
     pub fn new(engine: Engine) -> Self {
-        QueryEngine { engine }
+        QueryEngine {
+            engine,
+            distribution: None,
+            tenant: None,
+        }
+    }
+
+    /// Queries over `engine`, split across the queriers of `distribution`; their tasks carry
+    /// `tenant` (header name, id) so each querier reads the same tenant's store.
+    pub fn distributed(
+        engine: Engine,
+        distribution: Arc<Distribution>,
+        tenant: Option<(String, String)>,
+    ) -> Self {
+        QueryEngine {
+            engine,
+            distribution: Some(distribution),
+            tenant,
+        }
+    }
+
+    /// A session for one query (distributed when this engine is).
+    pub(crate) fn session(&self) -> Result<SessionContext> {
+        Ok(crate::distributed::session(
+            &self.engine,
+            self.distribution.as_deref(),
+            self.tenant.as_ref(),
+        )?)
     }
 
     /// The engine queried.
@@ -124,7 +151,7 @@ impl QueryEngine {
             (Arc::new(table), keys)
         };
         keys.push(column("stack_id"));
-        let df = session().read_table(table)?.aggregate(
+        let df = self.session()?.read_table(table)?.aggregate(
             keys,
             vec![
                 sum(column("value")).alias("value"),

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::language::Selector;
-use crate::query_engine::{QueryEngine, column, session};
+use crate::query_engine::{QueryEngine, column};
 
 /// How profiles inside one step bucket combine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -145,7 +145,8 @@ impl QueryEngine {
         let columns: Vec<String> = table.label_columns().map(|(c, _)| c.to_owned()).collect();
         let mut keys = vec![column("series_id"), column("time")];
         keys.extend(columns.iter().map(|c| column(c)));
-        Ok(session()
+        Ok(self
+            .session()?
             .read_table(Arc::new(table))?
             .aggregate(
                 keys,

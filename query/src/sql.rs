@@ -24,7 +24,7 @@ use strata_engine::TimeRange;
 use crate::error::Result;
 use crate::frames::FrameProfile;
 use crate::language::parse_selector;
-use crate::query_engine::{ProfileQuery, QueryEngine, session};
+use crate::query_engine::{ProfileQuery, QueryEngine};
 use crate::table::{SamplesTable, Selection, StackSumsRule, SymbolTableKind, SymbolsTable};
 
 impl QueryEngine {
@@ -32,7 +32,7 @@ impl QueryEngine {
     /// `samples` table has a column for every label name stored at the time of the call; the
     /// [`StackSumsRule`] optimizes per-stack sums over it.
     pub async fn sql_session(&self) -> Result<SessionContext> {
-        let ctx = session();
+        let ctx = self.session()?;
         ctx.add_optimizer_rule(Arc::new(StackSumsRule));
         let samples = SamplesTable::open(self.engine().clone(), Selection::all()).await?;
         ctx.register_table("samples", Arc::new(samples))?;

@@ -9,6 +9,7 @@
 //! compactor compacts, applies retention and deletes what the catalog dropped.
 
 mod config;
+mod distribution;
 pub(crate) mod head_api;
 mod ingesters;
 pub(crate) mod membership;
@@ -22,6 +23,7 @@ use std::sync::Arc;
 use strata_engine::{Engine, EngineConfig};
 
 pub use config::ClusterConfig;
+pub use distribution::QuerierDistribution;
 pub use ingesters::{HttpHeads, IngesterSet};
 
 /// One role of `--target`.

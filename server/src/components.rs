@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use strata_collector_ebpf::SamplerHandle;
 
-use crate::cluster::StoreRole;
+use crate::cluster::{QuerierDistribution, StoreRole};
 use crate::config::{ConfigError, ServerConfig};
 use crate::scrape::Scraper;
 use crate::state::{App, AppSettings};
@@ -119,6 +119,9 @@ pub enum StartError {
     /// The symbolizer did not start.
     #[error("starting the symbolizer: {0}")]
     Symbolizer(#[from] crate::symbolization::Error),
+    /// The `cluster:` section cannot be used.
+    #[error("cluster: {0}")]
+    Cluster(String),
     /// The scrape configuration was refused.
     #[error("scrape_configs: {0}")]
     Scrape(#[from] crate::scrape::InvalidScrapeConfig),
@@ -185,13 +188,44 @@ impl Components {
             data_dir.join("debuginfo-cache"),
         )?;
         let tenants_config = config.tenants.clone().unwrap_or_default();
-        let default_store =
+        let cluster = config.cluster.clone().unwrap_or_default();
+        // A querier of a cluster with `cluster.queriers` splits its queries across them.
+        let querier_distribution = match set.contains(Component::Query)
+            && !matches!(role, StoreRole::Owner)
+            && !cluster.queriers.is_empty()
+        {
+            false => None,
+            true => Some(
+                QuerierDistribution::new(
+                    &cluster,
+                    listen,
+                    config
+                        .auth
+                        .as_ref()
+                        .and_then(|a| a.read_tokens.first().cloned()),
+                    &tenants_config.header,
+                )
+                .map_err(StartError::Cluster)?,
+            ),
+        };
+        let distribution = querier_distribution
+            .as_ref()
+            .map(|q| q.distribution.clone());
+        let mut default_store =
             TenantStore::new(tenants_config.default_tenant.clone(), engine, symbolization);
+        if let Some(d) = &distribution {
+            default_store.query = strata_query::QueryEngine::distributed(
+                default_store.engine.clone(),
+                d.clone(),
+                None,
+            );
+        }
         let is_ingester = matches!(role, StoreRole::Ingester);
         let template = TenantTemplate {
             engine: engine_config,
             symbolizer,
             role,
+            distribution,
         };
         let tenants = Tenants::new(tenants_config, default_store, Some(template));
         let settings = AppSettings {
@@ -199,8 +233,12 @@ impl Components {
             query: config.query.clone().unwrap_or_default(),
             auth: config.auth.clone().unwrap_or_default(),
             ingesters: role_heads,
+            worker: querier_distribution.as_ref().map(|q| q.worker.clone()),
         };
         let app = App::with_tenants(tenants, settings);
+        if let Some(q) = &querier_distribution {
+            q.attach(&app);
+        }
         let scraper = match set.contains(Component::Scrape) {
             false => None,
             true => {

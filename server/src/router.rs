@@ -287,6 +287,10 @@ fn declare_query(r: &mut Routes, app: &Arc<App>) {
         QueryServiceServer::new(ParcaQuery(app.clone())),
     );
     r.grpc(Read, None, false, FlightSql::server(app.clone()));
+    // A querier of a cluster is also a worker of the others' distributed queries.
+    if let Some(worker) = &app.worker {
+        r.grpc(Read, None, false, worker.clone().into_worker_server());
+    }
     r.http(
         "/api/v1/profile_types",
         Read,

@@ -33,10 +33,12 @@ pub struct App {
     /// A querier's ingesters (`cluster.ingesters`), whose unanswered requests mark answers
     /// partial.
     pub ingesters: Option<Arc<crate::cluster::IngesterSet>>,
+    /// A querier's worker of distributed queries (`cluster.queriers`), served by the router.
+    pub worker: Option<strata_query::distributed::DistributedWorker>,
 }
 
 /// The settings of an [`App`] besides its stores.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct AppSettings {
     /// Body and decompression limits (`ingest:`).
     pub ingest: DecodeLimits,
@@ -46,6 +48,19 @@ pub struct AppSettings {
     pub auth: AuthConfig,
     /// A querier's ingesters (`cluster.ingesters`).
     pub ingesters: Option<Arc<crate::cluster::IngesterSet>>,
+    /// A querier's worker of distributed queries.
+    pub worker: Option<strata_query::distributed::DistributedWorker>,
+}
+
+impl std::fmt::Debug for AppSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppSettings")
+            .field("ingest", &self.ingest)
+            .field("query", &self.query)
+            .field("ingesters", &self.ingesters)
+            .field("worker", &self.worker.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl App {
@@ -87,6 +102,7 @@ impl App {
             targets: Default::default(),
             self_profile: Default::default(),
             ingesters: settings.ingesters,
+            worker: settings.worker,
         })
     }
 

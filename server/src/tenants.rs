@@ -182,6 +182,8 @@ pub struct TenantTemplate {
     pub symbolizer: SymbolizerSettings,
     /// How stores open (the process's role in a cluster).
     pub role: crate::cluster::StoreRole,
+    /// A querier's distributed queries (`cluster.queriers`).
+    pub distribution: Option<Arc<strata_query::Distribution>>,
 }
 
 /// Why a request's tenant has no store.
@@ -330,7 +332,7 @@ async fn open_tenant(
     let cache: PathBuf = config.data_dir.join("debuginfo-cache");
     let engine = template
         .role
-        .open(config, Some(header))
+        .open(config, Some(header.clone()))
         .await
         .map_err(|e| TenantError::Open(format!("tenant {id:?}: {e}")))?;
     let mut settings = template.symbolizer.clone();
@@ -339,7 +341,12 @@ async fn open_tenant(
     }
     let symbolization = Symbolization::start(engine.clone(), settings, cache)
         .map_err(|e| TenantError::Open(format!("tenant {id:?}: {e}")))?;
-    Ok(TenantStore::new(id, engine, symbolization))
+    let mut store = TenantStore::new(id, engine, symbolization);
+    if let Some(d) = &template.distribution {
+        store.query =
+            strata_query::QueryEngine::distributed(store.engine.clone(), d.clone(), Some(header));
+    }
+    Ok(store)
 }
 
 #[cfg(test)]

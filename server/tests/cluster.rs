@@ -183,13 +183,25 @@ async fn two_ingesters_two_queriers_and_a_compactor_answer_as_go_tool_pprof() {
     let go = common::GoApp::start(dir.path());
 
     let ingester_addrs = [free_addr("127.0.0.2"), free_addr("127.0.0.3")];
-    let config = write_config(dir.path(), "strata.yaml", s3.port, &ingester_addrs, "");
+    // The queriers split merges between them (each also a worker of the other's).
+    let querier_addrs = [free_addr("127.0.0.4"), free_addr("127.0.0.5")];
+    let queriers_list = format!(
+        "  queriers: [\"http://{}\", \"http://{}\"]\n",
+        querier_addrs[0], querier_addrs[1]
+    );
+    let config = write_config(
+        dir.path(),
+        "strata.yaml",
+        s3.port,
+        &ingester_addrs,
+        &queriers_list,
+    );
     let partial = write_config(
         dir.path(),
         "partial.yaml",
         s3.port,
         &ingester_addrs,
-        "  partial_answers: true\n",
+        &format!("{queriers_list}  partial_answers: true\n"),
     );
     let data = |name: &str| dir.path().join(name);
     let start_ingester = |i: usize| {
@@ -204,14 +216,14 @@ async fn two_ingesters_two_queriers_and_a_compactor_answer_as_go_tool_pprof() {
     };
     let mut ingesters = vec![start_ingester(0), start_ingester(1)];
     let q0 = Strata::start_target(
-        &free_addr("127.0.0.4"),
+        &querier_addrs[0],
         "querier",
         &[],
         &data("querier-0"),
         &config,
     );
     let q1 = Strata::start_target(
-        &free_addr("127.0.0.5"),
+        &querier_addrs[1],
         "querier",
         &[],
         &data("querier-1"),
@@ -530,4 +542,96 @@ async fn ingesters_share_the_scrape_targets_and_take_over_a_stopped_ones() {
         scraped_instances(a.addr).await == all
     })
     .await;
+}
+
+/// `strata_distributed_parts_read_total` of a querier.
+async fn parts_read_for_others(querier: SocketAddr) -> u64 {
+    let text = reqwest::get(format!("http://{querier}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("strata_distributed_parts_read_total "))
+        .unwrap_or_else(|| panic!("no strata_distributed_parts_read_total in {text}"))
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn merges_are_split_across_the_queriers_by_block() {
+    let Some(s3) = s3::start_s3() else { return };
+    s3::create_bucket(s3.port, s3::BUCKET);
+    let dir = tempfile::tempdir().unwrap();
+    let ingester_addr = free_addr("127.0.0.2");
+    let querier_addrs = [free_addr("127.0.0.3"), free_addr("127.0.0.4")];
+    let extra = format!(
+        "  queriers: [\"http://{}\", \"http://{}\"]\n",
+        querier_addrs[0], querier_addrs[1]
+    );
+    let config = write_config(
+        dir.path(),
+        "strata.yaml",
+        s3.port,
+        std::slice::from_ref(&ingester_addr),
+        &extra,
+    );
+    let ingester = Strata::start_target(
+        &ingester_addr,
+        "ingester",
+        &[],
+        &dir.path().join("i"),
+        &config,
+    );
+    let queriers: Vec<Strata> = querier_addrs
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            Strata::start_target(
+                a,
+                "querier",
+                &[],
+                &dir.path().join(format!("q{i}")),
+                &config,
+            )
+        })
+        .collect();
+    // Sixteen blocks (their random ids spread them over both queriers), plus the head.
+    let mut pushed = 0;
+    for round in 0..17 {
+        for k in 0..3 {
+            assert!(push_one(ingester.addr, &format!("job-{round}-{k}")).await);
+            pushed += 1;
+        }
+        if round < 16 {
+            flush(ingester.addr).await;
+        }
+    }
+    for _ in 0..4 {
+        for q in &queriers {
+            let r = reqwest::Client::new()
+                .get(format!("http://{}/api/v1/query", q.addr))
+                .query(&[
+                    ("query", CPU),
+                    ("start", "now-1h"),
+                    ("end", "now+1h"),
+                    ("report", "top"),
+                ])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            let top: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+            assert_eq!(top["meta"]["total"], pushed * 10_000_000, "{top}");
+        }
+    }
+    // Each querier read parts of the other's merges.
+    for q in &queriers {
+        assert!(
+            parts_read_for_others(q.addr).await > 0,
+            "querier {} took no task",
+            q.addr
+        );
+    }
 }

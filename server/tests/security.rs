@@ -258,6 +258,7 @@ async fn tenants_keep_their_data_apart() {
         engine: store(dir.path()),
         symbolizer: Default::default(),
         role: strata_server::StoreRole::Owner,
+        distribution: None,
     };
     let tenants = Tenants::new(config, single_store(dir.path()).await, Some(template));
     let app = App::with_tenants(tenants, AppSettings::default());

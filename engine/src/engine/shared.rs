@@ -335,3 +335,80 @@ impl Engine {
         Ok(out)
     }
 }
+
+impl Engine {
+    /// The scan part `desc` describes, read from this engine: a block of its catalog (opened
+    /// from the bucket if this engine's snapshot no longer or not yet lists it — a block's
+    /// files outlive its removal by `shared.deletion_delay`), or its ingesters' heads.
+    pub async fn part(
+        &self,
+        desc: &crate::part_desc::PartDesc,
+        projection: Option<&[usize]>,
+    ) -> Result<ScanPart> {
+        use crate::part_desc::PartDesc;
+        let request = desc.request()?;
+        let schema = crate::scan::projected_scan_schema(projection)?;
+        let projection: Option<Arc<[usize]>> = projection.map(Arc::from);
+        let source = match desc {
+            PartDesc::Block {
+                block,
+                series,
+                every_series,
+                ..
+            } => {
+                let handle = self.block_handle(block).await?;
+                PartSource::Block(crate::block::BlockScan {
+                    store: self.inner.store.clone(),
+                    block: handle,
+                    profile_type: request.profile_type.clone(),
+                    series: series.as_slice().into(),
+                    every_series: *every_series,
+                    range: request.range,
+                })
+            }
+            PartDesc::RemoteHeads { in_snapshot, .. } => {
+                let Role::Reader {
+                    heads: Some(source),
+                    ..
+                } = &self.inner.role
+                else {
+                    return Err(Error::ReadOnly {
+                        reason: "this process does not ask ingesters for their heads".into(),
+                    });
+                };
+                PartSource::Remote(crate::head_source::RemoteHeads {
+                    source: source.clone(),
+                    request,
+                    in_snapshot: Arc::new(in_snapshot.iter().cloned().collect()),
+                })
+            }
+        };
+        Ok(ScanPart {
+            source,
+            projection,
+            schema,
+        })
+    }
+
+    /// Block `id`: from the state, else after a catalog refresh, else opened from the bucket.
+    async fn block_handle(&self, id: &str) -> Result<Arc<BlockHandle>> {
+        let find = |e: &Engine| {
+            e.inner
+                .state
+                .read()
+                .blocks
+                .iter()
+                .find(|b| b.id() == id)
+                .cloned()
+        };
+        if let Some(b) = find(self) {
+            return Ok(b);
+        }
+        self.inner.refresh_catalog(Instant::now()).await?;
+        if let Some(b) = find(self) {
+            return Ok(b);
+        }
+        let meta = block::load_meta(&*self.inner.store, id).await?;
+        open_block(&*self.inner.store, meta).await
+    }
+}

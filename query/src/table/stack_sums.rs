@@ -2,7 +2,8 @@
 //! part — the partial aggregate of a merge, done by the engine on the block encoding
 //! ([`ScanPart::stack_sums`]) so that DataFusion's aggregate only combines the parts. Read by
 //! [`QueryEngine::merge`](crate::QueryEngine::merge) and, in SQL, in place of `samples` where
-//! the [`StackSumsRule`](super::StackSumsRule) finds a per-stack sum.
+//! the [`StackSumsRule`](super::StackSumsRule) finds a per-stack sum. Its scan is a
+//! [`StackSumsExec`], which distributed queries split across queriers.
 
 use std::fmt;
 use std::sync::Arc;
@@ -12,16 +13,13 @@ use async_trait::async_trait;
 use datafusion::catalog::Session;
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::error::Result as DfResult;
-use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::streaming::PartitionStream;
-use futures::{StreamExt, stream};
-use strata_engine::{Engine, ScanPart, ScanRequest, stack_sums_schema};
+use strata_engine::{Engine, ScanRequest, stack_sums_schema};
 
 use super::filters::Pushdown;
-use super::samples::{balance, external, streaming_exec};
+use super::samples::external;
+use super::stack_sums_exec::StackSumsExec;
 
 /// `stack_id` UInt64, `value` Int64, `period` Int64: per engine scan part of one selection, one
 /// row per stack with the sum of its values and its largest period. Summing `value` (and
@@ -77,13 +75,12 @@ impl TableProvider for StackSumsTable {
         state: &dyn Session,
         projection: Option<&Vec<usize>>,
         _filters: &[Expr],
-        limit: Option<usize>,
+        _limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let projection: Arc<[usize]> = match projection {
             Some(p) => p.as_slice().into(),
             None => (0..stack_sums_schema().fields().len()).collect(),
         };
-        let schema = Arc::new(stack_sums_schema().project(&projection)?);
         let requests = match &self.pushdown {
             Some(pushdown) => pushdown.requests(&self.engine).await.map_err(external)?,
             None => Vec::new(),
@@ -96,55 +93,12 @@ impl TableProvider for StackSumsTable {
                 .scan_parts_without_labels(request, Some(&[4]))
                 .await
                 .map_err(external)?;
-            parts.extend(scan.parts.into_iter().map(|p| (p, ())));
+            parts.extend(scan.parts);
         }
-        let partitions: Vec<Arc<dyn PartitionStream>> =
-            balance(parts, state.config().target_partitions())
-                .into_iter()
-                .map(|parts| -> Arc<dyn PartitionStream> {
-                    Arc::new(StackSumsPartition {
-                        parts: parts.into_iter().map(|(p, ())| p).collect(),
-                        schema: schema.clone(),
-                        projection: projection.clone(),
-                    })
-                })
-                .collect();
-        streaming_exec(schema, partitions, limit)
-    }
-}
-
-/// One partition: some parts, each summed in turn.
-struct StackSumsPartition {
-    parts: Vec<ScanPart>,
-    schema: SchemaRef,
-    projection: Arc<[usize]>,
-}
-
-impl fmt::Debug for StackSumsPartition {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StackSumsPartition")
-            .field("parts", &self.parts.len())
-            .finish_non_exhaustive()
-    }
-}
-
-impl PartitionStream for StackSumsPartition {
-    fn schema(&self) -> &SchemaRef {
-        &self.schema
-    }
-
-    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
-        let projection = self.projection.clone();
-        let batches = stream::iter(self.parts.clone()).then(move |part| {
-            let projection = projection.clone();
-            async move {
-                Ok(part
-                    .stack_sums()
-                    .await
-                    .map_err(external)?
-                    .project(&projection)?)
-            }
-        });
-        Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), batches))
+        let n = state
+            .config()
+            .target_partitions()
+            .clamp(1, parts.len().max(1));
+        Ok(Arc::new(StackSumsExec::new(parts, projection, n)?))
     }
 }

@@ -16,6 +16,10 @@ pub struct ClusterConfig {
     /// (the queriers' headless Service). Default: empty (each querier runs its queries
     /// alone).
     pub queriers: Vec<String>,
+    /// This querier's URL as the others know it (an entry of `queriers`, or an address a
+    /// `dns+` name resolves to): tasks routed to it then run in-process. Default: unset,
+    /// meaning `http://<--listen>`; also `--advertise-url` / `STRATA_ADVERTISE_URL`.
+    pub advertise_url: Option<String>,
     /// Longest one request to an ingester may take. Default: `30s`.
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
@@ -41,6 +45,7 @@ impl Default for ClusterConfig {
         ClusterConfig {
             ingesters: Vec::new(),
             queriers: Vec::new(),
+            advertise_url: None,
             request_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(2),
             dns_refresh: Duration::from_secs(10),

@@ -93,6 +93,13 @@ pub(crate) async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
         "# HELP strata_ingest_samples_total Samples stored from pushes.\n# TYPE strata_ingest_samples_total counter\nstrata_ingest_samples_total {}",
         app.counters.samples()
     );
+    if app.worker.is_some() {
+        let _ = writeln!(
+            out,
+            "# HELP strata_distributed_parts_read_total Scan parts this querier read for queries other queriers planned.\n# TYPE strata_distributed_parts_read_total counter\nstrata_distributed_parts_read_total {}",
+            strata_query::distributed::parts_read_for_others()
+        );
+    }
     write_target_health(&app, &mut out);
     crate::collector::in_process::write_metrics(&mut out);
     app.default_store().symbolization.write_metrics(&mut out);

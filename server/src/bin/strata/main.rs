@@ -59,6 +59,10 @@ enum Command {
         /// the host name (a StatefulSet pod's name).
         #[arg(long, env = "STRATA_INGESTER_ID")]
         ingester_id: Option<String>,
+        /// A querier's URL as the other queriers reach it (`cluster.advertise_url`), e.g.
+        /// `http://$(POD_IP):7070` on Kubernetes. Default: `http://<--listen>`.
+        #[arg(long, env = "STRATA_ADVERTISE_URL")]
+        advertise_url: Option<String>,
     },
     /// Profile this host with the eBPF collector and push to a remote store via Parca WriteRaw.
     Agent {
@@ -139,9 +143,15 @@ async fn server(
     config_path: Option<PathBuf>,
     no_collector: bool,
     target: strata_server::Target,
-    ingester_id: Option<String>,
+    (ingester_id, advertise_url): (Option<String>, Option<String>),
 ) -> anyhow::Result<()> {
     let mut config = ServerConfig::read(config_path.as_deref())?;
+    if let Some(url) = advertise_url {
+        config
+            .cluster
+            .get_or_insert_with(Default::default)
+            .advertise_url = Some(url);
+    }
     if let Some(id) = ingester_id {
         config
             .engine
@@ -256,13 +266,14 @@ fn main() -> anyhow::Result<()> {
             no_collector,
             target,
             ingester_id,
+            advertise_url,
         } => runtime.block_on(server(
             listen,
             data_dir,
             config,
             no_collector,
             target,
-            ingester_id,
+            (ingester_id, advertise_url),
         )),
         Command::Agent {
             remote_store,
