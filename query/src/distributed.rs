@@ -79,12 +79,15 @@ pub(crate) fn session(
     distribution: Option<&Distribution>,
     tenant: Option<&(String, String)>,
 ) -> DfResult<SessionContext> {
-    let config = SessionConfig::new()
+    let mut config = SessionConfig::new()
         .with_information_schema(true)
         .with_extension(Arc::new(EngineExt(engine.clone())));
     let Some(d) = distribution else {
         return Ok(SessionContext::new_with_config(config));
     };
+    if let Some((_, url)) = &d.local {
+        config = config.with_extension(Arc::new(placement::Coordinator(url.clone())));
+    }
     let mut headers = d.headers.clone();
     if let Some((name, value)) = tenant {
         headers.insert(

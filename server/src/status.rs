@@ -315,6 +315,9 @@ pub fn is_caller_error(e: &datafusion::error::DataFusionError) -> bool {
     )
 }
 
+/// What [`strata_engine::Error::HeadUnavailable`] says, however it travelled.
+const HEAD_UNAVAILABLE: &str = "did not answer for its recent data";
+
 /// The engine error at the root of a DataFusion error, if that is what it is.
 fn engine_error_in(e: &datafusion::error::DataFusionError) -> Option<&strata_engine::Error> {
     match e.find_root() {
@@ -343,6 +346,10 @@ impl From<strata_query::Error> for ServerError {
             }
             E::DataFusion(e) if is_caller_error(&e) => {
                 ServerError::InvalidArgument(e.strip_backtrace())
+            }
+            // From another querier (a distributed task), the engine's error arrives as text.
+            E::DataFusion(e) if e.to_string().contains(HEAD_UNAVAILABLE) => {
+                ServerError::Unavailable(e.strip_backtrace())
             }
             E::DataFusion(e) => ServerError::Internal(e.strip_backtrace()),
             other => ServerError::InvalidArgument(other.to_string()),

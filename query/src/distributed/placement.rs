@@ -33,6 +33,11 @@ fn weight(url: &str, key: &str) -> u64 {
     h ^ (h >> 33)
 }
 
+/// The planning querier's own URL (a session extension): the ingesters' heads are read there,
+/// under its own `cluster.partial_answers` policy and counted in its own partial marks.
+#[derive(Debug)]
+pub(crate) struct Coordinator(pub Url);
+
 /// The owner of `key` among `urls`.
 fn owner<'a>(key: &str, urls: &'a [Url]) -> Option<&'a Url> {
     urls.iter().max_by_key(|u| weight(u.as_str(), key))
@@ -47,11 +52,22 @@ fn live_urls(config: &SessionConfig) -> DfResult<Vec<Url>> {
 
 /// The leaf's parts (their indexes) grouped by owner; parts only this process can read go to
 /// no one (the leaf is then not distributed).
-fn by_owner(leaf: &StackSumsExec, urls: &[Url]) -> Option<BTreeMap<Url, Vec<usize>>> {
+fn by_owner(
+    leaf: &StackSumsExec,
+    urls: &[Url],
+    config: &SessionConfig,
+) -> Option<BTreeMap<Url, Vec<usize>>> {
+    let coordinator = config
+        .get_extension::<Coordinator>()
+        .map(|c| c.0.clone())
+        .filter(|u| urls.contains(u));
     let mut groups: BTreeMap<Url, Vec<usize>> = BTreeMap::new();
     for (i, p) in leaf.parts().iter().enumerate() {
-        let key = p.route_key()?;
-        groups.entry(owner(key, urls)?.clone()).or_default().push(i);
+        let owner = match (p.is_remote_heads(), &coordinator) {
+            (true, Some(c)) => c.clone(),
+            _ => owner(p.route_key()?, urls)?.clone(),
+        };
+        groups.entry(owner).or_default().push(i);
     }
     Some(groups)
 }
@@ -65,7 +81,7 @@ pub(super) fn desired_task_count(
         Ok(u) => u,
         Err(e) => return Some(Err(e)),
     };
-    let owners = by_owner(leaf, &urls).map_or(1, |g| g.len().max(1));
+    let owners = by_owner(leaf, &urls, ev.session_config).map_or(1, |g| g.len().max(1));
     Some(Ok(DesiredTaskCountEventResponse::desired(owners)))
 }
 
@@ -78,7 +94,8 @@ pub(super) fn scale_up(ev: ScaleUpLeafNodeEvent) -> Option<DfResult<ScaleUpLeafN
     }
     Some((|| {
         let urls = live_urls(ev.session_config)?;
-        let groups: Vec<(Option<Url>, Vec<usize>)> = match by_owner(leaf, &urls) {
+        let groups: Vec<(Option<Url>, Vec<usize>)> = match by_owner(leaf, &urls, ev.session_config)
+        {
             Some(g) if g.len() == ev.task_count => {
                 g.into_iter().map(|(u, p)| (Some(u), p)).collect()
             }

@@ -49,6 +49,11 @@ impl LeafPart {
         }
     }
 
+    /// Whether it is the ingesters' heads.
+    pub(crate) fn is_remote_heads(&self) -> bool {
+        matches!(self.desc, Some(PartDesc::RemoteHeads { .. }))
+    }
+
     /// What routes it ([`PartDesc::route_key`]); local-only parts have none.
     pub(crate) fn route_key(&self) -> Option<&str> {
         self.desc.as_ref().map(PartDesc::route_key)
