@@ -626,6 +626,32 @@ async fn merges_are_split_across_the_queriers_by_block() {
             assert_eq!(top["meta"]["total"], pushed * 10_000_000, "{top}");
         }
     }
+    // SQL's per-stack sums (rewritten onto the same leaf) are split the same way.
+    for q in &queriers {
+        let sql = format!(
+            "SELECT stack_id, sum(value) AS v FROM samples WHERE profile_type = '{CPU}' GROUP BY stack_id"
+        );
+        let r = reqwest::Client::new()
+            .post(format!("http://{}/api/v1/sql", q.addr))
+            .body(sql)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let body: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+        assert_eq!(status, 200, "{body}");
+        let total: i64 = body["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|row| {
+                row[1]
+                    .as_i64()
+                    .unwrap_or_else(|| row[1].as_str().unwrap().parse().unwrap())
+            })
+            .sum();
+        assert_eq!(total, pushed * 10_000_000, "{body}");
+    }
     // Each querier read parts of the other's merges.
     for q in &queriers {
         assert!(
