@@ -8,10 +8,12 @@
 //! the span is longer than the rounds fill, the intervals in between are skipped), and pushed
 //! as fast as the server acknowledges ([`Rate::Max`]) or at a multiple of real time.
 //!
-//! [`sustained`] is the other mode: consecutive intervals pushed for a wall-clock duration
-//! into a server held to a memory limit.
+//! [`sustained`] is another mode: consecutive intervals pushed for a wall-clock duration
+//! into a server held to a memory limit; [`cluster`] pushes the same fleet into a cluster of
+//! ingesters, queriers and a compactor sharing one S3 bucket.
 
 pub mod cgroup;
+pub mod cluster;
 pub mod fleet;
 pub mod plot;
 pub mod pprof;
@@ -47,6 +49,9 @@ pub enum Error {
     /// A chart could not be drawn.
     #[error("plot {0}: {1}")]
     Plot(String, String),
+    /// A call of the cluster's bucket (named by the first field) failed.
+    #[error("{0}: {1}")]
+    Bucket(String, #[source] object_store::Error),
 }
 
 impl Error {
@@ -344,7 +349,7 @@ async fn push_with_checkpoints(
         let upto = cfg.rounds * k / n_checkpoints;
         let cpu_before = server.pid().and_then(server::cpu_of);
         let (f, outcome) = push::push_rounds(
-            &server.url,
+            std::slice::from_ref(&server.url),
             fleet,
             done..upto,
             timeline,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use strata_benches::doors::{self, Door, DoorsConfig};
-use strata_benches::scale::{self, Preset, Report, Target, plot};
+use strata_benches::scale::{self, Preset, Report, Target, cluster, plot};
 
 /// `target/<profile>/strata` beside this test binary (`target/<profile>/deps/harness-…`),
 /// built with `cargo build -p strata-server` when missing (e.g. `cargo test -p
@@ -147,6 +147,93 @@ async fn tiny_preset_end_to_end() {
             "{c:?} has no line"
         );
     }
+}
+
+/// The tiny preset into a cluster on moto (two ingesters, two queriers, a compactor): every
+/// push acknowledged and spread over both ingesters, every querier's merge equal to what was
+/// pushed before and after the flush, the bucket's blocks holding every row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tiny_preset_into_a_cluster() {
+    if Command::new("moto_server").arg("--help").output().is_err() {
+        assert!(
+            std::env::var("STRATA_SKIP_S3").is_ok_and(|v| v == "1"),
+            "moto_server is missing (pip install 'moto[server]'); set STRATA_SKIP_S3=1 to skip"
+        );
+        return;
+    }
+    let mut cfg = Preset::Tiny.config();
+    cfg.pregenerate = true;
+    // Flushed heads kept 4 s (not 2 m), so the blocks-only merges start soon after the flush.
+    let setup = cluster::ClusterSetup {
+        flushed_head_retention_s: 4,
+        ..cluster::ClusterSetup::new(2, 2)
+    };
+    let report = cluster::run(&cfg, setup, &strata_binary(), None, None)
+        .await
+        .unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    let v = &report.verification;
+    assert_eq!(v.failed_requests, 0, "first error: {:?}", v.first_error);
+    assert_eq!(report.acked, report.generated);
+    assert_eq!(v.merged_total, report.generated.value as f64);
+    // Before the flush (querier 0), then each querier after it.
+    assert_eq!(report.querier_totals.len(), 3);
+    assert_eq!(report.bucket.live_rows, report.acked.rows);
+    assert!(
+        report.bucket.live_block_bytes > 0 && report.bucket.bytes >= report.bucket.live_block_bytes
+    );
+
+    // Both ingesters took pushes (5 nodes: 3 and 2) and spent CPU on them.
+    let ingesters: Vec<_> = report
+        .members
+        .iter()
+        .filter(|m| m.name.starts_with("ingester"))
+        .collect();
+    assert_eq!(ingesters.len(), 2);
+    assert_eq!(
+        ingesters.iter().map(|m| m.rows).sum::<u64>(),
+        report.acked.rows
+    );
+    assert!(
+        ingesters
+            .iter()
+            .all(|m| m.rows > 0 && m.us_per_row.is_some_and(|us| us > 0.0))
+    );
+    assert!(report.members.iter().any(|m| m.name == "compactor"));
+
+    // Merges: 1 h and 24 h before the flush and right after it (one querier), then, once the
+    // flushed heads expired, through one and through both at once; the 24 h merge covers
+    // everything pushed.
+    assert!(report.heads_expired_after_s.is_some());
+    let shapes: Vec<_> = report
+        .merges
+        .iter()
+        .map(|m| (m.query.as_str(), m.stage.as_str(), m.queriers))
+        .collect();
+    assert_eq!(
+        shapes,
+        [
+            ("merge_1h", "heads", 1),
+            ("merge_24h", "heads", 1),
+            ("merge_1h", "flushed", 1),
+            ("merge_24h", "flushed", 1),
+            ("merge_1h", "blocks", 1),
+            ("merge_24h", "blocks", 1),
+            ("merge_1h", "blocks", 2),
+            ("merge_24h", "blocks", 2),
+        ]
+    );
+    for m in &report.merges {
+        if m.query == "merge_24h" {
+            assert_eq!(m.total, report.generated.value as f64, "{m:?}");
+        }
+        assert!(m.median_ms > 0.0 && m.runs >= m.queriers, "{m:?}");
+    }
+    let md = cluster::markdown(&report);
+    assert!(
+        md.contains("ingester-1") && md.contains("merge_24h"),
+        "{md}"
+    );
 }
 
 #[test]

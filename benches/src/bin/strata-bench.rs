@@ -10,6 +10,8 @@
 //! strata-bench doors --pushes 3000                        # server CPU per row, door by door, vs go tool pprof
 //! # sustained load: 10 minutes at real time into a server held to 1 GiB (cgroup), as root
 //! strata-bench --nodes 1000 --duration 10m --memory-limit 1GiB
+//! # scale-out: moto_server (S3), 2 ingesters, 2 queriers and a compactor as processes
+//! strata-bench --nodes 1000 --rounds 12 --pregenerate --ingesters 2 --queriers 2
 //! ```
 
 use std::path::PathBuf;
@@ -18,6 +20,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use strata_benches::doors::{Door, DoorsConfig};
 use strata_benches::goprof;
+use strata_benches::scale::cluster::{self, ClusterSetup};
 use strata_benches::scale::sustained::{self, SustainedConfig};
 use strata_benches::scale::{self, Preset, Rate, Report, ScaleConfig, Target, plot, report};
 
@@ -156,6 +159,16 @@ struct RunArgs {
     /// Push to this running server (e.g. http://127.0.0.1:7070) instead of spawning one.
     #[arg(long)]
     server: Option<String>,
+    /// Scale-out: instead of one server, start moto_server (an S3 API; PyPI moto[server]) and
+    /// a cluster on its bucket: this many `--target ingester` processes (node k pushes to
+    /// ingester k % N), --queriers queriers and a compactor, each on its own 127.0.0.x
+    /// address. The rounds are pushed in one go (no checkpoints), then merges are timed through
+    /// the queriers before and after the ingesters flush.
+    #[arg(long, conflicts_with_all = ["server", "duration"])]
+    ingesters: Option<usize>,
+    /// Scale-out: queriers (default 1); merges are timed through one, then through all at once.
+    #[arg(long, requires = "ingesters")]
+    queriers: Option<usize>,
     /// The `strata` binary to spawn (default: next to this executable).
     #[arg(long)]
     strata_bin: Option<PathBuf>,
@@ -230,6 +243,15 @@ async fn main() -> anyhow::Result<()> {
 
 async fn run(a: RunArgs) -> anyhow::Result<()> {
     let (cfg, name) = scale_config(&a)?;
+    if let Some(ingesters) = a.ingesters {
+        let setup = ClusterSetup::new(ingesters, a.queriers.unwrap_or(1));
+        setup.check().map_err(anyhow::Error::msg)?;
+        let name = match &a.name {
+            Some(n) => n.clone(),
+            None => format!("{name}-cluster-{}i{}q", setup.ingesters, setup.queriers),
+        };
+        return cluster_run(&cfg, setup, &a, &name).await;
+    }
     let target = match a.server {
         Some(url) => Target::Url(url),
         None => Target::Spawn(
@@ -273,6 +295,41 @@ async fn run(a: RunArgs) -> anyhow::Result<()> {
             v.first_error,
             v.merged_total,
             report.acked.value
+        );
+    }
+    Ok(())
+}
+
+/// The fleet `cfg` into a cluster of `setup` on one S3 bucket; writes `<out>/<name>.json`
+/// and `.md`.
+async fn cluster_run(
+    cfg: &ScaleConfig,
+    setup: ClusterSetup,
+    a: &RunArgs,
+    name: &str,
+) -> anyhow::Result<()> {
+    let strata = scale::server::find_strata(a.strata_bin.as_deref())?;
+    let bar = scale_progress_bar(cfg, a.quiet)?;
+    let report = cluster::run(cfg, setup, &strata, a.data_parent.as_deref(), Some(&bar))
+        .await
+        .context("cluster run")?;
+    bar.finish_and_clear();
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let json = a.out.join(format!("{name}.json"));
+    std::fs::write(&json, serde_json::to_vec_pretty(&report)?)
+        .with_context(|| format!("writing {}", json.display()))?;
+    let md = cluster::markdown(&report);
+    let md_path = a.out.join(format!("{name}.md"));
+    std::fs::write(&md_path, &md).with_context(|| format!("writing {}", md_path.display()))?;
+    println!("{md}");
+    println!("wrote {} and {}", json.display(), md_path.display());
+    let v = &report.verification;
+    if v.failed_requests > 0 || !report.problems.is_empty() {
+        bail!(
+            "cluster run failed: {} failed requests ({:?}); {}",
+            v.failed_requests,
+            v.first_error,
+            report.problems.join("; ")
         );
     }
     Ok(())

@@ -86,7 +86,9 @@ fn selection(start_ns: i64, end_ns: i64) -> Selection {
     }
 }
 
-async fn run(server: &Server, query: &str, now_ns: i64) -> Result<f64, Error> {
+/// Runs the probe named `query` (one of [`QUERIES`]) once against data ending at `now_ns`;
+/// returns what the answer held.
+pub async fn run(server: &Server, query: &str, now_ns: i64) -> Result<f64, Error> {
     let api = server.api();
     let from = |hours: i64| now_ns - hours * HOUR_NS;
     // The UI's request: a flame graph pruned to 20,000 nodes.

@@ -1,6 +1,7 @@
 //! Pushing rounds of the fleet through `WriteRaw` over gRPC: a generator thread builds each
 //! node's request (paced, unless the rate is `max`) and `concurrency` tasks send them on one
-//! HTTP/2 connection, timing every call from send to acknowledgement.
+//! HTTP/2 connection per target, timing every call from send to acknowledgement. With several
+//! targets (a cluster's ingesters), node `k` pushes to target `k % targets`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -75,6 +76,8 @@ pub struct PushOutcome {
     pub generated: Generated,
     /// Everything acknowledged.
     pub acked: Generated,
+    /// What each target acknowledged, in the order the targets were given.
+    pub acked_by_target: Vec<Generated>,
     /// Calls that failed (with the first error).
     pub failed: u64,
     /// The first failure.
@@ -94,22 +97,26 @@ pub struct PushOutcome {
 /// pprof bodies), so a part stays within a few GB whatever the fleet.
 const MAX_READY: u64 = 2_000;
 
+/// One node's request of a round: the node, the request, what it holds.
+type NodeRequest = (usize, WriteRawRequest, Generated);
+
 /// Where a part's requests come from.
 enum Part {
     /// Generated while they are pushed.
     Generate(std::ops::Range<u64>),
     /// Made before; `first` is the first one's index among the push's requests (round-major).
     Ready {
-        requests: Vec<(WriteRawRequest, Generated)>,
+        requests: Vec<NodeRequest>,
         first: u64,
     },
 }
 
-/// Pushes rounds `rounds` of `fleet` to the gRPC endpoint `url` and returns the fleet with
-/// the outcome. With `how.pregenerate`, requests are made in parts of at most [`MAX_READY`]
-/// before each part is pushed; the outcome's wall time is the pushing only.
+/// Pushes rounds `rounds` of `fleet` to the gRPC endpoints `targets` (node `k` to
+/// `targets[k % targets.len()]`) and returns the fleet with the outcome. With
+/// `how.pregenerate`, requests are made in parts of at most [`MAX_READY`] before each part is
+/// pushed; the outcome's wall time is the pushing only.
 pub async fn push_rounds(
-    url: &str,
+    targets: &[String],
     fleet: Fleet,
     rounds: std::ops::Range<u64>,
     timeline: Timeline,
@@ -117,7 +124,8 @@ pub async fn push_rounds(
     progress: Arc<Progress>,
 ) -> Result<(Fleet, PushOutcome), Error> {
     if !how.pregenerate {
-        return push_part(url, fleet, Part::Generate(rounds), timeline, how, progress).await;
+        let part = Part::Generate(rounds);
+        return push_part(targets, fleet, part, timeline, how, progress).await;
     }
     let nodes = fleet.config().nodes.max(1) as u64;
     let total = rounds
@@ -134,7 +142,7 @@ pub async fn push_rounds(
         .await
         .map_err(|e| Error::Server(format!("pregenerating: {e}")))?;
         let part = Part::Ready { requests, first };
-        let (f, o) = push_part(url, f, part, timeline, how, progress.clone()).await?;
+        let (f, o) = push_part(targets, f, part, timeline, how, progress.clone()).await?;
         fleet = f;
         outcome.absorb(o);
         first += n;
@@ -148,6 +156,7 @@ impl PushOutcome {
         let offset_ms = self.wall.as_millis() as u64;
         self.generated.add(&o.generated);
         self.acked.add(&o.acked);
+        add_each(&mut self.acked_by_target, &o.acked_by_target);
         self.failed += o.failed;
         if self.first_error.is_none() {
             self.first_error = o.first_error;
@@ -161,9 +170,19 @@ impl PushOutcome {
     }
 }
 
+/// Adds `from` to `into` element by element, growing `into` as needed.
+fn add_each(into: &mut Vec<Generated>, from: &[Generated]) {
+    if into.len() < from.len() {
+        into.resize_with(from.len(), Generated::default);
+    }
+    for (a, b) in into.iter_mut().zip(from) {
+        a.add(b);
+    }
+}
+
 /// Pushes one part's requests, timing it.
 async fn push_part(
-    url: &str,
+    targets: &[String],
     fleet: Fleet,
     part: Part,
     timeline: Timeline,
@@ -171,8 +190,11 @@ async fn push_part(
     progress: Arc<Progress>,
 ) -> Result<(Fleet, PushOutcome), Error> {
     let (rate, concurrency) = (how.rate, how.concurrency.max(1));
-    let client = connect(url).await?;
-    let (tx, rx) = tokio::sync::mpsc::channel::<(WriteRawRequest, Generated)>(concurrency * 2);
+    if targets.is_empty() {
+        return Err(Error::Server("no target to push to".into()));
+    }
+    let clients = futures::future::try_join_all(targets.iter().map(|url| connect(url))).await?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<NodeRequest>(concurrency * 2);
     let started = Instant::now();
     let producer = {
         let stop = progress.clone();
@@ -197,7 +219,7 @@ async fn push_part(
     };
     let rx = Arc::new(tokio::sync::Mutex::new(rx));
     let workers: Vec<_> = (0..concurrency)
-        .map(|_| tokio::spawn(send(rx.clone(), client.clone(), progress.clone(), started)))
+        .map(|_| tokio::spawn(send(rx.clone(), clients.clone(), progress.clone(), started)))
         .collect();
     let mut outcome = PushOutcome::default();
     for w in workers {
@@ -205,6 +227,7 @@ async fn push_part(
             .await
             .map_err(|e| Error::Server(format!("push task: {e}")))?;
         outcome.acked.add(&o.acked);
+        add_each(&mut outcome.acked_by_target, &o.acked_by_target);
         outcome.failed += o.failed;
         if outcome.first_error.is_none() {
             outcome.first_error = o.first_error;
@@ -243,7 +266,7 @@ fn generate(
     rate: Rate,
     started: Instant,
     stop: &AtomicBool,
-    tx: tokio::sync::mpsc::Sender<(WriteRawRequest, Generated)>,
+    tx: tokio::sync::mpsc::Sender<NodeRequest>,
 ) -> (Fleet, Generated) {
     let mut generated = Generated::default();
     let nodes = fleet.config().nodes;
@@ -262,7 +285,7 @@ fn generate(
             }
             let (req, g) = fleet.request(&mut encoder, node, round, timeline.round_end(round));
             generated.add(&g);
-            if tx.blocking_send((req, g)).is_err() {
+            if tx.blocking_send((node, req, g)).is_err() {
                 return (fleet, generated);
             }
         }
@@ -277,14 +300,15 @@ fn pregenerate(
     first_round: u64,
     which: std::ops::Range<u64>,
     timeline: Timeline,
-) -> (Fleet, Vec<(WriteRawRequest, Generated)>) {
+) -> (Fleet, Vec<NodeRequest>) {
     let nodes = fleet.config().nodes.max(1) as u64;
     let program = fleet.program().clone();
     let mut encoder = PprofEncoder::new(&program);
     let mut out = Vec::with_capacity(which.end.saturating_sub(which.start) as usize);
     for k in which {
         let (round, node) = (first_round + k / nodes, (k % nodes) as usize);
-        out.push(fleet.request(&mut encoder, node, round, timeline.round_end(round)));
+        let (req, g) = fleet.request(&mut encoder, node, round, timeline.round_end(round));
+        out.push((node, req, g));
     }
     (fleet, out)
 }
@@ -309,13 +333,13 @@ impl Pacing {
 /// The producer of pregenerated requests: sends them in order (paced when the rate is real
 /// time) until done, stopped or the senders are gone.
 fn send_ready(
-    ready: Vec<(WriteRawRequest, Generated)>,
+    ready: Vec<NodeRequest>,
     pace: Pacing,
     stop: &AtomicBool,
-    tx: tokio::sync::mpsc::Sender<(WriteRawRequest, Generated)>,
+    tx: tokio::sync::mpsc::Sender<NodeRequest>,
 ) -> Generated {
     let mut generated = Generated::default();
-    for (i, (req, g)) in ready.into_iter().enumerate() {
+    for (i, (node, req, g)) in ready.into_iter().enumerate() {
         if let Rate::Realtime(factor) = pace.rate {
             let k = pace.first + i as u64;
             let ahead = (pace.phase_ns(k) - pace.phase_ns(pace.first)) / factor;
@@ -325,7 +349,7 @@ fn send_ready(
             break;
         }
         generated.add(&g);
-        if tx.blocking_send((req, g)).is_err() {
+        if tx.blocking_send((node, req, g)).is_err() {
             break;
         }
     }
@@ -343,23 +367,29 @@ fn wait_until(due: Instant, stop: &AtomicBool) {
     }
 }
 
-/// One sender task: sends requests from `rx` until it is closed, timing each call.
+/// One sender task: sends requests from `rx` until it is closed, each to its node's client
+/// (`clients[node % clients.len()]`), timing each call.
 async fn send(
-    rx: Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<(WriteRawRequest, Generated)>>>,
-    mut client: ProfileStoreServiceClient<Channel>,
+    rx: Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<NodeRequest>>>,
+    mut clients: Vec<ProfileStoreServiceClient<Channel>>,
     progress: Arc<Progress>,
     started: Instant,
 ) -> PushOutcome {
-    let mut out = PushOutcome::default();
+    let mut out = PushOutcome {
+        acked_by_target: vec![Generated::default(); clients.len()],
+        ..PushOutcome::default()
+    };
     loop {
         let next = rx.lock().await.recv().await;
-        let Some((req, g)) = next else { break };
+        let Some((node, req, g)) = next else { break };
+        let target = node % clients.len();
         let t = Instant::now();
-        match client.write_raw(req).await {
+        match clients[target].write_raw(req).await {
             Ok(_) => {
                 out.latencies_us.push(t.elapsed().as_micros() as u64);
                 out.acked_at_ms.push(started.elapsed().as_millis() as u64);
                 out.acked.add(&g);
+                out.acked_by_target[target].add(&g);
                 progress.requests.fetch_add(1, Ordering::Relaxed);
                 progress.rows.fetch_add(g.rows, Ordering::Relaxed);
             }

@@ -21,6 +21,19 @@ engine:
 scrape_configs: []
 ";
 
+/// How [`Server::spawn_as`] starts a server.
+#[derive(Clone, Copy)]
+struct Spawn<'a> {
+    /// The config file's text (YAML).
+    config_yaml: &'a str,
+    /// `--listen`.
+    listen: &'a str,
+    /// More arguments of `strata server`.
+    args: &'a [&'a str],
+    /// A `cgroup.procs` file the server puts itself into before it starts.
+    cgroup_procs: Option<&'a Path>,
+}
+
 /// A server the harness talks to.
 pub struct Server {
     /// `http://host:port` (gRPC and HTTP share it).
@@ -47,6 +60,44 @@ impl Server {
         config_yaml: &str,
         cgroup_procs: Option<&Path>,
     ) -> Result<Server, Error> {
+        let how = Spawn {
+            config_yaml,
+            listen: "127.0.0.1:0",
+            args: &[],
+            cgroup_procs,
+        };
+        Self::spawn_as(binary, parent, &how).await
+    }
+
+    /// A cluster member: `strata server --listen <listen> <args…>` (e.g. `--target
+    /// ingester`) with this config, on a fresh data directory under `parent`.
+    pub async fn spawn_member(
+        binary: &Path,
+        parent: Option<&Path>,
+        config_yaml: &str,
+        listen: &str,
+        args: &[&str],
+    ) -> Result<Server, Error> {
+        let how = Spawn {
+            config_yaml,
+            listen,
+            args,
+            cgroup_procs: None,
+        };
+        Self::spawn_as(binary, parent, &how).await
+    }
+
+    async fn spawn_as(
+        binary: &Path,
+        parent: Option<&Path>,
+        how: &Spawn<'_>,
+    ) -> Result<Server, Error> {
+        let Spawn {
+            config_yaml,
+            listen,
+            args,
+            cgroup_procs,
+        } = *how;
         let data = match parent {
             Some(p) => tempfile::tempdir_in(p),
             None => tempfile::tempdir(),
@@ -68,7 +119,8 @@ impl Server {
             None => Command::new(binary),
         };
         let mut child = command
-            .args(["server", "--listen", "127.0.0.1:0", "--no-collector"])
+            .args(["server", "--listen", listen, "--no-collector"])
+            .args(args)
             .arg("--data-dir")
             .arg(&store)
             .arg("--config")
@@ -91,8 +143,9 @@ impl Server {
                 _ => {
                     let status = child.wait().ok();
                     return Err(Error::Server(format!(
-                        "{} exited before listening ({status:?})",
-                        binary.display()
+                        "{} server --listen {listen} {} exited before listening ({status:?})",
+                        binary.display(),
+                        args.join(" ")
                     )));
                 }
             }

@@ -269,7 +269,7 @@ pub async fn run(
 
     let fleet = Fleet::new(cfg.fleet.clone());
     let pushed = push::push_rounds(
-        &server.url,
+        std::slice::from_ref(&server.url),
         fleet,
         0..u64::MAX,
         timeline,
