@@ -168,18 +168,26 @@ fn free_port(ip: &str) -> Result<u16, Error> {
         .map_err(|e| Error::io(format!("finding a free port on {ip}"), e))
 }
 
-/// The config every member reads: the bucket in `moto`, every ingester, the heads flushed by
-/// age as the single server's are (`server::SERVER_CONFIG`), the flushed heads kept as
-/// `setup` says, no scraping of itself.
-fn config_yaml(moto: &Moto, ingesters: &[String], setup: &ClusterSetup) -> String {
+/// The config every member reads: the bucket in `moto`, every ingester and querier (merges
+/// split across the queriers), the heads flushed by age as the single server's are
+/// (`server::SERVER_CONFIG`), the flushed heads kept as `setup` says, no scraping of itself.
+fn config_yaml(
+    moto: &Moto,
+    ingesters: &[String],
+    queriers: &[String],
+    setup: &ClusterSetup,
+) -> String {
     let mut options = String::new();
     for (key, value) in moto.options() {
         let _ = writeln!(options, "      {key}: \"{value}\"");
     }
-    let ingesters: Vec<String> = ingesters
-        .iter()
-        .map(|a| format!("\"http://{a}\""))
-        .collect();
+    let urls = |addrs: &[String]| -> String {
+        addrs
+            .iter()
+            .map(|a| format!("\"http://{a}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     format!(
         "engine:
   storage:
@@ -191,8 +199,10 @@ fn config_yaml(moto: &Moto, ingesters: &[String], setup: &ClusterSetup) -> Strin
 scrape_configs: []
 cluster:
   ingesters: [{}]
+  queriers: [{}]
 ",
-        ingesters.join(", "),
+        urls(ingesters),
+        urls(queriers),
         retention = setup.flushed_head_retention_s,
         refresh = (setup.flushed_head_retention_s / 2).min(5),
     )
@@ -221,11 +231,16 @@ impl Cluster {
     ) -> Result<Cluster, Error> {
         let moto = Moto::start().await?;
         let ip = |k: usize| format!("127.0.0.{}", 2 + k);
-        // Every member's config names the ingesters, so their ports are chosen first.
+        // Every member's config names the ingesters and queriers, so their ports are chosen
+        // first.
+        let pick = |k: usize| Ok(format!("{}:{}", ip(k), free_port(&ip(k))?));
         let addrs = (0..setup.ingesters)
-            .map(|i| Ok(format!("{}:{}", ip(i), free_port(&ip(i))?)))
+            .map(pick)
             .collect::<Result<Vec<_>, Error>>()?;
-        let yaml = config_yaml(&moto, &addrs, &setup);
+        let querier_addrs = (setup.ingesters..setup.ingesters + setup.queriers)
+            .map(pick)
+            .collect::<Result<Vec<_>, Error>>()?;
+        let yaml = config_yaml(&moto, &addrs, &querier_addrs, &setup);
         let mut ingesters = Vec::new();
         for (i, addr) in addrs.iter().enumerate() {
             let id = format!("ingester-{i}");
@@ -233,10 +248,9 @@ impl Cluster {
             ingesters.push(Server::spawn_member(binary, parent, &yaml, addr, &args).await?);
         }
         let mut queriers = Vec::new();
-        for q in 0..setup.queriers {
-            let listen = format!("{}:0", ip(setup.ingesters + q));
+        for listen in &querier_addrs {
             let args = ["--target", "querier"];
-            queriers.push(Server::spawn_member(binary, parent, &yaml, &listen, &args).await?);
+            queriers.push(Server::spawn_member(binary, parent, &yaml, listen, &args).await?);
         }
         let listen = format!("{}:0", ip(setup.ingesters + setup.queriers));
         let args = ["--target", "compactor"];
