@@ -86,6 +86,32 @@ cluster:
     path
 }
 
+/// The `cluster.queriers` line naming `addrs`.
+fn queriers_yaml(addrs: &[String]) -> String {
+    let urls: Vec<String> = addrs.iter().map(|a| format!("\"http://{a}\"")).collect();
+    format!("  queriers: [{}]\n", urls.join(", "))
+}
+
+/// The merged total of `selector` over the last hour (and the next), through `querier`.
+async fn merged_total(querier: SocketAddr, selector: &str) -> i64 {
+    let r = reqwest::Client::new()
+        .get(format!("http://{querier}/api/v1/query"))
+        .query(&[
+            ("query", selector),
+            ("start", "now-1h"),
+            ("end", "now+1h"),
+            ("report", "top"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let top: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    top["meta"]["total"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{top}"))
+}
+
 /// The bucket's catalog (`catalog/manifest.json`) as JSON, or `null` before the first commit.
 async fn manifest(s3_port: u16) -> serde_json::Value {
     let store = s3::direct_client(s3_port);
@@ -185,10 +211,7 @@ async fn two_ingesters_two_queriers_and_a_compactor_answer_as_go_tool_pprof() {
     let ingester_addrs = [free_addr("127.0.0.2"), free_addr("127.0.0.3")];
     // The queriers split merges between them (each also a worker of the other's).
     let querier_addrs = [free_addr("127.0.0.4"), free_addr("127.0.0.5")];
-    let queriers_list = format!(
-        "  queriers: [\"http://{}\", \"http://{}\"]\n",
-        querier_addrs[0], querier_addrs[1]
-    );
+    let queriers_list = queriers_yaml(&querier_addrs);
     let config = write_config(
         dir.path(),
         "strata.yaml",
@@ -445,22 +468,7 @@ async fn an_ingester_killed_under_load_loses_no_acknowledged_push() {
         "{} acknowledged pushes lost: {missing:?}",
         missing.len()
     );
-    let r = reqwest::Client::new()
-        .get(format!("http://{}/api/v1/query", querier.addr))
-        .query(&[
-            ("query", format!("{CPU}{{job=~\"load-.*\"}}").as_str()),
-            ("start", "now-1h"),
-            ("end", "now+1h"),
-            ("report", "top"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let top: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
-    let total = top["meta"]["total"]
-        .as_i64()
-        .unwrap_or_else(|| panic!("{top}"));
+    let total = merged_total(querier.addr, &format!("{CPU}{{job=~\"load-.*\"}}")).await;
     // Each stored push is 10 ms; unacknowledged ones may or may not have landed.
     assert!(
         total >= acked.len() as i64 * 10_000_000 && total <= found.len() as i64 * 10_000_000,
@@ -566,10 +574,7 @@ async fn merges_are_split_across_the_queriers_by_block() {
     let dir = tempfile::tempdir().unwrap();
     let ingester_addr = free_addr("127.0.0.2");
     let querier_addrs = [free_addr("127.0.0.3"), free_addr("127.0.0.4")];
-    let extra = format!(
-        "  queriers: [\"http://{}\", \"http://{}\"]\n",
-        querier_addrs[0], querier_addrs[1]
-    );
+    let extra = queriers_yaml(&querier_addrs);
     let config = write_config(
         dir.path(),
         "strata.yaml",
@@ -610,20 +615,7 @@ async fn merges_are_split_across_the_queriers_by_block() {
     }
     for _ in 0..4 {
         for q in &queriers {
-            let r = reqwest::Client::new()
-                .get(format!("http://{}/api/v1/query", q.addr))
-                .query(&[
-                    ("query", CPU),
-                    ("start", "now-1h"),
-                    ("end", "now+1h"),
-                    ("report", "top"),
-                ])
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), 200);
-            let top: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
-            assert_eq!(top["meta"]["total"], pushed * 10_000_000, "{top}");
+            assert_eq!(merged_total(q.addr, CPU).await, pushed * 10_000_000);
         }
     }
     // SQL's per-stack sums (rewritten onto the same leaf) are split the same way.
