@@ -256,22 +256,8 @@ async fn two_ingesters_two_queriers_and_a_compactor_answer_as_go_tool_pprof() {
 
     // Two CPU and two heap profiles of a real Go program, one of each to each ingester.
     let mut files: Vec<(&'static str, PathBuf)> = Vec::new();
-    for (i, (name, path)) in [
-        ("process_cpu", "/debug/pprof/profile?seconds=2"),
-        ("process_cpu", "/debug/pprof/profile?seconds=2"),
-        ("memory", "/debug/pprof/heap"),
-        ("memory", "/debug/pprof/heap"),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let bytes = reqwest::get(format!("http://{}{path}", go.addr))
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap()
-            .to_vec();
+    for (i, (name, path)) in common::GO_CPU_AND_HEAP.into_iter().enumerate() {
+        let bytes = common::fetch(&format!("http://{}{path}", go.addr)).await;
         let file = dir.path().join(format!("{name}-{i}.pb.gz"));
         std::fs::write(&file, &bytes).unwrap();
         common::write_raw(ingesters[i % 2].addr, name, "goapp", bytes).await;

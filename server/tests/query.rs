@@ -15,12 +15,6 @@ use strata_proto::parca::query::v1alpha1::query_service_client::QueryServiceClie
 const CPU: &str = "process_cpu:cpu:nanoseconds:cpu:nanoseconds:delta";
 const HEAP: &str = "memory:inuse_space:bytes:space:bytes";
 
-async fn fetch(url: &str) -> Vec<u8> {
-    let r = reqwest::get(url).await.unwrap();
-    assert!(r.status().is_success(), "{url}: {}", r.status());
-    r.bytes().await.unwrap().to_vec()
-}
-
 /// `time_nanos` of a (gzipped) pprof.
 fn time_nanos(bytes: &[u8]) -> i64 {
     strata_ingest::decode_pprof(bytes, &Default::default())
@@ -53,16 +47,8 @@ async fn go_profiles_merge_and_diff_as_go_tool_pprof_does() {
 
     // Two CPU profiles and two heap profiles of a real Go program.
     let mut files = Vec::new();
-    for (i, (name, path)) in [
-        ("process_cpu", "/debug/pprof/profile?seconds=2"),
-        ("process_cpu", "/debug/pprof/profile?seconds=2"),
-        ("memory", "/debug/pprof/heap"),
-        ("memory", "/debug/pprof/heap"),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let bytes = fetch(&format!("http://{}{path}", go.addr)).await;
+    for (i, (name, path)) in common::GO_CPU_AND_HEAP.into_iter().enumerate() {
+        let bytes = common::fetch(&format!("http://{}{path}", go.addr)).await;
         let file = dir.path().join(format!("{name}-{i}.pb.gz"));
         std::fs::write(&file, &bytes).unwrap();
         push(addr, name, &bytes).await;
@@ -146,7 +132,7 @@ async fn pgo_build(addr: std::net::SocketAddr, dir: &Path) {
     let build_dir = dir.join("go123");
     std::fs::create_dir_all(&build_dir).unwrap();
     let app = common::GoApp::start_with(&build_dir, go);
-    let bytes = fetch(&format!(
+    let bytes = common::fetch(&format!(
         "http://{}/debug/pprof/profile?seconds=1",
         app.addr
     ))

@@ -192,17 +192,19 @@ impl Engine {
         }
     }
 
-    /// Merges an answer computed from every head and every block's index.
+    /// Merges an answer computed from every head and every block's index with the remote
+    /// heads' answer (`remote`).
     fn merge_index_answers(
         &self,
         profile_type: Option<&ProfileType>,
         matchers: &[LabelMatcher],
         range: TimeRange,
+        remote: Vec<String>,
         from_head: impl Fn(&crate::head::Head) -> Vec<String>,
         from_block: impl Fn(&crate::index::SeriesIndex, &RoaringBitmap) -> Vec<String>,
     ) -> Vec<String> {
         let st = self.inner.state.read();
-        let mut out = BTreeSet::new();
+        let mut out: BTreeSet<String> = remote.into_iter().collect();
         for h in st.heads() {
             out.extend(from_head(&h.read()));
         }
@@ -228,18 +230,14 @@ impl Engine {
             Some(source) => source.label_names(profile_type, matchers, range).await?,
             None => Vec::new(),
         };
-        let mut out: BTreeSet<String> = self
-            .merge_index_answers(
-                profile_type,
-                matchers,
-                range,
-                |h| h.label_names(profile_type, matchers, range),
-                |index, sel| index.label_names(sel),
-            )
-            .into_iter()
-            .collect();
-        out.extend(remote);
-        Ok(out.into_iter().collect())
+        Ok(self.merge_index_answers(
+            profile_type,
+            matchers,
+            range,
+            remote,
+            |h| h.label_names(profile_type, matchers, range),
+            |index, sel| index.label_names(sel),
+        ))
     }
 
     /// Values of label `name` on series matching `matchers` (and of `profile_type`, if given)
@@ -260,18 +258,14 @@ impl Engine {
             }
             None => Vec::new(),
         };
-        let mut out: BTreeSet<String> = self
-            .merge_index_answers(
-                profile_type,
-                matchers,
-                range,
-                |h| h.label_values(name, profile_type, matchers, range),
-                |index, sel| index.label_values(name, sel),
-            )
-            .into_iter()
-            .collect();
-        out.extend(remote);
-        Ok(out.into_iter().collect())
+        Ok(self.merge_index_answers(
+            profile_type,
+            matchers,
+            range,
+            remote,
+            |h| h.label_values(name, profile_type, matchers, range),
+            |index, sel| index.label_values(name, sel),
+        ))
     }
 
     /// Every symbol of block `b` from the symbol cache, read and cached on a miss when small

@@ -160,6 +160,21 @@ pub async fn stored_stacks(engine: &strata_engine::Engine, pt: &str) -> Vec<Stor
     rows
 }
 
+/// Two CPU and two heap profiles of the Go program: (profile name, `/debug/pprof` path).
+pub const GO_CPU_AND_HEAP: [(&str, &str); 4] = [
+    ("process_cpu", "/debug/pprof/profile?seconds=2"),
+    ("process_cpu", "/debug/pprof/profile?seconds=2"),
+    ("memory", "/debug/pprof/heap"),
+    ("memory", "/debug/pprof/heap"),
+];
+
+/// GETs `url`; the body of a successful answer.
+pub async fn fetch(url: &str) -> Vec<u8> {
+    let r = reqwest::get(url).await.unwrap();
+    assert!(r.status().is_success(), "{url}: {}", r.status());
+    r.bytes().await.unwrap().to_vec()
+}
+
 /// The Go scrape target of `tests/fixtures/goapp`, built with the system's `go` and running
 /// until dropped.
 pub struct GoApp {
