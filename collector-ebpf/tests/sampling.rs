@@ -125,8 +125,10 @@ fn user_names(frames: &[Frame]) -> Vec<&str> {
 
 /// Samples of the stacks of process `pid` that `counted` accepts.
 fn count_of(profiles: &[IntervalProfiles], pid: u32, counted: impl Fn(&[Frame]) -> bool) -> u64 {
-    of(profiles, pid)
+    profiles
         .iter()
+        .flat_map(|p| &p.processes)
+        .filter(|p| p.pid == pid)
         .flat_map(|p| &p.stacks)
         .filter(|(frames, _)| counted(frames))
         .map(|(_, n)| n)
@@ -163,11 +165,14 @@ fn sample(
     profiles
 }
 
-fn of(profiles: &[IntervalProfiles], pid: u32) -> Vec<&ProcessProfile> {
+/// The profiles of `pid` after it exec'd `exe`: samples taken between fork and exec run
+/// the test's own code and carry its thread's comm, in a generation of their own.
+fn of<'a>(profiles: &'a [IntervalProfiles], pid: u32, exe: &Path) -> Vec<&'a ProcessProfile> {
+    let comm = exe.file_name().unwrap().to_str().unwrap();
     profiles
         .iter()
         .flat_map(|p| &p.processes)
-        .filter(|p| p.pid == pid)
+        .filter(|p| p.pid == pid && p.label("comm") == Some(comm))
         .collect()
 }
 
@@ -346,8 +351,8 @@ fn run_workload(sampler: &mut Sampler, exe: &Path, names: &Names) -> f64 {
     drop(busy);
     drop(sys);
     check_transport(sampler);
-    let under_parent = check_busy(&of(&profiles, busy_pid), busy_pid, exe, names);
-    check_syscalls(&of(&profiles, sys_pid), names);
+    let under_parent = check_busy(&of(&profiles, busy_pid, exe), busy_pid, exe, names);
+    check_syscalls(&of(&profiles, sys_pid, exe), names);
     // The whole interval converts to an engine batch.
     let batch = profiles.last().unwrap().to_batch().unwrap();
     assert!(batch.num_samples() > 0);
