@@ -12,6 +12,8 @@ use aya::{Btf, Ebpf, EbpfLoader};
 use crate::config::Transport;
 use crate::error::{Error, Result};
 use crate::event::RawSample;
+use crate::unwind::UNWIND_STOPS;
+use crate::unwind::tables::{CHUNK_BYTES, PROC_UNWIND_BYTES};
 
 /// The compiled BPF object (`bpf/profiler.bpf.o`, rebuilt by `bpf/build.sh`).
 pub static PROFILER_OBJECT: &[u8] = aya::include_bytes_aligned!("../bpf/profiler.bpf.o");
@@ -30,6 +32,11 @@ const COUNTERS: &str = "counters";
 const COUNTER_SAMPLES: u32 = 0;
 const COUNTER_DROPS: u32 = 1;
 const COUNTER_SETTLED: u32 = 2;
+/// The first of the per-reason counters of walks with the unwind tables
+/// (`COUNTER_UNWIND_FIRST`, in the order of [`UNWIND_STOPS`]).
+const COUNTER_UNWIND_FIRST: u32 = 3;
+const UNWIND_CHUNKS: &str = "unwind_chunks";
+const PROC_UNWIND: &str = "proc_unwind";
 /// The ring buffer's size when the `map` transport leaves it unused (a power of two and a
 /// multiple of the page size).
 const UNUSED_RING_BYTES: u32 = 64 * 1024;
@@ -59,7 +66,34 @@ pub struct KernelCounters {
     pub samples: u64,
     /// Samples lost because the ring buffer (or the counts map) was full.
     pub drops: u64,
+    /// Walks with the unwind tables, by why they ended ([`UNWIND_STOPS`]).
+    pub unwind_stops: [u64; UNWIND_STOPS.len()],
 }
+
+/// The sizes of the unwinder's maps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnwindLimits {
+    /// Elements (64 rows each) of `unwind_chunks`.
+    pub chunks: u32,
+    /// Entries of `proc_unwind`.
+    pub processes: u32,
+}
+
+impl UnwindLimits {
+    /// The limits of a byte budget for rows and a number of processes.
+    pub fn of(table_max_bytes: u64, processes: u32) -> Self {
+        UnwindLimits {
+            chunks: (table_max_bytes / CHUNK_BYTES as u64).clamp(1, u64::from(u32::MAX)) as u32,
+            processes,
+        }
+    }
+}
+
+/// The unwinder's maps, taken from the loaded object by [`BpfProfiler::take_unwind_maps`].
+pub(crate) type UnwindMaps = (
+    Array<MapData, [u8; CHUNK_BYTES]>,
+    HashMap<MapData, u32, [u8; PROC_UNWIND_BYTES]>,
+);
 
 fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map> {
     ebpf.take_map(name)
@@ -74,6 +108,7 @@ pub struct BpfProfiler {
     transport: Transport,
     counters: PerCpuArray<MapData, u64>,
     cpus: usize,
+    unwind_maps: Option<UnwindMaps>,
 }
 
 impl std::fmt::Debug for BpfProfiler {
@@ -88,13 +123,26 @@ impl std::fmt::Debug for BpfProfiler {
 impl BpfProfiler {
     /// Loads the program of `transport` (CO-RE against the running kernel's BTF) and attaches
     /// it to a software cpu-clock event sampling at `frequency_hz` on every online CPU.
-    /// `exclude_pid` (when non-zero) is left out of the samples.
-    pub fn load(frequency_hz: u64, exclude_pid: u32, transport: Transport) -> Result<Self> {
+    /// `exclude_pid` (when non-zero) is left out of the samples. `unwind` sizes the CFI
+    /// unwinder's maps; without it they are minimal and stay empty (frame pointers only).
+    pub fn load(
+        frequency_hz: u64,
+        exclude_pid: u32,
+        transport: Transport,
+        unwind: Option<UnwindLimits>,
+    ) -> Result<Self> {
         let btf = Btf::from_sys_fs().map_err(|e| Error::bpf("read /sys/kernel/btf/vmlinux", e))?;
         let mut loader = EbpfLoader::new();
         loader
             .btf(Some(&btf))
             .override_global("self_pid", &exclude_pid, true);
+        let limits = unwind.unwrap_or(UnwindLimits {
+            chunks: 1,
+            processes: 1,
+        });
+        loader
+            .map_max_entries(UNWIND_CHUNKS, limits.chunks)
+            .map_max_entries(PROC_UNWIND, limits.processes);
         // Every map of the object is created; shrink those the other transport uses.
         let program_name = match transport {
             Transport::RingBuffer => {
@@ -160,13 +208,28 @@ impl BpfProfiler {
             %transport,
             "eBPF profiler attached"
         );
+        let unwind_maps = match unwind {
+            None => None,
+            Some(_) => Some((
+                Array::try_from(take_map(&mut ebpf, UNWIND_CHUNKS)?)
+                    .map_err(|e| Error::bpf(UNWIND_CHUNKS, e))?,
+                HashMap::try_from(take_map(&mut ebpf, PROC_UNWIND)?)
+                    .map_err(|e| Error::bpf(PROC_UNWIND, e))?,
+            )),
+        };
         Ok(BpfProfiler {
+            unwind_maps,
             _ebpf: ebpf,
             source,
             transport,
             counters,
             cpus: cpus.len(),
         })
+    }
+
+    /// The unwinder's maps (once; `None` when loaded without [`UnwindLimits`]).
+    pub(crate) fn take_unwind_maps(&mut self) -> Option<UnwindMaps> {
+        self.unwind_maps.take()
     }
 
     /// Number of CPUs sampled.
@@ -255,9 +318,14 @@ impl BpfProfiler {
                 .map_err(|e| Error::bpf("read counters", e))?;
             Ok(v.iter().sum())
         };
+        let mut unwind_stops = [0u64; UNWIND_STOPS.len()];
+        for (i, n) in unwind_stops.iter_mut().enumerate() {
+            *n = sum(COUNTER_UNWIND_FIRST + i as u32)?;
+        }
         Ok(KernelCounters {
             samples: sum(COUNTER_SAMPLES)?,
             drops: sum(COUNTER_DROPS)?,
+            unwind_stops,
         })
     }
 }

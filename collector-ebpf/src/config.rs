@@ -80,6 +80,20 @@ pub struct SamplerConfig {
     pub symbolize_user: bool,
     /// Leave the collector's own process out of the profiles. Default true.
     pub exclude_self: bool,
+    /// Walk user stacks with each binary's call frame information (`.eh_frame`,
+    /// `.debug_frame`) in the kernel, so code built without frame pointers unwinds; binaries
+    /// without it are walked by frame pointers. When false, the kernel's frame-pointer walk
+    /// is used for everything. Default true.
+    pub unwind_cfi: bool,
+    /// BPF map memory reserved for unwind rows (8 bytes per row, shared by build id across
+    /// processes): bounds what the tables cost. Files that do not fit are walked by frame
+    /// pointers (counted). 64 KiB ..= 2 GiB; default 64 MiB (8 M rows: Debian's libc is 24 k,
+    /// python3.11 60 k).
+    pub unwind_table_max_bytes: u64,
+    /// Processes whose mappings the unwinder holds at once (10 KiB of kernel memory each,
+    /// allocated as processes are sampled); beyond it, processes are walked by frame
+    /// pointers. 1 ..= 65536; default 4096.
+    pub unwind_max_processes: u32,
     /// Where containerd and CRI-O keep their runtime state, read for the `namespace`, `pod`
     /// and `container` labels of Kubernetes containers:
     /// `<run_root>/containerd/io.containerd.runtime.v2.task/k8s.io/<id>/config.json` and
@@ -102,6 +116,9 @@ impl Default for SamplerConfig {
             transport: Transport::default(),
             symbolize_user: true,
             exclude_self: true,
+            unwind_cfi: true,
+            unwind_table_max_bytes: 64 << 20,
+            unwind_max_processes: 4096,
             run_root: PathBuf::from("/run"),
             docker_root: PathBuf::from("/var/lib/docker"),
         }
@@ -130,6 +147,21 @@ impl SamplerConfig {
                     "{:?} must be non-zero and at most the interval ({:?})",
                     self.poll_interval, self.interval
                 ),
+            });
+        }
+        if !((64 << 10)..=(2 << 30)).contains(&self.unwind_table_max_bytes) {
+            return Err(Error::Config {
+                field: "unwind_table_max_bytes",
+                reason: format!(
+                    "{} is outside 65536..=2147483648",
+                    self.unwind_table_max_bytes
+                ),
+            });
+        }
+        if !(1..=65_536).contains(&self.unwind_max_processes) {
+            return Err(Error::Config {
+                field: "unwind_max_processes",
+                reason: format!("{} is outside 1..=65536", self.unwind_max_processes),
             });
         }
         if self.transport == Transport::Map {

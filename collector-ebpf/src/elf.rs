@@ -74,6 +74,12 @@ impl ElfInfo {
         !self.symbols().is_empty()
     }
 
+    /// The virtual address a mapping of file bytes `[offset, offset + len)` gives its first
+    /// byte ([`LoadSegments::mapping_start_vaddr`]).
+    pub fn mapping_start_vaddr(&self, offset: u64, len: u64) -> Option<u64> {
+        self.segments.mapping_start_vaddr(offset, len)
+    }
+
     /// The virtual address (as in the symbol table) of a file offset.
     pub fn offset_to_vaddr(&self, offset: u64) -> Option<u64> {
         self.segments.offset_to_vaddr(offset)

@@ -39,6 +39,15 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// Call frame information (`.eh_frame` / `.debug_frame`) could not be compiled into
+    /// unwind rows.
+    #[error("call frame information: cannot {what}: {reason}")]
+    Cfi {
+        /// The step that failed, e.g. `parse the ELF file`.
+        what: String,
+        /// Why.
+        reason: String,
+    },
     /// Building an engine batch failed.
     #[error("building a sample batch: {0}")]
     Batch(#[from] strata_engine::Error),

@@ -11,6 +11,8 @@ const COMM_LEN: usize = 16;
 
 /// `flags` bit: `user_regs` holds the interrupted user registers.
 pub const FLAG_USER_REGS: u32 = 1;
+/// `flags` bit: the user stack was walked with the unwind tables (not frame pointers).
+pub const FLAG_CFI: u32 = 2;
 
 /// One sample as the BPF program recorded it. From the `map` transport it stands for all the
 /// samples of one counts-map entry: `tid`, `ktime_ns`, `cpu`, `flags` and `user_regs` are zero

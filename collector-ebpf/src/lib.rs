@@ -9,6 +9,10 @@
 //!   [`PROFILER_OBJECT`], rebuilt by `bpf/build.sh`), loaded with aya and attached to a
 //!   cpu-clock perf event on every online CPU; samples ([`RawSample`]) reach userspace through
 //!   a BPF ring buffer or are counted in the kernel in a hash map ([`Transport`]).
+//! - User stacks without frame pointers: each mapped file's `.eh_frame` / `.debug_frame` is
+//!   compiled into [`UnwindRows`] ([`compile_elf`]) and loaded, shared by build id, into the
+//!   maps the BPF program walks stacks with ([`UnwindTables`]; costs and stop reasons in
+//!   [`UnwindStats`]).
 //! - Address resolution: `/proc/<pid>/maps` ([`ProcessInfo`]), ELF build ids
 //!   ([`strata_symbolizer::BuildId`]: GNU, else Go, else a file hash) and symbol tables
 //!   ([`ElfInfo`]), kernel symbols ([`strata_symbolizer::Kallsyms`] over `/proc/kallsyms`),
@@ -26,14 +30,19 @@ mod kubernetes;
 mod process;
 mod profile;
 mod sampler;
+mod unwind;
 
 pub use bpf::{BpfProfiler, KernelCounters, MAP_MAX_ENTRIES, PROFILER_OBJECT};
 pub use cgroup::{ContainerInfo, parse_cgroup_path};
 pub use config::{SamplerConfig, Transport};
 pub use elf::{ElfCache, ElfInfo};
 pub use error::{Error, Result};
-pub use event::{FLAG_USER_REGS, MAX_STACK_DEPTH, RawSample};
+pub use event::{FLAG_CFI, FLAG_USER_REGS, MAX_STACK_DEPTH, RawSample};
 pub use kubernetes::{KubernetesNames, KubernetesResolver, MAX_CACHED_CONTAINERS};
 pub use process::{MapEntry, ProcessInfo, parse_maps};
 pub use profile::{Frame, FrameMapping, IntervalProfiles, PROFILE_TYPE, ProcessProfile};
 pub use sampler::{Sampler, SamplerHandle, SamplerStats, spawn};
+pub use unwind::{
+    CfaRule, CfiInput, CfiSection, RbpRule, UNWIND_STOPS, UnwindRow, UnwindRows, UnwindStats,
+    UnwindTables, compile_cfi, compile_elf,
+};

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use rustc_hash::FxHashMap;
 use strata_symbolizer::Kallsyms;
 
-use crate::bpf::{BpfProfiler, MAP_MAX_ENTRIES};
+use crate::bpf::{BpfProfiler, MAP_MAX_ENTRIES, UnwindLimits};
 use crate::config::{SamplerConfig, Transport};
 use crate::elf::ElfCache;
 use crate::error::Result;
@@ -19,6 +19,7 @@ use crate::event::RawSample;
 use crate::kubernetes::KubernetesResolver;
 use crate::process::{MapEntry, ProcessInfo, start_time};
 use crate::profile::{Frame, FrameMapping, IntervalProfiles, ProcessProfile};
+use crate::unwind::{UnwindStats, UnwindTables};
 
 /// Counters about the collector itself, shared with whoever exports metrics.
 #[derive(Debug, Default)]
@@ -36,6 +37,8 @@ pub struct SamplerStats {
     pub elf_files: AtomicU64,
     /// Intervals closed.
     pub intervals: AtomicU64,
+    /// The CFI unwinder's tables and walks.
+    pub unwind: Arc<UnwindStats>,
 }
 
 /// A process as sampled in this interval: its `/proc` snapshot (kept until the interval is
@@ -62,6 +65,8 @@ pub struct Sampler {
     kernel_mapping: Arc<FrameMapping>,
     elfs: ElfCache,
     kubernetes: KubernetesResolver,
+    /// The CFI unwinder's maps (`None` when `unwind_cfi` is off).
+    tables: Option<UnwindTables>,
     processes: HashMap<u32, Tracked>,
     snapshots: FxHashMap<ProcKey, Arc<ProcessInfo>>,
     counts: FxHashMap<StackKey, u64>,
@@ -89,7 +94,21 @@ impl Sampler {
         } else {
             0
         };
-        let bpf = BpfProfiler::load(config.frequency_hz, self_pid, config.transport)?;
+        let limits = config
+            .unwind_cfi
+            .then(|| UnwindLimits::of(config.unwind_table_max_bytes, config.unwind_max_processes));
+        let mut bpf = BpfProfiler::load(config.frequency_hz, self_pid, config.transport, limits)?;
+        let stats: Arc<SamplerStats> = Arc::default();
+        let tables = match (bpf.take_unwind_maps(), limits) {
+            (Some((chunks, procs)), Some(l)) => Some(UnwindTables::new(
+                chunks,
+                procs,
+                l.chunks,
+                l.processes,
+                stats.unwind.clone(),
+            )),
+            _ => None,
+        };
         if config.transport == Transport::Map {
             let per_poll =
                 bpf.cpus() as f64 * config.frequency_hz as f64 * config.poll_interval.as_secs_f64();
@@ -120,11 +139,12 @@ impl Sampler {
             }),
             elfs,
             kubernetes,
+            tables,
             processes: HashMap::new(),
             snapshots: FxHashMap::default(),
             counts: FxHashMap::default(),
             interval_start: SystemTime::now(),
-            stats: Arc::default(),
+            stats,
             last_drops: 0,
         })
     }
@@ -159,6 +179,9 @@ impl Sampler {
             let new = c.drops.saturating_sub(self.last_drops);
             self.last_drops = c.drops;
             self.stats.drops.fetch_add(new, Ordering::Relaxed);
+            for (stat, n) in self.stats.unwind.stops.iter().zip(c.unwind_stops) {
+                stat.store(n, Ordering::Relaxed);
+            }
         }
         n as usize
     }
@@ -195,6 +218,11 @@ impl Sampler {
                     start_time: 0,
                 });
             info.kubernetes = self.kubernetes.resolve(&info.container);
+            if let Some(tables) = &mut self.tables
+                && !info.maps.is_empty()
+            {
+                tables.load_process(&info);
+            }
             self.processes.insert(
                 s.pid,
                 Tracked {
@@ -294,6 +322,15 @@ impl Sampler {
             .filter_map(|t| t.info.container.container_id.as_deref())
             .collect();
         self.kubernetes.retain(|id| containers.contains(id));
+        if let Some(tables) = &mut self.tables {
+            let gone: Vec<u32> = tables
+                .processes()
+                .filter(|pid| !self.processes.contains_key(pid))
+                .collect();
+            for pid in gone {
+                tables.forget_process(pid);
+            }
+        }
         self.elfs.prune();
         self.stats
             .processes

@@ -98,6 +98,26 @@ impl LoadSegments {
         Ok(LoadSegments(segments))
     }
 
+    /// The virtual address a mapping of file bytes `[offset, offset + len)` gives its first
+    /// byte, through the segment the mapping shows most of (an executable one first): a
+    /// mapping starts at a page boundary, which may lie in the previous segment's bytes when
+    /// the linker does not align segments to pages in the file (lld), so the segment holding
+    /// `offset` itself can be the wrong one.
+    pub fn mapping_start_vaddr(&self, offset: u64, len: u64) -> Option<u64> {
+        let end = offset.saturating_add(len);
+        self.0
+            .iter()
+            .map(|s| {
+                let overlap = end
+                    .min(s.offset + s.file_size)
+                    .saturating_sub(offset.max(s.offset));
+                (s, overlap)
+            })
+            .filter(|(_, overlap)| *overlap > 0)
+            .max_by_key(|(s, overlap)| (s.executable, *overlap))
+            .map(|(s, _)| offset.wrapping_sub(s.offset).wrapping_add(s.vaddr))
+    }
+
     /// The virtual address of a file offset: through the segment whose file bytes hold it.
     pub fn offset_to_vaddr(&self, offset: u64) -> Option<u64> {
         self.0

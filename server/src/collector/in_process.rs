@@ -112,6 +112,70 @@ pub fn write_metrics(out: &mut String) {
         "ELF files (build ids, symbols) the collector holds.",
         s.elf_files.load(Relaxed) as f64,
     );
+    let u = &s.unwind;
+    for (name, kind, help, value) in [
+        (
+            "strata_collector_unwind_table_capacity_bytes",
+            "gauge",
+            "BPF map memory reserved for unwind rows (collector.unwind_table_max_bytes).",
+            &u.capacity_bytes,
+        ),
+        (
+            "strata_collector_unwind_table_bytes",
+            "gauge",
+            "Bytes of unwind rows loaded (8 per row, shared by build id across processes).",
+            &u.table_bytes,
+        ),
+        (
+            "strata_collector_unwind_files",
+            "gauge",
+            "ELF files whose unwind rows are loaded.",
+            &u.files,
+        ),
+        (
+            "strata_collector_unwind_files_refused_total",
+            "counter",
+            "Files whose unwind rows did not fit collector.unwind_table_max_bytes (walked by frame pointers).",
+            &u.files_refused,
+        ),
+        (
+            "strata_collector_unwind_files_evicted_total",
+            "counter",
+            "Files whose unwind rows were evicted to make room.",
+            &u.files_evicted,
+        ),
+        (
+            "strata_collector_unwind_processes",
+            "gauge",
+            "Processes whose mappings the unwinder holds.",
+            &u.processes,
+        ),
+        (
+            "strata_collector_unwind_process_bytes",
+            "gauge",
+            "Kernel memory of those processes' mapping entries.",
+            &u.process_bytes,
+        ),
+        (
+            "strata_collector_unwind_processes_refused_total",
+            "counter",
+            "Processes left to frame pointers because collector.unwind_max_processes were held.",
+            &u.processes_refused,
+        ),
+    ] {
+        metric(name, kind, help, value.load(Relaxed) as f64);
+    }
+    let _ = writeln!(
+        out,
+        "# HELP strata_collector_unwind_stops_total User stacks walked with the unwind tables, by why the walk ended (end: the outermost frame).\n# TYPE strata_collector_unwind_stops_total counter"
+    );
+    for (reason, n) in strata_collector_ebpf::UNWIND_STOPS.iter().zip(&u.stops) {
+        let _ = writeln!(
+            out,
+            "strata_collector_unwind_stops_total{{reason=\"{reason}\"}} {}",
+            n.load(Relaxed)
+        );
+    }
     if let Some((cpu, rss)) = self_usage() {
         metric(
             "process_cpu_seconds_total",

@@ -1,0 +1,487 @@
+//! [`UnwindRow`] and [`compile_cfi`]: the call frame information of an x86_64 ELF file
+//! (`.eh_frame`, and `.debug_frame` where `.eh_frame` leaves a gap) compiled into a sorted
+//! table of compact rows the BPF unwinder searches by pc.
+//!
+//! A row says, from its pc up to the next row's, how to find the caller's frame: where the
+//! canonical frame address (CFA) is (rsp or rbp plus an offset, a PLT stub's rule, the word
+//! at rsp/rbp plus an offset, or a signal frame's saved registers), and where the caller's
+//! rbp was saved. The return address is always at CFA − 8 on x86_64; an FDE that says
+//! otherwise compiles to [`CfaRule::Unsupported`] (the unwinder stops there, counted).
+//! What the unwinder cannot do is never guessed: it becomes a stop with a reason.
+//!
+//! The row layout (8 bytes, little endian) is shared with `bpf/profiler.bpf.c`
+//! (`struct unwind_row`): `u32 pc` (offset from the table's base address), `u8 kinds` (CFA
+//! kind in the low nibble, rbp kind in the high one), `i8 rbp_offset` (in units of 8),
+//! `u16 cfa_offset` (kind-dependent) — see [`UnwindRow::to_bytes`].
+
+use gimli::{
+    BaseAddresses, CieOrFde, DebugFrame, EhFrame, LittleEndian, Register, RegisterRule,
+    UnwindContext, UnwindSection,
+};
+use object::{Object, ObjectSection, ReadRef};
+
+use crate::error::{Error, Result};
+
+/// x86_64 DWARF register numbers.
+const RBP: Register = Register(6);
+const RSP: Register = Register(7);
+const RA: Register = Register(16);
+
+/// How the caller's CFA is found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CfaRule {
+    /// No call frame information covers this pc (a gap between FDEs, or past the last one):
+    /// the unwinder stops ("no_cfi").
+    NoCoverage,
+    /// CFA = rsp + offset.
+    Rsp(u16),
+    /// CFA = rbp + offset.
+    Rbp(u16),
+    /// A PLT stub: CFA = rsp + `base`, + 8 more when `(rip & 15) >= threshold` (the two
+    /// expressions glibc's linker writes for `.plt` and `.plt.sec`).
+    Plt {
+        /// The rsp offset before the push.
+        base: u8,
+        /// The low pc nibble from which the stub has pushed.
+        threshold: u8,
+    },
+    /// CFA = the word at rsp + offset.
+    DerefRsp(i16),
+    /// CFA = the word at rbp + offset (functions that realign the stack).
+    DerefRbp(i16),
+    /// A signal trampoline (`__restore_rt`): the interrupted registers are in the
+    /// `ucontext_t` at rsp.
+    Signal,
+    /// The return address is undefined: the outermost frame (`_start`, a thread's start).
+    Outermost,
+    /// Call frame information the unwinder cannot follow (another CFA register, an
+    /// expression, an offset out of range, the return address elsewhere than CFA − 8).
+    Unsupported,
+}
+
+/// Where the caller's rbp is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RbpRule {
+    /// The callee did not change it.
+    Unchanged,
+    /// Saved at CFA + 8 × the value.
+    AtCfa(i8),
+    /// Saved somewhere the unwinder cannot read it: later frames that need rbp stop.
+    Lost,
+}
+
+/// One row: from `pc` (in the file's virtual addresses) to the next row's pc.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct UnwindRow {
+    /// How the CFA is found.
+    pub cfa: CfaRule,
+    /// Where rbp was saved.
+    pub rbp: RbpRule,
+}
+
+/// `cfa_kind` values of `struct unwind_row` (`bpf/profiler.bpf.c` has the same).
+mod kind {
+    pub const NO_COVERAGE: u8 = 0;
+    pub const RSP: u8 = 1;
+    pub const RBP: u8 = 2;
+    pub const PLT: u8 = 3;
+    pub const DEREF_RSP: u8 = 4;
+    pub const DEREF_RBP: u8 = 5;
+    pub const SIGNAL: u8 = 6;
+    pub const OUTERMOST: u8 = 7;
+    pub const UNSUPPORTED: u8 = 8;
+    pub const RBP_UNCHANGED: u8 = 0;
+    pub const RBP_AT_CFA: u8 = 1;
+    pub const RBP_LOST: u8 = 2;
+}
+
+impl UnwindRow {
+    /// Bytes of one row in the BPF tables.
+    pub const SIZE: usize = 8;
+
+    /// The row of a pc no FDE covers.
+    pub const NO_COVERAGE: UnwindRow = UnwindRow {
+        cfa: CfaRule::NoCoverage,
+        rbp: RbpRule::Unchanged,
+    };
+
+    /// The 8 bytes of `struct unwind_row` for a row at `pc_offset` from the table's base:
+    /// `u32 pc_offset | u8 cfa_kind + (rbp_kind << 4) | i8 rbp_offset / 8 | u16 cfa_offset`
+    /// (a PLT row packs `base | threshold << 8`, a deref row an `i16`).
+    pub fn to_bytes(&self, pc_offset: u32) -> [u8; 8] {
+        let (cfa_kind, cfa_offset): (u8, u16) = match self.cfa {
+            CfaRule::NoCoverage => (kind::NO_COVERAGE, 0),
+            CfaRule::Rsp(o) => (kind::RSP, o),
+            CfaRule::Rbp(o) => (kind::RBP, o),
+            CfaRule::Plt { base, threshold } => {
+                (kind::PLT, u16::from(base) | (u16::from(threshold) << 8))
+            }
+            CfaRule::DerefRsp(o) => (kind::DEREF_RSP, o as u16),
+            CfaRule::DerefRbp(o) => (kind::DEREF_RBP, o as u16),
+            CfaRule::Signal => (kind::SIGNAL, 0),
+            CfaRule::Outermost => (kind::OUTERMOST, 0),
+            CfaRule::Unsupported => (kind::UNSUPPORTED, 0),
+        };
+        let (rbp_kind, rbp_offset): (u8, i8) = match self.rbp {
+            RbpRule::Unchanged => (kind::RBP_UNCHANGED, 0),
+            RbpRule::AtCfa(o) => (kind::RBP_AT_CFA, o),
+            RbpRule::Lost => (kind::RBP_LOST, 0),
+        };
+        let mut out = [0u8; 8];
+        out[..4].copy_from_slice(&pc_offset.to_le_bytes());
+        out[4] = cfa_kind | (rbp_kind << 4);
+        out[5] = rbp_offset as u8;
+        out[6..].copy_from_slice(&cfa_offset.to_le_bytes());
+        out
+    }
+
+    /// Decodes [`UnwindRow::to_bytes`]: the pc offset and the row.
+    pub fn from_bytes(b: [u8; 8]) -> (u32, UnwindRow) {
+        let pc = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        let off = u16::from_le_bytes([b[6], b[7]]);
+        let cfa = match b[4] & 15 {
+            kind::RSP => CfaRule::Rsp(off),
+            kind::RBP => CfaRule::Rbp(off),
+            kind::PLT => CfaRule::Plt {
+                base: off as u8,
+                threshold: (off >> 8) as u8,
+            },
+            kind::DEREF_RSP => CfaRule::DerefRsp(off as i16),
+            kind::DEREF_RBP => CfaRule::DerefRbp(off as i16),
+            kind::SIGNAL => CfaRule::Signal,
+            kind::OUTERMOST => CfaRule::Outermost,
+            kind::UNSUPPORTED => CfaRule::Unsupported,
+            _ => CfaRule::NoCoverage,
+        };
+        let rbp = match b[4] >> 4 {
+            kind::RBP_AT_CFA => RbpRule::AtCfa(b[5] as i8),
+            kind::RBP_LOST => RbpRule::Lost,
+            _ => RbpRule::Unchanged,
+        };
+        (pc, UnwindRow { cfa, rbp })
+    }
+}
+
+/// Which section a CFI blob is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CfiSection {
+    /// `.eh_frame` (pc-relative pointers; `address` is the section's virtual address).
+    EhFrame,
+    /// `.debug_frame` (absolute addresses).
+    DebugFrame,
+}
+
+/// One section of call frame information to compile.
+#[derive(Clone, Copy, Debug)]
+pub struct CfiInput<'a> {
+    /// The section's bytes.
+    pub data: &'a [u8],
+    /// Which section it is.
+    pub section: CfiSection,
+    /// The section's virtual address (for `.eh_frame`'s pc-relative pointers).
+    pub address: u64,
+    /// The `.text` section's address (for text-relative pointers; rarely used).
+    pub text_address: u64,
+}
+
+/// The compiled rows of a file: sorted by pc, each row holding until the next one's pc; the
+/// last row is always [`UnwindRow::NO_COVERAGE`] (past the last FDE).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UnwindRows {
+    /// `(pc, row)`, strictly increasing pcs, no two consecutive rows equal.
+    pub rows: Vec<(u64, UnwindRow)>,
+}
+
+impl UnwindRows {
+    /// The row in force at `pc`: the last row whose pc is ≤ `pc` (none before the first).
+    pub fn lookup(&self, pc: u64) -> Option<UnwindRow> {
+        let i = self.rows.partition_point(|(p, _)| *p <= pc);
+        i.checked_sub(1).map(|i| self.rows[i].1)
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Whether there is no row (a file without call frame information).
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Bytes the rows take in the BPF tables.
+    pub fn bytes(&self) -> usize {
+        self.rows.len() * UnwindRow::SIZE
+    }
+}
+
+/// Compiles the call frame information of an ELF file's bytes: `.eh_frame`, with
+/// `.debug_frame`'s FDEs filling what `.eh_frame` does not cover. A file with neither gives
+/// no rows (the unwinder walks its frames by frame pointers).
+pub fn compile_elf<'d, R: ReadRef<'d>>(data: R) -> Result<UnwindRows> {
+    let file = object::File::parse(data).map_err(|e| Error::Cfi {
+        what: "parse the ELF file".into(),
+        reason: e.to_string(),
+    })?;
+    let text_address = file.section_by_name(".text").map_or(0, |s| s.address());
+    let mut inputs = Vec::new();
+    let mut owned = Vec::new();
+    for (name, section) in [
+        (".eh_frame", CfiSection::EhFrame),
+        (".debug_frame", CfiSection::DebugFrame),
+    ] {
+        if let Some(s) = file.section_by_name(name) {
+            let bytes = s.uncompressed_data().map_err(|e| Error::Cfi {
+                what: format!("read {name}"),
+                reason: e.to_string(),
+            })?;
+            owned.push((bytes.into_owned(), section, s.address()));
+        }
+    }
+    for (bytes, section, address) in &owned {
+        inputs.push(CfiInput {
+            data: bytes,
+            section: *section,
+            address: *address,
+            text_address,
+        });
+    }
+    compile_cfi(&inputs)
+}
+
+/// One FDE's rows before merging: `[start, end)` and its rows.
+struct FdeRows {
+    start: u64,
+    end: u64,
+    /// Index of the input (earlier inputs win where FDEs overlap).
+    priority: usize,
+    rows: Vec<(u64, UnwindRow)>,
+}
+
+/// Compiles CFI sections into rows. Where FDEs overlap, the earlier input's (then the earlier
+/// FDE's) rows win; between FDEs the rows say [`CfaRule::NoCoverage`].
+pub fn compile_cfi(inputs: &[CfiInput<'_>]) -> Result<UnwindRows> {
+    let mut fdes = Vec::new();
+    for (priority, input) in inputs.iter().enumerate() {
+        match input.section {
+            CfiSection::EhFrame => {
+                let mut s = EhFrame::new(input.data, LittleEndian);
+                s.set_address_size(8);
+                let bases = BaseAddresses::default()
+                    .set_eh_frame(input.address)
+                    .set_text(input.text_address);
+                read_fdes(&s, &bases, priority, &mut fdes)?;
+            }
+            CfiSection::DebugFrame => {
+                let mut s = DebugFrame::new(input.data, LittleEndian);
+                s.set_address_size(8);
+                let bases = BaseAddresses::default().set_text(input.text_address);
+                read_fdes(&s, &bases, priority, &mut fdes)?;
+            }
+        }
+    }
+    fdes.sort_by_key(|f| (f.start, f.priority));
+    let mut out: Vec<(u64, UnwindRow)> = Vec::new();
+    let mut covered_to = 0u64;
+    for fde in fdes {
+        if fde.start < covered_to {
+            continue; // overlaps an FDE already taken
+        }
+        if !out.is_empty() && fde.start > covered_to {
+            push_row(&mut out, covered_to, UnwindRow::NO_COVERAGE);
+        }
+        for (pc, row) in fde.rows {
+            push_row(&mut out, pc, row);
+        }
+        covered_to = fde.end;
+    }
+    if !out.is_empty() {
+        push_row(&mut out, covered_to, UnwindRow::NO_COVERAGE);
+    }
+    Ok(UnwindRows { rows: out })
+}
+
+/// Appends a row, replacing a previous row at the same pc (an empty range) and skipping one
+/// equal to the row in force.
+fn push_row(out: &mut Vec<(u64, UnwindRow)>, pc: u64, row: UnwindRow) {
+    if let Some(last) = out.last_mut()
+        && last.0 == pc
+    {
+        out.pop();
+    }
+    if out.last().is_some_and(|(_, r)| *r == row) {
+        return;
+    }
+    out.push((pc, row));
+}
+
+fn cfi_error(what: &str, e: gimli::Error) -> Error {
+    Error::Cfi {
+        what: what.to_owned(),
+        reason: e.to_string(),
+    }
+}
+
+fn read_fdes<'a, S>(
+    section: &S,
+    bases: &BaseAddresses,
+    priority: usize,
+    fdes: &mut Vec<FdeRows>,
+) -> Result<()>
+where
+    S: UnwindSection<gimli::EndianSlice<'a, LittleEndian>>,
+{
+    let mut ctx = UnwindContext::new();
+    let mut entries = section.entries(bases);
+    loop {
+        let entry = match entries.next() {
+            Ok(Some(e)) => e,
+            Ok(None) => break,
+            // A malformed entry ends the walk: what came before stands.
+            Err(e) => {
+                tracing::debug!(error = %e, "call frame information cut short");
+                break;
+            }
+        };
+        let CieOrFde::Fde(partial) = entry else {
+            continue;
+        };
+        let Ok(fde) = partial.parse(S::cie_from_offset) else {
+            continue;
+        };
+        let (start, end) = (
+            fde.initial_address(),
+            fde.initial_address().wrapping_add(fde.len()),
+        );
+        if fde.len() == 0 || end < start {
+            continue;
+        }
+        let signal = fde.cie().is_signal_trampoline();
+        let mut rows = Vec::new();
+        let mut table = fde
+            .rows(section, bases, &mut ctx)
+            .map_err(|e| cfi_error("evaluate an FDE", e))?;
+        loop {
+            match table.next_row() {
+                Ok(Some(row)) => {
+                    let r = if signal {
+                        UnwindRow {
+                            cfa: CfaRule::Signal,
+                            rbp: RbpRule::Unchanged,
+                        }
+                    } else {
+                        classify(section, row)
+                    };
+                    rows.push((row.start_address(), r));
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    // Rows up to the bad instruction stand; the rest of the FDE is covered
+                    // by an unsupported row.
+                    tracing::debug!(error = %e, start, "FDE instructions cut short");
+                    let at = rows.last().map_or(start, |(pc, _)| *pc + 1).min(end);
+                    rows.push((
+                        at,
+                        UnwindRow {
+                            cfa: CfaRule::Unsupported,
+                            rbp: RbpRule::Lost,
+                        },
+                    ));
+                    break;
+                }
+            }
+        }
+        fdes.push(FdeRows {
+            start,
+            end,
+            priority,
+            rows,
+        });
+    }
+    Ok(())
+}
+
+/// The row gimli's evaluated row stands for.
+pub fn classify<'a, S>(section: &S, row: &gimli::UnwindTableRow<usize>) -> UnwindRow
+where
+    S: UnwindSection<gimli::EndianSlice<'a, LittleEndian>>,
+{
+    let unsupported = UnwindRow {
+        cfa: CfaRule::Unsupported,
+        rbp: RbpRule::Lost,
+    };
+    let rbp = match row.register(RBP) {
+        None | Some(RegisterRule::Undefined | RegisterRule::SameValue) => RbpRule::Unchanged,
+        Some(RegisterRule::Offset(o)) if o % 8 == 0 && (-1024..=1016).contains(&o) => {
+            RbpRule::AtCfa((o / 8) as i8)
+        }
+        _ => RbpRule::Lost,
+    };
+    match row.register(RA) {
+        Some(RegisterRule::Undefined) => {
+            return UnwindRow {
+                cfa: CfaRule::Outermost,
+                rbp,
+            };
+        }
+        Some(RegisterRule::Offset(-8)) => {}
+        _ => return unsupported,
+    }
+    let cfa = match row.cfa() {
+        gimli::CfaRule::RegisterAndOffset { register, offset } => {
+            match (u16::try_from(*offset), *register) {
+                (Ok(o), RSP) => CfaRule::Rsp(o),
+                (Ok(o), RBP) => CfaRule::Rbp(o),
+                _ => CfaRule::Unsupported,
+            }
+        }
+        gimli::CfaRule::Expression(e) => match e.get(section) {
+            Ok(expr) => classify_expression(expr.0.slice()),
+            Err(_) => CfaRule::Unsupported,
+        },
+    };
+    if cfa == CfaRule::Unsupported {
+        return unsupported;
+    }
+    UnwindRow { cfa, rbp }
+}
+
+const DW_OP_BREG6: u8 = 0x76;
+const DW_OP_BREG7: u8 = 0x77;
+const DW_OP_BREG16: u8 = 0x80;
+const DW_OP_DEREF: u8 = 0x06;
+const DW_OP_LIT0: u8 = 0x30;
+
+/// The CFA expressions the unwinder follows: glibc's two PLT stub rules and
+/// `DW_OP_breg{6,7} off; DW_OP_deref`.
+fn classify_expression(bytes: &[u8]) -> CfaRule {
+    let mut r = gimli::EndianSlice::new(bytes, LittleEndian);
+    use gimli::Reader;
+    let Ok(op) = r.read_u8() else {
+        return CfaRule::Unsupported;
+    };
+    let Ok(off) = r.read_sleb128() else {
+        return CfaRule::Unsupported;
+    };
+    let rest = r.slice();
+    match (op, rest) {
+        (DW_OP_BREG6 | DW_OP_BREG7, [DW_OP_DEREF]) => match i16::try_from(off) {
+            Ok(o) if op == DW_OP_BREG6 => CfaRule::DerefRbp(o),
+            Ok(o) => CfaRule::DerefRsp(o),
+            Err(_) => CfaRule::Unsupported,
+        },
+        // breg7 base; breg16 0; lit15; and; litN; ge; lit3; shl; plus
+        (DW_OP_BREG7, [DW_OP_BREG16, 0, 0x3f, 0x1a, lit, 0x2a, 0x33, 0x24, 0x22])
+            if (DW_OP_LIT0..DW_OP_LIT0 + 16).contains(lit) =>
+        {
+            match u8::try_from(off) {
+                Ok(base) => CfaRule::Plt {
+                    base,
+                    threshold: lit - DW_OP_LIT0,
+                },
+                Err(_) => CfaRule::Unsupported,
+            }
+        }
+        _ => CfaRule::Unsupported,
+    }
+}

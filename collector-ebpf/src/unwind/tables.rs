@@ -1,0 +1,403 @@
+//! [`UnwindTables`]: the unwind rows of every mapped file and the mappings of every sampled
+//! process, as the BPF unwinder reads them (`unwind_chunks` and `proc_unwind` in
+//! `bpf/profiler.bpf.c`).
+//!
+//! Rows are compiled once per file (by build id) and shared by every process that maps it.
+//! They live in one BPF array of 64-row chunks whose size is the configured budget
+//! (`unwind_table_max_bytes`); each file takes one contiguous run of chunks (first fit). When
+//! the budget is full, files no process uses any more are evicted (least recently used
+//! first); a file that still does not fit is unwound by frame pointers and counted as
+//! refused.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use aya::maps::{Array, HashMap as BpfHashMap, MapData};
+
+use crate::process::{MapEntry, ProcessInfo};
+use crate::unwind::UnwindStats;
+use crate::unwind::rows::{UnwindRow, UnwindRows, compile_elf};
+
+/// Rows per element of `unwind_chunks` (`UNWIND_CHUNK_ROWS`).
+pub const CHUNK_ROWS: usize = 64;
+/// Bytes of one element of `unwind_chunks`.
+pub const CHUNK_BYTES: usize = CHUNK_ROWS * UnwindRow::SIZE;
+/// Mappings one process's entry holds (`MAX_PROC_MAPPINGS`); beyond them (by address) the
+/// unwinder stops with "no mapping".
+pub const MAX_PROC_MAPPINGS: usize = 256;
+/// Bytes of one `struct proc_mapping`.
+const MAPPING_BYTES: usize = 40;
+/// Bytes of one `proc_unwind` value: what each sampled process costs in the kernel.
+pub const PROC_UNWIND_BYTES: usize = 8 + MAX_PROC_MAPPINGS * MAPPING_BYTES;
+/// Rows of the largest table the BPF search can walk (`MAX_ROW_SEARCH` steps).
+pub const MAX_FILE_ROWS: usize = 1 << 24;
+
+/// `struct proc_mapping.kind`.
+const MAPPING_CFI: u32 = 0;
+const MAPPING_FP: u32 = 1;
+const MAPPING_JIT: u32 = 2;
+
+type ChunkMap = Array<MapData, [u8; CHUNK_BYTES]>;
+type ProcMap = BpfHashMap<MapData, u32, [u8; PROC_UNWIND_BYTES]>;
+
+/// Where a file's rows are in `unwind_chunks`.
+#[derive(Clone, Copy, Debug)]
+struct Placed {
+    first_chunk: u32,
+    chunks: u32,
+    rows: u32,
+    /// The virtual address of row offset 0.
+    base: u64,
+}
+
+/// One file as the tables know it.
+#[derive(Debug)]
+struct FileEntry {
+    /// `None`: no call frame information, or refused for lack of room (frame pointers).
+    placed: Option<Placed>,
+    /// Processes whose entry refers to it.
+    users: u32,
+    /// When a process last loaded it (a counter).
+    last_used: u64,
+}
+
+/// The BPF maps of the unwinder and what userspace knows of their contents.
+pub struct UnwindTables {
+    chunks: ChunkMap,
+    procs: ProcMap,
+    capacity_chunks: u32,
+    max_processes: u32,
+    /// Free runs of chunks: first chunk → length.
+    free: BTreeMap<u32, u32>,
+    files: HashMap<String, FileEntry>,
+    /// The file keys each loaded process refers to.
+    processes: HashMap<u32, Vec<String>>,
+    /// The vDSO's ELF image (the same in every process of this kernel), read once.
+    vdso: Option<Option<Arc<Vec<u8>>>>,
+    clock: u64,
+    stats: Arc<UnwindStats>,
+}
+
+impl std::fmt::Debug for UnwindTables {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnwindTables")
+            .field("capacity_chunks", &self.capacity_chunks)
+            .field("files", &self.files.len())
+            .field("processes", &self.processes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl UnwindTables {
+    /// Wraps the two maps: `chunks` with `capacity_chunks` elements, `procs` with room for
+    /// `max_processes` entries.
+    pub(crate) fn new(
+        chunks: ChunkMap,
+        procs: ProcMap,
+        capacity_chunks: u32,
+        max_processes: u32,
+        stats: Arc<UnwindStats>,
+    ) -> Self {
+        let mut free = BTreeMap::new();
+        if capacity_chunks > 0 {
+            free.insert(0, capacity_chunks);
+        }
+        stats.capacity_bytes.store(
+            u64::from(capacity_chunks) * CHUNK_BYTES as u64,
+            Ordering::Relaxed,
+        );
+        UnwindTables {
+            chunks,
+            procs,
+            capacity_chunks,
+            max_processes,
+            free,
+            files: HashMap::new(),
+            processes: HashMap::new(),
+            vdso: None,
+            clock: 0,
+            stats,
+        }
+    }
+
+    /// Loads the rows of every file `info` maps (those not loaded yet) and writes its
+    /// mappings for the unwinder, replacing what an earlier load of the same pid wrote.
+    pub fn load_process(&mut self, info: &ProcessInfo) {
+        self.forget_process(info.pid);
+        if self.processes.len() >= self.max_processes as usize {
+            self.stats.processes_refused.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        self.clock += 1;
+        let mut value = vec![0u8; PROC_UNWIND_BYTES];
+        let mut keys = Vec::new();
+        let mut count = 0usize;
+        for m in info.maps.iter().take(MAX_PROC_MAPPINGS) {
+            let (kind, placed) = match self.file_of(info.pid, m) {
+                Some(key) => {
+                    let entry = self.files.get_mut(&key).expect("just loaded");
+                    entry.users += 1;
+                    entry.last_used = self.clock;
+                    let placed = entry.placed;
+                    keys.push(key);
+                    match placed {
+                        Some(p) => (MAPPING_CFI, Some(p)),
+                        None => (MAPPING_FP, None),
+                    }
+                }
+                None => (MAPPING_JIT, None),
+            };
+            let mut rel_base = 0u64;
+            let (mut first_row, mut rows) = (0u32, 0u32);
+            if let Some(p) = placed {
+                // A pc's file virtual address is pc - start + vaddr(start's offset).
+                let Some(vaddr) = start_vaddr(m, self.vdso_image()) else {
+                    continue;
+                };
+                rel_base = m.start.wrapping_sub(vaddr).wrapping_add(p.base);
+                first_row = p.first_chunk * CHUNK_ROWS as u32;
+                rows = p.rows;
+            }
+            let o = 8 + count * MAPPING_BYTES;
+            let mut put = |at: usize, bytes: &[u8]| {
+                value[o + at..o + at + bytes.len()].copy_from_slice(bytes);
+            };
+            put(0, &m.start.to_le_bytes());
+            put(8, &m.end.to_le_bytes());
+            put(16, &rel_base.to_le_bytes());
+            put(24, &first_row.to_le_bytes());
+            put(28, &rows.to_le_bytes());
+            put(32, &kind.to_le_bytes());
+            count += 1;
+        }
+        value[..4].copy_from_slice(&(count as u32).to_le_bytes());
+        let value: [u8; PROC_UNWIND_BYTES] = value.try_into().expect("sized");
+        if let Err(e) = self.procs.insert(info.pid, value, 0) {
+            tracing::debug!(pid = info.pid, error = %e, "cannot write the process's unwind mappings");
+            self.release(&keys);
+            self.stats.processes_refused.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        self.processes.insert(info.pid, keys);
+        self.update_stats();
+    }
+
+    /// Removes a process's mappings (it exited or is no longer sampled); its files stay loaded
+    /// until their room is needed.
+    pub fn forget_process(&mut self, pid: u32) {
+        if let Some(keys) = self.processes.remove(&pid) {
+            let _ = self.procs.remove(&pid);
+            self.release(&keys);
+            self.update_stats();
+        }
+    }
+
+    /// Pids with mappings loaded.
+    pub fn processes(&self) -> impl Iterator<Item = u32> + '_ {
+        self.processes.keys().copied()
+    }
+
+    fn release(&mut self, keys: &[String]) {
+        for k in keys {
+            if let Some(e) = self.files.get_mut(k) {
+                e.users = e.users.saturating_sub(1);
+            }
+        }
+    }
+
+    fn update_stats(&self) {
+        let s = &self.stats;
+        s.processes
+            .store(self.processes.len() as u64, Ordering::Relaxed);
+        s.process_bytes.store(
+            (self.processes.len() * PROC_UNWIND_BYTES) as u64,
+            Ordering::Relaxed,
+        );
+        let placed = self.files.values().filter_map(|f| f.placed);
+        let (mut files, mut rows) = (0u64, 0u64);
+        for p in placed {
+            files += 1;
+            rows += u64::from(p.rows);
+        }
+        s.files.store(files, Ordering::Relaxed);
+        s.table_bytes
+            .store(rows * UnwindRow::SIZE as u64, Ordering::Relaxed);
+    }
+
+    fn vdso_image(&mut self) -> Option<&[u8]> {
+        self.vdso
+            .get_or_insert_with(|| read_own_vdso().map(Arc::new))
+            .as_deref()
+            .map(|v| v.as_slice())
+    }
+
+    /// The key of mapping `m`'s file, loaded (compiled and placed) if it was not; `None` for
+    /// memory the unwinder must stop at (anonymous / JIT code, unreadable files).
+    fn file_of(&mut self, pid: u32, m: &MapEntry) -> Option<String> {
+        let key = if m.path == "[vdso]" {
+            "[vdso]".to_owned()
+        } else {
+            let elf = m.elf.as_ref()?;
+            if elf.build_id.is_empty() {
+                return None;
+            }
+            elf.build_id.clone()
+        };
+        if self.files.contains_key(&key) {
+            return Some(key);
+        }
+        let compiled = if key == "[vdso]" {
+            self.vdso_image().map(compile_elf)
+        } else {
+            open_file(pid, &m.path).map(|file| compile_elf(&object::ReadCache::new(file)))
+        };
+        let rows = match compiled {
+            Some(Ok(rows)) => rows,
+            Some(Err(e)) => {
+                tracing::debug!(path = %m.path, error = %e, "no unwind rows");
+                UnwindRows::default()
+            }
+            None => return None,
+        };
+        let placed = self.place(&rows);
+        if placed.is_none() && !rows.is_empty() {
+            self.stats.files_refused.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(path = %m.path, rows = rows.len(), "no room for the unwind rows");
+        }
+        self.files.insert(
+            key.clone(),
+            FileEntry {
+                placed,
+                users: 0,
+                last_used: self.clock,
+            },
+        );
+        Some(key)
+    }
+
+    /// Writes `rows` into a free run of chunks (evicting unused files when needed).
+    fn place(&mut self, rows: &UnwindRows) -> Option<Placed> {
+        if rows.is_empty() || rows.len() > MAX_FILE_ROWS {
+            return None;
+        }
+        let base = rows.rows[0].0;
+        if rows.rows.last()?.0 - base > u64::from(u32::MAX) {
+            return None;
+        }
+        let chunks = rows.len().div_ceil(CHUNK_ROWS) as u32;
+        let first_chunk = match self.allocate(chunks) {
+            Some(c) => c,
+            None => {
+                self.evict_unused(chunks);
+                self.allocate(chunks)?
+            }
+        };
+        let mut chunk = [0u8; CHUNK_BYTES];
+        for (i, part) in rows.rows.chunks(CHUNK_ROWS).enumerate() {
+            chunk.fill(0);
+            for (j, (pc, row)) in part.iter().enumerate() {
+                chunk[j * UnwindRow::SIZE..(j + 1) * UnwindRow::SIZE]
+                    .copy_from_slice(&row.to_bytes((pc - base) as u32));
+            }
+            if let Err(e) = self.chunks.set(first_chunk + i as u32, chunk, 0) {
+                tracing::warn!(error = %e, "cannot write unwind rows");
+                self.free_run(first_chunk, chunks);
+                return None;
+            }
+        }
+        Some(Placed {
+            first_chunk,
+            chunks,
+            rows: rows.len() as u32,
+            base,
+        })
+    }
+
+    fn allocate(&mut self, chunks: u32) -> Option<u32> {
+        let (&start, &len) = self.free.iter().find(|(_, len)| **len >= chunks)?;
+        self.free.remove(&start);
+        if len > chunks {
+            self.free.insert(start + chunks, len - chunks);
+        }
+        Some(start)
+    }
+
+    fn free_run(&mut self, start: u32, len: u32) {
+        let (mut start, mut len) = (start, len);
+        if let Some((&s, &l)) = self.free.range(..start).next_back()
+            && s + l == start
+        {
+            self.free.remove(&s);
+            start = s;
+            len += l;
+        }
+        if let Some(&l) = self.free.get(&(start + len)) {
+            self.free.remove(&(start + len));
+            len += l;
+        }
+        self.free.insert(start, len);
+    }
+
+    /// Evicts files no process uses, least recently used first, until a run of `chunks` is
+    /// free or none is left to evict.
+    fn evict_unused(&mut self, chunks: u32) {
+        let mut unused: Vec<(u64, String)> = self
+            .files
+            .iter()
+            .filter(|(_, f)| f.users == 0)
+            .map(|(k, f)| (f.last_used, k.clone()))
+            .collect();
+        unused.sort();
+        for (_, key) in unused {
+            if self.free.values().any(|&l| l >= chunks) {
+                return;
+            }
+            if let Some(FileEntry {
+                placed: Some(p), ..
+            }) = self.files.remove(&key)
+            {
+                self.free_run(p.first_chunk, p.chunks);
+                self.stats.files_evicted.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// The file virtual address of mapping `m`'s first byte.
+fn start_vaddr(m: &MapEntry, vdso: Option<&[u8]>) -> Option<u64> {
+    let len = m.end - m.start;
+    if m.path == "[vdso]" {
+        let segments = strata_symbolizer::LoadSegments::parse_from(vdso?).ok()?;
+        return segments.mapping_start_vaddr(m.offset, len);
+    }
+    m.elf.as_ref()?.mapping_start_vaddr(m.offset, len)
+}
+
+/// A mapped file, through `/proc/<pid>/root` (containers) or else the plain path.
+fn open_file(pid: u32, path: &str) -> Option<std::fs::File> {
+    if !path.starts_with('/') {
+        return None;
+    }
+    std::fs::File::open(format!("/proc/{pid}/root{path}"))
+        .or_else(|_| std::fs::File::open(path))
+        .ok()
+}
+
+/// This process's vDSO image (`[vdso]` in `/proc/self/maps`, read from `/proc/self/mem`):
+/// the kernel maps the same one into every process.
+fn read_own_vdso() -> Option<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    let line = maps.lines().find(|l| l.ends_with("[vdso]"))?;
+    let (range, _) = line.split_once(' ')?;
+    let (s, e) = range.split_once('-')?;
+    let (start, end) = (
+        u64::from_str_radix(s, 16).ok()?,
+        u64::from_str_radix(e, 16).ok()?,
+    );
+    let mem = std::fs::File::open("/proc/self/mem").ok()?;
+    let mut buf = vec![0u8; (end - start) as usize];
+    mem.read_exact_at(&mut buf, start).ok()?;
+    Some(buf)
+}
