@@ -373,9 +373,9 @@ fn c_workload(transport: Transport) {
         main: "main",
         parent: "parent",
         leaves: ["leaf_a", "leaf_b", "leaf_c"],
-        // libc's write() keeps no frame of its own, so the frame-pointer walk from it skips
-        // its caller (syscall_loop) and lands in main.
-        syscall_caller: "main",
+        // libc's write() keeps no frame pointer of its own, but its .eh_frame rows walk
+        // through it to its caller.
+        syscall_caller: "syscall_loop",
     };
     let under_parent = run_workload(&mut sampler, &exe, &names);
     // One thread: next to nothing runs outside parent.
