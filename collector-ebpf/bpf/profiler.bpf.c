@@ -44,6 +44,7 @@
 // Bits of `struct sample.flags`.
 #define SAMPLE_FLAG_USER_REGS 1 // user_regs holds the interrupted user registers
 #define SAMPLE_FLAG_CFI 2       // the user stack was walked with the unwind tables
+#define SAMPLE_FLAG_OFF_CPU 4   // an off-CPU record: off_cpu_ns blocked from ktime_ns on
 
 // Indexes of the per-CPU `counters` array.
 #define COUNTER_SAMPLES 0 // samples seen (idle excluded)
@@ -62,7 +63,9 @@
 #define STOP_DEPTH 7        // MAX_STACK_DEPTH frames
 #define STOP_NO_TABLE 8     // a row index out of the loaded tables (a table being replaced)
 #define STOP_NUM 9
-#define COUNTER_NUM (COUNTER_UNWIND_FIRST + STOP_NUM)
+#define COUNTER_OFF_CPU_SAMPLED (COUNTER_UNWIND_FIRST + STOP_NUM) // blocks whose stack was taken
+#define COUNTER_OFF_CPU_DROPS (COUNTER_OFF_CPU_SAMPLED + 1) // off-CPU records lost (ring or storage full)
+#define COUNTER_NUM (COUNTER_OFF_CPU_DROPS + 1)
 
 // Distinct keys one counts map holds (one poll's worth). `src/bpf.rs` has the same number.
 #define MAP_MAX_ENTRIES 16384
@@ -81,6 +84,7 @@ struct strata_sample {
 	char comm[TASK_COMM_LEN];
 	__u64 user_stack[MAX_STACK_DEPTH];
 	__u64 kernel_stack[MAX_STACK_DEPTH];
+	__u64 off_cpu_ns; // off-CPU records: how long the thread stayed blocked
 };
 
 // The key of the counts maps. Layout shared with `src/event.rs` (`RawSample::parse_key`). Every
@@ -517,6 +521,7 @@ int profile_cpu(struct bpf_perf_event_data *ctx)
 	s->ktime_ns = bpf_ktime_get_ns();
 	s->cpu = bpf_get_smp_processor_id();
 	s->flags = 0;
+	s->off_cpu_ns = 0;
 	bpf_get_current_comm(s->comm, sizeof(s->comm));
 
 	// The user registers: those the task entered the kernel with (or was interrupted with).
@@ -613,6 +618,93 @@ int profile_cpu_map(struct bpf_perf_event_data *ctx)
 	if (!ok)
 		count(COUNTER_DROPS);
 	count_ordered(COUNTER_SETTLED);
+	return 0;
+}
+
+// ---- Off-CPU time --------------------------------------------------------------------------
+//
+// `off_cpu_switch` runs at every context switch (tp_btf/sched_switch, Linux 5.18+ for the
+// prev_state argument). When a user thread blocks (it leaves the CPU not runnable: sleep, I/O,
+// a lock), one block in 2^32 / off_cpu_threshold is sampled: its user and kernel stacks are
+// taken there and then (the thread is still current, its memory readable) into task storage
+// with the time. When the thread is switched back in, the storage is taken: blocks of at least
+// off_cpu_min_block_ns go to the `off_cpu_samples` ring buffer with how long they lasted.
+// Task storage, not a per-CPU map: a thread may wake on another CPU. Preemptions (the thread
+// stays runnable) are not off-CPU time and are left out.
+
+// Set by userspace: 0 = off, else blocks are sampled when bpf_get_prandom_u32() is below it
+// (the sampling ratio times 2^32; 2^32 samples every block).
+const volatile __u64 off_cpu_threshold = 0;
+// Set by userspace: shorter blocks are not reported.
+const volatile __u64 off_cpu_min_block_ns = 1000000;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 * 1024 * 1024);
+} off_cpu_samples SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct strata_sample);
+} blocked SEC(".maps");
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(off_cpu_switch, bool preempt, struct task_struct *prev, struct task_struct *next,
+	     unsigned int prev_state)
+{
+	__u64 now = bpf_ktime_get_ns();
+
+	// `next` comes back: a sampled block ends.
+	struct strata_sample *b = bpf_task_storage_get(&blocked, next, 0, 0);
+	if (b) {
+		__u64 blocked_ns = now - b->ktime_ns;
+		if (blocked_ns >= off_cpu_min_block_ns) {
+			b->off_cpu_ns = blocked_ns;
+			if (bpf_ringbuf_output(&off_cpu_samples, b, sizeof(*b), 0))
+				count(COUNTER_OFF_CPU_DROPS);
+		}
+		bpf_task_storage_delete(&blocked, next);
+	}
+
+	// `prev` (still current) leaves the CPU: sample the block if it is one.
+	if (off_cpu_threshold == 0 || preempt || prev_state == 0)
+		return 0;
+	__u32 pid = BPF_CORE_READ(prev, tgid), tid = BPF_CORE_READ(prev, pid);
+	if (tid == 0 || (self_pid != 0 && pid == self_pid) || !BPF_CORE_READ(prev, mm))
+		return 0;
+	if ((__u64)bpf_get_prandom_u32() >= off_cpu_threshold)
+		return 0;
+	struct strata_sample *s =
+		bpf_task_storage_get(&blocked, prev, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!s) {
+		count(COUNTER_OFF_CPU_DROPS);
+		return 0;
+	}
+	count(COUNTER_OFF_CPU_SAMPLED);
+	s->pid = pid;
+	s->tid = tid;
+	s->cgroup_id = bpf_get_current_cgroup_id();
+	s->ktime_ns = now;
+	s->cpu = bpf_get_smp_processor_id();
+	s->flags = SAMPLE_FLAG_OFF_CPU;
+	s->user_regs[0] = 0;
+	s->user_regs[1] = 0;
+	s->user_regs[2] = 0;
+	s->off_cpu_ns = 0;
+	bpf_get_current_comm(s->comm, sizeof(s->comm));
+	__u32 n = 0;
+	struct walk_scratch *walked = unwind_user(pid, &n);
+	if (walked) {
+		bpf_probe_read_kernel(s->user_stack, sizeof(s->user_stack), walked->pcs);
+		s->user_len = n * 8;
+		s->flags |= SAMPLE_FLAG_CFI;
+	} else {
+		s->user_len =
+			bpf_get_stack(ctx, s->user_stack, sizeof(s->user_stack), BPF_F_USER_STACK);
+	}
+	s->kernel_len = bpf_get_stack(ctx, s->kernel_stack, sizeof(s->kernel_stack), 0);
 	return 0;
 }
 

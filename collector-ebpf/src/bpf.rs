@@ -5,8 +5,8 @@
 use std::time::{Duration, Instant};
 
 use aya::maps::{Array, HashMap, MapData, PerCpuArray, RingBuf};
-use aya::programs::PerfEvent;
 use aya::programs::perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent};
+use aya::programs::{BtfTracePoint, PerfEvent};
 use aya::{Btf, Ebpf, EbpfLoader};
 
 use crate::config::Transport;
@@ -35,6 +35,12 @@ const COUNTER_SETTLED: u32 = 2;
 /// The first of the per-reason counters of walks with the unwind tables
 /// (`COUNTER_UNWIND_FIRST`, in the order of [`UNWIND_STOPS`]).
 const COUNTER_UNWIND_FIRST: u32 = 3;
+const COUNTER_OFF_CPU_SAMPLED: u32 = COUNTER_UNWIND_FIRST + UNWIND_STOPS.len() as u32;
+const COUNTER_OFF_CPU_DROPS: u32 = COUNTER_OFF_CPU_SAMPLED + 1;
+const PROGRAM_OFF_CPU: &str = "off_cpu_switch";
+const OFF_CPU_RING: &str = "off_cpu_samples";
+/// The off-CPU ring's size when off-CPU profiling is off.
+const UNUSED_OFF_CPU_RING_BYTES: u32 = 4096;
 const UNWIND_CHUNKS: &str = "unwind_chunks";
 const PROC_UNWIND: &str = "proc_unwind";
 /// The ring buffer's size when the `map` transport leaves it unused (a power of two and a
@@ -68,6 +74,19 @@ pub struct KernelCounters {
     pub drops: u64,
     /// Walks with the unwind tables, by why they ended ([`UNWIND_STOPS`]).
     pub unwind_stops: [u64; UNWIND_STOPS.len()],
+    /// Blocks whose stacks the off-CPU program took.
+    pub off_cpu_sampled: u64,
+    /// Off-CPU records lost (ring buffer or task storage full).
+    pub off_cpu_drops: u64,
+}
+
+/// How the off-CPU program samples blocks.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OffCpuSettings {
+    /// The share of blocks sampled, in (0, 1].
+    pub sample_ratio: f64,
+    /// Shorter blocks are not reported.
+    pub min_block_ns: u64,
 }
 
 /// The sizes of the unwinder's maps.
@@ -109,6 +128,8 @@ pub struct BpfProfiler {
     counters: PerCpuArray<MapData, u64>,
     cpus: usize,
     unwind_maps: Option<UnwindMaps>,
+    /// Off-CPU records, when off-CPU profiling is on.
+    off_cpu_ring: Option<RingBuf<MapData>>,
 }
 
 impl std::fmt::Debug for BpfProfiler {
@@ -130,12 +151,25 @@ impl BpfProfiler {
         exclude_pid: u32,
         transport: Transport,
         unwind: Option<UnwindLimits>,
+        off_cpu: Option<OffCpuSettings>,
     ) -> Result<Self> {
         let btf = Btf::from_sys_fs().map_err(|e| Error::bpf("read /sys/kernel/btf/vmlinux", e))?;
         let mut loader = EbpfLoader::new();
         loader
             .btf(Some(&btf))
+            // The off-CPU program's task storage: created by the kernel, used by BPF only.
+            .allow_unsupported_maps()
             .override_global("self_pid", &exclude_pid, true);
+        let (threshold, min_block_ns) = match off_cpu {
+            Some(o) => ((o.sample_ratio * 4_294_967_296.0) as u64, o.min_block_ns),
+            None => {
+                loader.map_max_entries(OFF_CPU_RING, UNUSED_OFF_CPU_RING_BYTES);
+                (0, 0)
+            }
+        };
+        loader
+            .override_global("off_cpu_threshold", &threshold, true)
+            .override_global("off_cpu_min_block_ns", &min_block_ns, true);
         let limits = unwind.unwrap_or(UnwindLimits {
             chunks: 1,
             processes: 1,
@@ -181,6 +215,29 @@ impl BpfProfiler {
                     .map_err(|e| Error::bpf(format!("attach to cpu {cpu}"), e))?;
             }
         }
+        let off_cpu_ring = match off_cpu {
+            None => None,
+            Some(_) => {
+                let program: &mut BtfTracePoint = ebpf
+                    .program_mut(PROGRAM_OFF_CPU)
+                    .ok_or(Error::MissingObject {
+                        kind: "program",
+                        name: PROGRAM_OFF_CPU,
+                    })?
+                    .try_into()
+                    .map_err(|e| Error::bpf("program type", e))?;
+                program
+                    .load("sched_switch", &btf)
+                    .map_err(|e| Error::bpf("verify the off-CPU program", e))?;
+                program
+                    .attach()
+                    .map_err(|e| Error::bpf("attach to sched_switch", e))?;
+                Some(
+                    RingBuf::try_from(take_map(&mut ebpf, OFF_CPU_RING)?)
+                        .map_err(|e| Error::bpf(OFF_CPU_RING, e))?,
+                )
+            }
+        };
         let source = match transport {
             Transport::RingBuffer => Source::Ring(
                 RingBuf::try_from(take_map(&mut ebpf, RING)?)
@@ -218,6 +275,7 @@ impl BpfProfiler {
             )),
         };
         Ok(BpfProfiler {
+            off_cpu_ring,
             unwind_maps,
             _ebpf: ebpf,
             source,
@@ -251,6 +309,14 @@ impl BpfProfiler {
     /// may still write the other one are done, then reads and deletes every entry of it.
     pub fn drain(&mut self, mut f: impl FnMut(RawSample, u64)) -> usize {
         let mut n = 0;
+        if let Some(ring) = &mut self.off_cpu_ring {
+            while let Some(item) = ring.next() {
+                if let Some(s) = RawSample::parse(&item) {
+                    f(s, 1);
+                    n += 1;
+                }
+            }
+        }
         match &mut self.source {
             Source::Ring(ring) => {
                 while let Some(item) = ring.next() {
@@ -326,6 +392,8 @@ impl BpfProfiler {
             samples: sum(COUNTER_SAMPLES)?,
             drops: sum(COUNTER_DROPS)?,
             unwind_stops,
+            off_cpu_sampled: sum(COUNTER_OFF_CPU_SAMPLED)?,
+            off_cpu_drops: sum(COUNTER_OFF_CPU_DROPS)?,
         })
     }
 }

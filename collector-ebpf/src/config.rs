@@ -53,6 +53,54 @@ impl std::str::FromStr for Transport {
     }
 }
 
+/// Off-CPU profiling: the time threads spend blocked (sleep, I/O, locks), with the stacks at
+/// which they blocked, as profile type
+/// [`OFF_CPU_PROFILE_TYPE`](crate::OFF_CPU_PROFILE_TYPE). Each block is sampled with
+/// probability `sample_ratio` and reported when it lasted at least `min_block`; values are
+/// the blocked nanoseconds divided by `sample_ratio`, so totals estimate the real blocked time
+/// of blocks of at least `min_block`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OffCpuConfig {
+    /// Whether to profile off-CPU time (needs Linux 5.18+). Default true.
+    pub enabled: bool,
+    /// Shorter blocks are not reported. Default 1 ms.
+    #[serde(with = "humantime_serde")]
+    pub min_block: Duration,
+    /// The share of blocks whose stacks are taken, in (0, 1]: bounds the cost on a busy host,
+    /// where threads block hundreds of thousands of times a second. Default 0.05.
+    pub sample_ratio: f64,
+}
+
+impl Default for OffCpuConfig {
+    fn default() -> Self {
+        OffCpuConfig {
+            enabled: true,
+            min_block: Duration::from_millis(1),
+            sample_ratio: 0.05,
+        }
+    }
+}
+
+impl OffCpuConfig {
+    /// Checks the ranges.
+    pub fn validate(&self) -> Result<()> {
+        if !(self.sample_ratio > 0.0 && self.sample_ratio <= 1.0) {
+            return Err(Error::Config {
+                field: "off_cpu.sample_ratio",
+                reason: format!("{} is outside (0, 1]", self.sample_ratio),
+            });
+        }
+        if self.min_block > Duration::from_secs(60) {
+            return Err(Error::Config {
+                field: "off_cpu.min_block",
+                reason: format!("{:?} is longer than 60s", self.min_block),
+            });
+        }
+        Ok(())
+    }
+}
+
 /// Configuration of the [`Sampler`](crate::Sampler).
 ///
 /// Defaults: 19 Hz per CPU (a prime, so sampling does not run in lock step with 10 ms timers),
@@ -94,6 +142,8 @@ pub struct SamplerConfig {
     /// allocated as processes are sampled); beyond it, processes are walked by frame
     /// pointers. 1 ..= 65536; default 4096.
     pub unwind_max_processes: u32,
+    /// Off-CPU profiling ([`OffCpuConfig`]): enabled, blocks of 1 ms and more, 5 % of them.
+    pub off_cpu: OffCpuConfig,
     /// Where containerd and CRI-O keep their runtime state, read for the `namespace`, `pod`
     /// and `container` labels of Kubernetes containers:
     /// `<run_root>/containerd/io.containerd.runtime.v2.task/k8s.io/<id>/config.json` and
@@ -119,6 +169,7 @@ impl Default for SamplerConfig {
             unwind_cfi: true,
             unwind_table_max_bytes: 64 << 20,
             unwind_max_processes: 4096,
+            off_cpu: OffCpuConfig::default(),
             run_root: PathBuf::from("/run"),
             docker_root: PathBuf::from("/var/lib/docker"),
         }
@@ -158,6 +209,7 @@ impl SamplerConfig {
                 ),
             });
         }
+        self.off_cpu.validate()?;
         if !(1..=65_536).contains(&self.unwind_max_processes) {
             return Err(Error::Config {
                 field: "unwind_max_processes",

@@ -13,6 +13,9 @@ const COMM_LEN: usize = 16;
 pub const FLAG_USER_REGS: u32 = 1;
 /// `flags` bit: the user stack was walked with the unwind tables (not frame pointers).
 pub const FLAG_CFI: u32 = 2;
+/// `flags` bit: an off-CPU record — the thread blocked at `ktime_ns` with these stacks and
+/// stayed off the CPU for `off_cpu_ns`.
+pub const FLAG_OFF_CPU: u32 = 4;
 
 /// One sample as the BPF program recorded it. From the `map` transport it stands for all the
 /// samples of one counts-map entry: `tid`, `ktime_ns`, `cpu`, `flags` and `user_regs` are zero
@@ -44,6 +47,8 @@ pub struct RawSample {
     pub user_error: Option<i32>,
     /// Negative errno of the kernel-stack read, if it failed.
     pub kernel_error: Option<i32>,
+    /// Off-CPU records ([`FLAG_OFF_CPU`]): nanoseconds the thread stayed blocked.
+    pub off_cpu_ns: u64,
 }
 
 struct Reader<'a>(&'a [u8], usize);
@@ -85,7 +90,8 @@ impl Reader<'_> {
 
 impl RawSample {
     /// Size in bytes of one record.
-    pub const SIZE: usize = 4 + 4 + 8 + 8 + 4 + 4 + 4 + 4 + 24 + COMM_LEN + 2 * MAX_STACK_DEPTH * 8;
+    pub const SIZE: usize =
+        4 + 4 + 8 + 8 + 4 + 4 + 4 + 4 + 24 + COMM_LEN + 2 * MAX_STACK_DEPTH * 8 + 8;
 
     /// Size in bytes of one counts-map key (`struct strata_stack_key`).
     pub const KEY_SIZE: usize = 4 + 4 + 4 + 4 + 8 + COMM_LEN + 2 * MAX_STACK_DEPTH * 8;
@@ -117,6 +123,7 @@ impl RawSample {
             kernel_stack,
             user_error: (user_len < 0).then_some(user_len),
             kernel_error: (kernel_len < 0).then_some(kernel_len),
+            off_cpu_ns: 0,
         })
     }
 
@@ -138,6 +145,7 @@ impl RawSample {
         let comm = r.comm();
         let user_stack = r.stack(user_len);
         let kernel_stack = r.stack(kernel_len);
+        let off_cpu_ns = r.u64();
         Some(RawSample {
             pid,
             tid,
@@ -151,6 +159,7 @@ impl RawSample {
             kernel_stack,
             user_error: (user_len < 0).then_some(user_len),
             kernel_error: (kernel_len < 0).then_some(kernel_len),
+            off_cpu_ns,
         })
     }
 }
@@ -183,6 +192,7 @@ mod tests {
             b.extend(v.to_le_bytes());
         }
         b.extend(vec![0u8; MAX_STACK_DEPTH * 8]);
+        b.extend(40_000_000u64.to_le_bytes());
         assert_eq!(b.len(), RawSample::SIZE);
         let s = RawSample::parse(&b).unwrap();
         assert_eq!((s.pid, s.tid, s.cgroup_id, s.cpu), (7, 8, 99, 1));
@@ -191,6 +201,7 @@ mod tests {
         assert!(s.kernel_stack.is_empty());
         assert_eq!(s.kernel_error, Some(-14));
         assert_eq!(s.user_regs, [0x10, 0x20, 0x30]);
+        assert_eq!(s.off_cpu_ns, 40_000_000);
         assert!(RawSample::parse(&b[..100]).is_none());
     }
 

@@ -32,15 +32,19 @@ mod profile;
 mod sampler;
 mod unwind;
 
-pub use bpf::{BpfProfiler, KernelCounters, MAP_MAX_ENTRIES, PROFILER_OBJECT};
+pub use bpf::{
+    BpfProfiler, KernelCounters, MAP_MAX_ENTRIES, OffCpuSettings, PROFILER_OBJECT, UnwindLimits,
+};
 pub use cgroup::{ContainerInfo, parse_cgroup_path};
-pub use config::{SamplerConfig, Transport};
+pub use config::{OffCpuConfig, SamplerConfig, Transport};
 pub use elf::{ElfCache, ElfInfo};
 pub use error::{Error, Result};
-pub use event::{FLAG_CFI, FLAG_USER_REGS, MAX_STACK_DEPTH, RawSample};
+pub use event::{FLAG_CFI, FLAG_OFF_CPU, FLAG_USER_REGS, MAX_STACK_DEPTH, RawSample};
 pub use kubernetes::{KubernetesNames, KubernetesResolver, MAX_CACHED_CONTAINERS};
 pub use process::{MapEntry, ProcessInfo, parse_maps};
-pub use profile::{Frame, FrameMapping, IntervalProfiles, PROFILE_TYPE, ProcessProfile};
+pub use profile::{
+    Frame, FrameMapping, IntervalProfiles, OFF_CPU_PROFILE_TYPE, PROFILE_TYPE, ProcessProfile,
+};
 pub use sampler::{Sampler, SamplerHandle, SamplerStats, spawn};
 pub use unwind::{
     CfaRule, CfiInput, CfiSection, RbpRule, UNWIND_STOPS, UnwindRow, UnwindRows, UnwindStats,

@@ -13,6 +13,10 @@ use crate::error::Result;
 /// The profile type of the collector's samples, as Parca's agent names it.
 pub const PROFILE_TYPE: &str = "parca_agent:samples:count:cpu:nanoseconds:delta";
 
+/// The profile type of the collector's off-CPU time (nanoseconds threads spent blocked, by
+/// the stack at which they blocked), as Parca's agent names it.
+pub const OFF_CPU_PROFILE_TYPE: &str = "parca_agent:off_cpu:nanoseconds:off_cpu:nanoseconds:delta";
+
 /// The object a frame's address belongs to.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct FrameMapping {
@@ -80,8 +84,10 @@ pub struct IntervalProfiles {
     pub duration_ns: i64,
     /// Nanoseconds of CPU one sample stands for (1e9 / frequency).
     pub period_ns: i64,
-    /// The profiles.
+    /// The CPU profiles (values: samples).
     pub processes: Vec<ProcessProfile>,
+    /// The off-CPU profiles (values: estimated blocked nanoseconds).
+    pub off_cpu: Vec<ProcessProfile>,
 }
 
 impl IntervalProfiles {
@@ -90,26 +96,40 @@ impl IntervalProfiles {
         self.processes.iter().map(ProcessProfile::total).sum()
     }
 
-    /// The interval as one engine batch: profile type [`PROFILE_TYPE`], a series per process,
-    /// value = sample count. Kernel frames carry a `[kernel.kallsyms]` mapping; user frames not
-    /// symbolized here keep mapping + address for the server to symbolize.
+    /// Whether the interval holds no profile.
+    pub fn is_empty(&self) -> bool {
+        self.processes.is_empty() && self.off_cpu.is_empty()
+    }
+
+    /// The interval as one engine batch: profile type [`PROFILE_TYPE`] (value = sample count)
+    /// and [`OFF_CPU_PROFILE_TYPE`] (value = blocked nanoseconds), a series per process.
+    /// Kernel frames carry a `[kernel.kallsyms]` mapping; user frames not symbolized here keep
+    /// mapping + address for the server to symbolize.
     pub fn to_batch(&self) -> Result<SampleBatch> {
         let mut b = SampleBatchBuilder::new();
-        let pt = b.profile_type(&PROFILE_TYPE.parse::<ProfileType>()?);
-        for p in &self.processes {
-            let series = b.series(Labels::new(p.labels.iter().cloned())?);
-            for (frames, count) in &p.stacks {
-                let locs: Vec<_> = frames.iter().map(|f| location(&mut b, f)).collect();
-                let stack = b.stack(&locs);
-                b.sample(SampleRow {
-                    profile_type: pt,
-                    series,
-                    timestamp_ns: self.timestamp_ns,
-                    duration_ns: self.duration_ns,
-                    period: self.period_ns,
-                    stack,
-                    value: *count as i64,
-                });
+        for (kind, profiles, period) in [
+            (PROFILE_TYPE, &self.processes, self.period_ns),
+            (OFF_CPU_PROFILE_TYPE, &self.off_cpu, 1),
+        ] {
+            if profiles.is_empty() {
+                continue;
+            }
+            let pt = b.profile_type(&kind.parse::<ProfileType>()?);
+            for p in profiles {
+                let series = b.series(Labels::new(p.labels.iter().cloned())?);
+                for (frames, value) in &p.stacks {
+                    let locs: Vec<_> = frames.iter().map(|f| location(&mut b, f)).collect();
+                    let stack = b.stack(&locs);
+                    b.sample(SampleRow {
+                        profile_type: pt,
+                        series,
+                        timestamp_ns: self.timestamp_ns,
+                        duration_ns: self.duration_ns,
+                        period,
+                        stack,
+                        value: *value as i64,
+                    });
+                }
             }
         }
         Ok(b.build()?)
@@ -187,6 +207,7 @@ mod tests {
             duration_ns: 10_000_000_000,
             period_ns: 52_631_578,
             processes: vec![p(1), p(2)],
+            off_cpu: Vec::new(),
         };
         assert_eq!(profiles.total_samples(), 10);
         let batch = profiles.to_batch().unwrap();

@@ -11,11 +11,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use rustc_hash::FxHashMap;
 use strata_symbolizer::Kallsyms;
 
-use crate::bpf::{BpfProfiler, MAP_MAX_ENTRIES, UnwindLimits};
+use crate::bpf::{BpfProfiler, MAP_MAX_ENTRIES, OffCpuSettings, UnwindLimits};
 use crate::config::{SamplerConfig, Transport};
 use crate::elf::ElfCache;
 use crate::error::Result;
-use crate::event::RawSample;
+use crate::event::{FLAG_OFF_CPU, RawSample};
 use crate::kubernetes::KubernetesResolver;
 use crate::process::{MapEntry, ProcessInfo, start_time};
 use crate::profile::{Frame, FrameMapping, IntervalProfiles, ProcessProfile};
@@ -37,6 +37,12 @@ pub struct SamplerStats {
     pub elf_files: AtomicU64,
     /// Intervals closed.
     pub intervals: AtomicU64,
+    /// Blocks the off-CPU program sampled (stacks taken at the switch-out).
+    pub off_cpu_sampled: AtomicU64,
+    /// Off-CPU records received (sampled blocks of at least `min_block`).
+    pub off_cpu_records: AtomicU64,
+    /// Off-CPU records the kernel side lost.
+    pub off_cpu_drops: AtomicU64,
     /// The CFI unwinder's tables and walks.
     pub unwind: Arc<UnwindStats>,
 }
@@ -48,6 +54,8 @@ type ProcKey = (u32, u32);
 #[derive(Hash, PartialEq, Eq)]
 struct StackKey {
     proc: ProcKey,
+    /// An off-CPU stack (value: blocked nanoseconds), else a CPU one (value: samples).
+    off_cpu: bool,
     user: Box<[u64]>,
     kernel: Box<[u64]>,
 }
@@ -97,7 +105,17 @@ impl Sampler {
         let limits = config
             .unwind_cfi
             .then(|| UnwindLimits::of(config.unwind_table_max_bytes, config.unwind_max_processes));
-        let mut bpf = BpfProfiler::load(config.frequency_hz, self_pid, config.transport, limits)?;
+        let off_cpu = config.off_cpu.enabled.then(|| OffCpuSettings {
+            sample_ratio: config.off_cpu.sample_ratio,
+            min_block_ns: config.off_cpu.min_block.as_nanos() as u64,
+        });
+        let mut bpf = BpfProfiler::load(
+            config.frequency_hz,
+            self_pid,
+            config.transport,
+            limits,
+            off_cpu,
+        )?;
         let stats: Arc<SamplerStats> = Arc::default();
         let tables = match (bpf.take_unwind_maps(), limits) {
             (Some((chunks, procs)), Some(l)) => Some(UnwindTables::new(
@@ -167,9 +185,17 @@ impl Sampler {
         let records = self.bpf.drain(|s, count| raw.push((s, count)));
         let mut n = 0;
         let mut reread: HashSet<u32> = HashSet::new();
+        let ratio = self.config.off_cpu.sample_ratio;
         for (s, count) in raw {
-            n += count;
-            self.add(s, count, &mut reread);
+            if s.flags & FLAG_OFF_CPU != 0 {
+                self.stats.off_cpu_records.fetch_add(1, Ordering::Relaxed);
+                // Each sampled block stands for 1 / ratio blocks.
+                let value = (s.off_cpu_ns as f64 / ratio).round() as u64;
+                self.add(s, value, true, &mut reread);
+            } else {
+                n += count;
+                self.add(s, count, false, &mut reread);
+            }
         }
         self.stats.samples.fetch_add(n, Ordering::Relaxed);
         self.stats
@@ -182,11 +208,17 @@ impl Sampler {
             for (stat, n) in self.stats.unwind.stops.iter().zip(c.unwind_stops) {
                 stat.store(n, Ordering::Relaxed);
             }
+            self.stats
+                .off_cpu_sampled
+                .store(c.off_cpu_sampled, Ordering::Relaxed);
+            self.stats
+                .off_cpu_drops
+                .store(c.off_cpu_drops, Ordering::Relaxed);
         }
         n as usize
     }
 
-    fn add(&mut self, s: RawSample, count: u64, reread: &mut HashSet<u32>) {
+    fn add(&mut self, s: RawSample, value: u64, off_cpu: bool, reread: &mut HashSet<u32>) {
         let stale = match self.processes.get(&s.pid) {
             None => true,
             // An exec changes comm; a user address outside every known mapping means new
@@ -238,10 +270,11 @@ impl Sampler {
             .counts
             .entry(StackKey {
                 proc,
+                off_cpu,
                 user: s.user_stack.into_boxed_slice(),
                 kernel: s.kernel_stack.into_boxed_slice(),
             })
-            .or_default() += count;
+            .or_default() += value;
     }
 
     /// Closes the interval: symbolizes and groups its samples per process, then forgets the
@@ -252,7 +285,7 @@ impl Sampler {
             .duration_since(self.interval_start)
             .unwrap_or(Duration::ZERO);
         self.interval_start = now;
-        let processes = self.symbolize_counts();
+        let (processes, off_cpu) = self.symbolize_counts();
         self.forget_unsampled();
         IntervalProfiles {
             timestamp_ns: now
@@ -261,13 +294,15 @@ impl Sampler {
             duration_ns: duration.as_nanos() as i64,
             period_ns: self.config.period_ns(),
             processes,
+            off_cpu,
         }
     }
 
     /// Takes the interval's counted stacks, symbolized and grouped per process (sorted by
-    /// pid); one [`FrameMapping`] is shared by all frames of a mapping of a process.
-    fn symbolize_counts(&mut self) -> Vec<ProcessProfile> {
-        let mut by_proc: FxHashMap<ProcKey, ProcessProfile> = FxHashMap::default();
+    /// pid): the CPU profiles and the off-CPU ones. One [`FrameMapping`] is shared by all
+    /// frames of a mapping of a process.
+    fn symbolize_counts(&mut self) -> (Vec<ProcessProfile>, Vec<ProcessProfile>) {
+        let mut by_proc: FxHashMap<(ProcKey, bool), ProcessProfile> = FxHashMap::default();
         let mut mappings: FxHashMap<(ProcKey, u64), Arc<FrameMapping>> = FxHashMap::default();
         let counts = std::mem::take(&mut self.counts);
         for (key, count) in counts {
@@ -293,7 +328,7 @@ impl Sampler {
                 })
             }));
             by_proc
-                .entry(key.proc)
+                .entry((key.proc, key.off_cpu))
                 .or_insert_with(|| ProcessProfile {
                     pid: info.pid,
                     labels: labels(info),
@@ -302,9 +337,16 @@ impl Sampler {
                 .stacks
                 .push((frames, count));
         }
-        let mut processes: Vec<ProcessProfile> = by_proc.into_values().collect();
-        processes.sort_by_key(|p| p.pid);
-        processes
+        let (mut cpu, mut off_cpu) = (Vec::new(), Vec::new());
+        for ((_, off), p) in by_proc {
+            match off {
+                false => cpu.push(p),
+                true => off_cpu.push(p),
+            }
+        }
+        cpu.sort_by_key(|p| p.pid);
+        off_cpu.sort_by_key(|p| p.pid);
+        (cpu, off_cpu)
     }
 
     /// Forgets the processes not sampled in this interval and those that have exited (or
@@ -612,6 +654,7 @@ mod tests {
                     stacks: vec![(vec![frame.clone()], 1)],
                 })
                 .collect(),
+            off_cpu: Vec::new(),
         };
         let batch = profiles.to_batch().unwrap();
         let series = batch.series();

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use strata_collector_ebpf::{BpfProfiler, MAP_MAX_ENTRIES, Transport};
 
 fn loads_attaches_and_samples(transport: Transport) {
-    let Some(mut p) = common::bpf(BpfProfiler::load(99, 0, transport, None)) else {
+    let Some(mut p) = common::bpf(BpfProfiler::load(99, 0, transport, None, None)) else {
         return;
     };
     assert_eq!(p.transport(), transport);

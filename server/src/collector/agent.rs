@@ -16,9 +16,17 @@ use strata_proto::pprof;
 /// `parca_agent:samples:count:cpu:nanoseconds:delta`, as Parca's agent does.
 pub const PROFILE_NAME: &str = "parca_agent";
 
-/// One process's interval as a pprof profile (sample type `samples/count`, period type
-/// `cpu/nanoseconds`).
-pub fn to_pprof(p: &ProcessProfile, iv: &IntervalProfiles) -> pprof::Profile {
+/// What a pushed profile measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Measure {
+    /// CPU samples: sample type `samples/count`, period type `cpu/nanoseconds`.
+    Cpu,
+    /// Off-CPU time: sample and period type `off_cpu/nanoseconds`, period 1.
+    OffCpu,
+}
+
+/// One process's interval as a pprof profile of `measure`.
+pub fn to_pprof(p: &ProcessProfile, iv: &IntervalProfiles, measure: Measure) -> pprof::Profile {
     let mut strings: Vec<String> = vec![String::new()];
     let mut string_ids: HashMap<String, i64> = HashMap::new();
     let mut s = |v: &str| -> i64 {
@@ -30,16 +38,20 @@ pub fn to_pprof(p: &ProcessProfile, iv: &IntervalProfiles) -> pprof::Profile {
             strings.len() as i64 - 1
         })
     };
+    let (sample, period_type, period) = match measure {
+        Measure::Cpu => (("samples", "count"), "cpu", iv.period_ns),
+        Measure::OffCpu => (("off_cpu", "nanoseconds"), "off_cpu", 1),
+    };
     let mut out = pprof::Profile {
         sample_type: vec![pprof::ValueType {
-            r#type: s("samples"),
-            unit: s("count"),
+            r#type: s(sample.0),
+            unit: s(sample.1),
         }],
         period_type: Some(pprof::ValueType {
-            r#type: s("cpu"),
+            r#type: s(period_type),
             unit: s("nanoseconds"),
         }),
-        period: iv.period_ns,
+        period,
         time_nanos: iv.timestamp_ns - iv.duration_ns,
         duration_nanos: iv.duration_ns,
         ..Default::default()
@@ -110,13 +122,16 @@ pub fn to_pprof(p: &ProcessProfile, iv: &IntervalProfiles) -> pprof::Profile {
     out
 }
 
-/// An interval as one `WriteRaw` request: a series per process, labelled with
-/// `__name__="parca_agent"` and the process labels (plus `extra` labels, e.g. `node`).
+/// An interval as one `WriteRaw` request: a series per process and measure (CPU, off-CPU),
+/// labelled with `__name__="parca_agent"` and the process labels (plus `extra` labels, e.g.
+/// `node`).
 pub fn write_raw_request(iv: &IntervalProfiles, extra: &[(String, String)]) -> WriteRawRequest {
     let series = iv
         .processes
         .iter()
-        .map(|p| {
+        .map(|p| (p, Measure::Cpu))
+        .chain(iv.off_cpu.iter().map(|p| (p, Measure::OffCpu)))
+        .map(|(p, measure)| {
             let labels = std::iter::once(("__name__".to_owned(), PROFILE_NAME.to_owned()))
                 .chain(p.labels.iter().cloned())
                 .chain(extra.iter().cloned())
@@ -125,7 +140,7 @@ pub fn write_raw_request(iv: &IntervalProfiles, extra: &[(String, String)]) -> W
             RawProfileSeries {
                 labels: Some(LabelSet { labels }),
                 samples: vec![RawSample {
-                    raw_profile: to_pprof(p, iv).encode_to_vec(),
+                    raw_profile: to_pprof(p, iv, measure).encode_to_vec(),
                 }],
             }
         })
@@ -153,7 +168,7 @@ pub fn start(
         let extra = extra.clone();
         let authorization = authorization.clone();
         async move {
-            if iv.processes.is_empty() {
+            if iv.is_empty() {
                 return;
             }
             let mut req = tonic::Request::new(write_raw_request(&iv, &extra));

@@ -52,7 +52,7 @@ pub fn start_in_process(store: Arc<TenantStore>, config: SamplerConfig) -> Optio
     spawn_with_sink(config, move |profiles| {
         let store = store.clone();
         async move {
-            if profiles.processes.is_empty() {
+            if profiles.is_empty() {
                 return;
             }
             let batch = match profiles.to_batch() {
@@ -99,6 +99,24 @@ pub fn write_metrics(out: &mut String) {
         "counter",
         "Records read from the kernel (one per sample through the ring buffer; one per distinct stack and poll through the counts map).",
         s.records.load(Relaxed) as f64,
+    );
+    metric(
+        "strata_collector_off_cpu_sampled_total",
+        "counter",
+        "Blocks whose stacks the off-CPU program took (collector.off_cpu.sample_ratio of all).",
+        s.off_cpu_sampled.load(Relaxed) as f64,
+    );
+    metric(
+        "strata_collector_off_cpu_records_total",
+        "counter",
+        "Off-CPU records received (sampled blocks of at least collector.off_cpu.min_block).",
+        s.off_cpu_records.load(Relaxed) as f64,
+    );
+    metric(
+        "strata_collector_off_cpu_dropped_total",
+        "counter",
+        "Off-CPU records the kernel side lost (ring buffer or task storage full).",
+        s.off_cpu_drops.load(Relaxed) as f64,
     );
     metric(
         "strata_collector_processes",

@@ -1,0 +1,230 @@
+//! Programs without frame pointers, profiled for 20 s by `strata server`'s in-process eBPF
+//! collector, come out with whole stacks in the stored profiles (read back as folded stacks
+//! through `/api/v1/query`): a C program built with `clang -O2 -fomit-frame-pointer` whose CPU
+//! splits 6:3:1 between three functions under one caller, the same in a Rust release build,
+//! and a `qsort` comparator burning CPU under Debian's libc. Each must show main → caller →
+//! each function with shares within 5 points of 6:3:1 (the comparator: under qsort, under
+//! its caller, under main); `/metrics` shows the unwinder's tables and stop reasons.
+//!
+//! Needs root (or CAP_BPF + CAP_PERFMON), clang and rustc: the test fails without them,
+//! unless `STRATA_SKIP_EBPF=1` (resp. `STRATA_SKIP_CC=1`).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::strata::{Strata, wait_for};
+
+const FIXTURES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../collector-ebpf/tests/fixtures/unwind"
+);
+
+/// A child process killed when dropped (also when the test fails).
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn run(cmd: &mut Command) -> Result<(), String> {
+    let out = cmd
+        .output()
+        .map_err(|e| format!("{cmd:?} does not run: {e}"))?;
+    match out.status.success() {
+        true => Ok(()),
+        false => Err(format!("{cmd:?}: {}", String::from_utf8_lossy(&out.stderr))),
+    }
+}
+
+/// Builds the C workload (no frame pointers) and the Rust release workload into `dir`.
+fn build(dir: &Path) -> Result<(PathBuf, PathBuf), String> {
+    let (c, rs) = (dir.join("workload"), dir.join("workload_rs"));
+    run(Command::new("clang")
+        .args(["-O2", "-fomit-frame-pointer", "-o"])
+        .arg(&c)
+        .arg(format!("{FIXTURES}/workload.c")))?;
+    run(Command::new("rustc")
+        .args(["-C", "opt-level=3", "-o"])
+        .arg(&rs)
+        .arg(format!("{FIXTURES}/workload.rs")))?;
+    Ok((c, rs))
+}
+
+fn spawn(exe: &Path, arg: &str) -> Killed {
+    Killed(
+        Command::new(exe)
+            .arg(arg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// The stored CPU profile of process `pid`, as folded stacks (root first) → samples.
+async fn folded(addr: SocketAddr, pid: u32) -> BTreeMap<String, i64> {
+    let query = format!("{}{{pid=\"{pid}\"}}", strata_collector_ebpf::PROFILE_TYPE);
+    let (status, body) = common::get(
+        addr,
+        &format!(
+            "/api/v1/query?query={}&start=now-10m&end=now%2B1m&report=folded",
+            urlencode(&query)
+        ),
+    )
+    .await;
+    if status != 200 {
+        return BTreeMap::new();
+    }
+    body.lines()
+        .filter_map(|l| {
+            let (stack, v) = l.rsplit_once(' ')?;
+            Some((stack.to_owned(), v.parse().ok()?))
+        })
+        .collect()
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'.' | b'-' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Samples under `path;leaf` for each leaf, and all the process's samples.
+fn under(stacks: &BTreeMap<String, i64>, path: &str, leaves: [&str; 3]) -> ([i64; 3], i64) {
+    let mut out = [0i64; 3];
+    for (stack, n) in stacks {
+        for (i, leaf) in leaves.iter().enumerate() {
+            if stack.contains(&format!("{path};{leaf}")) {
+                out[i] += n;
+            }
+        }
+    }
+    (out, stacks.values().sum())
+}
+
+/// Asserts 6:3:1 within 5 points among the samples under `path`, and that at least 85 % of
+/// the process's samples walk through it.
+fn check_shares(what: &str, stacks: &BTreeMap<String, i64>, path: &str, leaves: [&str; 3]) {
+    let (got, total) = under(stacks, path, leaves);
+    let sum: i64 = got.iter().sum();
+    let mut top: Vec<_> = stacks.iter().collect();
+    top.sort_by_key(|(_, n)| std::cmp::Reverse(**n));
+    top.truncate(6);
+    assert!(
+        total >= 300 && sum as f64 >= 0.85 * total as f64,
+        "{what}: {sum} of {total} samples walk through {path}; top stacks {top:#?}"
+    );
+    for (i, want) in [60.0, 30.0, 10.0].into_iter().enumerate() {
+        let share = 100.0 * got[i] as f64 / sum as f64;
+        assert!(
+            (share - want).abs() <= 5.0,
+            "{what}: {} has {share:.1} % of the samples under {path} (want {want} ± 5): {got:?}",
+            leaves[i]
+        );
+    }
+    eprintln!("{what}: {got:?} of {total} samples");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stacks_without_frame_pointers_unwind_through_c_rust_and_libc() {
+    let dir = tempfile::tempdir().unwrap();
+    let built = build(dir.path());
+    if !common::tool_or_skip("CC", built.as_ref().map(|_| ()).map_err(Clone::clone)) {
+        return;
+    }
+    let (c, rs) = built.unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        "scrape_configs: []\ncollector: {frequency_hz: 99, interval: 2s}\n",
+    )
+    .unwrap();
+    let server = Strata::start_with(&dir.path().join("data"), Some(&config), true);
+    let addr = server.addr;
+    let (_, metrics) = common::get(addr, "/metrics").await;
+    let collector = match metrics.contains("strata_collector_samples_total") {
+        true => Ok(()),
+        false => Err(
+            "the server's eBPF collector did not start (root or CAP_BPF + CAP_PERFMON needed)"
+                .to_owned(),
+        ),
+    };
+    if !common::tool_or_skip("EBPF", collector) {
+        return;
+    }
+
+    let shares = spawn(&c, "shares");
+    let sorter = spawn(&c, "qsort");
+    let rust = spawn(&rs, "");
+    let (shares_pid, sorter_pid, rust_pid) = (shares.0.id(), sorter.0.id(), rust.0.id());
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    drop((shares, sorter, rust));
+    // The last interval reaches the store within one interval (2 s) of the programs' end.
+    let mut last = 0;
+    wait_for("the last interval stored", async || {
+        let n: i64 = folded(addr, rust_pid).await.values().sum();
+        let settled = n > 0 && n == last;
+        last = n;
+        if !settled {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+        settled
+    })
+    .await;
+
+    let leaves = ["work_a", "work_b", "work_c"];
+    check_shares(
+        "C, clang -O2 -fomit-frame-pointer",
+        &folded(addr, shares_pid).await,
+        "main;caller",
+        leaves,
+    );
+    check_shares(
+        "Rust release build",
+        &folded(addr, rust_pid).await,
+        "main;workload::caller",
+        leaves,
+    );
+    let sorted = folded(addr, sorter_pid).await;
+    let total: i64 = sorted.values().sum();
+    let through: i64 = sorted
+        .iter()
+        .filter(|(s, _)| {
+            s.split_once("main;sort_caller;qsort")
+                .is_some_and(|(_, below)| below.contains(";compare"))
+        })
+        .map(|(_, n)| n)
+        .sum();
+    let mut top: Vec<_> = sorted.iter().collect();
+    top.sort_by_key(|(_, n)| std::cmp::Reverse(**n));
+    top.truncate(6);
+    assert!(
+        total >= 300 && through as f64 >= 0.85 * total as f64,
+        "qsort: {through} of {total} samples walk main;sort_caller;qsort;…;compare: {top:#?}"
+    );
+    eprintln!("qsort: {through} of {total} samples through libc");
+
+    let (_, metrics) = common::get(addr, "/metrics").await;
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in /metrics"))
+    };
+    assert!(value("strata_collector_unwind_table_bytes") > 0.0);
+    assert!(value("strata_collector_unwind_files") >= 2.0);
+    assert!(value("strata_collector_unwind_process_bytes") > 0.0);
+    assert!(value("strata_collector_unwind_stops_total{reason=\"end\"}") > 0.0);
+    drop(server);
+}
