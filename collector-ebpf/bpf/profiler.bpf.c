@@ -239,6 +239,52 @@ struct {
 	__type(value, struct proc_unwind);
 } proc_unwind SEC(".maps");
 
+// ---- CPython frames ---------------------------------------------------------------------
+//
+// For a process running CPython (src/python/interpreter.rs writes `py_procs[pid]`), when the
+// native walk reaches a pc inside `_PyEval_EvalFrameDefault`, the Python frames that call
+// evaluates take its place: from the sampled thread's current `_PyInterpreterFrame` (found
+// once per walk, by the thread's native id, in the interpreter's thread list) through
+// `previous` to the call's entry frame. Each is written as PY_FRAME_TAG | instruction index
+// << 47 | code object address; userspace reads the code object's names and line table.
+
+#define PY_FRAME_TAG (1ULL << 63)
+#define PY_CODE_MASK ((1ULL << 47) - 1)
+#define PY_MAX_FRAMES_PER_CALL 32
+#define PY_MAX_THREADS 32
+#define PY_OFFSET_NONE 0xffffffff
+#define PY_ENTRY_IS_ENTRY 0     // 3.11: the frame's is_entry byte marks the call's last frame
+#define PY_ENTRY_OWNER_CSTACK 1 // 3.12+: a shim frame owned by the C stack (3) ends the call
+#define PY_FRAME_OWNED_BY_CSTACK 3
+
+// Layout shared with src/python/interpreter.rs (`PythonProcesses::load_process`).
+struct py_proc {
+	__u64 runtime;    // &_PyRuntime
+	__u64 eval_start; // _PyEval_EvalFrameDefault
+	__u64 eval_end;
+	__u32 interp_head;
+	__u32 interp_threads_head;
+	__u32 tstate_next;
+	__u32 tstate_native_tid;
+	__u32 tstate_frame;
+	__u32 cframe_current;
+	__u32 frame_code;
+	__u32 frame_previous;
+	__u32 frame_instr;
+	__u32 frame_entry;
+	__u32 entry_mark;
+	__u32 code_adaptive;
+	__u32 reserved[4];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct py_proc);
+} py_procs SEC(".maps");
+
 // One walk's state, in a per-CPU map rather than on the program's stack: the walked pcs are
 // too big for the stack, and the verifier knows nothing of values loaded from a map, so the
 // states of the bpf_loop steps and of the searches' iterations are all alike and it prunes
@@ -256,7 +302,9 @@ struct walk_scratch {
 	volatile __u32 exact; // pc is an interrupted instruction (leaf, signal frame), not a return address
 	volatile __u32 bp_lost; // bp is not the caller's rbp
 	volatile __u32 done;
-	__u32 reserved;
+	volatile __u32 py_state; // 0: thread state not looked up, 1: py_frame is the next frame, 2: none
+	volatile __u64 py_frame; // the next Python frame to emit
+	volatile __u64 py_cursor; // thread-list / frame-walk cursor
 };
 
 static const __u64 zero_pcs[MAX_STACK_DEPTH + 1] = {};
@@ -272,6 +320,8 @@ struct {
 struct walk_ctx {
 	struct proc_unwind *proc;
 	struct walk_scratch *w;
+	struct py_proc *py; // NULL unless the process runs CPython
+	__u64 tid;
 };
 
 // The mapping of `proc` holding `addr`, or NULL.
@@ -358,6 +408,74 @@ static __always_inline long step_to(struct walk_scratch *w, __u64 pc, __u64 sp, 
 	return pc == 0 ? stop_walk(w, STOP_END) : 0;
 }
 
+// Finds the sampled thread's current Python frame: its PyThreadState in the interpreter's
+// thread list (by native thread id), then the frame.
+static __always_inline void find_py_frame(struct walk_scratch *w, struct py_proc *py, __u64 tid)
+{
+	__u64 interp = 0, ts = 0;
+	w->py_state = 2;
+	if (!read_word(py->runtime + py->interp_head, &interp) || !interp)
+		return;
+	if (!read_word(interp + py->interp_threads_head, &ts))
+		return;
+	w->py_cursor = ts;
+	for (int i = 0; i < PY_MAX_THREADS; i++) {
+		__u64 t = w->py_cursor, native = 0;
+		if (!t)
+			return;
+		if (!read_word(t + py->tstate_native_tid, &native))
+			return;
+		if (native == tid) {
+			__u64 frame = 0;
+			if (!read_word(t + py->tstate_frame, &frame))
+				return;
+			if (py->cframe_current != PY_OFFSET_NONE && frame &&
+			    !read_word(frame + py->cframe_current, &frame))
+				return;
+			w->py_frame = frame;
+			w->py_state = 1;
+			return;
+		}
+		__u64 next = 0;
+		if (!read_word(t + py->tstate_next, &next))
+			return;
+		w->py_cursor = next;
+	}
+}
+
+// Writes the Python frames of one _PyEval_EvalFrameDefault call; returns how many.
+static __always_inline __u32 emit_py_frames(struct walk_scratch *w, struct py_proc *py)
+{
+	__u32 emitted = 0;
+	for (int i = 0; i < PY_MAX_FRAMES_PER_CALL; i++) {
+		__u64 f = w->py_frame, code = 0, prev = 0, instr = 0;
+		__u8 entry = 0;
+		if (!f)
+			break;
+		if (!read_word(f + py->frame_previous, &prev) ||
+		    bpf_probe_read_user(&entry, 1, (void *)(f + py->frame_entry)))
+			break;
+		w->py_frame = prev;
+		if (py->entry_mark == PY_ENTRY_OWNER_CSTACK && entry == PY_FRAME_OWNED_BY_CSTACK)
+			break; // the shim that starts this call
+		if (!read_word(f + py->frame_code, &code) || !read_word(f + py->frame_instr, &instr))
+			break;
+		__u64 first = code + py->code_adaptive;
+		__u64 index = instr > first ? (instr - first) / 2 : 0;
+		if (index > 0xffff)
+			index = 0xffff;
+		__u32 n = w->n;
+		if (n >= MAX_STACK_DEPTH)
+			break;
+		w->pcs[n & MAX_STACK_DEPTH] = PY_FRAME_TAG | (index << 47) | (code & PY_CODE_MASK);
+		w->n = n + 1;
+		emitted++;
+		if (py->entry_mark == PY_ENTRY_IS_ENTRY && entry)
+			break; // this call's first frame
+	}
+	return emitted;
+}
+
 // One frame: records the pc, then finds the caller's pc, sp and bp.
 static long unwind_step(__u64 index, void *ctx)
 {
@@ -373,11 +491,22 @@ static long unwind_step(__u64 index, void *ctx)
 	__u64 pc = w->pc, sp = w->sp, bp = w->bp;
 	if (pc == 0)
 		return stop_walk(w, STOP_END);
-	__u32 n = w->n;
-	if (n >= MAX_STACK_DEPTH)
-		return stop_walk(w, STOP_DEPTH);
-	w->pcs[n & MAX_STACK_DEPTH] = pc;
-	w->n = n + 1;
+	// The eval loop of CPython: its Python frames in its place (the native frame when none).
+	struct py_proc *py = c->py;
+	__u32 emitted = 0;
+	if (py && pc >= py->eval_start && pc < py->eval_end) {
+		if (w->py_state == 0)
+			find_py_frame(w, py, c->tid);
+		if (w->py_state == 1)
+			emitted = emit_py_frames(w, py);
+	}
+	if (emitted == 0) {
+		__u32 n = w->n;
+		if (n >= MAX_STACK_DEPTH)
+			return stop_walk(w, STOP_DEPTH);
+		w->pcs[n & MAX_STACK_DEPTH] = pc;
+		w->n = n + 1;
+	}
 
 	// A return address points after its call: look up the call itself.
 	__u64 lookup = w->exact ? pc : pc - 1;
@@ -480,7 +609,14 @@ static __always_inline struct walk_scratch *unwind_user(__u32 pid, __u32 *n)
 	w->exact = 1;
 	w->bp_lost = 0;
 	w->done = 0;
-	struct walk_ctx c = {.proc = proc, .w = w};
+	w->py_state = 0;
+	w->py_frame = 0;
+	struct walk_ctx c = {
+		.proc = proc,
+		.w = w,
+		.py = bpf_map_lookup_elem(&py_procs, &pid),
+		.tid = (__u32)bpf_get_current_pid_tgid(),
+	};
 	bpf_loop(MAX_STACK_DEPTH + 1, unwind_step, &c, 0);
 	__u32 stop = w->stop;
 	count(COUNTER_UNWIND_FIRST + (stop < STOP_NUM ? stop : STOP_UNSUPPORTED));

@@ -12,6 +12,7 @@ use aya::{Btf, Ebpf, EbpfLoader};
 use crate::config::Transport;
 use crate::error::{Error, Result};
 use crate::event::RawSample;
+use crate::python::interpreter::PY_PROC_BYTES;
 use crate::unwind::UNWIND_STOPS;
 use crate::unwind::tables::{CHUNK_BYTES, PROC_UNWIND_BYTES};
 
@@ -43,6 +44,7 @@ const OFF_CPU_RING: &str = "off_cpu_samples";
 const UNUSED_OFF_CPU_RING_BYTES: u32 = 4096;
 const UNWIND_CHUNKS: &str = "unwind_chunks";
 const PROC_UNWIND: &str = "proc_unwind";
+const PY_PROCS: &str = "py_procs";
 /// The ring buffer's size when the `map` transport leaves it unused (a power of two and a
 /// multiple of the page size).
 const UNUSED_RING_BYTES: u32 = 64 * 1024;
@@ -108,10 +110,12 @@ impl UnwindLimits {
     }
 }
 
-/// The unwinder's maps, taken from the loaded object by [`BpfProfiler::take_unwind_maps`].
+/// The unwinder's maps, taken from the loaded object by [`BpfProfiler::take_unwind_maps`]:
+/// rows, process mappings, Python processes.
 pub(crate) type UnwindMaps = (
     Array<MapData, [u8; CHUNK_BYTES]>,
     HashMap<MapData, u32, [u8; PROC_UNWIND_BYTES]>,
+    HashMap<MapData, u32, [u8; PY_PROC_BYTES]>,
 );
 
 fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map> {
@@ -176,7 +180,8 @@ impl BpfProfiler {
         });
         loader
             .map_max_entries(UNWIND_CHUNKS, limits.chunks)
-            .map_max_entries(PROC_UNWIND, limits.processes);
+            .map_max_entries(PROC_UNWIND, limits.processes)
+            .map_max_entries(PY_PROCS, limits.processes);
         // Every map of the object is created; shrink those the other transport uses.
         let program_name = match transport {
             Transport::RingBuffer => {
@@ -272,6 +277,8 @@ impl BpfProfiler {
                     .map_err(|e| Error::bpf(UNWIND_CHUNKS, e))?,
                 HashMap::try_from(take_map(&mut ebpf, PROC_UNWIND)?)
                     .map_err(|e| Error::bpf(PROC_UNWIND, e))?,
+                HashMap::try_from(take_map(&mut ebpf, PY_PROCS)?)
+                    .map_err(|e| Error::bpf(PY_PROCS, e))?,
             )),
         };
         Ok(BpfProfiler {

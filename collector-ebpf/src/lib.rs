@@ -29,6 +29,7 @@ mod event;
 mod kubernetes;
 mod process;
 mod profile;
+mod python;
 mod sampler;
 mod unwind;
 
@@ -44,6 +45,10 @@ pub use kubernetes::{KubernetesNames, KubernetesResolver, MAX_CACHED_CONTAINERS}
 pub use process::{MapEntry, ProcessInfo, parse_maps};
 pub use profile::{
     Frame, FrameMapping, IntervalProfiles, OFF_CPU_PROFILE_TYPE, PROFILE_TYPE, ProcessProfile,
+};
+pub use python::{
+    CodeInfo, EntryMark, Interpreter, PY_FRAME_TAG, PyOffsets, PythonCode, PythonFrameRef,
+    PythonProcesses, detect as detect_python, is_python_path, line_of,
 };
 pub use sampler::{Sampler, SamplerHandle, SamplerStats, spawn};
 pub use unwind::{

@@ -35,7 +35,7 @@ pub struct FrameMapping {
 }
 
 /// One frame of a stack.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Frame {
     /// The instruction pointer (leaf) or return address (callers), as sampled.
     pub address: u64,
@@ -43,8 +43,15 @@ pub struct Frame {
     pub kernel: bool,
     /// The mapping, when the address fell in a known one.
     pub mapping: Option<Arc<FrameMapping>>,
-    /// The function name, when symbolized locally (kallsyms, ELF symbol table).
+    /// The function name, when symbolized locally (kallsyms, ELF symbol table, a Python code
+    /// object's qualified name).
     pub function: Option<Arc<str>>,
+    /// The source file, when known here (Python frames).
+    pub file: Option<Arc<str>>,
+    /// The source line (0: unknown).
+    pub line: u32,
+    /// The function's first line (0: unknown).
+    pub start_line: u32,
 }
 
 /// One process's samples in an interval.
@@ -150,13 +157,14 @@ fn location(b: &mut SampleBatchBuilder, f: &Frame) -> strata_engine::LocationId 
     let lines = match &f.function {
         Some(name) => {
             let function_id = b.function(Function {
-                name: name.to_string(),
+                name: strata_symbolizer::demangle(name),
                 system_name: name.to_string(),
-                ..Default::default()
+                filename: f.file.as_deref().unwrap_or("").to_owned(),
+                start_line: i64::from(f.start_line),
             });
             vec![Line {
                 function_id,
-                line: 0,
+                line: i64::from(f.line),
             }]
         }
         None => Vec::new(),
@@ -186,6 +194,7 @@ mod tests {
             kernel: false,
             mapping: Some(m.clone()),
             function: name.map(Arc::from),
+            ..Default::default()
         };
         let p = |pid: u32| ProcessProfile {
             pid,

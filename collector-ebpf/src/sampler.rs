@@ -19,6 +19,7 @@ use crate::event::{FLAG_OFF_CPU, RawSample};
 use crate::kubernetes::KubernetesResolver;
 use crate::process::{MapEntry, ProcessInfo, start_time};
 use crate::profile::{Frame, FrameMapping, IntervalProfiles, ProcessProfile};
+use crate::python::{PythonCode, PythonFrameRef, PythonProcesses};
 use crate::unwind::{UnwindStats, UnwindTables};
 
 /// Counters about the collector itself, shared with whoever exports metrics.
@@ -75,6 +76,10 @@ pub struct Sampler {
     kubernetes: KubernetesResolver,
     /// The CFI unwinder's maps (`None` when `unwind_cfi` is off).
     tables: Option<UnwindTables>,
+    /// The Python processes the walker knows (with the unwinder).
+    python: Option<PythonProcesses>,
+    /// Code objects of the Python frames sampled this interval.
+    python_code: PythonCode,
     processes: HashMap<u32, Tracked>,
     snapshots: FxHashMap<ProcKey, Arc<ProcessInfo>>,
     counts: FxHashMap<StackKey, u64>,
@@ -117,15 +122,18 @@ impl Sampler {
             off_cpu,
         )?;
         let stats: Arc<SamplerStats> = Arc::default();
-        let tables = match (bpf.take_unwind_maps(), limits) {
-            (Some((chunks, procs)), Some(l)) => Some(UnwindTables::new(
-                chunks,
-                procs,
-                l.chunks,
-                l.processes,
-                stats.unwind.clone(),
-            )),
-            _ => None,
+        let (tables, python) = match (bpf.take_unwind_maps(), limits) {
+            (Some((chunks, procs, py)), Some(l)) => (
+                Some(UnwindTables::new(
+                    chunks,
+                    procs,
+                    l.chunks,
+                    l.processes,
+                    stats.unwind.clone(),
+                )),
+                Some(PythonProcesses::new(py)),
+            ),
+            _ => (None, None),
         };
         if config.transport == Transport::Map {
             let per_poll =
@@ -158,6 +166,8 @@ impl Sampler {
             elfs,
             kubernetes,
             tables,
+            python,
+            python_code: PythonCode::default(),
             processes: HashMap::new(),
             snapshots: FxHashMap::default(),
             counts: FxHashMap::default(),
@@ -254,6 +264,9 @@ impl Sampler {
                 && !info.maps.is_empty()
             {
                 tables.load_process(&info);
+                if let Some(python) = &mut self.python {
+                    python.load_process(&info);
+                }
             }
             self.processes.insert(
                 s.pid,
@@ -262,6 +275,16 @@ impl Sampler {
                     info: Arc::new(info),
                 },
             );
+        }
+        // Python frames are named now, while their code objects are alive.
+        if let Some(interp) = self.python.as_ref().and_then(|p| p.interpreter(s.pid)) {
+            for f in s
+                .user_stack
+                .iter()
+                .filter_map(|&e| PythonFrameRef::decode(e))
+            {
+                self.python_code.get(s.pid, f.code, &interp.offsets);
+            }
         }
         let t = &self.processes[&s.pid];
         let proc = (s.pid, t.generation);
@@ -286,6 +309,7 @@ impl Sampler {
             .unwrap_or(Duration::ZERO);
         self.interval_start = now;
         let (processes, off_cpu) = self.symbolize_counts();
+        self.python_code.clear();
         self.forget_unsampled();
         IntervalProfiles {
             timestamp_ns: now
@@ -317,9 +341,15 @@ impl Sampler {
                         .kernel_symbols
                         .lookup(symbolized_address(i, addr))
                         .map(|s| Arc::from(s.name)),
+                    ..Default::default()
                 }
             }));
+            let python = self.python.as_ref().and_then(|p| p.interpreter(info.pid));
+            let code = &mut self.python_code;
             frames.extend(key.user.iter().enumerate().map(|(i, &addr)| {
+                if let Some(f) = PythonFrameRef::decode(addr) {
+                    return python_frame(info.pid, f, python.map(|p| &p.offsets), code);
+                }
                 user_frame(info, addr, symbolized_address(i, addr), |m| {
                     mappings
                         .entry((key.proc, m.start))
@@ -373,6 +403,15 @@ impl Sampler {
                 tables.forget_process(pid);
             }
         }
+        if let Some(python) = &mut self.python {
+            let gone: Vec<u32> = python
+                .processes()
+                .filter(|pid| !self.processes.contains_key(pid))
+                .collect();
+            for pid in gone {
+                python.forget_process(pid);
+            }
+        }
         self.elfs.prune();
         self.stats
             .processes
@@ -423,6 +462,33 @@ fn user_frame(
             let elf = m.elf.as_ref()?;
             elf.symbolize_offset(m.file_offset(lookup)).map(Arc::from)
         }),
+        ..Default::default()
+    }
+}
+
+/// A Python frame: its code object's qualified name, file and line (read when sampled);
+/// `<python code 0x…>` when the code object could not be read.
+fn python_frame(
+    pid: u32,
+    f: PythonFrameRef,
+    offsets: Option<&crate::python::PyOffsets>,
+    code: &mut PythonCode,
+) -> Frame {
+    let info = offsets.and_then(|o| code.get(pid, f.code, o));
+    match info {
+        Some(c) => Frame {
+            address: f.code,
+            function: Some(c.qualname.clone()),
+            file: Some(c.filename.clone()),
+            line: c.line(f.index),
+            start_line: c.first_line,
+            ..Default::default()
+        },
+        None => Frame {
+            address: f.code,
+            function: Some(Arc::from(format!("<python code {:#x}>", f.code))),
+            ..Default::default()
+        },
     }
 }
 
@@ -641,6 +707,7 @@ mod tests {
             kernel: false,
             mapping: None,
             function: None,
+            ..Default::default()
         };
         let profiles = IntervalProfiles {
             timestamp_ns: 1_700_000_000_000_000_000,

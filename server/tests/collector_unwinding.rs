@@ -4,7 +4,10 @@
 //! splits 6:3:1 between three functions under one caller, the same in a Rust release build,
 //! and a `qsort` comparator burning CPU under Debian's libc. Each must show main → caller →
 //! each function with shares within 5 points of 6:3:1 (the comparator: under qsort, under
-//! its caller, under main); `/metrics` shows the unwinder's tables and stop reasons.
+//! its caller, under main); `/metrics` shows the unwinder's tables and stop reasons. A fourth
+//! program sleeps 40 ms then computes 10 ms in a loop: in the off-CPU profile type the
+//! sleeping function holds at least 85 % of its blocked time, in the CPU type the computing
+//! one at least 85 % of its samples.
 //!
 //! Needs root (or CAP_BPF + CAP_PERFMON), clang and rustc: the test fails without them,
 //! unless `STRATA_SKIP_EBPF=1` (resp. `STRATA_SKIP_CC=1`).
@@ -71,7 +74,12 @@ fn spawn(exe: &Path, arg: &str) -> Killed {
 
 /// The stored CPU profile of process `pid`, as folded stacks (root first) → samples.
 async fn folded(addr: SocketAddr, pid: u32) -> BTreeMap<String, i64> {
-    let query = format!("{}{{pid=\"{pid}\"}}", strata_collector_ebpf::PROFILE_TYPE);
+    folded_of(addr, strata_collector_ebpf::PROFILE_TYPE, pid).await
+}
+
+/// The stored profile of type `profile_type` of process `pid`, as folded stacks → values.
+async fn folded_of(addr: SocketAddr, profile_type: &str, pid: u32) -> BTreeMap<String, i64> {
+    let query = format!("{profile_type}{{pid=\"{pid}\"}}");
     let (status, body) = common::get(
         addr,
         &format!(
@@ -147,7 +155,8 @@ async fn stacks_without_frame_pointers_unwind_through_c_rust_and_libc() {
     let config = dir.path().join("config.yaml");
     std::fs::write(
         &config,
-        "scrape_configs: []\ncollector: {frequency_hz: 99, interval: 2s}\n",
+        "scrape_configs: []\n\
+         collector: {frequency_hz: 99, interval: 2s, off_cpu: {sample_ratio: 1.0}}\n",
     )
     .unwrap();
     let server = Strata::start_with(&dir.path().join("data"), Some(&config), true);
@@ -167,9 +176,11 @@ async fn stacks_without_frame_pointers_unwind_through_c_rust_and_libc() {
     let shares = spawn(&c, "shares");
     let sorter = spawn(&c, "qsort");
     let rust = spawn(&rs, "");
+    let sleeper = spawn(&c, "sleep");
     let (shares_pid, sorter_pid, rust_pid) = (shares.0.id(), sorter.0.id(), rust.0.id());
+    let sleeper_pid = sleeper.0.id();
     tokio::time::sleep(Duration::from_secs(20)).await;
-    drop((shares, sorter, rust));
+    drop((shares, sorter, rust, sleeper));
     // The last interval reaches the store within one interval (2 s) of the programs' end.
     let mut last = 0;
     wait_for("the last interval stored", async || {
@@ -193,7 +204,7 @@ async fn stacks_without_frame_pointers_unwind_through_c_rust_and_libc() {
     check_shares(
         "Rust release build",
         &folded(addr, rust_pid).await,
-        "main;workload::caller",
+        "workload::main;caller",
         leaves,
     );
     let sorted = folded(addr, sorter_pid).await;
@@ -214,6 +225,38 @@ async fn stacks_without_frame_pointers_unwind_through_c_rust_and_libc() {
         "qsort: {through} of {total} samples walk main;sort_caller;qsort;…;compare: {top:#?}"
     );
     eprintln!("qsort: {through} of {total} samples through libc");
+
+    // Off-CPU: the sleeping function holds the blocked time, the computing one the CPU.
+    let holding = |stacks: &BTreeMap<String, i64>, function: &str| -> f64 {
+        let total: i64 = stacks.values().sum();
+        let with: i64 = stacks
+            .iter()
+            .filter(|(s, _)| s.split(';').any(|f| f == function))
+            .map(|(_, v)| v)
+            .sum();
+        100.0 * with as f64 / total.max(1) as f64
+    };
+    let off = folded_of(
+        addr,
+        strata_collector_ebpf::OFF_CPU_PROFILE_TYPE,
+        sleeper_pid,
+    )
+    .await;
+    let blocked_s = off.values().sum::<i64>() as f64 / 1e9;
+    let sleeping = holding(&off, "sleeper");
+    assert!(
+        blocked_s >= 5.0 && sleeping >= 85.0,
+        "off-CPU: {blocked_s:.1} s blocked, {sleeping:.1} % in sleeper: {off:#?}"
+    );
+    let cpu = folded(addr, sleeper_pid).await;
+    let computing = holding(&cpu, "computer");
+    assert!(
+        cpu.values().sum::<i64>() >= 50 && computing >= 85.0,
+        "CPU: {computing:.1} % in computer: {cpu:#?}"
+    );
+    eprintln!(
+        "sleep/compute: {blocked_s:.1} s blocked, {sleeping:.1} % in sleeper; {computing:.1} % of the CPU in computer"
+    );
 
     let (_, metrics) = common::get(addr, "/metrics").await;
     let value = |name: &str| -> f64 {

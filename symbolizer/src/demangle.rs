@@ -2,7 +2,7 @@
 
 /// The demangled form of a symbol name: C++ with parameters as `c++filt` prints it, Rust
 /// without the hash as `rustc-demangle`'s `{:#}` prints it; other names (C, Go) unchanged.
-pub(crate) fn demangle(name: &str) -> String {
+pub fn demangle(name: &str) -> String {
     symbolic_demangle::demangle(name).into_owned()
 }
 

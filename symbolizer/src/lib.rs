@@ -57,6 +57,7 @@ pub use config::SymbolizerConfig;
 #[cfg(feature = "debuginfod-http")]
 pub use debuginfod::HttpDebuginfod;
 pub use debuginfod::{DebuginfodFetcher, Fetched};
+pub use demangle::demangle;
 pub use error::{Error, Result};
 pub use frame::{Frame, Frames};
 pub use kallsyms::{Kallsyms, KernelSymbol};

@@ -215,6 +215,7 @@ pub(crate) mod tests {
             kernel: false,
             mapping: Some(m.clone()),
             function: name.map(Arc::from),
+            ..Default::default()
         };
         let iv = IntervalProfiles {
             timestamp_ns: 1_700_000_010_000_000_000,

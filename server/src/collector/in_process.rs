@@ -76,6 +76,21 @@ pub fn write_metrics(out: &mut String) {
     let Some(s) = STATS.get() else {
         return;
     };
+    let mut stops = String::new();
+    let _ = writeln!(
+        stops,
+        "# HELP strata_collector_unwind_stops_total User stacks walked with the unwind tables, by why the walk ended (end: the outermost frame).\n# TYPE strata_collector_unwind_stops_total counter"
+    );
+    for (reason, n) in strata_collector_ebpf::UNWIND_STOPS
+        .iter()
+        .zip(&s.unwind.stops)
+    {
+        let _ = writeln!(
+            stops,
+            "strata_collector_unwind_stops_total{{reason=\"{reason}\"}} {}",
+            n.load(Relaxed)
+        );
+    }
     let mut metric = |name: &str, kind: &str, help: &str, value: f64| {
         let _ = writeln!(
             out,
@@ -183,17 +198,6 @@ pub fn write_metrics(out: &mut String) {
     ] {
         metric(name, kind, help, value.load(Relaxed) as f64);
     }
-    let _ = writeln!(
-        out,
-        "# HELP strata_collector_unwind_stops_total User stacks walked with the unwind tables, by why the walk ended (end: the outermost frame).\n# TYPE strata_collector_unwind_stops_total counter"
-    );
-    for (reason, n) in strata_collector_ebpf::UNWIND_STOPS.iter().zip(&u.stops) {
-        let _ = writeln!(
-            out,
-            "strata_collector_unwind_stops_total{{reason=\"{reason}\"}} {}",
-            n.load(Relaxed)
-        );
-    }
     if let Some((cpu, rss)) = self_usage() {
         metric(
             "process_cpu_seconds_total",
@@ -208,6 +212,7 @@ pub fn write_metrics(out: &mut String) {
             rss,
         );
     }
+    out.push_str(&stops);
 }
 
 /// CPU seconds and resident bytes of this process, from `/proc/self`.
