@@ -25,7 +25,10 @@
 //! `STRATA_BIN` (default: `strata` next to this bench's build directory), `STRATA_BENCH_OVERHEAD_SECS`
 //! (workload length alone, default 10), `STRATA_BENCH_OVERHEAD_ROUNDS` (default 3),
 //! `STRATA_BENCH_OVERHEAD_FILTER` (run only the profiler modes whose name contains it, e.g.
-//! `polling only, 999 Hz`; the workload alone always runs). Needs root
+//! `polling only, 999 Hz`; the workload alone always runs), `STRATA_BENCH_OVERHEAD_PART`
+//! (`spin`, `fp-less` or both, the default: see `ebpf_overhead/fp_less_load.rs` for the
+//! second part, the collector with CFI unwinding and off-CPU on against 20 processes without
+//! frame pointers, next to `perf record --call-graph dwarf`). Needs root
 //! (BPF and system-wide perf events), clang and perf; whatever is missing is skipped with a
 //! message. Under `cargo test` it runs once, short, and judges nothing.
 
@@ -35,6 +38,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+#[path = "ebpf_overhead/fp_less_load.rs"]
+mod fp_less_load;
 
 /// A profiler running next to the workload.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -259,6 +265,13 @@ fn main() {
     }
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let ticks = clock_ticks();
+    let part = std::env::var("STRATA_BENCH_OVERHEAD_PART").unwrap_or_default();
+    if part.is_empty() || part == "fp-less" {
+        fp_less_load::run(&strata, dir.path(), secs, rounds, ticks);
+    }
+    if part == "fp-less" {
+        return;
+    }
 
     // The server the agent pushes to (its cost is not the agent's; it is reported apart).
     let (mut server, store) = start_server(&strata, dir.path());

@@ -20,7 +20,7 @@ use crate::kubernetes::KubernetesResolver;
 use crate::process::{MapEntry, ProcessInfo, start_time};
 use crate::profile::{Frame, FrameMapping, IntervalProfiles, ProcessProfile};
 use crate::python::{PythonCode, PythonFrameRef, PythonProcesses};
-use crate::unwind::{UnwindStats, UnwindTables};
+use crate::unwind::{TableLoader, UnwindStats, UnwindTables};
 
 /// Counters about the collector itself, shared with whoever exports metrics.
 #[derive(Debug, Default)]
@@ -74,8 +74,8 @@ pub struct Sampler {
     kernel_mapping: Arc<FrameMapping>,
     elfs: ElfCache,
     kubernetes: KubernetesResolver,
-    /// The CFI unwinder's maps (`None` when `unwind_cfi` is off).
-    tables: Option<UnwindTables>,
+    /// The CFI unwinder's maps, filled on their own thread (`None` when `unwind_cfi` is off).
+    tables: Option<TableLoader>,
     /// The Python processes the walker knows (with the unwinder).
     python: Option<PythonProcesses>,
     /// Code objects of the Python frames sampled this interval.
@@ -124,13 +124,16 @@ impl Sampler {
         let stats: Arc<SamplerStats> = Arc::default();
         let (tables, python) = match (bpf.take_unwind_maps(), limits) {
             (Some((chunks, procs, py)), Some(l)) => (
-                Some(UnwindTables::new(
-                    chunks,
-                    procs,
-                    l.chunks,
-                    l.processes,
-                    stats.unwind.clone(),
-                )),
+                Some(
+                    TableLoader::spawn(UnwindTables::new(
+                        chunks,
+                        procs,
+                        l.chunks,
+                        l.processes,
+                        stats.unwind.clone(),
+                    ))
+                    .map_err(|e| crate::Error::io("a thread for the unwind tables", e))?,
+                ),
                 Some(PythonProcesses::new(py)),
             ),
             _ => (None, None),
@@ -238,6 +241,7 @@ impl Sampler {
                     && (t.info.comm != s.comm
                         || s.user_stack
                             .iter()
+                            .filter(|&&a| PythonFrameRef::decode(a).is_none())
                             .take(1)
                             .any(|&a| t.info.mapping(a).is_none()))
             }
@@ -260,21 +264,18 @@ impl Sampler {
                     start_time: 0,
                 });
             info.kubernetes = self.kubernetes.resolve(&info.container);
-            if let Some(tables) = &mut self.tables
+            if let Some(python) = &mut self.python
                 && !info.maps.is_empty()
             {
-                tables.load_process(&info);
-                if let Some(python) = &mut self.python {
-                    python.load_process(&info);
-                }
+                python.load_process(&info);
             }
-            self.processes.insert(
-                s.pid,
-                Tracked {
-                    generation,
-                    info: Arc::new(info),
-                },
-            );
+            let info = Arc::new(info);
+            if let Some(tables) = &self.tables
+                && !info.maps.is_empty()
+            {
+                tables.load(info.clone());
+            }
+            self.processes.insert(s.pid, Tracked { generation, info });
         }
         // Python frames are named now, while their code objects are alive.
         if let Some(interp) = self.python.as_ref().and_then(|p| p.interpreter(s.pid)) {
@@ -385,8 +386,14 @@ impl Sampler {
     fn forget_unsampled(&mut self) {
         let sampled: HashSet<u32> = self.snapshots.keys().map(|k| k.0).collect();
         self.snapshots.clear();
+        let mut gone = Vec::new();
         self.processes.retain(|pid, t| {
-            sampled.contains(pid) && start_time(*pid).is_some_and(|st| st == t.info.start_time)
+            let keep =
+                sampled.contains(pid) && start_time(*pid).is_some_and(|st| st == t.info.start_time);
+            if !keep {
+                gone.push(*pid);
+            }
+            keep
         });
         let containers: HashSet<&str> = self
             .processes
@@ -394,21 +401,11 @@ impl Sampler {
             .filter_map(|t| t.info.container.container_id.as_deref())
             .collect();
         self.kubernetes.retain(|id| containers.contains(id));
-        if let Some(tables) = &mut self.tables {
-            let gone: Vec<u32> = tables
-                .processes()
-                .filter(|pid| !self.processes.contains_key(pid))
-                .collect();
-            for pid in gone {
-                tables.forget_process(pid);
+        for pid in gone {
+            if let Some(tables) = &self.tables {
+                tables.forget(pid);
             }
-        }
-        if let Some(python) = &mut self.python {
-            let gone: Vec<u32> = python
-                .processes()
-                .filter(|pid| !self.processes.contains_key(pid))
-                .collect();
-            for pid in gone {
+            if let Some(python) = &mut self.python {
                 python.forget_process(pid);
             }
         }

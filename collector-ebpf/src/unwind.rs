@@ -1,13 +1,15 @@
 //! CFI unwinding of user stacks: call frame information compiled into compact rows
 //! ([`rows`]: [`compile_elf`], [`UnwindRows`]) and loaded, shared by build id, into the BPF
-//! maps the in-kernel unwinder reads ([`tables`]: [`UnwindTables`]), with what it costs and
-//! why walks stop counted in [`UnwindStats`].
+//! maps the in-kernel unwinder reads ([`tables`]: [`UnwindTables`], filled on a thread of its
+//! own by [`TableLoader`]), with what it costs and why walks stop counted in [`UnwindStats`].
 
+mod loader;
 mod rows;
 pub(crate) mod tables;
 
 use std::sync::atomic::AtomicU64;
 
+pub use loader::TableLoader;
 pub use rows::{
     CfaRule, CfiInput, CfiSection, RbpRule, UnwindRow, UnwindRows, compile_cfi, compile_elf,
 };

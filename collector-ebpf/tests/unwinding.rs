@@ -159,10 +159,32 @@ fn walks_c_rust_and_libc_stacks_without_frame_pointers() {
     let shares = spawn(&c, "shares");
     let sorter = spawn(&c, "qsort");
     let rust = spawn(&rs, "");
+    // Beside them, as on a real host: a process of the same binary that sleeps and computes
+    // (off-CPU walks of the same tables), and an interpreter.
+    let sleeper = spawn(&c, "sleep");
+    let python = Command::new("/usr/bin/python3")
+        .arg("workload.py")
+        .current_dir(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/python"
+        ))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()
+        .map(Killed);
     let pids = [shares.0.id(), sorter.0.id(), rust.0.id()];
+    // A process's first samples, before its tables are loaded (the loader works through every
+    // process on the host first), are walked by frame pointers: count from 3 s on.
+    let warm = Instant::now();
+    while warm.elapsed() < Duration::from_secs(3) {
+        std::thread::sleep(Duration::from_millis(50));
+        sampler.poll();
+    }
+    sampler.finish_interval();
     let start = Instant::now();
     let mut profiles = Vec::new();
-    while start.elapsed() < Duration::from_secs(12) {
+    while start.elapsed() < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(50));
         sampler.poll();
         if profiles.len() < (start.elapsed().as_secs() as usize) {
@@ -171,7 +193,7 @@ fn walks_c_rust_and_libc_stacks_without_frame_pointers() {
     }
     sampler.poll();
     profiles.push(sampler.finish_interval());
-    drop((shares, sorter, rust));
+    drop((shares, sorter, rust, sleeper, python));
     let stats = sampler.stats();
     let stops: Vec<(&str, u64)> = UNWIND_STOPS
         .iter()

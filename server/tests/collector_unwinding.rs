@@ -7,10 +7,14 @@
 //! its caller, under main); `/metrics` shows the unwinder's tables and stop reasons. A fourth
 //! program sleeps 40 ms then computes 10 ms in a loop: in the off-CPU profile type the
 //! sleeping function holds at least 85 % of its blocked time, in the CPU type the computing
-//! one at least 85 % of its samples.
+//! one at least 85 % of its samples. A fifth, pure Python on Debian's `/usr/bin/python3`
+//! (3.11), splits its CPU 6:3:1 between three functions named `work` in three modules under
+//! one caller: its profile for `comm="python3"` (read as pprof) names them by function and
+//! file, under `caller`, with those shares within 7 points.
 //!
-//! Needs root (or CAP_BPF + CAP_PERFMON), clang and rustc: the test fails without them,
-//! unless `STRATA_SKIP_EBPF=1` (resp. `STRATA_SKIP_CC=1`).
+//! Needs root (or CAP_BPF + CAP_PERFMON), clang, rustc and Debian's python3.11: the test fails
+//! without them, unless `STRATA_SKIP_EBPF=1` (resp. `STRATA_SKIP_CC=1`,
+//! `STRATA_SKIP_PYTHON=1`, which leaves out the Python part).
 
 mod common;
 
@@ -72,6 +76,15 @@ fn spawn(exe: &Path, arg: &str) -> Killed {
     )
 }
 
+/// When the workloads started, plus the time the collector takes to load the unwind tables of
+/// every process on the host (their first samples are walked by frame pointers), in Unix ms:
+/// the start of the queried range.
+static COUNTED_FROM: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+
+fn counted_from() -> i64 {
+    *COUNTED_FROM.get().expect("set when the workloads start")
+}
+
 /// The stored CPU profile of process `pid`, as folded stacks (root first) → samples.
 async fn folded(addr: SocketAddr, pid: u32) -> BTreeMap<String, i64> {
     folded_of(addr, strata_collector_ebpf::PROFILE_TYPE, pid).await
@@ -83,8 +96,9 @@ async fn folded_of(addr: SocketAddr, profile_type: &str, pid: u32) -> BTreeMap<S
     let (status, body) = common::get(
         addr,
         &format!(
-            "/api/v1/query?query={}&start=now-10m&end=now%2B1m&report=folded",
-            urlencode(&query)
+            "/api/v1/query?query={}&start={}&end=now%2B1m&report=folded",
+            urlencode(&query),
+            counted_from()
         ),
     )
     .await;
@@ -97,6 +111,57 @@ async fn folded_of(addr: SocketAddr, profile_type: &str, pid: u32) -> BTreeMap<S
             Some((stack.to_owned(), v.parse().ok()?))
         })
         .collect()
+}
+
+/// The stored CPU profile of `selector` as pprof.
+async fn pprof_of(addr: SocketAddr, selector: &str) -> strata_proto::pprof::Profile {
+    use prost::Message;
+    use std::io::Read;
+    let query = format!("{}{selector}", strata_collector_ebpf::PROFILE_TYPE);
+    let (status, body) = common::get_bytes(
+        addr,
+        &format!(
+            "/api/v1/query?query={}&start={}&end=now%2B1m&report=pprof",
+            urlencode(&query),
+            counted_from()
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let mut raw = Vec::new();
+    flate2::read::GzDecoder::new(&body[..])
+        .read_to_end(&mut raw)
+        .unwrap();
+    strata_proto::pprof::Profile::decode(&raw[..]).unwrap()
+}
+
+/// Per (function, file name) of the frame right under `caller`: the samples of `profile`, and
+/// the total.
+fn under_caller(p: &strata_proto::pprof::Profile) -> (BTreeMap<(String, String), i64>, i64) {
+    let s = |i: i64| p.string_table[i as usize].clone();
+    let function = |loc: u64| -> Option<(String, String)> {
+        let l = p.location.iter().find(|l| l.id == loc)?;
+        let function_id = l.line.first()?.function_id;
+        let f = p.function.iter().find(|f| f.id == function_id)?;
+        let file = s(f.filename);
+        Some((s(f.name), file.rsplit('/').next().unwrap_or("").to_owned()))
+    };
+    let mut out = BTreeMap::new();
+    let mut total = 0;
+    for sample in &p.sample {
+        total += sample.value[0];
+        let frames: Vec<_> = sample
+            .location_id
+            .iter()
+            .filter_map(|&l| function(l))
+            .collect();
+        if let Some(i) = frames.iter().position(|(name, _)| name == "caller")
+            && i > 0
+        {
+            *out.entry(frames[i - 1].clone()).or_default() += sample.value[0];
+        }
+    }
+    (out, total)
 }
 
 fn urlencode(s: &str) -> String {
@@ -177,10 +242,34 @@ async fn stacks_without_frame_pointers_unwind_through_c_rust_and_libc() {
     let sorter = spawn(&c, "qsort");
     let rust = spawn(&rs, "");
     let sleeper = spawn(&c, "sleep");
+    let python = std::fs::read_link("/usr/bin/python3")
+        .is_ok_and(|p| p.to_string_lossy().contains("python3.11"));
+    let python = common::tool_or_skip(
+        "PYTHON",
+        match python {
+            true => Ok(()),
+            false => Err("/usr/bin/python3 is not Debian's python3.11".to_owned()),
+        },
+    )
+    .then(|| {
+        Killed(
+            Command::new("/usr/bin/python3")
+                .arg("workload.py")
+                .current_dir(format!("{FIXTURES}/../python"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    });
+    let python_pid = python.as_ref().map(|p| p.0.id());
+    COUNTED_FROM
+        .set(strata_engine::now_ns() / 1_000_000 + 5_000)
+        .unwrap();
     let (shares_pid, sorter_pid, rust_pid) = (shares.0.id(), sorter.0.id(), rust.0.id());
     let sleeper_pid = sleeper.0.id();
     tokio::time::sleep(Duration::from_secs(20)).await;
-    drop((shares, sorter, rust, sleeper));
+    drop((shares, sorter, rust, sleeper, python));
     // The last interval reaches the store within one interval (2 s) of the programs' end.
     let mut last = 0;
     wait_for("the last interval stored", async || {
@@ -194,6 +283,14 @@ async fn stacks_without_frame_pointers_unwind_through_c_rust_and_libc() {
     })
     .await;
 
+    let (_, metrics) = common::get(addr, "/metrics").await;
+    let unwind: Vec<&str> = metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("strata_collector_unwind") || l.starts_with("strata_collector_off_cpu")
+        })
+        .collect();
+    eprintln!("{unwind:#?}");
     let leaves = ["work_a", "work_b", "work_c"];
     check_shares(
         "C, clang -O2 -fomit-frame-pointer",
@@ -257,6 +354,29 @@ async fn stacks_without_frame_pointers_unwind_through_c_rust_and_libc() {
     eprintln!(
         "sleep/compute: {blocked_s:.1} s blocked, {sleeping:.1} % in sleeper; {computing:.1} % of the CPU in computer"
     );
+
+    // Python: the three `work`s told apart by file, under caller, 6:3:1.
+    if let Some(pid) = python_pid {
+        let profile = pprof_of(addr, &format!("{{comm=\"python3\",pid=\"{pid}\"}}")).await;
+        let (by_function, total) = under_caller(&profile);
+        let sum: i64 = by_function.values().sum();
+        assert!(
+            total >= 300 && sum as f64 >= 0.85 * total as f64,
+            "python: {sum} of {total} samples under caller: {by_function:?}"
+        );
+        for (module, want) in [("mod_a.py", 60.0), ("mod_b.py", 30.0), ("mod_c.py", 10.0)] {
+            let got = by_function
+                .get(&("work".to_owned(), module.to_owned()))
+                .copied()
+                .unwrap_or(0);
+            let share = 100.0 * got as f64 / sum as f64;
+            assert!(
+                (share - want).abs() <= 7.0,
+                "python: work in {module} has {share:.1} % (want {want} ± 7): {by_function:?}"
+            );
+        }
+        eprintln!("python: {by_function:?} of {total} samples");
+    }
 
     let (_, metrics) = common::get(addr, "/metrics").await;
     let value = |name: &str| -> f64 {

@@ -249,6 +249,19 @@ pub fn compile_elf<'d, R: ReadRef<'d>>(data: R) -> Result<UnwindRows> {
     compile_cfi(&inputs)
 }
 
+/// Bytes of call frame information (`.eh_frame` + `.debug_frame`) in an ELF file: what
+/// compiling it costs, about 1 µs per 16 bytes.
+pub fn cfi_bytes<'d, R: ReadRef<'d>>(data: R) -> u64 {
+    let Ok(file) = object::File::parse(data) else {
+        return 0;
+    };
+    [".eh_frame", ".debug_frame"]
+        .iter()
+        .filter_map(|n| file.section_by_name(n))
+        .map(|s| s.size())
+        .sum()
+}
+
 /// One FDE's rows before merging: `[start, end)` and its rows.
 struct FdeRows {
     start: u64,

@@ -17,7 +17,7 @@ use aya::maps::{Array, HashMap as BpfHashMap, MapData};
 
 use crate::process::{MapEntry, ProcessInfo};
 use crate::unwind::UnwindStats;
-use crate::unwind::rows::{UnwindRow, UnwindRows, compile_elf};
+use crate::unwind::rows::{UnwindRow, UnwindRows, cfi_bytes, compile_elf};
 
 /// Rows per element of `unwind_chunks` (`UNWIND_CHUNK_ROWS`).
 pub const CHUNK_ROWS: usize = 64;
@@ -32,6 +32,30 @@ const MAPPING_BYTES: usize = 40;
 pub const PROC_UNWIND_BYTES: usize = 8 + MAX_PROC_MAPPINGS * MAPPING_BYTES;
 /// Rows of the largest table the BPF search can walk (`MAX_ROW_SEARCH` steps).
 pub const MAX_FILE_ROWS: usize = 1 << 24;
+/// Files with more call frame information than this (a compiler's or browser's shared
+/// library: seconds to compile) are left to frame pointers in a quick load
+/// ([`Load::Quick`]) and compiled in a full one.
+pub const LARGE_CFI_BYTES: u64 = 2 << 20;
+
+/// How much of a process to load.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Load {
+    /// Every file of the process compiled.
+    Full,
+    /// Files already loaded and small ones; large ones are walked by frame pointers until a
+    /// full load.
+    Quick,
+}
+
+/// What a mapping's file is to the tables.
+enum FileOf {
+    /// Loaded (with or without rows) under this key.
+    Loaded(String),
+    /// Large and not loaded: left to a full load.
+    Deferred,
+    /// Memory the unwinder stops at (anonymous / JIT code, unreadable files).
+    Stop,
+}
 
 /// `struct proc_mapping.kind`.
 const MAPPING_CFI: u32 = 0;
@@ -121,21 +145,27 @@ impl UnwindTables {
         }
     }
 
-    /// Loads the rows of every file `info` maps (those not loaded yet) and writes its
-    /// mappings for the unwinder, replacing what an earlier load of the same pid wrote.
-    pub fn load_process(&mut self, info: &ProcessInfo) {
+    /// Loads the rows of every file `info` maps (those not loaded yet; with [`Load::Quick`]
+    /// the small ones) and writes its mappings for the unwinder, replacing what an earlier load
+    /// of the same pid wrote. Returns whether a large file was left for a full load.
+    pub fn load_process(&mut self, info: &ProcessInfo, load: Load) -> bool {
         self.forget_process(info.pid);
         if self.processes.len() >= self.max_processes as usize {
             self.stats.processes_refused.fetch_add(1, Ordering::Relaxed);
-            return;
+            return false;
         }
+        let mut deferred = false;
         self.clock += 1;
         let mut value = vec![0u8; PROC_UNWIND_BYTES];
         let mut keys = Vec::new();
         let mut count = 0usize;
         for m in info.maps.iter().take(MAX_PROC_MAPPINGS) {
-            let (kind, placed) = match self.file_of(info.pid, m) {
-                Some(key) => {
+            let (kind, placed) = match self.file_of(info.pid, m, load) {
+                FileOf::Deferred => {
+                    deferred = true;
+                    (MAPPING_FP, None)
+                }
+                FileOf::Loaded(key) => {
                     let entry = self.files.get_mut(&key).expect("just loaded");
                     entry.users += 1;
                     entry.last_used = self.clock;
@@ -146,7 +176,7 @@ impl UnwindTables {
                         None => (MAPPING_FP, None),
                     }
                 }
-                None => (MAPPING_JIT, None),
+                FileOf::Stop => (MAPPING_JIT, None),
             };
             let mut rel_base = 0u64;
             let (mut first_row, mut rows) = (0u32, 0u32);
@@ -177,10 +207,11 @@ impl UnwindTables {
             tracing::debug!(pid = info.pid, error = %e, "cannot write the process's unwind mappings");
             self.release(&keys);
             self.stats.processes_refused.fetch_add(1, Ordering::Relaxed);
-            return;
+            return false;
         }
         self.processes.insert(info.pid, keys);
         self.update_stats();
+        deferred
     }
 
     /// Removes a process's mappings (it exited or is no longer sampled); its files stay loaded
@@ -232,25 +263,31 @@ impl UnwindTables {
             .map(|v| v.as_slice())
     }
 
-    /// The key of mapping `m`'s file, loaded (compiled and placed) if it was not; `None` for
-    /// memory the unwinder must stop at (anonymous / JIT code, unreadable files).
-    fn file_of(&mut self, pid: u32, m: &MapEntry) -> Option<String> {
+    /// Mapping `m`'s file, loaded (compiled and placed) if it was not (unless large and the
+    /// load quick).
+    fn file_of(&mut self, pid: u32, m: &MapEntry, load: Load) -> FileOf {
         let key = if m.path == "[vdso]" {
             "[vdso]".to_owned()
         } else {
-            let elf = m.elf.as_ref()?;
-            if elf.build_id.is_empty() {
-                return None;
+            match m.elf.as_ref() {
+                Some(elf) if !elf.build_id.is_empty() => elf.build_id.clone(),
+                _ => return FileOf::Stop,
             }
-            elf.build_id.clone()
         };
         if self.files.contains_key(&key) {
-            return Some(key);
+            return FileOf::Loaded(key);
         }
         let compiled = if key == "[vdso]" {
             self.vdso_image().map(compile_elf)
         } else {
-            open_file(pid, &m.path).map(|file| compile_elf(&object::ReadCache::new(file)))
+            let Some(file) = open_file(pid, &m.path) else {
+                return FileOf::Stop;
+            };
+            let data = object::ReadCache::new(file);
+            if load == Load::Quick && cfi_bytes(&data) > LARGE_CFI_BYTES {
+                return FileOf::Deferred;
+            }
+            Some(compile_elf(&data))
         };
         let rows = match compiled {
             Some(Ok(rows)) => rows,
@@ -258,7 +295,7 @@ impl UnwindTables {
                 tracing::debug!(path = %m.path, error = %e, "no unwind rows");
                 UnwindRows::default()
             }
-            None => return None,
+            None => return FileOf::Stop,
         };
         let placed = self.place(&rows);
         if placed.is_none() && !rows.is_empty() {
@@ -273,7 +310,7 @@ impl UnwindTables {
                 last_used: self.clock,
             },
         );
-        Some(key)
+        FileOf::Loaded(key)
     }
 
     /// Writes `rows` into a free run of chunks (evicting unused files when needed).
