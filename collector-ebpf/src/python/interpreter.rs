@@ -65,8 +65,11 @@ impl PyOffsets {
     /// "No such field".
     pub const NONE: u32 = u32::MAX;
 
-    /// The offsets of CPython `3.minor`: 3.11 (verified against Debian bookworm's 3.11.2 by
-    /// the tests), 3.12 (from CPython's headers; not verified on a live process here).
+    /// The offsets of CPython `3.minor`: 3.11 (checked against Debian bookworm's 3.11.2 by
+    /// the tests) and 3.12 (checked by hand against a pyenv build of 3.12.1 with a shared
+    /// libpython: `STRATA_TEST_PYTHON=…/python3.12 cargo test -p strata-collector-ebpf --test
+    /// python`). 3.13 moved the current frame into the thread state and publishes its offsets
+    /// in `_Py_DebugOffsets` at the start of `_PyRuntime`; it is not supported yet.
     pub fn for_version(minor: u8) -> Option<PyOffsets> {
         match minor {
             11 => Some(PyOffsets {
