@@ -110,7 +110,7 @@ impl Sampler {
         let limits = config
             .unwind_cfi
             .then(|| UnwindLimits::of(config.unwind_table_max_bytes, config.unwind_max_processes));
-        let off_cpu = config.off_cpu.enabled.then(|| OffCpuSettings {
+        let off_cpu = config.off_cpu.enabled.then_some(OffCpuSettings {
             sample_ratio: config.off_cpu.sample_ratio,
             min_block_ns: config.off_cpu.min_block.as_nanos() as u64,
         });

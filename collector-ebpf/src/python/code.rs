@@ -25,7 +25,7 @@ pub struct PythonFrameRef {
 impl PythonFrameRef {
     /// Decodes a user-stack entry; `None` for an instruction address.
     pub fn decode(entry: u64) -> Option<PythonFrameRef> {
-        (entry & PY_FRAME_TAG != 0).then(|| PythonFrameRef {
+        (entry & PY_FRAME_TAG != 0).then_some(PythonFrameRef {
             code: entry & ((1 << CODE_BITS) - 1),
             index: ((entry >> CODE_BITS) & 0xffff) as u32,
         })
@@ -220,7 +220,7 @@ mod tests {
                 index: 123
             })
         );
-        assert_eq!(PythonFrameRef::decode(0x4010_00), None);
+        assert_eq!(PythonFrameRef::decode(0x0040_1000), None);
     }
 
     #[test]

@@ -232,6 +232,14 @@ pub(crate) mod tests {
                     (vec![frame(0x1300, None), frame(0x1200, Some("main"))], 3),
                 ],
             }],
+            off_cpu: vec![ProcessProfile {
+                pid: 42,
+                labels: vec![("pid".into(), "42".into()), ("comm".into(), "app".into())],
+                stacks: vec![(
+                    vec![frame(0x1400, Some("wait")), frame(0x1200, Some("main"))],
+                    40_000_000,
+                )],
+            }],
         };
         let req = write_raw_request(&iv, &[("node".into(), "n1".into())]);
         let batch = strata_ingest::parca_write_raw(
@@ -260,6 +268,26 @@ pub(crate) mod tests {
             "{names:?}"
         );
         assert_eq!(batch.symbols().mappings[0].build_id, "abcd");
+
+        // The off-CPU profile goes in the same request, as its own type and series.
+        let req = write_raw_request(&iv, &[]);
+        assert_eq!(req.series.len(), 2);
+        let off = WriteRawRequest {
+            series: vec![req.series[1].clone()],
+            ..Default::default()
+        };
+        let batch = strata_ingest::parca_write_raw(
+            &off,
+            &strata_ingest::DecodeLimits::default(),
+            iv.timestamp_ns,
+            &mut strata_ingest::DeltaTracker::new(10),
+        )
+        .unwrap();
+        assert_eq!(
+            batch.profile_types()[0].to_string(),
+            strata_collector_ebpf::OFF_CPU_PROFILE_TYPE
+        );
+        assert_eq!(batch.num_samples(), 1);
     }
 
     /// Spins a shell loop as a child process, killed on drop.
