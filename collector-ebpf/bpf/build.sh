@@ -39,7 +39,7 @@ build() { # build <output>
 }
 
 src_hash() {
-  cat profiler.bpf.c vmlinux.h | sha256sum | cut -d' ' -f1
+  cat profiler.bpf.c unwind.bpf.h vmlinux.h | sha256sum | cut -d' ' -f1
 }
 
 if [ "${1:-}" = "--check" ]; then

@@ -17,6 +17,7 @@ fn bpf_dir() -> &'static Path {
 fn recorded_source_hash_matches_the_sources() {
     let dir = bpf_dir();
     let mut src = std::fs::read(dir.join("profiler.bpf.c")).unwrap();
+    src.extend(std::fs::read(dir.join("unwind.bpf.h")).unwrap());
     src.extend(std::fs::read(dir.join("vmlinux.h")).unwrap());
     let mut child = Command::new("sha256sum")
         .stdin(Stdio::piped())

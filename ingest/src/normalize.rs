@@ -21,8 +21,8 @@ pub struct ProfileSource {
     pub name: String,
     /// Series labels, without `__name__`.
     pub labels: Vec<(String, String)>,
-    /// Whether the values are per-interval deltas. `None`: CPU profiles (period type `cpu`) are
-    /// deltas, others are not.
+    /// Whether the values are per-interval deltas. `None`: CPU and off-CPU profiles (period
+    /// type `cpu` or `off_cpu`) are deltas, others are not.
     pub delta: Option<bool>,
     /// Timestamp for a profile that carries none (`time_nanos` 0), ns since the epoch.
     pub default_time_ns: i64,
@@ -279,7 +279,9 @@ fn profile_types(
         strings.get(period_type.r#type, "the period type")?,
         strings.get(period_type.unit, "the period unit")?,
     );
-    let delta = source.delta.unwrap_or(period_name == "cpu");
+    let delta = source
+        .delta
+        .unwrap_or(matches!(period_name, "cpu" | "off_cpu"));
     profile
         .sample_type
         .iter()

@@ -1,7 +1,7 @@
 //! [`Interpreter`]: a CPython binary (`python3.X` or `libpython3.X.so`) as the BPF walker needs
 //! it — where `_PyRuntime` and `_PyEval_EvalFrameDefault` are, and the struct offsets of its
 //! version ([`PyOffsets`]) — and [`PythonProcesses`], which writes one `py_procs` entry per
-//! Python process for `bpf/profiler.bpf.c`.
+//! Python process for `bpf/unwind.bpf.h`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -184,7 +184,7 @@ pub fn detect<'d, R: ReadRef<'d>>(data: R) -> Option<Interpreter> {
     })
 }
 
-/// Bytes of one `struct py_proc` (`bpf/profiler.bpf.c`).
+/// Bytes of one `struct py_proc` (`bpf/unwind.bpf.h`).
 pub const PY_PROC_BYTES: usize = 3 * 8 + 16 * 4;
 
 /// The BPF map of Python processes and the interpreters found so far.

@@ -9,7 +9,7 @@
 //! otherwise compiles to [`CfaRule::Unsupported`] (the unwinder stops there, counted).
 //! What the unwinder cannot do is never guessed: it becomes a stop with a reason.
 //!
-//! The row layout (8 bytes, little endian) is shared with `bpf/profiler.bpf.c`
+//! The row layout (8 bytes, little endian) is shared with `bpf/unwind.bpf.h`
 //! (`struct unwind_row`): `u32 pc` (offset from the table's base address), `u8 kinds` (CFA
 //! kind in the low nibble, rbp kind in the high one), `i8 rbp_offset` (in units of 8),
 //! `u16 cfa_offset` (kind-dependent) — see [`UnwindRow::to_bytes`].
@@ -79,7 +79,7 @@ pub struct UnwindRow {
     pub rbp: RbpRule,
 }
 
-/// `cfa_kind` values of `struct unwind_row` (`bpf/profiler.bpf.c` has the same).
+/// `cfa_kind` values of `struct unwind_row` (`bpf/unwind.bpf.h` has the same).
 mod kind {
     pub const NO_COVERAGE: u8 = 0;
     pub const RSP: u8 = 1;

@@ -1,6 +1,6 @@
 //! [`UnwindTables`]: the unwind rows of every mapped file and the mappings of every sampled
 //! process, as the BPF unwinder reads them (`unwind_chunks` and `proc_unwind` in
-//! `bpf/profiler.bpf.c`).
+//! `bpf/unwind.bpf.h`).
 //!
 //! Rows are compiled once per file (by build id) and shared by every process that maps it.
 //! They live in one BPF array of 64-row chunks whose size is the configured budget

@@ -253,7 +253,8 @@ pub(crate) mod tests {
             batch.profile_types()[0].to_string(),
             strata_collector_ebpf::PROFILE_TYPE
         );
-        assert_eq!(batch.num_samples(), 2);
+        // Two CPU samples and the off-CPU one.
+        assert_eq!(batch.num_samples(), 3);
         let series = &batch.series()[0];
         assert_eq!(series.get("comm"), Some("app"));
         assert_eq!(series.get("node"), Some("n1"));
