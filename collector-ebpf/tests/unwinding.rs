@@ -2,7 +2,8 @@
 //! built with `clang -O2 -fomit-frame-pointer` (6:3:1 between three functions under one
 //! caller; a `qsort` comparator burning CPU under Debian's libc) and a Rust release build
 //! (6:3:1 again), sampled together; each must come out as main → caller → leaf with the
-//! shares of the program, and its walks must end at the outermost frame.
+//! shares of the program, and its walks must end at the outermost frame. A SIGPROF handler's
+//! stacks must walk through the kernel's signal frame back to the interrupted function.
 //!
 //! Needs root (or CAP_BPF + CAP_PERFMON), clang and rustc (`STRATA_SKIP_EBPF`,
 //! `STRATA_SKIP_CC` skip).
@@ -162,6 +163,7 @@ fn walks_c_rust_and_libc_stacks_without_frame_pointers() {
     // Beside them, as on a real host: a process of the same binary that sleeps and computes
     // (off-CPU walks of the same tables), and an interpreter.
     let sleeper = spawn(&c, "sleep");
+    let signalled = spawn(&c, "signal");
     let python = Command::new("/usr/bin/python3")
         .arg("workload.py")
         .current_dir(concat!(
@@ -173,7 +175,7 @@ fn walks_c_rust_and_libc_stacks_without_frame_pointers() {
         .spawn()
         .ok()
         .map(Killed);
-    let pids = [shares.0.id(), sorter.0.id(), rust.0.id()];
+    let pids = [shares.0.id(), sorter.0.id(), rust.0.id(), signalled.0.id()];
     // A process's first samples, before its tables are loaded (the loader works through every
     // process on the host first), are walked by frame pointers: count from 3 s on.
     let warm = Instant::now();
@@ -193,7 +195,7 @@ fn walks_c_rust_and_libc_stacks_without_frame_pointers() {
     }
     sampler.poll();
     profiles.push(sampler.finish_interval());
-    drop((shares, sorter, rust, sleeper, python));
+    drop((shares, sorter, rust, sleeper, signalled, python));
     let stats = sampler.stats();
     let stops: Vec<(&str, u64)> = UNWIND_STOPS
         .iter()
@@ -233,6 +235,23 @@ fn walks_c_rust_and_libc_stacks_without_frame_pointers() {
         total >= 200 && through as f64 >= 0.85 * total as f64,
         "qsort: {through} of {total} samples walk main;sort_caller;qsort;…;compare: {sorted:#?}"
     );
+    // A signal handler's stacks pass through the signal frame to the interrupted code.
+    let signal = folded(&profiles, pids[3]);
+    let in_handler: u64 = signal
+        .iter()
+        .filter(|(s, _)| s.ends_with(";handler_work"))
+        .map(|(_, n)| n)
+        .sum();
+    let through: u64 = signal
+        .iter()
+        .filter(|(s, _)| s.ends_with(";handler_work") && s.contains("main;interrupted;"))
+        .map(|(_, n)| n)
+        .sum();
+    assert!(
+        in_handler >= 20 && through as f64 >= 0.85 * in_handler as f64,
+        "signal: {through} of {in_handler} handler samples reach main;interrupted: {signal:#?}"
+    );
+    eprintln!("signal: {through} of {in_handler} handler samples through the signal frame");
     // Nearly every walk ended at the outermost frame.
     let all: u64 = stops.iter().map(|(_, n)| n).sum();
     assert!(stops[0].1 as f64 >= 0.9 * all as f64, "{stops:?}");
