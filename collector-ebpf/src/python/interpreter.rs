@@ -66,10 +66,9 @@ impl PyOffsets {
     pub const NONE: u32 = u32::MAX;
 
     /// The offsets of CPython `3.minor`: 3.11 (checked against Debian bookworm's 3.11.2 by
-    /// the tests) and 3.12 (checked by hand against a pyenv build of 3.12.1 with a shared
-    /// libpython: `STRATA_TEST_PYTHON=…/python3.12 cargo test -p strata-collector-ebpf --test
-    /// python`). 3.13 moved the current frame into the thread state and publishes its offsets
-    /// in `_Py_DebugOffsets` at the start of `_PyRuntime`; it is not supported yet.
+    /// the tests), 3.12 and 3.13 (checked by hand against pyenv builds of 3.12.1 and 3.13.0
+    /// with a shared libpython: `STRATA_TEST_PYTHON=…/python3.13 cargo test -p
+    /// strata-collector-ebpf --test python`).
     pub fn for_version(minor: u8) -> Option<PyOffsets> {
         match minor {
             11 => Some(PyOffsets {
@@ -98,6 +97,27 @@ impl PyOffsets {
                 tstate_native_tid: 0x90,
                 tstate_frame: 0x38,
                 cframe_current: 0x0,
+                frame_code: 0x0,
+                frame_previous: 0x8,
+                frame_instr: 0x38,
+                frame_entry: 0x46,
+                entry_mark: EntryMark::OwnerCstack,
+                code_firstlineno: 0x44,
+                code_filename: 0x70,
+                code_qualname: 0x80,
+                code_linetable: 0x88,
+                str_ascii_data: 0x28,
+                str_compact_data: 0x38,
+            }),
+            // As 3.13.0's own `_Py_DebugOffsets` (at the start of `_PyRuntime`) gives them: the
+            // current frame sits in the thread state, the cframe is gone.
+            13 => Some(PyOffsets {
+                interp_head: 0x278,
+                interp_threads_head: 0x1cb0,
+                tstate_next: 0x8,
+                tstate_native_tid: 0xa0,
+                tstate_frame: 0x48,
+                cframe_current: PyOffsets::NONE,
                 frame_code: 0x0,
                 frame_previous: 0x8,
                 frame_instr: 0x38,
