@@ -61,7 +61,11 @@ impl ElfInfo {
             self.paths
                 .iter()
                 .find_map(|p| {
-                    let cache = object::ReadCache::new(open_file(p)?);
+                    let file = open_file(p)?;
+                    if let Some(table) = SymbolTable::read_elf64_file(&file) {
+                        return Some(table);
+                    }
+                    let cache = object::ReadCache::new(file);
                     let file = object::File::parse(&cache).ok()?;
                     Some(SymbolTable::read(&file))
                 })

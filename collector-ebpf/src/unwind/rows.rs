@@ -235,7 +235,8 @@ pub fn compile_elf<'d, R: ReadRef<'d>>(data: R) -> Result<UnwindRows> {
                 what: format!("read {name}"),
                 reason: e.to_string(),
             })?;
-            owned.push((bytes.into_owned(), section, s.address()));
+            // Borrowed from the reader when the section is not compressed: no copy.
+            owned.push((bytes, section, s.address()));
         }
     }
     for (bytes, section, address) in &owned {
@@ -262,19 +263,21 @@ pub fn cfi_bytes<'d, R: ReadRef<'d>>(data: R) -> u64 {
         .sum()
 }
 
-/// One FDE's rows before merging: `[start, end)` and its rows.
+/// One FDE's rows before merging: `[start, end)` and where its rows are in the flat list of
+/// every FDE's rows (one allocation for all, not one per FDE).
 struct FdeRows {
     start: u64,
     end: u64,
     /// Index of the input (earlier inputs win where FDEs overlap).
     priority: usize,
-    rows: Vec<(u64, UnwindRow)>,
+    rows: std::ops::Range<usize>,
 }
 
 /// Compiles CFI sections into rows. Where FDEs overlap, the earlier input's (then the earlier
 /// FDE's) rows win; between FDEs the rows say [`CfaRule::NoCoverage`].
 pub fn compile_cfi(inputs: &[CfiInput<'_>]) -> Result<UnwindRows> {
     let mut fdes = Vec::new();
+    let mut all_rows: Vec<(u64, UnwindRow)> = Vec::new();
     for (priority, input) in inputs.iter().enumerate() {
         match input.section {
             CfiSection::EhFrame => {
@@ -283,18 +286,19 @@ pub fn compile_cfi(inputs: &[CfiInput<'_>]) -> Result<UnwindRows> {
                 let bases = BaseAddresses::default()
                     .set_eh_frame(input.address)
                     .set_text(input.text_address);
-                read_fdes(&s, &bases, priority, &mut fdes)?;
+                read_fdes(&s, &bases, priority, &mut fdes, &mut all_rows)?;
             }
             CfiSection::DebugFrame => {
                 let mut s = DebugFrame::new(input.data, LittleEndian);
                 s.set_address_size(8);
                 let bases = BaseAddresses::default().set_text(input.text_address);
-                read_fdes(&s, &bases, priority, &mut fdes)?;
+                read_fdes(&s, &bases, priority, &mut fdes, &mut all_rows)?;
             }
         }
     }
     fdes.sort_by_key(|f| (f.start, f.priority));
-    let mut out: Vec<(u64, UnwindRow)> = Vec::new();
+    // At most one row per FDE row plus a gap row per FDE.
+    let mut out: Vec<(u64, UnwindRow)> = Vec::with_capacity(all_rows.len() + fdes.len() + 1);
     let mut covered_to = 0u64;
     for fde in fdes {
         if fde.start < covered_to {
@@ -303,7 +307,7 @@ pub fn compile_cfi(inputs: &[CfiInput<'_>]) -> Result<UnwindRows> {
         if !out.is_empty() && fde.start > covered_to {
             push_row(&mut out, covered_to, UnwindRow::NO_COVERAGE);
         }
-        for (pc, row) in fde.rows {
+        for &(pc, row) in &all_rows[fde.rows] {
             push_row(&mut out, pc, row);
         }
         covered_to = fde.end;
@@ -311,6 +315,8 @@ pub fn compile_cfi(inputs: &[CfiInput<'_>]) -> Result<UnwindRows> {
     if !out.is_empty() {
         push_row(&mut out, covered_to, UnwindRow::NO_COVERAGE);
     }
+    drop(all_rows);
+    out.shrink_to_fit();
     Ok(UnwindRows { rows: out })
 }
 
@@ -340,6 +346,7 @@ fn read_fdes<'a, S>(
     bases: &BaseAddresses,
     priority: usize,
     fdes: &mut Vec<FdeRows>,
+    all_rows: &mut Vec<(u64, UnwindRow)>,
 ) -> Result<()>
 where
     S: UnwindSection<gimli::EndianSlice<'a, LittleEndian>>,
@@ -370,7 +377,8 @@ where
             continue;
         }
         let signal = fde.cie().is_signal_trampoline();
-        let mut rows = Vec::new();
+        let first = all_rows.len();
+        let rows = &mut *all_rows;
         let mut table = fde
             .rows(section, bases, &mut ctx)
             .map_err(|e| cfi_error("evaluate an FDE", e))?;
@@ -392,7 +400,10 @@ where
                     // Rows up to the bad instruction stand; the rest of the FDE is covered
                     // by an unsupported row.
                     tracing::debug!(error = %e, start, "FDE instructions cut short");
-                    let at = rows.last().map_or(start, |(pc, _)| *pc + 1).min(end);
+                    let at = rows[first..]
+                        .last()
+                        .map_or(start, |(pc, _)| *pc + 1)
+                        .min(end);
                     rows.push((
                         at,
                         UnwindRow {
@@ -408,7 +419,7 @@ where
             start,
             end,
             priority,
-            rows,
+            rows: first..rows.len(),
         });
     }
     Ok(())
