@@ -265,13 +265,6 @@ fn main() {
     }
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let ticks = clock_ticks();
-    let part = std::env::var("STRATA_BENCH_OVERHEAD_PART").unwrap_or_default();
-    if part.is_empty() || part == "fp-less" {
-        fp_less_load::run(&strata, dir.path(), secs, rounds, ticks);
-    }
-    if part == "fp-less" {
-        return;
-    }
 
     // The server the agent pushes to (its cost is not the agent's; it is reported apart).
     let (mut server, store) = start_server(&strata, dir.path());
@@ -297,6 +290,18 @@ fn main() {
     let bpf_stats_before = std::fs::read_to_string(BPF_STATS).ok();
     if std::fs::write(BPF_STATS, "1").is_err() {
         println!("  (cannot switch on {BPF_STATS}: no BPF run times)");
+    }
+    let part = std::env::var("STRATA_BENCH_OVERHEAD_PART").unwrap_or_default();
+    if part.is_empty() || part == "fp-less" {
+        fp_less_load::run(&strata, dir.path(), &store, secs, rounds, ticks);
+    }
+    if part == "fp-less" {
+        if let Some(before) = bpf_stats_before {
+            let _ = std::fs::write(BPF_STATS, before.trim());
+        }
+        signal(&server, "TERM");
+        let _ = server.wait();
+        return;
     }
     let server_cpu0 = cpu_seconds(server.id(), ticks).unwrap_or(0.0);
     let results = run_rounds(&setup, modes(), rounds);

@@ -11,10 +11,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{bpf_run_time, cpu_seconds, median, peak_rss, signal, start_server, wait_for_line};
+use crate::{bpf_run_time, cpu_seconds, median, peak_rss, signal, wait_for_line};
 
-/// Seconds a profiler runs before the measured window.
-const SETTLE_SECS: u64 = 10;
+/// Seconds a profiler runs before the measured window: past the agent's first interval close
+/// (10 s), which reads the symbol tables of everything sampled so far.
+const SETTLE_SECS: u64 = 15;
 
 const FIXTURES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -228,8 +229,9 @@ fn median_or_zero(v: Vec<f64>) -> f64 {
     if v.is_empty() { 0.0 } else { median(v) }
 }
 
-/// Runs the comparison: `secs` of measurement per mode, `rounds` rounds interleaved.
-pub fn run(strata: &Path, dir: &Path, secs: u64, rounds: u64, ticks: f64) {
+/// Runs the comparison: `secs` of measurement per mode, `rounds` rounds interleaved; the agent
+/// pushes to the server at `store`.
+pub fn run(strata: &Path, dir: &Path, store: &str, secs: u64, rounds: u64, ticks: f64) {
     let (c, rs) = match build(dir) {
         Ok(b) => b,
         Err(why) => {
@@ -243,7 +245,6 @@ pub fn run(strata: &Path, dir: &Path, secs: u64, rounds: u64, ticks: f64) {
         "== FP-less load: {n} processes without frame pointers, {secs} s per mode, {rounds} round(s) =="
     );
     table_sizes(&c, &rs);
-    let (mut server, store) = start_server(strata, dir);
     let mut children = Vec::new();
     for (exe, arg, cwd, copies) in &programs {
         for _ in 0..*copies {
@@ -268,15 +269,13 @@ pub fn run(strata: &Path, dir: &Path, secs: u64, rounds: u64, ticks: f64) {
         modes.iter().map(|&m| (m, Vec::new())).collect();
     for _ in 0..rounds {
         for (mode, runs) in results.iter_mut() {
-            match measure(*mode, strata, &store, dir, secs, ticks) {
+            match measure(*mode, strata, store, dir, secs, ticks) {
                 Ok(m) => runs.push(m),
                 Err(why) => println!("  {}: skipped: {why}", mode.name()),
             }
         }
     }
     drop(load);
-    signal(&server, "TERM");
-    let _ = server.wait();
     for (mode, runs) in &results {
         if runs.is_empty() || *mode == Profiler::None {
             continue;
