@@ -308,7 +308,8 @@ impl BpfProfiler {
     }
 
     /// Hands every sample gathered since the last call to `f` with the number of samples it
-    /// stands for, and returns the number of records read: from the ring buffer one record per
+    /// stands for, and returns the number of CPU sample records read (off-CPU records are handed over
+    /// too, uncounted): from the ring buffer one record per
     /// sample (count 1); from the counts map one per distinct key, with its count. Records of
     /// an unexpected size are skipped (and not counted).
     ///
@@ -316,11 +317,12 @@ impl BpfProfiler {
     /// may still write the other one are done, then reads and deletes every entry of it.
     pub fn drain(&mut self, mut f: impl FnMut(RawSample, u64)) -> usize {
         let mut n = 0;
+        // Off-CPU records are handed over too but not counted here (the sampler counts them
+        // apart): the count is of CPU sample records.
         if let Some(ring) = &mut self.off_cpu_ring {
             while let Some(item) = ring.next() {
                 if let Some(s) = RawSample::parse(&item) {
                     f(s, 1);
-                    n += 1;
                 }
             }
         }
