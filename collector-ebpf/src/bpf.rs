@@ -308,10 +308,10 @@ impl BpfProfiler {
     }
 
     /// Hands every sample gathered since the last call to `f` with the number of samples it
-    /// stands for, and returns the number of CPU sample records read (off-CPU records are handed over
-    /// too, uncounted): from the ring buffer one record per
-    /// sample (count 1); from the counts map one per distinct key, with its count. Records of
-    /// an unexpected size are skipped (and not counted).
+    /// stands for, and returns the number of CPU sample records read (off-CPU records are
+    /// handed over too, uncounted): from the ring buffer one record per sample (count 1); from
+    /// the counts map one per distinct key, with its count. Records of an unexpected size are
+    /// skipped (and not counted).
     ///
     /// With the `map` transport this flips the `active` map, waits until the programs that
     /// may still write the other one are done, then reads and deletes every entry of it.
