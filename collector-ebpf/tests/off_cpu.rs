@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use strata_collector_ebpf::{OffCpuConfig, ProcessProfile, Sampler, SamplerConfig};
+use strata_collector_ebpf::{OffCpuConfig, ProcessProfile};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/unwind");
 
@@ -49,18 +49,13 @@ fn sleeping_function_holds_the_blocked_time_and_computing_one_the_cpu() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let config = SamplerConfig {
-        frequency_hz: 99,
-        interval: Duration::from_secs(600),
-        poll_interval: Duration::from_millis(50),
-        off_cpu: OffCpuConfig {
+    let Some(mut sampler) = common::sampler_99hz(|c| {
+        c.off_cpu = OffCpuConfig {
             enabled: true,
             min_block: Duration::from_millis(1),
             sample_ratio: 1.0,
-        },
-        ..Default::default()
-    };
-    let Some(mut sampler) = common::bpf(Sampler::start(config)) else {
+        }
+    }) else {
         return;
     };
     let mut child = Command::new(&exe)
@@ -70,14 +65,7 @@ fn sleeping_function_holds_the_blocked_time_and_computing_one_the_cpu() {
         .spawn()
         .unwrap();
     let pid = child.id();
-    // The first poll reads the process's maps and loads its unwind tables; what comes before
-    // that is walked by frame pointers, so start counting after it.
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(3) {
-        std::thread::sleep(Duration::from_millis(50));
-        sampler.poll();
-    }
-    sampler.finish_interval();
+    common::warm_up(&mut sampler, 3);
     let counted = Instant::now();
     while counted.elapsed() < Duration::from_secs(8) {
         std::thread::sleep(Duration::from_millis(50));

@@ -14,7 +14,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use strata_collector_ebpf::{Frame, Sampler, SamplerConfig};
+use strata_collector_ebpf::Frame;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/python");
 const PYTHON: &str = "/usr/bin/python3";
@@ -41,13 +41,7 @@ fn python_frames_replace_the_eval_loop_with_names_files_and_shares() {
         );
         return;
     }
-    let config = SamplerConfig {
-        frequency_hz: 99,
-        interval: Duration::from_secs(600),
-        poll_interval: Duration::from_millis(50),
-        ..Default::default()
-    };
-    let Some(mut sampler) = common::bpf(Sampler::start(config)) else {
+    let Some(mut sampler) = common::sampler_99hz(|_| {}) else {
         return;
     };
     let mut child = Command::new(other.as_deref().unwrap_or(PYTHON))
@@ -58,13 +52,7 @@ fn python_frames_replace_the_eval_loop_with_names_files_and_shares() {
         .spawn()
         .unwrap();
     let pid = child.id();
-    // The first poll loads the process's tables; count what comes after.
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(3) {
-        std::thread::sleep(Duration::from_millis(50));
-        sampler.poll();
-    }
-    sampler.finish_interval();
+    common::warm_up(&mut sampler, 3);
     let mut stacks: Vec<(Vec<String>, u64)> = Vec::new();
     let counting = Instant::now();
     while counting.elapsed() < Duration::from_secs(10) {

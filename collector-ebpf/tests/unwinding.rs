@@ -15,9 +15,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use strata_collector_ebpf::{
-    CfaRule, IntervalProfiles, Sampler, SamplerConfig, UNWIND_STOPS, compile_elf,
-};
+use strata_collector_ebpf::{CfaRule, IntervalProfiles, UNWIND_STOPS, compile_elf};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/unwind");
 
@@ -148,13 +146,7 @@ fn walks_c_rust_and_libc_stacks_without_frame_pointers() {
     let Some((c, rs)) = build(dir.path()) else {
         return;
     };
-    let config = SamplerConfig {
-        frequency_hz: 99,
-        interval: Duration::from_secs(600),
-        poll_interval: Duration::from_millis(50),
-        ..Default::default()
-    };
-    let Some(mut sampler) = common::bpf(Sampler::start(config)) else {
+    let Some(mut sampler) = common::sampler_99hz(|_| {}) else {
         return;
     };
     let shares = spawn(&c, "shares");
@@ -176,14 +168,7 @@ fn walks_c_rust_and_libc_stacks_without_frame_pointers() {
         .ok()
         .map(Killed);
     let pids = [shares.0.id(), sorter.0.id(), rust.0.id(), signalled.0.id()];
-    // A process's first samples, before its tables are loaded (the loader works through every
-    // process on the host first), are walked by frame pointers: count from 3 s on.
-    let warm = Instant::now();
-    while warm.elapsed() < Duration::from_secs(3) {
-        std::thread::sleep(Duration::from_millis(50));
-        sampler.poll();
-    }
-    sampler.finish_interval();
+    common::warm_up(&mut sampler, 3);
     let start = Instant::now();
     let mut profiles = Vec::new();
     while start.elapsed() < Duration::from_secs(10) {

@@ -61,3 +61,30 @@ pub fn bpf<T>(loaded: Result<T, Error>) -> Option<T> {
         Err(e) => panic!("{e}"),
     }
 }
+
+/// A sampler at 99 Hz polled every 50 ms whose intervals only the test closes, with `edit`
+/// applied to that config; `None` as [`bpf`] says.
+pub fn sampler_99hz(
+    edit: impl FnOnce(&mut strata_collector_ebpf::SamplerConfig),
+) -> Option<strata_collector_ebpf::Sampler> {
+    let mut config = strata_collector_ebpf::SamplerConfig {
+        frequency_hz: 99,
+        interval: std::time::Duration::from_secs(600),
+        poll_interval: std::time::Duration::from_millis(50),
+        ..Default::default()
+    };
+    edit(&mut config);
+    bpf(strata_collector_ebpf::Sampler::start(config))
+}
+
+/// Polls for `secs` seconds and drops that interval: a process's first samples, before its
+/// unwind tables are loaded (the loader works through every process on the host first), are
+/// walked by frame pointers, so tests count what comes after.
+pub fn warm_up(sampler: &mut strata_collector_ebpf::Sampler, secs: u64) {
+    let start = std::time::Instant::now();
+    while start.elapsed() < std::time::Duration::from_secs(secs) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        sampler.poll();
+    }
+    sampler.finish_interval();
+}
