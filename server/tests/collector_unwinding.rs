@@ -226,15 +226,7 @@ async fn stacks_without_frame_pointers_unwind_through_c_rust_and_libc() {
     .unwrap();
     let server = Strata::start_with(&dir.path().join("data"), Some(&config), true);
     let addr = server.addr;
-    let (_, metrics) = common::get(addr, "/metrics").await;
-    let collector = match metrics.contains("strata_collector_samples_total") {
-        true => Ok(()),
-        false => Err(
-            "the server's eBPF collector did not start (root or CAP_BPF + CAP_PERFMON needed)"
-                .to_owned(),
-        ),
-    };
-    if !common::tool_or_skip("EBPF", collector) {
+    if !common::collector_started(addr).await {
         return;
     }
 

@@ -301,3 +301,17 @@ pub async fn push_two_jobs(addr: std::net::SocketAddr, time_ns: i64) {
         write_raw(addr, "process_cpu", job, b.encode()).await;
     }
 }
+
+/// Whether the `strata server` at `addr` runs its in-process eBPF collector (its counters are on
+/// `/metrics`); when it does not, fails the test unless `STRATA_SKIP_EBPF=1`.
+pub async fn collector_started(addr: std::net::SocketAddr) -> bool {
+    let (_, metrics) = get(addr, "/metrics").await;
+    let collector = match metrics.contains("strata_collector_samples_total") {
+        true => Ok(()),
+        false => Err(
+            "the server's eBPF collector did not start (root or CAP_BPF + CAP_PERFMON needed)"
+                .to_owned(),
+        ),
+    };
+    tool_or_skip("EBPF", collector)
+}
