@@ -7,6 +7,9 @@ use object::{Object, ObjectSymbol, ReadRef, SymbolKind};
 use crate::demangle::demangle;
 use crate::frame::Frame;
 
+/// Bytes of a symbol or string table read at once by [`SymbolTable::read_elf64_file`].
+const WINDOW: u64 = 1 << 20;
+
 /// The function symbols of an ELF file, sorted by address, with their raw (mangled) names.
 /// One name per address: a sized one over an unsized one, then a global one over a local
 /// one, then the first by name.
@@ -63,37 +66,59 @@ impl SymbolTable {
                 continue;
             };
             let strings = sections.get(SectionIndex(section.sh_link(endian) as usize).0)?;
-            let syms = read_at(section.sh_offset(endian), section.sh_size(endian))?;
-            let syms: &[object::elf::Sym64<LittleEndian>] =
-                object::pod::slice_from_bytes(&syms, syms.len() / 24)
-                    .ok()?
-                    .0;
-            let strtab = read_at(strings.sh_offset(endian), strings.sh_size(endian))?;
-            for sym in syms {
-                let kind = sym.st_type();
-                if (kind != STT_FUNC && kind != STT_GNU_IFUNC)
-                    || sym.st_shndx(endian) == SHN_UNDEF
-                    || sym.st_value(endian) == 0
-                {
+            // The function symbols first (name offset, address, size, global), read a window
+            // of entries at a time; then their names, in name-offset order, through a window
+            // of the string table: neither section is ever held whole.
+            let mut functions: Vec<(u32, u64, u64, bool)> = Vec::new();
+            let (offset, size) = (section.sh_offset(endian), section.sh_size(endian));
+            let mut at = 0u64;
+            while at + 24 <= size {
+                let n = ((size - at) / 24).min(WINDOW / 24);
+                let bytes = read_at(offset + at, n * 24)?;
+                let syms: &[object::elf::Sym64<LittleEndian>] =
+                    object::pod::slice_from_bytes(&bytes, n as usize).ok()?.0;
+                for sym in syms {
+                    let kind = sym.st_type();
+                    if (kind == STT_FUNC || kind == STT_GNU_IFUNC)
+                        && sym.st_shndx(endian) != SHN_UNDEF
+                        && sym.st_value(endian) != 0
+                    {
+                        functions.push((
+                            sym.st_name(endian),
+                            sym.st_value(endian),
+                            sym.st_size(endian),
+                            sym.st_bind() != STB_LOCAL,
+                        ));
+                    }
+                }
+                at += n * 24;
+            }
+            functions.sort_unstable_by_key(|f| f.0);
+            let (str_offset, str_size) = (strings.sh_offset(endian), strings.sh_size(endian));
+            let (mut window, mut window_start) = (Vec::new(), 0u64);
+            for (name_at, address, size, global) in functions {
+                let name_at = u64::from(name_at);
+                if name_at >= str_size {
                     continue;
                 }
-                let start = sym.st_name(endian) as usize;
-                let Some(rest) = strtab.get(start..) else {
-                    continue;
+                let in_window = |w: &[u8], start: u64| {
+                    name_at >= start && w[(name_at - start) as usize..].contains(&0)
                 };
+                if window.is_empty() || !in_window(&window, window_start) {
+                    window_start = name_at;
+                    window = read_at(str_offset + name_at, WINDOW.min(str_size - name_at))?;
+                    if !window.contains(&0) {
+                        continue; // a name longer than the window: not one worth keeping
+                    }
+                }
+                let rest = &window[(name_at - window_start) as usize..];
                 let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
                 let Ok(name) = std::str::from_utf8(&rest[..end]) else {
                     continue;
                 };
-                if name.is_empty() {
-                    continue;
+                if !name.is_empty() {
+                    symbols.push((address, size, global, Box::from(name)));
                 }
-                symbols.push((
-                    sym.st_value(endian),
-                    sym.st_size(endian),
-                    sym.st_bind() != STB_LOCAL,
-                    Box::from(name),
-                ));
             }
         }
         Some(Self::from_symbols(symbols))
