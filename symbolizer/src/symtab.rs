@@ -40,6 +40,11 @@ impl SymbolTable {
     /// apart: hundreds of thousands of reads, and as many cached buffers, for a large Rust
     /// binary); `None` for other files or when a read fails.
     pub fn read_elf64_file(file: &std::fs::File) -> Option<Self> {
+        Self::read_elf64_file_windowed(file, WINDOW)
+    }
+
+    /// [`SymbolTable::read_elf64_file`] through windows of `window_bytes`.
+    fn read_elf64_file_windowed(file: &std::fs::File, window_bytes: u64) -> Option<Self> {
         use object::elf::{FileHeader64, SHN_UNDEF, STB_LOCAL, STT_FUNC, STT_GNU_IFUNC};
         use object::read::elf::{FileHeader, SectionHeader, Sym};
         use object::{LittleEndian, SectionIndex};
@@ -73,7 +78,7 @@ impl SymbolTable {
             let (offset, size) = (section.sh_offset(endian), section.sh_size(endian));
             let mut at = 0u64;
             while at + 24 <= size {
-                let n = ((size - at) / 24).min(WINDOW / 24);
+                let n = ((size - at) / 24).min((window_bytes / 24).max(1));
                 let bytes = read_at(offset + at, n * 24)?;
                 let syms: &[object::elf::Sym64<LittleEndian>] =
                     object::pod::slice_from_bytes(&bytes, n as usize).ok()?.0;
@@ -102,11 +107,13 @@ impl SymbolTable {
                     continue;
                 }
                 let in_window = |w: &[u8], start: u64| {
-                    name_at >= start && w[(name_at - start) as usize..].contains(&0)
+                    name_at >= start
+                        && w.get((name_at - start) as usize..)
+                            .is_some_and(|rest| rest.contains(&0))
                 };
                 if window.is_empty() || !in_window(&window, window_start) {
                     window_start = name_at;
-                    window = read_at(str_offset + name_at, WINDOW.min(str_size - name_at))?;
+                    window = read_at(str_offset + name_at, window_bytes.min(str_size - name_at))?;
                     if !window.contains(&0) {
                         continue; // a name longer than the window: not one worth keeping
                     }
@@ -180,12 +187,16 @@ mod tests {
             let Ok(file) = std::fs::File::open(path) else {
                 continue;
             };
-            let fast = SymbolTable::read_elf64_file(&file).expect("an ELF64 file");
             let data = std::fs::read(path).unwrap();
             let parsed = object::File::parse(&*data).unwrap();
             let slow = SymbolTable::read(&parsed);
             assert!(!slow.symbols.is_empty(), "{}", path.display());
-            assert_eq!(fast.symbols, slow.symbols, "{}", path.display());
+            // The default window, and a small one that makes the names cross many refills
+            // (every name here is shorter than it).
+            for window in [WINDOW, 4096] {
+                let fast = SymbolTable::read_elf64_file_windowed(&file, window).expect("ELF64");
+                assert_eq!(fast.symbols, slow.symbols, "{} by {window}", path.display());
+            }
         }
     }
 }
