@@ -207,7 +207,7 @@ pub async fn read_everything(engine: &Engine) {
                     range: ranges[i],
                 };
                 i += 1;
-                if let Ok(parts) = engine.scan_parts(&req, None) {
+                if let Ok(parts) = engine.scan_parts(&req, None).await {
                     for part in parts.parts {
                         if let Ok(sums) = part.clone().stack_sums().await
                             && let Some(ids) = sums
@@ -240,7 +240,7 @@ pub async fn read_everything(engine: &Engine) {
                         }
                     }
                 }
-                if let Ok(parts) = engine.scan_parts(&req, Some(&[4, 5])) {
+                if let Ok(parts) = engine.scan_parts(&req, Some(&[4, 5])).await {
                     for part in parts.parts {
                         let _ = part.batches().try_collect::<Vec<_>>().await;
                     }

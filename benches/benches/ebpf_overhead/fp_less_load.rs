@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{bpf_run_time, cpu_seconds, median, peak_rss, signal, wait_for_line};
+use crate::{bpf_run_time, cpu_seconds, median, peak_rss, signal};
 
 /// Seconds a profiler runs before the measured window: past the agent's first interval close
 /// (10 s), which reads the symbol tables of everything sampled so far.
@@ -115,21 +115,13 @@ fn measure(
     let perf_data = dir.join("perf-dwarf.data");
     let mut child = match profiler {
         Profiler::None => None,
-        Profiler::Agent => {
-            let mut c = Command::new(strata)
-                .args(["agent", "--remote-store", store, "--frequency", "19"])
-                .env("RUST_LOG", "info")
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .map_err(|e| format!("cannot start {}: {e}", strata.display()))?;
-            if !wait_for_line(&mut c, "strata agent running", Duration::from_secs(60)) {
-                let _ = c.kill();
-                let _ = c.wait();
-                return Err("strata agent did not start (BPF refused?)".into());
-            }
-            Some(c)
-        }
+        // The agent at its defaults (ring buffer, 10 s intervals, CFI unwinding, off-CPU).
+        Profiler::Agent => crate::start(
+            crate::Mode::Agent(19, "ring_buffer", false),
+            strata,
+            store,
+            dir,
+        )?,
         Profiler::PerfDwarf => Some(
             Command::new("perf")
                 .args([
