@@ -48,6 +48,24 @@ const PY_PROCS: &str = "py_procs";
 /// The ring buffer's size when the `map` transport leaves it unused (a power of two and a
 /// multiple of the page size).
 const UNUSED_RING_BYTES: u32 = 64 * 1024;
+/// The CPU ring buffer holds this many seconds of samples at the sampling rate on every CPU
+/// (ten polls at the default 100 ms): room for a slow poll, without paying for more. Its
+/// pages are mapped into the collector (twice, for records that wrap), so they count in its
+/// RSS once written.
+const RING_SECONDS: u64 = 1;
+/// Off-CPU records a second per CPU the off-CPU ring holds (blocks of at least `min_block`,
+/// after `sample_ratio`; beyond it records are dropped and counted).
+const OFF_CPU_RECORDS_PER_CPU: u64 = 128;
+/// Smallest and largest ring buffer.
+const RING_BYTES: (u64, u64) = (256 << 10, 16 << 20);
+
+/// A ring buffer's size for `records_per_second`: a power of two between the bounds of
+/// [`RING_BYTES`].
+fn ring_bytes(records_per_second: u64) -> u32 {
+    let want = records_per_second.saturating_mul(RawSample::SIZE as u64 * RING_SECONDS);
+    want.min(RING_BYTES.1).next_power_of_two().max(RING_BYTES.0) as u32
+}
+
 /// How long a poll of the `map` transport waits for programs still writing the map it is about
 /// to read (they run for microseconds).
 const SETTLE_TIMEOUT: Duration = Duration::from_millis(50);
@@ -158,6 +176,8 @@ impl BpfProfiler {
         off_cpu: Option<OffCpuSettings>,
     ) -> Result<Self> {
         let btf = Btf::from_sys_fs().map_err(|e| Error::bpf("read /sys/kernel/btf/vmlinux", e))?;
+        let cpus = aya::util::online_cpus().map_err(|(what, e)| Error::bpf(what, e))?;
+        let n_cpus = cpus.len() as u64;
         let mut loader = EbpfLoader::new();
         loader
             .btf(Some(&btf))
@@ -165,7 +185,13 @@ impl BpfProfiler {
             .allow_unsupported_maps()
             .override_global("self_pid", &exclude_pid, true);
         let (threshold, min_block_ns) = match off_cpu {
-            Some(o) => ((o.sample_ratio * 4_294_967_296.0) as u64, o.min_block_ns),
+            Some(o) => {
+                loader.map_max_entries(
+                    OFF_CPU_RING,
+                    ring_bytes(n_cpus * OFF_CPU_RECORDS_PER_CPU),
+                );
+                ((o.sample_ratio * 4_294_967_296.0) as u64, o.min_block_ns)
+            }
             None => {
                 loader.map_max_entries(OFF_CPU_RING, UNUSED_OFF_CPU_RING_BYTES);
                 (0, 0)
@@ -188,6 +214,7 @@ impl BpfProfiler {
                 for name in COUNTS {
                     loader.map_max_entries(name, 1);
                 }
+                loader.map_max_entries(RING, ring_bytes(n_cpus * frequency_hz));
                 PROGRAM_RING
             }
             Transport::Map => {
@@ -198,7 +225,6 @@ impl BpfProfiler {
         let mut ebpf = loader
             .load(PROFILER_OBJECT)
             .map_err(|e| Error::bpf("load", e))?;
-        let cpus = aya::util::online_cpus().map_err(|(what, e)| Error::bpf(what, e))?;
         {
             let program: &mut PerfEvent = ebpf
                 .program_mut(program_name)
@@ -430,5 +456,23 @@ fn settle(counters: &PerCpuArray<MapData, u64>) {
             return;
         }
         std::thread::sleep(Duration::from_micros(50));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_sizes_follow_the_sample_rate_within_bounds() {
+        // 2 CPUs at 19 Hz: the smallest ring.
+        assert_eq!(ring_bytes(2 * 19), 256 << 10);
+        // 2 CPUs at 999 Hz: a second of records, rounded up to a power of two.
+        let at_999 = ring_bytes(2 * 999);
+        assert!(u64::from(at_999) >= 2 * 999 * RawSample::SIZE as u64);
+        assert!(at_999.is_power_of_two());
+        // 128 CPUs at 99 Hz: capped.
+        assert_eq!(ring_bytes(128 * 99), 16 << 20);
+        assert_eq!(ring_bytes(u64::MAX), 16 << 20);
     }
 }

@@ -174,12 +174,14 @@ proptest! {
         }])
         .unwrap();
         // Strictly increasing pcs, no two equal rows in a row, ends with no coverage.
-        prop_assert!(rows.rows.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 != w[1].1));
-        prop_assert_eq!(rows.rows.last().map(|r| r.1), Some(UnwindRow::NO_COVERAGE));
+        let all: Vec<_> = rows.iter().collect();
+        prop_assert!(all.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 != w[1].1));
+        prop_assert_eq!(all.last().map(|r| r.1), Some(UnwindRow::NO_COVERAGE));
         // The bytes the BPF program reads round-trip.
-        for (pc, row) in &rows.rows {
-            let b = row.to_bytes((pc - rows.rows[0].0) as u32);
-            prop_assert_eq!(UnwindRow::from_bytes(b), ((pc - rows.rows[0].0) as u32, *row));
+        prop_assert_eq!(rows.base(), all[0].0);
+        for (pc, row) in &all {
+            let b = row.to_bytes((pc - all[0].0) as u32);
+            prop_assert_eq!(UnwindRow::from_bytes(b), ((pc - all[0].0) as u32, *row));
         }
 
         let eh = gimli::EhFrame::new(&bytes, LittleEndian);

@@ -14,6 +14,8 @@
 //! kind in the low nibble, rbp kind in the high one), `i8 rbp_offset` (in units of 8),
 //! `u16 cfa_offset` (kind-dependent) — see [`UnwindRow::to_bytes`].
 
+use std::collections::HashMap;
+
 use gimli::{
     BaseAddresses, CieOrFde, DebugFrame, EhFrame, LittleEndian, Register, RegisterRule,
     UnwindContext, UnwindSection,
@@ -184,34 +186,150 @@ pub struct CfiInput<'a> {
     pub text_address: u64,
 }
 
+/// Rows per block of [`UnwindRows`]' storage: a multiple of the BPF chunk (64 rows), 64 KiB,
+/// so a large file's rows grow block by block (never copied into a bigger buffer).
+const BLOCK_ROWS: usize = 8192;
+
 /// The compiled rows of a file: sorted by pc, each row holding until the next one's pc; the
-/// last row is always [`UnwindRow::NO_COVERAGE`] (past the last FDE).
+/// last row is always [`UnwindRow::NO_COVERAGE`] (past the last FDE). Stored as the BPF
+/// tables hold them ([`UnwindRow::to_bytes`], 8 bytes a row, pcs as offsets from
+/// [`UnwindRows::base`]); strictly increasing pcs, no two consecutive rows equal.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UnwindRows {
-    /// `(pc, row)`, strictly increasing pcs, no two consecutive rows equal.
-    pub rows: Vec<(u64, UnwindRow)>,
+    base: u64,
+    len: usize,
+    /// Blocks of [`BLOCK_ROWS`] packed rows; the last one filled up to `len`.
+    blocks: Vec<Box<[u64]>>,
 }
 
 impl UnwindRows {
     /// The row in force at `pc`: the last row whose pc is ≤ `pc` (none before the first).
     pub fn lookup(&self, pc: u64) -> Option<UnwindRow> {
-        let i = self.rows.partition_point(|(p, _)| *p <= pc);
-        i.checked_sub(1).map(|i| self.rows[i].1)
+        let offset = u32::try_from(pc.checked_sub(self.base)?).unwrap_or(u32::MAX);
+        // Binary search: the number of rows whose pc offset is ≤ `offset`.
+        let (mut lo, mut hi) = (0usize, self.len);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.packed(mid) as u32 <= offset {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo.checked_sub(1).map(|i| self.row(i).1)
+    }
+
+    /// The virtual address of pc offset 0 (the first row's pc).
+    pub fn base(&self) -> u64 {
+        self.base
+    }
+
+    /// Row `i`: its pc and what it says.
+    pub fn row(&self, i: usize) -> (u64, UnwindRow) {
+        let (offset, row) = UnwindRow::from_bytes(self.packed(i).to_le_bytes());
+        (self.base + u64::from(offset), row)
+    }
+
+    /// Every row with its pc, in pc order.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, UnwindRow)> + '_ {
+        (0..self.len).map(|i| self.row(i))
+    }
+
+    /// The rows as the BPF tables hold them, in pieces of a multiple of 64 rows (each
+    /// [`u64`] is [`UnwindRow::to_bytes`] read little endian).
+    pub fn packed_slices(&self) -> impl Iterator<Item = &[u64]> + '_ {
+        self.blocks.iter().enumerate().map(|(i, b)| {
+            let filled = (self.len - i * BLOCK_ROWS).min(BLOCK_ROWS);
+            &b[..filled]
+        })
+    }
+
+    fn packed(&self, i: usize) -> u64 {
+        self.blocks[i / BLOCK_ROWS][i % BLOCK_ROWS]
+    }
+
+    fn push_packed(&mut self, row: u64) {
+        if self.len == self.blocks.len() * BLOCK_ROWS {
+            self.blocks.push(vec![0; BLOCK_ROWS].into_boxed_slice());
+        }
+        self.blocks[self.len / BLOCK_ROWS][self.len % BLOCK_ROWS] = row;
+        self.len += 1;
     }
 
     /// Number of rows.
     pub fn len(&self) -> usize {
-        self.rows.len()
+        self.len
     }
 
     /// Whether there is no row (a file without call frame information).
     pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
+        self.len == 0
     }
 
     /// Bytes the rows take in the BPF tables.
     pub fn bytes(&self) -> usize {
-        self.rows.len() * UnwindRow::SIZE
+        self.len * UnwindRow::SIZE
+    }
+}
+
+/// Appends rows in pc order to an [`UnwindRows`], merging as the unwinder wants them: a row
+/// at the same pc as the previous one replaces it (the previous one covered nothing), a row
+/// equal to the one in force is skipped. The last row is held back until the next one
+/// shows whether it stands.
+struct RowWriter {
+    rows: UnwindRows,
+    pending: Option<(u64, UnwindRow)>,
+    /// The last row written.
+    last: Option<UnwindRow>,
+}
+
+impl RowWriter {
+    fn new(base: u64) -> Self {
+        RowWriter {
+            rows: UnwindRows {
+                base,
+                ..UnwindRows::default()
+            },
+            pending: None,
+            last: None,
+        }
+    }
+
+    fn push(&mut self, pc: u64, row: UnwindRow) -> Result<()> {
+        if self.pending.is_some_and(|(p, _)| p == pc) {
+            self.pending = None;
+        }
+        if self.pending.map(|(_, r)| r).or(self.last) == Some(row) {
+            return Ok(());
+        }
+        self.flush()?;
+        self.pending = Some((pc, row));
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        let Some((pc, row)) = self.pending.take() else {
+            return Ok(());
+        };
+        let offset = pc
+            .checked_sub(self.rows.base)
+            .and_then(|o| u32::try_from(o).ok())
+            .ok_or_else(|| Error::Cfi {
+                what: "place the rows".into(),
+                reason: format!(
+                    "pc {pc:#x} is not within 4 GiB above the first FDE at {:#x}",
+                    self.rows.base
+                ),
+            })?;
+        self.rows
+            .push_packed(u64::from_le_bytes(row.to_bytes(offset)));
+        self.last = Some(row);
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<UnwindRows> {
+        self.flush()?;
+        Ok(self.rows)
     }
 }
 
@@ -263,75 +381,83 @@ pub fn cfi_bytes<'d, R: ReadRef<'d>>(data: R) -> u64 {
         .sum()
 }
 
-/// One FDE's rows before merging: `[start, end)` and where its rows are in the flat list of
-/// every FDE's rows (one allocation for all, not one per FDE).
-struct FdeRows {
+/// One FDE as the compiler's index holds it (24 bytes; the rows are evaluated later, in
+/// address order, so no file's rows are ever held but in their final form).
+struct FdeRef {
     start: u64,
     end: u64,
+    /// The FDE's offset in its section.
+    offset: u32,
     /// Index of the input (earlier inputs win where FDEs overlap).
-    priority: usize,
-    rows: std::ops::Range<usize>,
+    priority: u8,
 }
+
+/// An input section ready to read.
+enum Section<'a> {
+    Eh(EhFrame<Slice<'a>>, BaseAddresses),
+    Debug(DebugFrame<Slice<'a>>, BaseAddresses),
+}
+
+type Slice<'a> = gimli::EndianSlice<'a, LittleEndian>;
+type Cie<'a> = gimli::CommonInformationEntry<Slice<'a>>;
 
 /// Compiles CFI sections into rows. Where FDEs overlap, the earlier input's (then the earlier
 /// FDE's) rows win; between FDEs the rows say [`CfaRule::NoCoverage`].
+///
+/// Two passes over the FDEs: the first indexes them (address range and offset), the second
+/// evaluates them in address order straight into the packed rows, so the memory a large
+/// file takes is its index (24 bytes an FDE) and its final rows (8 bytes a row).
 pub fn compile_cfi(inputs: &[CfiInput<'_>]) -> Result<UnwindRows> {
-    let mut fdes = Vec::new();
-    let mut all_rows: Vec<(u64, UnwindRow)> = Vec::new();
-    for (priority, input) in inputs.iter().enumerate() {
-        match input.section {
+    let sections: Vec<Section<'_>> = inputs
+        .iter()
+        .map(|input| match input.section {
             CfiSection::EhFrame => {
                 let mut s = EhFrame::new(input.data, LittleEndian);
                 s.set_address_size(8);
                 let bases = BaseAddresses::default()
                     .set_eh_frame(input.address)
                     .set_text(input.text_address);
-                read_fdes(&s, &bases, priority, &mut fdes, &mut all_rows)?;
+                Section::Eh(s, bases)
             }
             CfiSection::DebugFrame => {
                 let mut s = DebugFrame::new(input.data, LittleEndian);
                 s.set_address_size(8);
-                let bases = BaseAddresses::default().set_text(input.text_address);
-                read_fdes(&s, &bases, priority, &mut fdes, &mut all_rows)?;
+                Section::Debug(s, BaseAddresses::default().set_text(input.text_address))
             }
+        })
+        .collect();
+    let mut cies: Vec<HashMap<usize, Cie<'_>>> = vec![HashMap::new(); sections.len()];
+    let mut fdes = Vec::new();
+    for (priority, section) in sections.iter().enumerate().take(usize::from(u8::MAX)) {
+        let cies = &mut cies[priority];
+        match section {
+            Section::Eh(s, bases) => index_fdes(s, bases, priority as u8, cies, &mut fdes),
+            Section::Debug(s, bases) => index_fdes(s, bases, priority as u8, cies, &mut fdes),
         }
     }
-    fdes.sort_by_key(|f| (f.start, f.priority));
-    // At most one row per FDE row plus a gap row per FDE.
-    let mut out: Vec<(u64, UnwindRow)> = Vec::with_capacity(all_rows.len() + fdes.len() + 1);
+    fdes.sort_unstable_by_key(|f| (f.start, f.priority, f.offset));
+    let Some(first) = fdes.first() else {
+        return Ok(UnwindRows::default());
+    };
+    let mut out = RowWriter::new(first.start);
+    let mut ctx = UnwindContext::new();
     let mut covered_to = 0u64;
-    for fde in fdes {
+    for fde in &fdes {
         if fde.start < covered_to {
             continue; // overlaps an FDE already taken
         }
-        if !out.is_empty() && fde.start > covered_to {
-            push_row(&mut out, covered_to, UnwindRow::NO_COVERAGE);
+        if covered_to != 0 && fde.start > covered_to {
+            out.push(covered_to, UnwindRow::NO_COVERAGE)?;
         }
-        for &(pc, row) in &all_rows[fde.rows] {
-            push_row(&mut out, pc, row);
+        let cies = &mut cies[usize::from(fde.priority)];
+        match &sections[usize::from(fde.priority)] {
+            Section::Eh(s, bases) => emit_fde(s, bases, fde, cies, &mut ctx, &mut out)?,
+            Section::Debug(s, bases) => emit_fde(s, bases, fde, cies, &mut ctx, &mut out)?,
         }
         covered_to = fde.end;
     }
-    if !out.is_empty() {
-        push_row(&mut out, covered_to, UnwindRow::NO_COVERAGE);
-    }
-    drop(all_rows);
-    out.shrink_to_fit();
-    Ok(UnwindRows { rows: out })
-}
-
-/// Appends a row, replacing a previous row at the same pc (an empty range) and skipping one
-/// equal to the row in force.
-fn push_row(out: &mut Vec<(u64, UnwindRow)>, pc: u64, row: UnwindRow) {
-    if let Some(last) = out.last_mut()
-        && last.0 == pc
-    {
-        out.pop();
-    }
-    if out.last().is_some_and(|(_, r)| *r == row) {
-        return;
-    }
-    out.push((pc, row));
+    out.push(covered_to, UnwindRow::NO_COVERAGE)?;
+    out.finish()
 }
 
 fn cfi_error(what: &str, e: gimli::Error) -> Error {
@@ -341,17 +467,35 @@ fn cfi_error(what: &str, e: gimli::Error) -> Error {
     }
 }
 
-fn read_fdes<'a, S>(
+/// The CIE at `offset`, parsed once per section.
+fn cached_cie<'a, S>(
+    cies: &mut HashMap<usize, Cie<'a>>,
     section: &S,
     bases: &BaseAddresses,
-    priority: usize,
-    fdes: &mut Vec<FdeRows>,
-    all_rows: &mut Vec<(u64, UnwindRow)>,
-) -> Result<()>
+    offset: S::Offset,
+) -> gimli::Result<Cie<'a>>
 where
-    S: UnwindSection<gimli::EndianSlice<'a, LittleEndian>>,
+    S: UnwindSection<Slice<'a>>,
 {
-    let mut ctx = UnwindContext::new();
+    let key: usize = gimli::UnwindOffset::into(offset);
+    if let Some(cie) = cies.get(&key) {
+        return Ok(cie.clone());
+    }
+    let cie = section.cie_from_offset(bases, offset)?;
+    cies.insert(key, cie.clone());
+    Ok(cie)
+}
+
+/// The first pass: every FDE's address range and offset.
+fn index_fdes<'a, S>(
+    section: &S,
+    bases: &BaseAddresses,
+    priority: u8,
+    cies: &mut HashMap<usize, Cie<'a>>,
+    fdes: &mut Vec<FdeRef>,
+) where
+    S: UnwindSection<Slice<'a>>,
+{
     let mut entries = section.entries(bases);
     loop {
         let entry = match entries.next() {
@@ -366,63 +510,78 @@ where
         let CieOrFde::Fde(partial) = entry else {
             continue;
         };
-        let Ok(fde) = partial.parse(S::cie_from_offset) else {
+        let Ok(fde) = partial.parse(|s, b, o| cached_cie(cies, s, b, o)) else {
             continue;
         };
         let (start, end) = (
             fde.initial_address(),
             fde.initial_address().wrapping_add(fde.len()),
         );
+        let Ok(offset) = u32::try_from(fde.offset()) else {
+            continue;
+        };
         if fde.len() == 0 || end < start {
             continue;
         }
-        let signal = fde.cie().is_signal_trampoline();
-        let first = all_rows.len();
-        let rows = &mut *all_rows;
-        let mut table = fde
-            .rows(section, bases, &mut ctx)
-            .map_err(|e| cfi_error("evaluate an FDE", e))?;
-        loop {
-            match table.next_row() {
-                Ok(Some(row)) => {
-                    let r = if signal {
-                        UnwindRow {
-                            cfa: CfaRule::Signal,
-                            rbp: RbpRule::Unchanged,
-                        }
-                    } else {
-                        classify(section, row)
-                    };
-                    rows.push((row.start_address(), r));
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    // Rows up to the bad instruction stand; the rest of the FDE is covered
-                    // by an unsupported row.
-                    tracing::debug!(error = %e, start, "FDE instructions cut short");
-                    let at = rows[first..]
-                        .last()
-                        .map_or(start, |(pc, _)| *pc + 1)
-                        .min(end);
-                    rows.push((
-                        at,
-                        UnwindRow {
-                            cfa: CfaRule::Unsupported,
-                            rbp: RbpRule::Lost,
-                        },
-                    ));
-                    break;
-                }
-            }
-        }
-        fdes.push(FdeRows {
+        fdes.push(FdeRef {
             start,
             end,
+            offset,
             priority,
-            rows: first..rows.len(),
         });
     }
-    Ok(())
+}
+
+/// The second pass, for one FDE: its rows, evaluated, into `out`.
+fn emit_fde<'a, S>(
+    section: &S,
+    bases: &BaseAddresses,
+    fde_ref: &FdeRef,
+    cies: &mut HashMap<usize, Cie<'a>>,
+    ctx: &mut UnwindContext<usize>,
+    out: &mut RowWriter,
+) -> Result<()>
+where
+    S: UnwindSection<Slice<'a>>,
+{
+    let offset = S::Offset::from(fde_ref.offset as usize);
+    let fde = section
+        .fde_from_offset(bases, offset, |s, b, o| cached_cie(cies, s, b, o))
+        .map_err(|e| cfi_error("re-read an FDE", e))?;
+    let (start, end) = (fde_ref.start, fde_ref.end);
+    let signal = fde.cie().is_signal_trampoline();
+    let mut table = fde
+        .rows(section, bases, ctx)
+        .map_err(|e| cfi_error("evaluate an FDE", e))?;
+    let mut last_pc = None;
+    loop {
+        match table.next_row() {
+            Ok(Some(row)) => {
+                let r = if signal {
+                    UnwindRow {
+                        cfa: CfaRule::Signal,
+                        rbp: RbpRule::Unchanged,
+                    }
+                } else {
+                    classify(section, row)
+                };
+                last_pc = Some(row.start_address());
+                out.push(row.start_address(), r)?;
+            }
+            Ok(None) => return Ok(()),
+            Err(e) => {
+                // Rows up to the bad instruction stand; the rest of the FDE is covered by an
+                // unsupported row.
+                tracing::debug!(error = %e, start, "FDE instructions cut short");
+                let at = last_pc.map_or(start, |pc| pc + 1).min(end);
+                let unsupported = UnwindRow {
+                    cfa: CfaRule::Unsupported,
+                    rbp: RbpRule::Lost,
+                };
+                return out.push(at, unsupported);
+            }
+        }
+    }
 }
 
 /// The row gimli's evaluated row stands for.

@@ -318,10 +318,6 @@ impl UnwindTables {
         if rows.is_empty() || rows.len() > MAX_FILE_ROWS {
             return None;
         }
-        let base = rows.rows[0].0;
-        if rows.rows.last()?.0 - base > u64::from(u32::MAX) {
-            return None;
-        }
         let chunks = rows.len().div_ceil(CHUNK_ROWS) as u32;
         let first_chunk = match self.allocate(chunks) {
             Some(c) => c,
@@ -331,11 +327,12 @@ impl UnwindTables {
             }
         };
         let mut chunk = [0u8; CHUNK_BYTES];
-        for (i, part) in rows.rows.chunks(CHUNK_ROWS).enumerate() {
+        let parts = rows.packed_slices().flat_map(|s| s.chunks(CHUNK_ROWS));
+        for (i, part) in parts.enumerate() {
             chunk.fill(0);
-            for (j, (pc, row)) in part.iter().enumerate() {
+            for (j, row) in part.iter().enumerate() {
                 chunk[j * UnwindRow::SIZE..(j + 1) * UnwindRow::SIZE]
-                    .copy_from_slice(&row.to_bytes((pc - base) as u32));
+                    .copy_from_slice(&row.to_le_bytes());
             }
             if let Err(e) = self.chunks.set(first_chunk + i as u32, chunk, 0) {
                 tracing::warn!(error = %e, "cannot write unwind rows");
@@ -347,7 +344,7 @@ impl UnwindTables {
             first_chunk,
             chunks,
             rows: rows.len() as u32,
-            base,
+            base: rows.base(),
         })
     }
 
