@@ -186,10 +186,7 @@ impl BpfProfiler {
             .override_global("self_pid", &exclude_pid, true);
         let (threshold, min_block_ns) = match off_cpu {
             Some(o) => {
-                loader.map_max_entries(
-                    OFF_CPU_RING,
-                    ring_bytes(n_cpus * OFF_CPU_RECORDS_PER_CPU),
-                );
+                loader.map_max_entries(OFF_CPU_RING, ring_bytes(n_cpus * OFF_CPU_RECORDS_PER_CPU));
                 ((o.sample_ratio * 4_294_967_296.0) as u64, o.min_block_ns)
             }
             None => {

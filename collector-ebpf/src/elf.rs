@@ -90,7 +90,7 @@ impl ElfInfo {
     }
 
     /// The function at a file offset (its raw name).
-    pub fn symbolize_offset(&self, offset: u64) -> Option<&str> {
+    pub fn symbolize_offset(&self, offset: u64) -> Option<std::borrow::Cow<'_, str>> {
         self.symbols().lookup(self.offset_to_vaddr(offset)?)
     }
 }

@@ -68,8 +68,8 @@ impl DebugObject {
                     && last.system_name.is_empty()
                     && let Some(raw) = self.symtab.lookup(address)
                 {
-                    last.function = demangle(raw);
-                    last.system_name = raw.to_owned();
+                    last.function = demangle(&raw);
+                    last.system_name = raw.into_owned();
                 }
                 return frames;
             }
