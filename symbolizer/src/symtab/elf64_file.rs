@@ -19,6 +19,9 @@ const WINDOW: u64 = 1 << 20;
 /// binary has 30 MB of them, a distribution's shared library a few hundred kB.
 const IN_FILE_NAMES_OVER: u64 = 4 << 20;
 
+/// The bit of [`InFileSymbol::name_at`] marking a global symbol while the table is built.
+const GLOBAL: u64 = 1 << 63;
+
 /// A function symbol whose name is in the file.
 #[derive(Clone, Copy, Debug)]
 struct InFileSymbol {
@@ -117,16 +120,23 @@ impl SymbolTable {
         let table = read_at(shoff, shnum * 64)?;
         let sections: &[object::elf::SectionHeader64<LittleEndian>] =
             object::pod::slice_from_all_bytes(&table).ok()?;
-        // (function symbols, string table offset and size) of .symtab and .dynsym.
-        let mut tables = Vec::new();
-        for kind in [object::elf::SHT_SYMTAB, object::elf::SHT_DYNSYM] {
-            let Some(section) = sections.iter().find(|s| s.sh_type(endian) == kind) else {
-                continue;
-            };
-            let strings = sections.get(section.sh_link(endian) as usize)?;
-            // The function symbols, a window of entries at a time.
+        // (symbol table, its string table) of .symtab and .dynsym.
+        let tables: Vec<_> = [object::elf::SHT_SYMTAB, object::elf::SHT_DYNSYM]
+            .into_iter()
+            .filter_map(|kind| sections.iter().find(|s| s.sh_type(endian) == kind))
+            .map(|s| Some((s, sections.get(s.sh_link(endian) as usize)?)))
+            .collect::<Option<_>>()?;
+        let string_bytes: u64 = tables.iter().map(|t| t.1.sh_size(endian)).sum();
+        let in_file = string_bytes > in_file_over;
+        // Names in the file: the symbols straight into their final form (sorted and
+        // deduplicated in place). Names in memory: per table, then the names read.
+        let mut in_file_symbols: Vec<InFileSymbol> = Vec::new();
+        let mut per_table = Vec::new();
+        for (section, strings) in tables {
+            let (str_offset, str_size) = (strings.sh_offset(endian), strings.sh_size(endian));
             let mut functions: Vec<RawSymbol> = Vec::new();
             let (offset, size) = (section.sh_offset(endian), section.sh_size(endian));
+            // The function symbols, a window of entries at a time.
             let mut at = 0u64;
             while at + 24 <= size {
                 let n = ((size - at) / 24).min((window_bytes / 24).max(1));
@@ -135,33 +145,41 @@ impl SymbolTable {
                     object::pod::slice_from_bytes(&bytes, n as usize).ok()?.0;
                 for sym in syms {
                     let kind = sym.st_type();
+                    let name = sym.st_name(endian);
                     if (kind == STT_FUNC || kind == STT_GNU_IFUNC)
                         && sym.st_shndx(endian) != SHN_UNDEF
                         && sym.st_value(endian) != 0
-                        && sym.st_name(endian) != 0
+                        && name != 0
                     {
-                        functions.push((
-                            sym.st_name(endian),
-                            sym.st_value(endian),
-                            sym.st_size(endian),
-                            sym.st_bind() != STB_LOCAL,
-                        ));
+                        let (address, size) = (sym.st_value(endian), sym.st_size(endian));
+                        let global = sym.st_bind() != STB_LOCAL;
+                        if !in_file {
+                            functions.push((name, address, size, global));
+                        } else if u64::from(name) < str_size {
+                            let name_at = str_offset + u64::from(name);
+                            in_file_symbols.push(InFileSymbol {
+                                address,
+                                size,
+                                name_at: name_at | if global { GLOBAL } else { 0 },
+                            });
+                        }
                     }
                 }
                 at += n * 24;
             }
-            tables.push((
-                functions,
-                strings.sh_offset(endian),
-                strings.sh_size(endian),
+            per_table.push((functions, str_offset, str_size));
+        }
+        if in_file {
+            let bounds = per_table.iter().map(|t| (t.1, t.1 + t.2)).collect();
+            return Some(Self::names_in_file(
+                file,
+                in_file_symbols,
+                bounds,
+                window_bytes,
             ));
         }
-        let string_bytes: u64 = tables.iter().map(|t| t.2).sum();
-        if string_bytes > in_file_over {
-            return Some(Self::names_in_file(file, tables, window_bytes));
-        }
         let mut symbols = Vec::new();
-        for (mut functions, str_offset, str_size) in tables {
+        for (mut functions, str_offset, str_size) in per_table {
             // Names in name-offset order, through a window of the string table.
             functions.sort_unstable_by_key(|f| f.0);
             let (mut window, mut window_start) = (Vec::new(), 0u64);
@@ -195,75 +213,68 @@ impl SymbolTable {
         Some(Self::from_symbols(symbols))
     }
 
-    /// A table whose names stay in `file`: one symbol per address chosen as
-    /// [`SymbolTable::from_symbols`] does (sized, then global, then the first name), reading
-    /// names only to break ties.
-    fn names_in_file(file: &File, tables: Vec<(Vec<RawSymbol>, u64, u64)>, window: u64) -> Self {
+    /// A table whose names stay in `file`, from its function symbols (`name_at` with the
+    /// [`GLOBAL`] bit): one symbol per address chosen as [`SymbolTable::from_symbols`] does
+    /// (sized, then global, then the least name), reading names only to break ties; sorted
+    /// and deduplicated in place.
+    fn names_in_file(
+        file: &File,
+        mut symbols: Vec<InFileSymbol>,
+        tables: Vec<(u64, u64)>,
+        window: u64,
+    ) -> Self {
         let Ok(handle) = file.try_clone() else {
             return SymbolTable::default();
         };
-        let file = Arc::new(handle);
-        let mut raw: Vec<(u64, u64, bool, u64)> = Vec::new();
-        let mut bounds = Vec::new();
-        for (functions, str_offset, str_size) in tables {
-            bounds.push((str_offset, str_offset + str_size));
-            raw.extend(
-                functions
-                    .into_iter()
-                    .filter(|f| u64::from(f.0) < str_size)
-                    .map(|(n, a, s, g)| (a, s, g, str_offset + u64::from(n))),
-            );
-        }
-        raw.sort_unstable_by(|a, b| {
-            a.0.cmp(&b.0)
-                .then((b.1 != 0).cmp(&(a.1 != 0)))
-                .then(b.2.cmp(&a.2))
-                .then(a.3.cmp(&b.3))
+        let rank = |s: &InFileSymbol| (s.size != 0, s.name_at & GLOBAL != 0);
+        symbols.sort_unstable_by(|a, b| {
+            a.address
+                .cmp(&b.address)
+                .then(rank(b).cmp(&rank(a)))
+                .then((a.name_at & !GLOBAL).cmp(&(b.name_at & !GLOBAL)))
         });
         let mut names = InFileNames {
-            file,
+            file: Arc::new(handle),
             symbols: Vec::new(),
-            tables: bounds,
+            tables,
         };
+        let mut kept = 0;
         let mut i = 0;
-        while i < raw.len() {
-            let address = raw[i].0;
-            let group = raw[i..].partition_point(|r| r.0 == address);
-            let group = &raw[i..i + group];
-            i += group.len();
+        while i < symbols.len() {
+            let address = symbols[i].address;
+            let end = i + symbols[i..].partition_point(|s| s.address == address);
             // The first run of equal rank whose name reads; in a run of several, the least
-            // name (as `from_symbols` orders them).
-            let mut rest = group;
-            while let Some(first) = rest.first() {
-                let run = rest.partition_point(|r| (r.1 != 0, r.2) == (first.1 != 0, first.2));
+            // name.
+            let mut run_start = i;
+            while run_start < end {
+                let first = symbols[run_start];
+                let run = symbols[run_start..end].partition_point(|s| rank(s) == rank(&first));
+                let candidates = &symbols[run_start..run_start + run];
                 let chosen = if run == 1 {
-                    Some(first.3)
+                    Some(first)
                 } else {
-                    rest[..run]
+                    candidates
                         .iter()
-                        .filter_map(|r| {
-                            let limit = names.limit(r.3).min(window);
-                            read_name(&names.file, r.3, limit).map(|n| (n, r.3))
+                        .filter_map(|s| {
+                            let at = s.name_at & !GLOBAL;
+                            read_name(&names.file, at, names.limit(at).min(window)).map(|n| (n, *s))
                         })
-                        .min()
-                        .map(|(_, at)| at)
+                        .min_by(|a, b| a.0.cmp(&b.0))
+                        .map(|(_, s)| s)
                 };
-                if let Some(name_at) = chosen {
-                    let size = rest[..run]
-                        .iter()
-                        .find(|r| r.3 == name_at)
-                        .map_or(0, |r| r.1);
-                    names.symbols.push(InFileSymbol {
-                        address,
-                        size,
-                        name_at,
-                    });
+                if let Some(mut s) = chosen {
+                    s.name_at &= !GLOBAL;
+                    symbols[kept] = s;
+                    kept += 1;
                     break;
                 }
-                rest = &rest[run..];
+                run_start += run;
             }
+            i = end;
         }
-        names.symbols.shrink_to_fit();
+        symbols.truncate(kept);
+        symbols.shrink_to_fit();
+        names.symbols = symbols;
         SymbolTable {
             symbols: Vec::new(),
             in_file: Some(names),
