@@ -22,9 +22,11 @@ pub struct KernelSymbol<'a> {
 /// unprivileged reader sees) are skipped.
 #[derive(Clone, Debug, Default)]
 pub struct Kallsyms {
-    addresses: Vec<u64>,
-    /// (name, module index into `modules` + 1, 0 for the kernel image).
-    entries: Vec<(Box<str>, u32)>,
+    /// (address, start of the name in `names`, its length, module index into `modules` + 1,
+    /// 0 for the kernel image), sorted by address: 16 bytes a symbol.
+    entries: Vec<(u64, u32, u16, u16)>,
+    /// Every kept name, back to back.
+    names: String,
     modules: Vec<Box<str>>,
 }
 
@@ -32,67 +34,93 @@ impl Kallsyms {
     /// This host's kernel symbols.
     pub const PROC: &'static str = "/proc/kallsyms";
 
-    /// Reads a kallsyms file (normally [`Kallsyms::PROC`]). Without privileges every address
-    /// reads as 0, which leaves the table empty (kernel frames then stay unsymbolized).
+    /// Reads a kallsyms file (normally [`Kallsyms::PROC`]) a line at a time. Without
+    /// privileges every address reads as 0, which leaves the table empty (kernel frames then
+    /// stay unsymbolized).
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        use std::io::BufRead;
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        Ok(Self::parse(&text))
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let mut reader = std::io::BufReader::with_capacity(64 << 10, file);
+        let mut table = Kallsyms::default();
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match reader.read_line(&mut line) {
+                Ok(0) => break,
+                Ok(_) => table.add_line(&line),
+                Err(e) => return Err(Error::io(path, e)),
+            }
+        }
+        Ok(table.sorted())
     }
 
     /// Parses kallsyms text; malformed lines are skipped.
     pub fn parse(text: &str) -> Self {
-        let mut modules: Vec<Box<str>> = Vec::new();
-        let mut symbols: Vec<(u64, Box<str>, u32)> = Vec::new();
+        let mut table = Kallsyms::default();
         for line in text.lines() {
-            let mut fields = line.split_ascii_whitespace();
-            let (Some(address), Some(kind), Some(name)) =
-                (fields.next(), fields.next(), fields.next())
-            else {
-                continue;
-            };
-            if !matches!(kind, "t" | "T" | "w" | "W") {
-                continue;
-            }
-            let Ok(address) = u64::from_str_radix(address, 16) else {
-                continue;
-            };
-            if address == 0 {
-                continue;
-            }
-            let module = match fields
-                .next()
-                .and_then(|m| m.strip_prefix('[')?.strip_suffix(']'))
-            {
-                None => 0,
-                Some(m) => match modules.iter().position(|x| &**x == m) {
-                    Some(i) => i as u32 + 1,
-                    None => {
-                        modules.push(m.into());
-                        modules.len() as u32
-                    }
-                },
-            };
-            symbols.push((address, name.into(), module));
+            table.add_line(line);
         }
-        // One name per address: the first in address order, as the kernel lists aliases.
-        symbols.sort_by_key(|s| s.0);
-        symbols.dedup_by_key(|s| s.0);
-        Kallsyms {
-            addresses: symbols.iter().map(|s| s.0).collect(),
-            entries: symbols.into_iter().map(|s| (s.1, s.2)).collect(),
-            modules,
+        table.sorted()
+    }
+
+    /// Adds a line's text symbol (in file order; [`Kallsyms::sorted`] orders them).
+    fn add_line(&mut self, line: &str) {
+        let mut fields = line.split_ascii_whitespace();
+        let (Some(address), Some(kind), Some(name)) = (fields.next(), fields.next(), fields.next())
+        else {
+            return;
+        };
+        if !matches!(kind, "t" | "T" | "w" | "W") {
+            return;
         }
+        let Ok(address) = u64::from_str_radix(address, 16) else {
+            return;
+        };
+        let (Ok(start), Ok(len)) = (u32::try_from(self.names.len()), u16::try_from(name.len()))
+        else {
+            return;
+        };
+        if address == 0 {
+            return;
+        }
+        let module = match fields
+            .next()
+            .and_then(|m| m.strip_prefix('[')?.strip_suffix(']'))
+        {
+            None => 0,
+            Some(m) => match self.modules.iter().position(|x| &**x == m) {
+                Some(i) => i + 1,
+                None => {
+                    self.modules.push(m.into());
+                    self.modules.len()
+                }
+            },
+        };
+        let Ok(module) = u16::try_from(module) else {
+            return;
+        };
+        self.names.push_str(name);
+        self.entries.push((address, start, len, module));
+    }
+
+    /// One name per address: the first in address order, as the kernel lists aliases.
+    fn sorted(mut self) -> Self {
+        self.entries.sort_by_key(|e| e.0);
+        self.entries.dedup_by_key(|e| e.0);
+        self.entries.shrink_to_fit();
+        self.names.shrink_to_fit();
+        self
     }
 
     /// Number of symbols.
     pub fn len(&self) -> usize {
-        self.addresses.len()
+        self.entries.len()
     }
 
     /// Whether there are none (e.g. kallsyms read without privileges).
     pub fn is_empty(&self) -> bool {
-        self.addresses.is_empty()
+        self.entries.is_empty()
     }
 
     /// The function holding `address`: the closest symbol at or below it. Addresses below
@@ -100,14 +128,17 @@ impl Kallsyms {
     /// function still gets that function.
     pub fn lookup(&self, address: u64) -> Option<KernelSymbol<'_>> {
         let i = self
-            .addresses
-            .partition_point(|&a| a <= address)
+            .entries
+            .partition_point(|e| e.0 <= address)
             .checked_sub(1)?;
-        let (name, module) = &self.entries[i];
+        let (start, name_start, len, module) = self.entries[i];
+        let name_start = name_start as usize;
         Some(KernelSymbol {
-            name,
-            module: module.checked_sub(1).map(|m| &*self.modules[m as usize]),
-            address: self.addresses[i],
+            name: &self.names[name_start..name_start + usize::from(len)],
+            module: module
+                .checked_sub(1)
+                .map(|m| &*self.modules[usize::from(m)]),
+            address: start,
         })
     }
 
@@ -147,5 +178,34 @@ ffffffff81000400 W weak_one
         assert_eq!(k.lookup(0x10), None);
         assert_eq!(k.frames(0xffffffff81000101)[0].function, "do_one");
         assert!(Kallsyms::parse("").is_empty());
+    }
+
+    /// Reading line by line from a file gives the table parsing the whole text does.
+    #[test]
+    fn load_reads_a_file_as_parse_reads_its_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kallsyms");
+        let mut text = TEXT.to_owned();
+        for i in 0..5000u64 {
+            text.push_str(&format!(
+                "{:x} t f{i}\t[m{}]\n",
+                0xffffffffc0000000u64 + i * 64,
+                i % 7
+            ));
+        }
+        std::fs::write(&path, &text).unwrap();
+        let (loaded, parsed) = (Kallsyms::load(&path).unwrap(), Kallsyms::parse(&text));
+        assert_eq!(loaded.len(), parsed.len());
+        assert_eq!(loaded.len(), 5004);
+        for e in &parsed.entries {
+            assert_eq!(loaded.lookup(e.0), parsed.lookup(e.0));
+        }
+        assert_eq!(
+            loaded
+                .lookup(0xffffffffc0000000 + 64 * 4999 + 5)
+                .unwrap()
+                .module,
+            Some("m1")
+        );
     }
 }
