@@ -48,6 +48,12 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A file's rows did not fit in the room of the unwind tables they were written to.
+    #[error("unwind tables: no room for more than {rows} rows of this file")]
+    UnwindTableFull {
+        /// Rows written before the room ran out.
+        rows: usize,
+    },
     /// Building an engine batch failed.
     #[error("building a sample batch: {0}")]
     Batch(#[from] strata_engine::Error),

@@ -272,24 +272,47 @@ impl UnwindRows {
     }
 }
 
-/// Appends rows in pc order to an [`UnwindRows`], merging as the unwinder wants them: a row
-/// at the same pc as the previous one replaces it (the previous one covered nothing), a row
+/// Where compiled rows go, in pc order, packed ([`UnwindRow::to_bytes`] read little
+/// endian, pcs as offsets from [`Compiled::base`]): an [`UnwindRows`] in memory, or the BPF
+/// tables directly.
+pub trait RowSink {
+    /// Takes the next row; an error stops the compile (e.g. the room ran out).
+    fn push(&mut self, packed: u64) -> Result<()>;
+}
+
+impl RowSink for UnwindRows {
+    fn push(&mut self, packed: u64) -> Result<()> {
+        self.push_packed(packed);
+        Ok(())
+    }
+}
+
+/// What a compile into a [`RowSink`] wrote.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Compiled {
+    /// The virtual address of pc offset 0 (the first row's pc).
+    pub base: u64,
+    /// Rows written.
+    pub rows: usize,
+}
+
+/// Appends rows in pc order to a [`RowSink`], merging as the unwinder wants them: a row at
+/// the same pc as the previous one replaces it (the previous one covered nothing), a row
 /// equal to the one in force is skipped. The last row is held back until the next one
 /// shows whether it stands.
-struct RowWriter {
-    rows: UnwindRows,
+struct RowWriter<'s> {
+    sink: &'s mut dyn RowSink,
+    compiled: Compiled,
     pending: Option<(u64, UnwindRow)>,
     /// The last row written.
     last: Option<UnwindRow>,
 }
 
-impl RowWriter {
-    fn new(base: u64) -> Self {
+impl<'s> RowWriter<'s> {
+    fn new(base: u64, sink: &'s mut dyn RowSink) -> Self {
         RowWriter {
-            rows: UnwindRows {
-                base,
-                ..UnwindRows::default()
-            },
+            sink,
+            compiled: Compiled { base, rows: 0 },
             pending: None,
             last: None,
         }
@@ -311,25 +334,23 @@ impl RowWriter {
         let Some((pc, row)) = self.pending.take() else {
             return Ok(());
         };
+        let base = self.compiled.base;
         let offset = pc
-            .checked_sub(self.rows.base)
+            .checked_sub(base)
             .and_then(|o| u32::try_from(o).ok())
             .ok_or_else(|| Error::Cfi {
                 what: "place the rows".into(),
-                reason: format!(
-                    "pc {pc:#x} is not within 4 GiB above the first FDE at {:#x}",
-                    self.rows.base
-                ),
+                reason: format!("pc {pc:#x} is not within 4 GiB above the first FDE at {base:#x}"),
             })?;
-        self.rows
-            .push_packed(u64::from_le_bytes(row.to_bytes(offset)));
+        self.sink.push(u64::from_le_bytes(row.to_bytes(offset)))?;
+        self.compiled.rows += 1;
         self.last = Some(row);
         Ok(())
     }
 
-    fn finish(mut self) -> Result<UnwindRows> {
+    fn finish(mut self) -> Result<Compiled> {
         self.flush()?;
-        Ok(self.rows)
+        Ok(self.compiled)
     }
 }
 
@@ -337,6 +358,13 @@ impl RowWriter {
 /// `.debug_frame`'s FDEs filling what `.eh_frame` does not cover. A file with neither gives
 /// no rows (the unwinder walks its frames by frame pointers).
 pub fn compile_elf<'d, R: ReadRef<'d>>(data: R) -> Result<UnwindRows> {
+    let mut rows = UnwindRows::default();
+    rows.base = compile_elf_into(data, &mut rows)?.base;
+    Ok(rows)
+}
+
+/// [`compile_elf`] into a [`RowSink`].
+pub fn compile_elf_into<'d, R: ReadRef<'d>>(data: R, sink: &mut dyn RowSink) -> Result<Compiled> {
     let file = object::File::parse(data).map_err(|e| Error::Cfi {
         what: "parse the ELF file".into(),
         reason: e.to_string(),
@@ -365,7 +393,7 @@ pub fn compile_elf<'d, R: ReadRef<'d>>(data: R) -> Result<UnwindRows> {
             text_address,
         });
     }
-    compile_cfi(&inputs)
+    compile_cfi_into(&inputs, sink)
 }
 
 /// Bytes of call frame information (`.eh_frame` + `.debug_frame`) in an ELF file: what
@@ -406,8 +434,16 @@ type Cie<'a> = gimli::CommonInformationEntry<Slice<'a>>;
 ///
 /// Two passes over the FDEs: the first indexes them (address range and offset), the second
 /// evaluates them in address order straight into the packed rows, so the memory a large
-/// file takes is its index (24 bytes an FDE) and its final rows (8 bytes a row).
+/// file takes is its index (24 bytes an FDE) and its final rows (8 bytes a row; none with
+/// [`compile_cfi_into`] writing to the BPF tables).
 pub fn compile_cfi(inputs: &[CfiInput<'_>]) -> Result<UnwindRows> {
+    let mut rows = UnwindRows::default();
+    rows.base = compile_cfi_into(inputs, &mut rows)?.base;
+    Ok(rows)
+}
+
+/// [`compile_cfi`] into a [`RowSink`].
+pub fn compile_cfi_into(inputs: &[CfiInput<'_>], sink: &mut dyn RowSink) -> Result<Compiled> {
     let sections: Vec<Section<'_>> = inputs
         .iter()
         .map(|input| match input.section {
@@ -437,9 +473,9 @@ pub fn compile_cfi(inputs: &[CfiInput<'_>]) -> Result<UnwindRows> {
     }
     fdes.sort_unstable_by_key(|f| (f.start, f.priority, f.offset));
     let Some(first) = fdes.first() else {
-        return Ok(UnwindRows::default());
+        return Ok(Compiled::default());
     };
-    let mut out = RowWriter::new(first.start);
+    let mut out = RowWriter::new(first.start, sink);
     let mut ctx = UnwindContext::new();
     let mut covered_to = 0u64;
     for fde in &fdes {
@@ -539,7 +575,7 @@ fn emit_fde<'a, S>(
     fde_ref: &FdeRef,
     cies: &mut HashMap<usize, Cie<'a>>,
     ctx: &mut UnwindContext<usize>,
-    out: &mut RowWriter,
+    out: &mut RowWriter<'_>,
 ) -> Result<()>
 where
     S: UnwindSection<Slice<'a>>,

@@ -17,7 +17,12 @@ use aya::maps::{Array, HashMap as BpfHashMap, MapData};
 
 use crate::process::{MapEntry, ProcessInfo};
 use crate::unwind::UnwindStats;
-use crate::unwind::rows::{UnwindRow, UnwindRows, cfi_bytes, compile_elf};
+use object::ReadRef;
+
+use crate::error::{Error, Result};
+use crate::unwind::rows::{
+    RowSink, UnwindRow, UnwindRows, cfi_bytes, compile_elf, compile_elf_into,
+};
 
 /// Rows per element of `unwind_chunks` (`UNWIND_CHUNK_ROWS`).
 pub const CHUNK_ROWS: usize = 64;
@@ -277,8 +282,15 @@ impl UnwindTables {
         if self.files.contains_key(&key) {
             return FileOf::Loaded(key);
         }
-        let compiled = if key == "[vdso]" {
-            self.vdso_image().map(compile_elf)
+        let (placed, rows) = if key == "[vdso]" {
+            match self.vdso_image().map(compile_elf) {
+                Some(Ok(rows)) => (self.place(&rows), rows.len()),
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, "no unwind rows for the vDSO");
+                    (None, 0)
+                }
+                None => return FileOf::Stop,
+            }
         } else {
             let Some(file) = open_file(pid, &m.path) else {
                 return FileOf::Stop;
@@ -287,20 +299,11 @@ impl UnwindTables {
             if load == Load::Quick && cfi_bytes(&data) > LARGE_CFI_BYTES {
                 return FileOf::Deferred;
             }
-            Some(compile_elf(&data))
+            self.compile_into_tables(&data, &m.path)
         };
-        let rows = match compiled {
-            Some(Ok(rows)) => rows,
-            Some(Err(e)) => {
-                tracing::debug!(path = %m.path, error = %e, "no unwind rows");
-                UnwindRows::default()
-            }
-            None => return FileOf::Stop,
-        };
-        let placed = self.place(&rows);
-        if placed.is_none() && !rows.is_empty() {
+        if placed.is_none() && rows > 0 {
             self.stats.files_refused.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(path = %m.path, rows = rows.len(), "no room for the unwind rows");
+            tracing::debug!(path = %m.path, rows, "no room for the unwind rows");
         }
         self.files.insert(
             key.clone(),
@@ -311,6 +314,57 @@ impl UnwindTables {
             },
         );
         FileOf::Loaded(key)
+    }
+
+    /// Compiles a file's rows straight into the largest free run of chunks (no copy of them in
+    /// memory: a large binary has millions), then frees the run's unused tail. When the run
+    /// is too small, compiles into memory and places the rows as [`UnwindTables::place`]
+    /// does, evicting unused files. Returns where the rows are and how many there are.
+    fn compile_into_tables<'d, R: ReadRef<'d>>(
+        &mut self,
+        data: R,
+        path: &str,
+    ) -> (Option<Placed>, usize) {
+        let largest = self.free.iter().max_by_key(|(_, len)| **len);
+        if let Some((&start, &len)) = largest {
+            self.free.remove(&start);
+            let mut writer = ChunkWriter {
+                chunks: &mut self.chunks,
+                first_chunk: start,
+                capacity: len,
+                chunk: [0; CHUNK_BYTES],
+                rows: 0,
+            };
+            let written =
+                compile_elf_into(data, &mut writer).and_then(|c| Ok((c, writer.finish()?)));
+            match written {
+                Ok((compiled, used)) => {
+                    if used < len {
+                        self.free_run(start + used, len - used);
+                    }
+                    let placed = (compiled.rows > 0).then_some(Placed {
+                        first_chunk: start,
+                        chunks: used,
+                        rows: compiled.rows as u32,
+                        base: compiled.base,
+                    });
+                    return (placed, compiled.rows);
+                }
+                Err(Error::UnwindTableFull { .. }) => self.free_run(start, len),
+                Err(e) => {
+                    self.free_run(start, len);
+                    tracing::debug!(path, error = %e, "no unwind rows");
+                    return (None, 0);
+                }
+            }
+        }
+        match compile_elf(data) {
+            Ok(rows) => (self.place(&rows), rows.len()),
+            Err(e) => {
+                tracing::debug!(path, error = %e, "no unwind rows");
+                (None, 0)
+            }
+        }
     }
 
     /// Writes `rows` into a free run of chunks (evicting unused files when needed).
@@ -398,6 +452,54 @@ impl UnwindTables {
     }
 }
 
+/// Rows written straight into a reserved run of `unwind_chunks`, a chunk at a time.
+struct ChunkWriter<'m> {
+    chunks: &'m mut ChunkMap,
+    first_chunk: u32,
+    /// Chunks in the run.
+    capacity: u32,
+    /// The chunk being filled.
+    chunk: [u8; CHUNK_BYTES],
+    /// Rows written so far.
+    rows: usize,
+}
+
+impl ChunkWriter<'_> {
+    /// Writes the chunk holding row `rows - 1`.
+    fn write(&mut self) -> Result<()> {
+        let index = self.first_chunk + ((self.rows - 1) / CHUNK_ROWS) as u32;
+        self.chunks
+            .set(index, self.chunk, 0)
+            .map_err(|e| Error::bpf("write unwind rows", e))?;
+        self.chunk.fill(0);
+        Ok(())
+    }
+
+    /// Writes the last, partly filled chunk; returns the chunks used.
+    fn finish(&mut self) -> Result<u32> {
+        if !self.rows.is_multiple_of(CHUNK_ROWS) {
+            self.write()?;
+        }
+        Ok(self.rows.div_ceil(CHUNK_ROWS) as u32)
+    }
+}
+
+impl RowSink for ChunkWriter<'_> {
+    fn push(&mut self, packed: u64) -> Result<()> {
+        if self.rows >= MAX_FILE_ROWS || self.rows / CHUNK_ROWS >= self.capacity as usize {
+            return Err(Error::UnwindTableFull { rows: self.rows });
+        }
+        let j = self.rows % CHUNK_ROWS;
+        self.chunk[j * UnwindRow::SIZE..(j + 1) * UnwindRow::SIZE]
+            .copy_from_slice(&packed.to_le_bytes());
+        self.rows += 1;
+        if j == CHUNK_ROWS - 1 {
+            self.write()?;
+        }
+        Ok(())
+    }
+}
+
 /// The file virtual address of mapping `m`'s first byte.
 fn start_vaddr(m: &MapEntry, vdso: Option<&[u8]>) -> Option<u64> {
     let len = m.end - m.start;
@@ -435,3 +537,6 @@ fn read_own_vdso() -> Option<Vec<u8>> {
     mem.read_exact_at(&mut buf, start).ok()?;
     Some(buf)
 }
+
+#[cfg(test)]
+mod tests;
