@@ -29,7 +29,9 @@ use tower::Layer;
 use crate::auth::{Access, Refusal};
 use crate::components::{Component, ComponentSet};
 use crate::debuginfo::grpc::ParcaDebuginfo;
-use crate::ingest::{ingest_http, otlp::OtlpProfiles, parca::ParcaProfileStore, pyroscope};
+use crate::ingest::{
+    ingest_http, otlp::OtlpProfiles, otlp_http, parca::ParcaProfileStore, pyroscope,
+};
 use crate::limits::Limit;
 use crate::ops::{health, metrics, self_profile, ui};
 use crate::query::{flight_sql::FlightSql, http as query_http, parca_grpc::ParcaQuery};
@@ -236,6 +238,11 @@ fn declare_ingest(r: &mut Routes, app: &Arc<App>) {
         "/ingest",
         Write,
         post(ingest_http::ingest).layer(body_limit),
+    );
+    r.http(
+        "/v1development/profiles",
+        Write,
+        post(otlp_http::export).layer(body_limit),
     );
     r.http("/ingester/flush", Write, post(crate::ops::flush::flush));
     // gRPC and Connect on one path (the handler tells them apart by content type).

@@ -1,6 +1,7 @@
-//! OTLP profiles `Export` over real gRPC, sent by the OpenTelemetry Python stack
-//! (opentelemetry-proto 1.45 + grpcio, installed by `scripts/test`): read back through the
-//! engine; bad input gets a clear status and stores nothing.
+//! OTLP profiles `Export` over real gRPC and over OTLP/HTTP (`/v1development/profiles`),
+//! sent by the OpenTelemetry Python stack (opentelemetry-proto 1.45 + grpcio, installed by
+//! `scripts/test`; urllib for HTTP): read back through the engine; bad input gets a clear
+//! status (a `google.rpc.Status` body over HTTP) and stores nothing.
 
 mod common;
 
@@ -11,10 +12,14 @@ const ALLOC: &str = "memory:alloc_space:bytes:space:bytes";
 
 /// Runs the fixture client against `addr`; returns (case, code, details) per case.
 fn export(addr: std::net::SocketAddr, cases: &[&str]) -> Vec<(String, String, String)> {
+    run_client(&[addr.to_string()], cases)
+}
+
+fn run_client(args: &[String], cases: &[&str]) -> Vec<(String, String, String)> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/otlp_export.py");
     let out = std::process::Command::new("python3")
         .arg(script)
-        .arg(addr.to_string())
+        .args(args)
         .args(cases)
         .output()
         .expect("python3 runs (./scripts/test installs what the OTLP client needs)");
@@ -143,6 +148,102 @@ async fn otlp_export_is_stored_and_bad_requests_are_refused() {
         .map(|m| m.build_id.as_str())
         .collect();
     assert_eq!(build_ids, ["abc123"]);
+
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}
+
+/// `google.rpc.Status`, the body of an OTLP/HTTP error.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otlp_http_export_is_stored_and_bad_requests_get_a_status() {
+    use prost::Message;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = common::open_engine(dir.path()).await;
+    let limits = strata_ingest::DecodeLimits {
+        max_body_bytes: 1 << 20,
+        max_decompressed_bytes: 4 << 20,
+    };
+    let app = strata_server::App::with_limits(engine.clone(), limits);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (addr, server) = common::spawn_server(app, async {
+        let _ = stopped.await;
+    })
+    .await;
+    let http = |cases: &'static [&'static str]| {
+        let args = vec!["--http".to_owned(), addr.to_string()];
+        tokio::task::spawn_blocking(move || run_client(&args, cases))
+    };
+
+    // Refused, each with the status the OTLP/HTTP specification gives it and a
+    // google.rpc.Status saying why; nothing stored.
+    let refused = http(&["truncated", "bad_index", "json", "too_large"])
+        .await
+        .unwrap();
+    let expect = [
+        (
+            "truncated",
+            "400",
+            3,
+            "cannot decode ExportProfilesServiceRequest",
+        ),
+        ("bad_index", "400", 3, "sample 0's stack refers to entry 99"),
+        ("json", "415", 3, "application/x-protobuf"),
+        ("too_large", "413", 8, "ingest.max_body_bytes"),
+    ];
+    assert_eq!(refused.len(), expect.len());
+    for ((case, code, body), (want_case, want_code, want_grpc, want_message)) in
+        refused.iter().zip(expect)
+    {
+        assert_eq!((case.as_str(), code.as_str()), (want_case, want_code));
+        let bytes: Vec<u8> = (0..body.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&body[i..i + 2], 16).unwrap())
+            .collect();
+        let status = RpcStatus::decode(&*bytes).unwrap_or_else(|e| panic!("{case}: {e}"));
+        assert_eq!(status.code, want_grpc, "{case}: {status:?}");
+        assert!(status.message.contains(want_message), "{case}: {status:?}");
+    }
+    assert_eq!(
+        engine.stats().head.samples,
+        0,
+        "a refused request stored samples"
+    );
+
+    // The same request plain and gzipped: both stored, so every value counts twice.
+    let ok = http(&["plain", "gzip"]).await.unwrap();
+    for (case, code, body) in &ok {
+        assert_eq!(code, "200", "{case}: {body}");
+    }
+    let cpu = common::stored_stacks(&engine, CPU).await;
+    let checkout = [("host_name", "node-1"), ("service_name", "checkout")];
+    let mut with_thread = checkout.to_vec();
+    with_thread.push(("thread_name", "worker"));
+    assert_eq!(
+        cpu,
+        vec![
+            StoredStack {
+                labels: labels(&checkout),
+                folded: "main".into(),
+                value: 4,
+            },
+            StoredStack {
+                labels: labels(&with_thread),
+                folded: "main;work".into(),
+                value: 6,
+            },
+        ]
+    );
+    let alloc = common::stored_stacks(&engine, ALLOC).await;
+    assert_eq!(alloc.len(), 1);
+    assert_eq!(alloc[0].value, 8192);
 
     let _ = stop.send(());
     server.await.unwrap().unwrap();

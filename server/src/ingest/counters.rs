@@ -11,7 +11,7 @@ pub struct IngestCounters {
 
 impl IngestCounters {
     /// Counts one request of `protocol` (`parca_grpc`, `pyroscope_grpc`, `pyroscope_connect`,
-    /// `pyroscope_ingest`, `otlp_grpc`, `scrape`) that was `accepted` or not, storing `samples`.
+    /// `pyroscope_ingest`, `otlp_grpc`, `otlp_http`, `scrape`) that was `accepted` or not, storing `samples`.
     pub fn record(&self, protocol: &'static str, accepted: bool, samples: u64) {
         let outcome = if accepted { "accepted" } else { "rejected" };
         *self.counts.lock().entry((protocol, outcome)).or_default() += 1;
