@@ -11,7 +11,10 @@ fn main() {
         unsafe_set_protoc(&protoc);
     }
     println!("cargo:rerun-if-changed=proto");
+    let out_dir = std::path::PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));
+    let descriptors = out_dir.join("descriptors.bin");
     tonic_prost_build::configure()
+        .file_descriptor_set_path(&descriptors)
         // Every service decodes through `SliceCodec` (src/codec.rs).
         .codec_path("crate::SliceCodec")
         .compile_protos(
@@ -27,6 +30,14 @@ fn main() {
             &["proto"],
         )
         .expect("compile the .proto files");
+    // serde for the OTLP messages: OTLP/HTTP's JSON encoding (proto3 JSON: camelCase or
+    // original field names, 64-bit integers as strings or numbers, enums as names or numbers).
+    let bytes = std::fs::read(&descriptors).expect("read the descriptor set");
+    pbjson_build::Builder::new()
+        .register_descriptors(&bytes)
+        .expect("register the descriptors")
+        .build(&[".opentelemetry"])
+        .expect("generate serde for the OTLP messages");
 }
 
 #[allow(unsafe_code)]

@@ -108,6 +108,10 @@ pub mod otlp {
                 env!("OUT_DIR"),
                 "/opentelemetry.proto.common.v1.rs"
             ));
+            include!(concat!(
+                env!("OUT_DIR"),
+                "/opentelemetry.proto.common.v1.serde.rs"
+            ));
         }
     }
 
@@ -120,6 +124,10 @@ pub mod otlp {
                 env!("OUT_DIR"),
                 "/opentelemetry.proto.resource.v1.rs"
             ));
+            include!(concat!(
+                env!("OUT_DIR"),
+                "/opentelemetry.proto.resource.v1.serde.rs"
+            ));
         }
     }
 
@@ -131,6 +139,10 @@ pub mod otlp {
             include!(concat!(
                 env!("OUT_DIR"),
                 "/opentelemetry.proto.profiles.v1development.rs"
+            ));
+            include!(concat!(
+                env!("OUT_DIR"),
+                "/opentelemetry.proto.profiles.v1development.serde.rs"
             ));
         }
     }
@@ -145,6 +157,10 @@ pub mod otlp {
                 include!(concat!(
                     env!("OUT_DIR"),
                     "/opentelemetry.proto.collector.profiles.v1development.rs"
+                ));
+                include!(concat!(
+                    env!("OUT_DIR"),
+                    "/opentelemetry.proto.collector.profiles.v1development.serde.rs"
                 ));
             }
         }

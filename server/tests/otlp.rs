@@ -153,6 +153,10 @@ async fn otlp_export_is_stored_and_bad_requests_are_refused() {
     server.await.unwrap().unwrap();
 }
 
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// `google.rpc.Status`, the body of an OTLP/HTTP error.
 #[derive(Clone, PartialEq, prost::Message)]
 struct RpcStatus {
@@ -184,7 +188,7 @@ async fn otlp_http_export_is_stored_and_bad_requests_get_a_status() {
 
     // Refused, each with the status the OTLP/HTTP specification gives it and a
     // google.rpc.Status saying why; nothing stored.
-    let refused = http(&["truncated", "bad_index", "json", "too_large"])
+    let refused = http(&["truncated", "bad_index", "json_bad", "text", "too_large"])
         .await
         .unwrap();
     let expect = [
@@ -195,7 +199,13 @@ async fn otlp_http_export_is_stored_and_bad_requests_get_a_status() {
             "cannot decode ExportProfilesServiceRequest",
         ),
         ("bad_index", "400", 3, "sample 0's stack refers to entry 99"),
-        ("json", "415", 3, "application/x-protobuf"),
+        (
+            "json_bad",
+            "400",
+            3,
+            "cannot decode ExportProfilesServiceRequest from JSON",
+        ),
+        ("text", "415", 3, "application/json"),
         ("too_large", "413", 8, "ingest.max_body_bytes"),
     ];
     assert_eq!(refused.len(), expect.len());
@@ -207,7 +217,16 @@ async fn otlp_http_export_is_stored_and_bad_requests_get_a_status() {
             .step_by(2)
             .map(|i| u8::from_str_radix(&body[i..i + 2], 16).unwrap())
             .collect();
-        let status = RpcStatus::decode(&*bytes).unwrap_or_else(|e| panic!("{case}: {e}"));
+        // In the request's encoding: JSON for a JSON request, else protobuf.
+        let status = if case.starts_with("json") {
+            let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            RpcStatus {
+                code: v["code"].as_i64().unwrap() as i32,
+                message: v["message"].as_str().unwrap().to_owned(),
+            }
+        } else {
+            RpcStatus::decode(&*bytes).unwrap_or_else(|e| panic!("{case}: {e}"))
+        };
         assert_eq!(status.code, want_grpc, "{case}: {status:?}");
         assert!(status.message.contains(want_message), "{case}: {status:?}");
     }
@@ -217,10 +236,21 @@ async fn otlp_http_export_is_stored_and_bad_requests_get_a_status() {
         "a refused request stored samples"
     );
 
-    // The same request plain and gzipped: both stored, so every value counts twice.
-    let ok = http(&["plain", "gzip"]).await.unwrap();
+    // The same request as protobuf and as OTLP JSON, each plain and gzipped: all four
+    // stored, so every value counts four times.
+    let ok = http(&["plain", "gzip", "json_plain", "json_gzip"])
+        .await
+        .unwrap();
+    assert_eq!(ok.len(), 4);
     for (case, code, body) in &ok {
         assert_eq!(code, "200", "{case}: {body}");
+        if case.starts_with("json") {
+            assert_eq!(
+                body,
+                &hex(b"{}"),
+                "{case}: an empty ExportProfilesServiceResponse"
+            );
+        }
     }
     let cpu = common::stored_stacks(&engine, CPU).await;
     let checkout = [("host_name", "node-1"), ("service_name", "checkout")];
@@ -232,18 +262,18 @@ async fn otlp_http_export_is_stored_and_bad_requests_get_a_status() {
             StoredStack {
                 labels: labels(&checkout),
                 folded: "main".into(),
-                value: 4,
+                value: 8,
             },
             StoredStack {
                 labels: labels(&with_thread),
                 folded: "main;work".into(),
-                value: 6,
+                value: 12,
             },
         ]
     );
     let alloc = common::stored_stacks(&engine, ALLOC).await;
     assert_eq!(alloc.len(), 1);
-    assert_eq!(alloc[0].value, 8192);
+    assert_eq!(alloc[0].value, 16384);
 
     let _ = stop.send(());
     server.await.unwrap().unwrap();
