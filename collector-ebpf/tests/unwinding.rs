@@ -233,8 +233,10 @@ fn walks_c_rust_and_libc_stacks_without_frame_pointers() {
         .filter(|(s, _)| s.ends_with(";handler_work") && s.contains("main;interrupted;"))
         .map(|(_, n)| n)
         .sum();
+    // At least 10: under heavy CPU contention the process gets few samples (132 in 10 s once,
+    // 13 of them in the handler).
     assert!(
-        in_handler >= 20 && through as f64 >= 0.85 * in_handler as f64,
+        in_handler >= 10 && through as f64 >= 0.85 * in_handler as f64,
         "signal: {through} of {in_handler} handler samples reach main;interrupted: {signal:#?}"
     );
     eprintln!("signal: {through} of {in_handler} handler samples through the signal frame");
