@@ -25,19 +25,22 @@ fn main() {
                 "proto/parca/query/v1alpha1/query.proto",
                 "proto/parca/debuginfo/v1alpha1/debuginfo.proto",
                 "proto/push/v1/push.proto",
+                "proto/querier/v1/querier.proto",
+                "proto/settings/v1/setting.proto",
                 "proto/opentelemetry/proto/collector/profiles/v1development/profiles_service.proto",
             ],
             &["proto"],
         )
         .expect("compile the .proto files");
-    // serde for the OTLP messages: OTLP/HTTP's JSON encoding (proto3 JSON: camelCase or
-    // original field names, 64-bit integers as strings or numbers, enums as names or numbers).
+    // serde for the OTLP messages (OTLP/HTTP's JSON encoding) and Pyroscope's query API
+    // (Connect's JSON): proto3 JSON, camelCase or original field names, 64-bit integers as
+    // strings or numbers, enums as names or numbers.
     let bytes = std::fs::read(&descriptors).expect("read the descriptor set");
     pbjson_build::Builder::new()
         .register_descriptors(&bytes)
         .expect("register the descriptors")
-        .build(&[".opentelemetry"])
-        .expect("generate serde for the OTLP messages");
+        .build(&[".opentelemetry", ".querier", ".types", ".settings", ".google.v1"])
+        .expect("generate serde for the OTLP and Pyroscope messages");
 }
 
 #[allow(unsafe_code)]

@@ -6,7 +6,9 @@
 //!   (also at `parca::*`); `parca.query.v1alpha1` — Parca's `QueryService`, with the
 //!   `parca.metastore.v1alpha1` messages it uses; `parca.debuginfo.v1alpha1` — Parca's
 //!   `DebuginfoService` (debug info uploads by build id).
-//! - [`pyroscope`]: `push.v1` and `types.v1` — Pyroscope's `PusherService/Push`.
+//! - [`pyroscope`]: `push.v1` — Pyroscope's `PusherService/Push`; `querier.v1` and
+//!   `settings.v1` — its query API (`QuerierService`, `SettingsService`), with `types.v1` and
+//!   `google.v1`.
 //!
 //! - [`otlp`]: `opentelemetry.proto.*` — OTLP profiles (`ProfilesService/Export`, the
 //!   development revision of opentelemetry-proto 1.45, with a request-wide dictionary).
@@ -74,8 +76,10 @@ pub mod parca {
     }
 }
 
-/// Pyroscope's push API: `push.v1`, with the `types.v1` it uses (modules mirror the packages,
-/// as the generated code refers to `types::v1` from `push::v1`).
+/// Pyroscope's APIs (modules mirror the packages, as the generated code refers to its
+/// neighbours by relative path): `push.v1` (`PusherService/Push`), `querier.v1`
+/// (`QuerierService`, the query API Grafana's Pyroscope data source calls), `settings.v1`
+/// (`SettingsService`), with the `types.v1` and `google.v1` (pprof) messages they use.
 pub mod pyroscope {
     /// `push.*`.
     pub mod push {
@@ -86,12 +90,43 @@ pub mod pyroscope {
         }
     }
 
+    /// `querier.*`.
+    pub mod querier {
+        /// `querier.v1`.
+        #[allow(missing_docs, clippy::all)]
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/querier.v1.rs"));
+            include!(concat!(env!("OUT_DIR"), "/querier.v1.serde.rs"));
+        }
+    }
+
+    /// `settings.*`.
+    pub mod settings {
+        /// `settings.v1`.
+        #[allow(missing_docs, clippy::all)]
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/settings.v1.rs"));
+            include!(concat!(env!("OUT_DIR"), "/settings.v1.serde.rs"));
+        }
+    }
+
     /// `types.*`.
     pub mod types {
         /// `types.v1`.
         #[allow(missing_docs, clippy::all)]
         pub mod v1 {
             include!(concat!(env!("OUT_DIR"), "/types.v1.rs"));
+            include!(concat!(env!("OUT_DIR"), "/types.v1.serde.rs"));
+        }
+    }
+
+    /// `google.*`.
+    pub mod google {
+        /// `google.v1`: pprof's schema as Pyroscope's `SelectMergeProfile` answers it.
+        #[allow(missing_docs, clippy::all)]
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/google.v1.rs"));
+            include!(concat!(env!("OUT_DIR"), "/google.v1.serde.rs"));
         }
     }
 }
