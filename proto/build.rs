@@ -39,7 +39,13 @@ fn main() {
     pbjson_build::Builder::new()
         .register_descriptors(&bytes)
         .expect("register the descriptors")
-        .build(&[".opentelemetry", ".querier", ".types", ".settings", ".google.v1"])
+        .build(&[
+            ".opentelemetry",
+            ".querier",
+            ".types",
+            ".settings",
+            ".google.v1",
+        ])
         .expect("generate serde for the OTLP and Pyroscope messages");
 }
 
