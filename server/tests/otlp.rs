@@ -48,10 +48,17 @@ fn labels(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     v
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn otlp_export_is_stored_and_bad_requests_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = common::open_engine(dir.path()).await;
+/// A server over a fresh engine in `dir` with a 1 MiB body limit (4 MiB decompressed): the
+/// engine, its address, the sender that stops it and its task.
+async fn start(
+    dir: &std::path::Path,
+) -> (
+    strata_engine::Engine,
+    std::net::SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    let engine = common::open_engine(dir).await;
     let limits = strata_ingest::DecodeLimits {
         max_body_bytes: 1 << 20,
         max_decompressed_bytes: 4 << 20,
@@ -62,6 +69,13 @@ async fn otlp_export_is_stored_and_bad_requests_are_refused() {
         let _ = stopped.await;
     })
     .await;
+    (engine, addr, stop, server)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otlp_export_is_stored_and_bad_requests_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, addr, stop, server) = start(dir.path()).await;
 
     // Bad requests first: each is refused with a status that says why, and stores nothing.
     let refused =
@@ -170,17 +184,7 @@ struct RpcStatus {
 async fn otlp_http_export_is_stored_and_bad_requests_get_a_status() {
     use prost::Message;
     let dir = tempfile::tempdir().unwrap();
-    let engine = common::open_engine(dir.path()).await;
-    let limits = strata_ingest::DecodeLimits {
-        max_body_bytes: 1 << 20,
-        max_decompressed_bytes: 4 << 20,
-    };
-    let app = strata_server::App::with_limits(engine.clone(), limits);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let (addr, server) = common::spawn_server(app, async {
-        let _ = stopped.await;
-    })
-    .await;
+    let (engine, addr, stop, server) = start(dir.path()).await;
     let http = |cases: &'static [&'static str]| {
         let args = vec!["--http".to_owned(), addr.to_string()];
         tokio::task::spawn_blocking(move || run_client(&args, cases))
