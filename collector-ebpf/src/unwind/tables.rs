@@ -328,13 +328,7 @@ impl UnwindTables {
         let largest = self.free.iter().max_by_key(|(_, len)| **len);
         if let Some((&start, &len)) = largest {
             self.free.remove(&start);
-            let mut writer = ChunkWriter {
-                chunks: &mut self.chunks,
-                first_chunk: start,
-                capacity: len,
-                chunk: [0; CHUNK_BYTES],
-                rows: 0,
-            };
+            let mut writer = ChunkWriter::new(&mut self.chunks, start, len);
             let written =
                 compile_elf_into(data, &mut writer).and_then(|c| Ok((c, writer.finish()?)));
             match written {
@@ -380,19 +374,16 @@ impl UnwindTables {
                 self.allocate(chunks)?
             }
         };
-        let mut chunk = [0u8; CHUNK_BYTES];
-        let parts = rows.packed_slices().flat_map(|s| s.chunks(CHUNK_ROWS));
-        for (i, part) in parts.enumerate() {
-            chunk.fill(0);
-            for (j, row) in part.iter().enumerate() {
-                chunk[j * UnwindRow::SIZE..(j + 1) * UnwindRow::SIZE]
-                    .copy_from_slice(&row.to_le_bytes());
-            }
-            if let Err(e) = self.chunks.set(first_chunk + i as u32, chunk, 0) {
-                tracing::warn!(error = %e, "cannot write unwind rows");
-                self.free_run(first_chunk, chunks);
-                return None;
-            }
+        let mut writer = ChunkWriter::new(&mut self.chunks, first_chunk, chunks);
+        let written = rows
+            .packed_slices()
+            .flatten()
+            .try_for_each(|&row| writer.push(row))
+            .and_then(|()| writer.finish());
+        if let Err(e) = written {
+            tracing::warn!(error = %e, "cannot write unwind rows");
+            self.free_run(first_chunk, chunks);
+            return None;
         }
         Some(Placed {
             first_chunk,
@@ -464,7 +455,18 @@ struct ChunkWriter<'m> {
     rows: usize,
 }
 
-impl ChunkWriter<'_> {
+impl<'m> ChunkWriter<'m> {
+    /// A writer of the `capacity` chunks from `first_chunk`.
+    fn new(chunks: &'m mut ChunkMap, first_chunk: u32, capacity: u32) -> Self {
+        ChunkWriter {
+            chunks,
+            first_chunk,
+            capacity,
+            chunk: [0; CHUNK_BYTES],
+            rows: 0,
+        }
+    }
+
     /// Writes the chunk holding row `rows - 1`.
     fn write(&mut self) -> Result<()> {
         let index = self.first_chunk + ((self.rows - 1) / CHUNK_ROWS) as u32;
