@@ -48,6 +48,25 @@ fn labels(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     v
 }
 
+/// The CPU stacks the fixture's valid request stores, when stored `times` times.
+fn expected_cpu(times: i64) -> Vec<StoredStack> {
+    let checkout = [("host_name", "node-1"), ("service_name", "checkout")];
+    let mut with_thread = checkout.to_vec();
+    with_thread.push(("thread_name", "worker"));
+    vec![
+        StoredStack {
+            labels: labels(&checkout),
+            folded: "main".into(),
+            value: 2 * times, // two timestamps, no values
+        },
+        StoredStack {
+            labels: labels(&with_thread),
+            folded: "main;work".into(),
+            value: 3 * times,
+        },
+    ]
+}
+
 /// A server over a fresh engine in `dir` with a 1 MiB body limit (4 MiB decompressed): the
 /// engine, its address, the sender that stops it and its task.
 async fn start(
@@ -122,25 +141,7 @@ async fn otlp_export_is_stored_and_bad_requests_are_refused() {
         .unwrap();
     assert_eq!(ok[0].1, "OK", "{:?}", ok[0]);
 
-    let cpu = common::stored_stacks(&engine, CPU).await;
-    let checkout = [("host_name", "node-1"), ("service_name", "checkout")];
-    let mut with_thread = checkout.to_vec();
-    with_thread.push(("thread_name", "worker"));
-    assert_eq!(
-        cpu,
-        vec![
-            StoredStack {
-                labels: labels(&checkout),
-                folded: "main".into(),
-                value: 2, // two timestamps, no values
-            },
-            StoredStack {
-                labels: labels(&with_thread),
-                folded: "main;work".into(),
-                value: 3,
-            },
-        ]
-    );
+    assert_eq!(common::stored_stacks(&engine, CPU).await, expected_cpu(1));
     let alloc = common::stored_stacks(&engine, ALLOC).await;
     assert_eq!(
         alloc,
@@ -256,25 +257,7 @@ async fn otlp_http_export_is_stored_and_bad_requests_get_a_status() {
             );
         }
     }
-    let cpu = common::stored_stacks(&engine, CPU).await;
-    let checkout = [("host_name", "node-1"), ("service_name", "checkout")];
-    let mut with_thread = checkout.to_vec();
-    with_thread.push(("thread_name", "worker"));
-    assert_eq!(
-        cpu,
-        vec![
-            StoredStack {
-                labels: labels(&checkout),
-                folded: "main".into(),
-                value: 8,
-            },
-            StoredStack {
-                labels: labels(&with_thread),
-                folded: "main;work".into(),
-                value: 12,
-            },
-        ]
-    );
+    assert_eq!(common::stored_stacks(&engine, CPU).await, expected_cpu(4));
     let alloc = common::stored_stacks(&engine, ALLOC).await;
     assert_eq!(alloc.len(), 1);
     assert_eq!(alloc[0].value, 16384);
